@@ -1,0 +1,247 @@
+package stores
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// OpenFunc opens a store from a parsed URL. It must reject parameters it
+// does not know; [Params] helps with that.
+type OpenFunc func(ctx context.Context, u *url.URL) (Store, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]OpenFunc{}
+)
+
+// Register makes a store available to [Open] under a URL scheme, in the way
+// Flask-Cache's CACHE_TYPE accepts an import string. It panics if scheme is
+// empty, open is nil or the scheme is already registered, like
+// database/sql.Register.
+func Register(scheme string, open OpenFunc) {
+	scheme = strings.ToLower(scheme)
+	if scheme == "" || open == nil {
+		panic("stores: Register needs a scheme and an OpenFunc")
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[scheme]; dup {
+		panic("stores: Register called twice for scheme " + scheme)
+	}
+	registry[scheme] = open
+}
+
+// Schemes returns the registered URL schemes, sorted.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Open opens the store named by rawURL. The forms are documented in the
+// README; for example:
+//
+//	null://
+//	memory://?max_bytes=64MiB&max_entries=10000
+//	file:///var/cache/myapp?max_entries=500
+//	redis://user:pass@127.0.0.1:6379/0?prefix=myapp:
+//	memcached://127.0.0.1:11211,127.0.0.1:11212?prefix=myapp:
+//
+// A malformed URL, an unknown scheme, an unknown parameter or a bad value is
+// an error that names it; nothing is silently defaulted. Open does not
+// contact servers; use [Ping] to check one at start-up.
+func Open(ctx context.Context, rawURL string) (Store, error) {
+	if strings.TrimSpace(rawURL) == "" {
+		return nil, errors.New("stores: empty store URL")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error repeats the URL, which may hold a password
+		}
+		return nil, fmt.Errorf("stores: malformed store URL: %v", err)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("stores: store URL %q has no scheme (want one of %s)", u.Redacted(), strings.Join(Schemes(), ", "))
+	}
+	registryMu.RLock()
+	open := registry[strings.ToLower(u.Scheme)]
+	registryMu.RUnlock()
+	if open == nil {
+		return nil, fmt.Errorf("stores: unknown store scheme %q (want one of %s)", u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	return open(ctx, u)
+}
+
+// Params reads the query parameters of a store URL and remembers the first
+// problem: a bad value, a repeated parameter, or (from [Params.Err]) a
+// parameter that nobody read. The zero value is not usable; call NewParams.
+type Params struct {
+	scheme string
+	q      url.Values
+	used   map[string]bool
+	err    error
+}
+
+// NewParams returns a Params for u. Error messages name the URL's scheme.
+func NewParams(u *url.URL) *Params {
+	q, err := url.ParseQuery(u.RawQuery)
+	p := &Params{scheme: u.Scheme, q: q, used: map[string]bool{}}
+	if err != nil {
+		p.err = fmt.Errorf("stores: %s URL: malformed query: %v", u.Scheme, err)
+	}
+	return p
+}
+
+func (p *Params) fail(name, value, want string) {
+	if p.err == nil {
+		p.err = fmt.Errorf("stores: %s URL: parameter %s=%q: want %s", p.scheme, name, value, want)
+	}
+}
+
+// lookup returns the raw value of name and whether it was given.
+func (p *Params) lookup(name string) (string, bool) {
+	p.used[name] = true
+	vs, ok := p.q[name]
+	if !ok {
+		return "", false
+	}
+	if len(vs) > 1 && p.err == nil {
+		p.err = fmt.Errorf("stores: %s URL: parameter %s given %d times", p.scheme, name, len(vs))
+	}
+	return vs[0], true
+}
+
+// String returns the value of name, or def when it is absent.
+func (p *Params) String(name, def string) string {
+	v, ok := p.lookup(name)
+	if !ok {
+		return def
+	}
+	return v
+}
+
+// Duration returns the value of name parsed by time.ParseDuration (a bare
+// integer counts seconds), or def when absent. Negative values are refused.
+func (p *Params) Duration(name string, def time.Duration) time.Duration {
+	v, ok := p.lookup(name)
+	if !ok {
+		return def
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= int64(1<<63-1)/int64(time.Second) {
+		return time.Duration(n) * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.fail(name, v, "a non-negative duration such as 30s or 5m")
+		return def
+	}
+	return d
+}
+
+// Int returns the value of name as a non-negative integer, or def when absent.
+func (p *Params) Int(name string, def int) int {
+	v, ok := p.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.fail(name, v, "a non-negative integer")
+		return def
+	}
+	return n
+}
+
+// Bool returns the value of name as a boolean (true/false/1/0), or def.
+func (p *Params) Bool(name string, def bool) bool {
+	v, ok := p.lookup(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, "true or false")
+		return def
+	}
+	return b
+}
+
+// Bytes returns the value of name as a byte count, or def when absent. It
+// accepts a plain number and the suffixes B, KB, MB, GB (powers of 1000)
+// and KiB, MiB, GiB (powers of 1024), case-insensitive.
+func (p *Params) Bytes(name string, def int64) int64 {
+	v, ok := p.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := ParseBytes(v)
+	if err != nil {
+		p.fail(name, v, "a size such as 64MiB or 1048576")
+		return def
+	}
+	return n
+}
+
+// Err returns the first problem seen, or an error naming a parameter that no
+// call read (an unknown parameter). Call it after reading every parameter.
+func (p *Params) Err() error {
+	if p.err != nil {
+		return p.err
+	}
+	var unknown []string
+	for name := range p.q {
+		if !p.used[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		known := make([]string, 0, len(p.used))
+		for name := range p.used {
+			known = append(known, name)
+		}
+		slices.Sort(known)
+		return fmt.Errorf("stores: %s URL: unknown parameter %q (known: %s)", p.scheme, unknown[0], strings.Join(known, ", "))
+	}
+	return nil
+}
+
+// ParseBytes parses a size such as "64MiB", "500KB" or "1048576".
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("stores: bad size %q", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stores: bad size %q", s)
+	}
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9,
+		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+	}[strings.ToLower(strings.TrimSpace(t[i:]))]
+	if mult == 0 || n > (1<<63-1)/mult {
+		return 0, fmt.Errorf("stores: bad size %q", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,122 @@
+// Package stores holds the cache backends shared by every part of echocache:
+// null, memory, file, redis, memcached and authenticated memcached.
+//
+// Every backend implements [Store], a small byte-oriented interface that is
+// safe for concurrent use. A backend is usually chosen by URL with [Open]:
+//
+//	store, err := stores.Open(ctx, "redis://127.0.0.1:6379/0?prefix=myapp:")
+//
+// # Expiry
+//
+// The ttl argument of [Store.Set], [Store.Add] and [Store.SetMany] follows
+// one rule on every backend:
+//
+//   - ttl > 0: the entry expires after ttl. Backends with a coarser clock
+//     round up (memcached counts whole seconds; a ttl over 30 days is sent to
+//     memcached as an absolute Unix time, which the backend does for you).
+//   - ttl == 0 ([DefaultTTL]): the store's default TTL is used, set with the
+//     default_ttl URL parameter or the backend's config. A store whose
+//     default is zero keeps entries until they are deleted or evicted.
+//   - ttl < 0 ([NoExpiry]): the entry never expires; it can still be evicted
+//     by a bounded backend.
+//
+// # Namespaces
+//
+// Every store has a namespace (the prefix URL parameter). [Store.Clear]
+// removes the entries of its own namespace and nothing else: it never
+// flushes a shared server.
+package stores
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store is a byte-oriented cache backend. Implementations are safe for
+// concurrent use by multiple goroutines.
+//
+// Keys are arbitrary strings (unicode, spaces and long keys are allowed;
+// backends with restricted key alphabets make them safe). Values are
+// arbitrary bytes, including NUL bytes; an empty value is a hit, distinct
+// from a miss. Slices returned by a Store belong to the caller.
+type Store interface {
+	// Get returns the value stored under key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key for ttl (see the package doc for the TTL rules).
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Add stores value under key only if key is absent, atomically. It
+	// reports whether the value was stored.
+	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// Delete removes key. Deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+	// GetMany returns the values of the keys that are present; missing keys
+	// are absent from the map, which is not an error.
+	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
+	// SetMany stores every item with the same ttl.
+	SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error
+	// DeleteMany removes every key; absent keys are not an error.
+	DeleteMany(ctx context.Context, keys []string) error
+	// Incr atomically adds delta (which may be negative) to the decimal
+	// integer stored under key and returns the new value. An absent key is
+	// created holding delta, with no expiry. A value that is not a decimal
+	// integer gives ErrNotInteger.
+	Incr(ctx context.Context, key string, delta int64) (int64, error)
+	// Clear removes every entry of this store's namespace, and only those.
+	Clear(ctx context.Context) error
+	// Close releases the store's resources. A store that was handed an
+	// existing client does not close that client.
+	Close() error
+}
+
+// Pinger is implemented by stores that talk to a server. Ping checks that the
+// server answers and that any credentials are accepted.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Ping checks that s can be reached. Stores without a server always answer.
+func Ping(ctx context.Context, s Store) error {
+	if p, ok := s.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return ctx.Err()
+}
+
+// TTL values with a special meaning. See the package doc.
+const (
+	// DefaultTTL asks for the store's default TTL.
+	DefaultTTL time.Duration = 0
+	// NoExpiry asks for an entry that never expires.
+	NoExpiry time.Duration = -1
+)
+
+// Errors returned by stores. Backends wrap them with detail, so compare with
+// errors.Is.
+var (
+	// ErrNotFound is returned by Get when the key is absent or expired.
+	ErrNotFound = errors.New("stores: cache miss")
+	// ErrNotInteger is returned by Incr when the stored value is not a
+	// decimal integer, or when the result would overflow int64.
+	ErrNotInteger = errors.New("stores: value is not an integer")
+	// ErrTooLarge is returned when a value is larger than the backend can
+	// store (memcached's item size limit, for example).
+	ErrTooLarge = errors.New("stores: value too large")
+	// ErrClosed is returned by a store after Close.
+	ErrClosed = errors.New("stores: store is closed")
+	// ErrAuth is returned when a server rejects the store's credentials.
+	ErrAuth = errors.New("stores: authentication failed")
+)
+
+// ResolveTTL applies the TTL rules of the package doc: it returns the
+// effective lifetime of an entry written with ttl on a store whose default is
+// def. A result of zero means the entry never expires.
+func ResolveTTL(ttl, def time.Duration) time.Duration {
+	if ttl == DefaultTTL {
+		ttl = def
+	}
+	if ttl < 0 {
+		return 0
+	}
+	return ttl
+}

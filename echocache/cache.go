@@ -1,0 +1,413 @@
+// Package echocache caches Echo routes, groups and handlers, plain
+// functions (memoize) and arbitrary values, on any [stores.Store].
+//
+// A [Cache] is a store plus defaults: TTL, per-call store timeout, circuit
+// breaker, logger and statistics. It can be created before its store is
+// known and initialised later with [Cache.Init], the way Flask-Cache's
+// init_app works:
+//
+//	var Cache = echocache.New(nil) // in package cache
+//	...
+//	cache.Cache.Init(store)        // in main
+//
+// Until Init, every cached route and function runs uncached.
+//
+// Every store call is fail-open: a store error or timeout is logged
+// (rate-limited), counted in [Stats], and the request or function runs as
+// if nothing were cached. A circuit breaker skips a store that keeps
+// failing until it answers again.
+package echocache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// Defaults used when a Config field is zero.
+const (
+	// DefaultTTL is Flask-Cache's CACHE_DEFAULT_TIMEOUT: 5 minutes.
+	DefaultTTL = 5 * time.Minute
+	// DefaultStoreTimeout bounds each call to a networked store.
+	DefaultStoreTimeout = 150 * time.Millisecond
+	// DefaultBreakerThreshold is the number of consecutive store failures
+	// that opens the circuit breaker.
+	DefaultBreakerThreshold = 5
+	// DefaultBreakerCooldown is how long an open breaker skips the store
+	// before it lets one call through to probe it.
+	DefaultBreakerCooldown = 2 * time.Second
+	// DefaultLogInterval is the shortest time between two log lines about
+	// store errors.
+	DefaultLogInterval = 10 * time.Second
+)
+
+// ErrNoStore is returned by strict calls on a Cache that has no store yet.
+var ErrNoStore = errors.New("echocache: cache has no store (call Init)")
+
+// ErrStoreUnavailable is returned by strict calls while the circuit breaker
+// is open.
+var ErrStoreUnavailable = errors.New("echocache: store unavailable (circuit breaker open)")
+
+// Logger receives the cache's warnings. echo.Logger satisfies it.
+type Logger interface {
+	Warnf(format string, args ...any)
+}
+
+// LoggerFunc adapts a printf-style function to Logger.
+type LoggerFunc func(format string, args ...any)
+
+// Warnf calls f.
+func (f LoggerFunc) Warnf(format string, args ...any) { f(format, args...) }
+
+// Config holds a Cache's defaults. Every field is optional; the zero value of
+// each means the default its comment names.
+type Config struct {
+	// DefaultTTL is the lifetime of entries when a call gives no TTL.
+	// Optional. Default value DefaultTTL (5 minutes). Use stores.NoExpiry
+	// for entries that never expire.
+	DefaultTTL time.Duration
+
+	// StoreTimeout bounds every call to a networked store; on timeout the
+	// call fails open. Stores in the process (null, memory) are called
+	// without a timeout.
+	// Optional. Default value DefaultStoreTimeout (150ms).
+	StoreTimeout time.Duration
+
+	// BreakerThreshold is the number of consecutive store failures after
+	// which the store is skipped for BreakerCooldown.
+	// Optional. Default value DefaultBreakerThreshold (5). A negative value
+	// disables the breaker.
+	BreakerThreshold int
+
+	// BreakerCooldown is how long an open breaker skips the store.
+	// Optional. Default value DefaultBreakerCooldown (2s).
+	BreakerCooldown time.Duration
+
+	// Logger receives store errors, at most one line per LogInterval.
+	// Optional. Default: the Echo instance's logger when the cache is used
+	// by middleware, otherwise nothing is logged.
+	Logger Logger
+
+	// LogInterval is the shortest time between two log lines.
+	// Optional. Default value DefaultLogInterval (10s).
+	LogInterval time.Duration
+
+	// Codec encodes values of the typed API (Get, Set, Memoize...).
+	// Optional. Default value DefaultCodec.
+	Codec Codec
+}
+
+// Cache is a store with defaults, shared by route middleware, memoized
+// functions, the typed API and the pongotag template tag. It is safe for
+// concurrent use. The zero value is a Cache with default config and no
+// store; call Init before use.
+type Cache struct {
+	cfg   Config
+	store atomic.Pointer[storeRef]
+
+	echoLogger atomic.Pointer[Logger] // fallback logger found by middleware
+	lastLog    atomic.Int64           // unix nanos of the last log line
+	suppressed atomic.Int64           // log lines dropped since then
+
+	failures  atomic.Int64 // consecutive store failures
+	openUntil atomic.Int64 // unix nanos until which the breaker is open
+	probing   atomic.Bool  // a half-open probe is in flight
+
+	stats counters
+	extra sync.Map // per-feature state (see state)
+}
+
+type storeRef struct {
+	s     stores.Store
+	local bool
+}
+
+// New returns a Cache over store with the default config. store may be nil;
+// call Init later.
+func New(store stores.Store) *Cache {
+	c := &Cache{}
+	if store != nil {
+		c.Init(store)
+	}
+	return c
+}
+
+// NewWithConfig returns a Cache over store (which may be nil) with cfg. It
+// reports invalid config values.
+func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
+	if cfg.DefaultTTL < 0 && cfg.DefaultTTL != stores.NoExpiry {
+		return nil, fmt.Errorf("echocache: Config.DefaultTTL %v is negative (use stores.NoExpiry for no expiry)", cfg.DefaultTTL)
+	}
+	if cfg.StoreTimeout < 0 {
+		return nil, fmt.Errorf("echocache: Config.StoreTimeout %v is negative", cfg.StoreTimeout)
+	}
+	if cfg.BreakerCooldown < 0 {
+		return nil, fmt.Errorf("echocache: Config.BreakerCooldown %v is negative", cfg.BreakerCooldown)
+	}
+	if cfg.LogInterval < 0 {
+		return nil, fmt.Errorf("echocache: Config.LogInterval %v is negative", cfg.LogInterval)
+	}
+	c := &Cache{cfg: cfg}
+	if store != nil {
+		c.Init(store)
+	}
+	return c, nil
+}
+
+// Init sets (or replaces) the cache's store. Middleware and functions
+// created before Init use the store from then on.
+func (c *Cache) Init(store stores.Store) {
+	if store == nil {
+		c.store.Store(nil)
+		return
+	}
+	local := false
+	if l, ok := store.(interface{ Local() bool }); ok {
+		local = l.Local()
+	}
+	c.store.Store(&storeRef{s: store, local: local})
+	c.failures.Store(0)
+	c.openUntil.Store(0)
+}
+
+// Store returns the cache's store, or nil before Init.
+func (c *Cache) Store() stores.Store {
+	if r := c.store.Load(); r != nil {
+		return r.s
+	}
+	return nil
+}
+
+// DefaultTTL returns the TTL used when a call gives none.
+func (c *Cache) DefaultTTL() time.Duration {
+	if c.cfg.DefaultTTL == 0 {
+		return DefaultTTL
+	}
+	return c.cfg.DefaultTTL
+}
+
+// ttl resolves a caller's TTL: zero means the cache's default; the result is
+// passed to the store, where a negative value means no expiry.
+func (c *Cache) ttl(ttl time.Duration) time.Duration {
+	if ttl == 0 {
+		return c.DefaultTTL()
+	}
+	return ttl
+}
+
+func (c *Cache) storeTimeout() time.Duration {
+	if c.cfg.StoreTimeout == 0 {
+		return DefaultStoreTimeout
+	}
+	return c.cfg.StoreTimeout
+}
+
+// SetEchoLogger gives the cache a logger to use when Config.Logger is nil.
+// Middleware calls it with the Echo instance's logger.
+func (c *Cache) SetEchoLogger(l Logger) {
+	if l != nil && c.echoLogger.Load() == nil {
+		c.echoLogger.CompareAndSwap(nil, &l)
+	}
+}
+
+// logf logs a store problem, at most once per LogInterval.
+func (c *Cache) logf(format string, args ...any) {
+	l := c.cfg.Logger
+	if l == nil {
+		if p := c.echoLogger.Load(); p != nil {
+			l = *p
+		}
+	}
+	if l == nil {
+		return
+	}
+	interval := c.cfg.LogInterval
+	if interval == 0 {
+		interval = DefaultLogInterval
+	}
+	now := time.Now().UnixNano()
+	last := c.lastLog.Load()
+	if last != 0 && now-last < int64(interval) || !c.lastLog.CompareAndSwap(last, now) {
+		c.suppressed.Add(1)
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if n := c.suppressed.Swap(0); n > 0 {
+		msg += fmt.Sprintf(" (%d similar messages suppressed)", n)
+	}
+	l.Warnf("echocache: %s", msg)
+}
+
+// acquire returns the store and a context for one call, or an error when
+// there is no store or the breaker is open. done must be called with the
+// call's error.
+func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, func(error), error) {
+	r := c.store.Load()
+	if r == nil {
+		return nil, ctx, nopDone, ErrNoStore
+	}
+	if r.local {
+		return r.s, ctx, nopDone, nil
+	}
+	probe := false
+	if until := c.openUntil.Load(); until != 0 {
+		if time.Now().UnixNano() < until || !c.probing.CompareAndSwap(false, true) {
+			c.stats.storeErrors.Add(1)
+			return nil, ctx, nopDone, ErrStoreUnavailable
+		}
+		probe = true
+	}
+	tctx, cancel := context.WithTimeout(ctx, c.storeTimeout())
+	return r.s, tctx, func(err error) {
+		cancel()
+		if probe {
+			c.probing.Store(false)
+		}
+		c.record(ctx, err)
+	}, nil
+}
+
+func nopDone(error) {}
+
+// record feeds the breaker and the stats with one call's outcome.
+func (c *Cache) record(parent context.Context, err error) {
+	if err == nil || errors.Is(err, stores.ErrNotFound) {
+		if c.failures.Load() != 0 {
+			c.failures.Store(0)
+		}
+		if c.openUntil.Load() != 0 {
+			c.openUntil.Store(0)
+			c.logf("store answers again; circuit breaker closed")
+		}
+		return
+	}
+	if parent.Err() != nil {
+		return // the caller gave up; not the store's fault
+	}
+	c.storeError(err)
+	th := c.cfg.BreakerThreshold
+	if th == 0 {
+		th = DefaultBreakerThreshold
+	}
+	if th < 0 {
+		return
+	}
+	if n := c.failures.Add(1); n >= int64(th) {
+		cool := c.cfg.BreakerCooldown
+		if cool == 0 {
+			cool = DefaultBreakerCooldown
+		}
+		if c.openUntil.Swap(time.Now().Add(cool).UnixNano()) == 0 {
+			c.logf("store failed %d times in a row; skipping it for %v: %v", n, cool, err)
+		}
+	}
+}
+
+// storeError counts and logs a store error.
+func (c *Cache) storeError(err error) {
+	c.stats.storeErrors.Add(1)
+	c.logf("store error (serving uncached): %v", err)
+}
+
+// The guarded store calls below are what every feature uses. They apply the
+// store timeout and the breaker. A miss is stores.ErrNotFound; any other
+// error means the store could not answer.
+
+func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.Get(sctx, key)
+	done(err)
+	return v, err
+}
+
+func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.GetMany(sctx, keys)
+	done(err)
+	return v, err
+}
+
+func (c *Cache) storeSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.Set(sctx, key, value, ttl)
+	done(err)
+	return err
+}
+
+func (c *Cache) storeSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.SetMany(sctx, items, ttl)
+	done(err)
+	return err
+}
+
+func (c *Cache) storeAdd(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.Add(sctx, key, value, ttl)
+	done(err)
+	return ok, err
+}
+
+func (c *Cache) storeDelete(ctx context.Context, keys ...string) error {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 1 {
+		err = s.Delete(sctx, keys[0])
+	} else {
+		err = s.DeleteMany(sctx, keys)
+	}
+	done(err)
+	return err
+}
+
+func (c *Cache) storeIncr(ctx context.Context, key string, delta int64) (int64, error) {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.Incr(sctx, key, delta)
+	done(err)
+	return n, err
+}
+
+// Clear removes every entry of the cache's store namespace: cached pages,
+// memoized results, values and fragments. Unlike the other calls it returns
+// the store's error, since a script that clears the cache wants to know.
+func (c *Cache) Clear(ctx context.Context) error {
+	r := c.store.Load()
+	if r == nil {
+		return ErrNoStore
+	}
+	return r.s.Clear(ctx)
+}
+
+// state returns per-cache state for a feature, created once by mk.
+func state[T any](c *Cache, key string, mk func() *T) *T {
+	if v, ok := c.extra.Load(key); ok {
+		return v.(*T)
+	}
+	v, _ := c.extra.LoadOrStore(key, mk())
+	return v.(*T)
+}

@@ -1,0 +1,77 @@
+package stores_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/stores"
+)
+
+func TestNull(t *testing.T) {
+	ctx := context.Background()
+	s := stores.NewNull()
+
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), stores.NoExpiry))
+	_, err := s.Get(ctx, "k")
+	assert.ErrorIs(t, err, stores.ErrNotFound, "Get after Set")
+
+	for range 2 {
+		ok, err := s.Add(ctx, "k", []byte("v"), stores.DefaultTTL)
+		require.NoError(t, err)
+		assert.True(t, ok, "Add must report true so that Add-based locks never wait")
+	}
+	for range 2 {
+		n, err := s.Incr(ctx, "n", 5)
+		require.NoError(t, err)
+		assert.Equal(t, int64(5), n, "Incr returns delta, as on an absent key")
+	}
+
+	require.NoError(t, s.SetMany(ctx, map[string][]byte{"a": []byte("1")}, stores.DefaultTTL))
+	got, err := s.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, err)
+	assert.NotNil(t, got)
+	assert.Empty(t, got)
+	require.NoError(t, s.Delete(ctx, "a"))
+	require.NoError(t, s.DeleteMany(ctx, []string{"a", "b"}))
+	require.NoError(t, s.Clear(ctx))
+
+	local, ok := s.(interface{ Local() bool })
+	require.True(t, ok, "Null must implement Local")
+	assert.True(t, local.Local())
+	assert.NoError(t, stores.Ping(ctx, s))
+}
+
+// nullOps calls every operation of s and returns their errors by name.
+func nullOps(ctx context.Context, s stores.Store) map[string]error {
+	errs := map[string]error{}
+	_, errs["Get"] = s.Get(ctx, "k")
+	errs["Set"] = s.Set(ctx, "k", nil, stores.DefaultTTL)
+	_, errs["Add"] = s.Add(ctx, "k", nil, stores.DefaultTTL)
+	errs["Delete"] = s.Delete(ctx, "k")
+	_, errs["GetMany"] = s.GetMany(ctx, []string{"k"})
+	errs["SetMany"] = s.SetMany(ctx, map[string][]byte{"k": nil}, stores.DefaultTTL)
+	errs["DeleteMany"] = s.DeleteMany(ctx, []string{"k"})
+	_, errs["Incr"] = s.Incr(ctx, "k", 1)
+	errs["Clear"] = s.Clear(ctx)
+	return errs
+}
+
+func TestNullCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for op, err := range nullOps(ctx, stores.NewNull()) {
+		assert.ErrorIs(t, err, context.Canceled, op)
+	}
+}
+
+func TestNullClosed(t *testing.T) {
+	s := stores.NewNull()
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "second Close")
+	for op, err := range nullOps(context.Background(), s) {
+		assert.ErrorIs(t, err, stores.ErrClosed, op)
+	}
+}

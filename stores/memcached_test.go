@@ -169,9 +169,9 @@ func TestMemcachedHostileKeys(t *testing.T) {
 	}
 	keys := []string{
 		long,
-		hash(long),         // a plain key spelled like long's hashed form
-		"#" + long,         // marker plus an illegal key
-		hash(hash(long)),   // the hash of the hash
+		hash(long),       // a plain key spelled like long's hashed form
+		"#" + long,       // marker plus an illegal key
+		hash(hash(long)), // the hash of the hash
 		"with space",
 		hash("with space"),
 		"with_space",

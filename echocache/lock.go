@@ -1,0 +1,60 @@
+package echocache
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"time"
+)
+
+// lockPrefix is the store namespace of cross-process locks.
+const lockPrefix = "l:"
+
+// lock takes the cross-process lock named key (stored as "l:"+key) for at
+// most ttl, with the store's atomic Add (SET NX PX on redis, add on
+// memcached). It reports whether the lock was acquired; release gives it
+// back and is safe to call more than once. A lock that is never released
+// expires after ttl, so a crashed holder cannot wedge the others.
+//
+// The lock is fail-open like every store call: when the store cannot be
+// reached (error, timeout, open breaker, no store), lock returns
+// acquired == true with a no-op release, so the caller proceeds as if it
+// held the lock instead of waiting for a holder that cannot exist.
+//
+// release deletes the lock only if it still holds this caller's random
+// token. The Store interface has no compare-and-delete, so the check is a
+// Get followed by a Delete: if the lock expired and another process took
+// it in the instant between the two, that process's lock is deleted. Keep
+// ttl well above the time the guarded work takes.
+func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (release func(), acquired bool) {
+	if ttl <= 0 {
+		ttl = time.Second
+	}
+	k := lockPrefix + key
+	var token [16]byte
+	binary.LittleEndian.PutUint64(token[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(token[8:], rand.Uint64())
+	ok, err := c.storeAdd(ctx, k, token[:], ttl)
+	if err != nil {
+		return func() {}, true
+	}
+	if !ok {
+		return func() {}, false
+	}
+	released := false
+	return func() {
+		if released {
+			return
+		}
+		released = true
+		// The caller's context may be cancelled by now; the lock must still
+		// go, bounded by the store timeout of the core.
+		rctx := context.WithoutCancel(ctx)
+		v, err := c.storeGet(rctx, k)
+		if err != nil || !bytes.Equal(v, token[:]) {
+			return // expired, taken by someone else, or store trouble: it expires by itself
+		}
+		_ = c.storeDelete(rctx, k)
+	}, true
+}

@@ -1,0 +1,196 @@
+package echocache
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// mwTestStore is a small map-backed store for the middleware tests. It can be
+// told to fail, to count calls, and to block Gets.
+type mwTestStore struct {
+	mu    sync.Mutex
+	m     map[string]mwTestItem
+	fail  error // returned by every call when set
+	calls map[string]int
+	local bool
+}
+
+type mwTestItem struct {
+	v   []byte
+	exp time.Time
+}
+
+func newMWTestStore() *mwTestStore {
+	return &mwTestStore{m: map[string]mwTestItem{}, calls: map[string]int{}, local: true}
+}
+
+func (s *mwTestStore) Local() bool { return s.local }
+
+func (s *mwTestStore) setFail(err error) {
+	s.mu.Lock()
+	s.fail = err
+	s.mu.Unlock()
+}
+
+func (s *mwTestStore) count(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
+}
+
+func (s *mwTestStore) enter(ctx context.Context, op string) error {
+	s.calls[op]++
+	if s.fail != nil {
+		return s.fail
+	}
+	return ctx.Err()
+}
+
+func (s *mwTestStore) getLocked(key string) ([]byte, bool) {
+	it, ok := s.m[key]
+	if !ok || (!it.exp.IsZero() && time.Now().After(it.exp)) {
+		delete(s.m, key)
+		return nil, false
+	}
+	return append([]byte(nil), it.v...), true
+}
+
+func (s *mwTestStore) setLocked(key string, v []byte, ttl time.Duration) {
+	it := mwTestItem{v: append([]byte(nil), v...)}
+	if ttl > 0 {
+		it.exp = time.Now().Add(ttl)
+	}
+	s.m[key] = it
+}
+
+func (s *mwTestStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "get"); err != nil {
+		return nil, err
+	}
+	v, ok := s.getLocked(key)
+	if !ok {
+		return nil, stores.ErrNotFound
+	}
+	return v, nil
+}
+
+func (s *mwTestStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "set"); err != nil {
+		return err
+	}
+	s.setLocked(key, v, ttl)
+	return nil
+}
+
+func (s *mwTestStore) Add(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "add"); err != nil {
+		return false, err
+	}
+	if _, ok := s.getLocked(key); ok {
+		return false, nil
+	}
+	s.setLocked(key, v, ttl)
+	return true, nil
+}
+
+func (s *mwTestStore) Delete(ctx context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "delete"); err != nil {
+		return err
+	}
+	delete(s.m, key)
+	return nil
+}
+
+func (s *mwTestStore) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "getmany"); err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, k := range keys {
+		if v, ok := s.getLocked(k); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (s *mwTestStore) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "setmany"); err != nil {
+		return err
+	}
+	for k, v := range items {
+		s.setLocked(k, v, ttl)
+	}
+	return nil
+}
+
+func (s *mwTestStore) DeleteMany(ctx context.Context, keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "deletemany"); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		delete(s.m, k)
+	}
+	return nil
+}
+
+func (s *mwTestStore) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "incr"); err != nil {
+		return 0, err
+	}
+	var n int64
+	if v, ok := s.getLocked(key); ok {
+		var err error
+		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return 0, stores.ErrNotInteger
+		}
+	}
+	n += delta
+	s.setLocked(key, []byte(strconv.FormatInt(n, 10)), 0)
+	return n, nil
+}
+
+func (s *mwTestStore) Clear(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(ctx, "clear"); err != nil {
+		return err
+	}
+	clear(s.m)
+	return nil
+}
+
+func (s *mwTestStore) Close() error { return nil }
+
+var errMWStoreDown = errors.New("test store: down")
+
+// forEachMWStore runs f once per backend, each with a fresh Cache over a
+// fresh namespace.
+func forEachMWStore(t *testing.T, f func(t *testing.T, c *Cache)) {
+	t.Helper()
+	t.Run("map", func(t *testing.T) {
+		f(t, New(newMWTestStore()))
+	})
+}

@@ -133,6 +133,14 @@ type MemcachedConfig struct {
 // unsigned, so negative values and deltas go through a compare-and-swap
 // loop, which rewrites the entry without the expiry it had (counters made
 // by Incr have none).
+//
+// # Contexts
+//
+// gomemcache takes no context. The store checks the context before every
+// round trip, so a cancelled or expired context fails the call with the
+// context's error, but a round trip under way is bounded only by
+// MemcachedConfig.Timeout (per connect, read and write), not by the
+// context's deadline.
 type Memcached struct {
 	client     *memcache.Client
 	prefix     string

@@ -546,3 +546,18 @@ func ExampleNewMemcached() {
 		fmt.Println("check the memcached credentials:", err)
 	}
 }
+
+// TestMemcachedHungServer checks that Timeout bounds a call to a server
+// that accepts connections but never answers, with and without
+// authentication (which waits for the server's answer when dialing).
+func TestMemcachedHungServer(t *testing.T) {
+	for _, user := range []string{"", "someone"} {
+		s := newMemcached(t, stores.MemcachedConfig{Servers: []string{silentServer(t)}, Timeout: 200 * time.Millisecond, Username: user})
+		start := time.Now()
+		_, err := s.Get(context.Background(), "k")
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, stores.ErrNotFound)
+		assert.Less(t, time.Since(start), 2*time.Second, "Get from a hung server (user %q) took too long", user)
+		s.Close()
+	}
+}

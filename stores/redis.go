@@ -163,7 +163,9 @@ func (r *Redis) check(ctx context.Context) error {
 // fail wraps a client error, preferring the context's error when the call
 // was cut short by it.
 func (r *Redis) fail(ctx context.Context, op string, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	if errors.Is(err, redis.ErrClosed) {
+		err = fmt.Errorf("%w (%v)", ErrClosed, err) // closed by a concurrent Close
+	} else if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return fmt.Errorf("stores: redis %s: %w", op, err)

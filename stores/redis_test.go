@@ -380,3 +380,51 @@ func ExampleNewRedis() {
 	}
 	fmt.Println(string(v), err)
 }
+
+// silentServer accepts connections and never answers, like a hung server.
+// It returns its address; connections are closed when the test ends.
+func silentServer(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				<-done
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { l.Close(); close(done) })
+	return l.Addr().String()
+}
+
+// TestRedisHungServer checks that the default timeouts bound a call to a
+// server that accepts connections but never answers.
+func TestRedisHungServer(t *testing.T) {
+	s, err := stores.NewRedis(stores.RedisConfig{Addr: silentServer(t), Prefix: "hung:"})
+	require.NoError(t, err)
+	defer s.Close()
+	start := time.Now()
+	_, err = s.Get(context.Background(), "k")
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, stores.ErrNotFound)
+	assert.Less(t, time.Since(start), 3*time.Second, "Get from a hung server took too long")
+
+	// A caller's deadline shorter than the read timeout wins.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = s.Get(ctx, "k")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 450*time.Millisecond, "the context deadline did not bound Get")
+}

@@ -1,0 +1,666 @@
+package stores
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func init() {
+	Register("file", openFile)
+}
+
+// FileConfig configures a [File] store.
+type FileConfig struct {
+	// Dir is the directory that holds the cache. It is created (mode 0700)
+	// when missing. Several processes may share it.
+	// Required.
+	Dir string
+
+	// MaxEntries is the number of entries above which the store prunes its
+	// namespace: expired entries first, then the oldest (Flask-Cache's
+	// CACHE_THRESHOLD). A negative value turns pruning off.
+	// Optional. Default value 500.
+	MaxEntries int
+
+	// DefaultTTL is the lifetime of entries written with ttl == DefaultTTL.
+	// Optional. Default value 0 (such entries never expire).
+	DefaultTTL time.Duration
+
+	// Prefix is the store's namespace. Stores with different prefixes can
+	// share Dir; Clear removes only its own namespace.
+	// Optional. Default value "".
+	Prefix string
+}
+
+// DefaultFileMaxEntries is the default of [FileConfig.MaxEntries], the
+// default threshold of Flask-Cache's filesystem cache.
+const DefaultFileMaxEntries = 500
+
+// File is a store in a directory that several processes can share. It is
+// safe for concurrent use.
+//
+// Layout: each namespace (prefix) is a subdirectory of Dir named after the
+// SHA-256 of the prefix, and each entry a file in it named after the SHA-256
+// of the key, so no key ever reaches a path. An entry file holds its expiry,
+// its key and its value, followed by a CRC-32C checksum; a truncated or
+// garbage file is a miss, and is removed. Files are written to a temporary
+// file and renamed into place, so readers never see half a write; files are
+// created 0600 and directories 0700.
+//
+// Writes, Add and Incr take a lock on the key (one of 64 lock files of the
+// namespace, held with flock(2) on Linux, macOS and the BSDs), so Add and
+// Incr are atomic across processes. On other systems the lock is only
+// in-process and several processes sharing a directory can race.
+//
+// The store counts its own writes and scans the directory only when they
+// could have taken the namespace over MaxEntries; it then prunes the
+// namespace to nine tenths of MaxEntries. With several processes writing,
+// each counts its own writes, so the directory can exceed the threshold by
+// what the other processes wrote since the last scan.
+type File struct {
+	ns     string // namespace directory
+	def    time.Duration
+	max    int // 0: no pruning
+	now    func() time.Time
+	closed atomic.Bool
+
+	locks [fileLockStripes]sync.Mutex
+
+	// budget is the number of writes left before the next directory scan.
+	budget  atomic.Int64
+	pruneMu sync.Mutex
+}
+
+const (
+	fileLockStripes = 64
+	// fileStaleTemp is the age at which a temporary file is taken to be
+	// left behind by a writer that died, and is removed by pruning.
+	fileStaleTemp  = time.Hour
+	fileTempPrefix = ".tmp-"
+)
+
+// NewFile returns a File store (URL: file:///abs/dir?max_entries=500). It
+// creates the directory and the namespace subdirectory.
+func NewFile(cfg FileConfig) (*File, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("stores: file: FileConfig.Dir is required")
+	}
+	switch {
+	case cfg.MaxEntries == 0:
+		cfg.MaxEntries = DefaultFileMaxEntries
+	case cfg.MaxEntries < 0:
+		cfg.MaxEntries = 0
+	}
+	sum := sha256.Sum256([]byte("echocache-namespace\x00" + cfg.Prefix))
+	f := &File{
+		ns:  filepath.Join(cfg.Dir, "ns-"+hex.EncodeToString(sum[:16])),
+		def: cfg.DefaultTTL,
+		max: cfg.MaxEntries,
+		now: time.Now,
+	}
+	if err := os.MkdirAll(f.ns, 0o700); err != nil {
+		return nil, fmt.Errorf("stores: file: %w", err)
+	}
+	return f, nil
+}
+
+func openFile(_ context.Context, u *url.URL) (Store, error) {
+	dir, err := fileURLDir(u)
+	if err != nil {
+		return nil, err
+	}
+	p := NewParams(u)
+	cfg := FileConfig{
+		Dir:        dir,
+		MaxEntries: p.Int("max_entries", DefaultFileMaxEntries),
+		DefaultTTL: p.Duration("default_ttl", 0),
+		Prefix:     p.String("prefix", ""),
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxEntries == 0 { // max_entries=0 in a URL turns pruning off
+		cfg.MaxEntries = -1
+	}
+	return NewFile(cfg)
+}
+
+// fileURLDir returns the directory of a file URL:
+//
+//	file:///abs/dir           absolute (also file://localhost/abs/dir)
+//	file:relative/dir         relative to the working directory
+//	file://./relative/dir     the same
+func fileURLDir(u *url.URL) (string, error) {
+	if u.User != nil {
+		return "", errors.New("stores: file URL takes no user or password")
+	}
+	var dir string
+	switch {
+	case u.Opaque != "":
+		d, err := url.PathUnescape(u.Opaque)
+		if err != nil {
+			return "", fmt.Errorf("stores: file URL: malformed path: %v", err)
+		}
+		dir = d
+	case u.Host == "." || u.Host == "..":
+		dir = u.Host + u.Path
+	case u.Host == "" || u.Host == "localhost":
+		dir = u.Path
+	default:
+		return "", fmt.Errorf("stores: file URL names host %q; want file:///abs/dir or file:relative/dir", u.Host)
+	}
+	if dir == "" {
+		return "", errors.New("stores: file URL has no directory; want file:///abs/dir or file:relative/dir")
+	}
+	if strings.ContainsRune(dir, 0) {
+		return "", errors.New("stores: file URL: directory contains a NUL byte")
+	}
+	return filepath.FromSlash(dir), nil
+}
+
+// Entry file format (integers little-endian):
+//
+//	magic "ecf1" | expiry int64 (Unix ns, 0 = never) | key length uint32 |
+//	value length uint64 | key | value | CRC-32C of all before
+const (
+	fileMagic      = "ecf1"
+	fileHeaderLen  = 4 + 8 + 4 + 8
+	fileTrailerLen = 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errCorrupt marks an entry file that cannot be decoded.
+var errCorrupt = errors.New("stores: file: corrupt entry")
+
+func encodeFileEntry(key string, val []byte, exp int64) []byte {
+	b := make([]byte, fileHeaderLen, fileHeaderLen+len(key)+len(val)+fileTrailerLen)
+	copy(b, fileMagic)
+	binary.LittleEndian.PutUint64(b[4:], uint64(exp))
+	binary.LittleEndian.PutUint32(b[12:], uint32(len(key)))
+	binary.LittleEndian.PutUint64(b[16:], uint64(len(val)))
+	b = append(b, key...)
+	b = append(b, val...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// decodeFileEntry checks b and returns its value (a sub-slice of b) and
+// expiry. A file that is not a whole entry for key is errCorrupt.
+func decodeFileEntry(b []byte, key string) (val []byte, exp int64, err error) {
+	if len(b) < fileHeaderLen+fileTrailerLen || string(b[:4]) != fileMagic {
+		return nil, 0, errCorrupt
+	}
+	klen := uint64(binary.LittleEndian.Uint32(b[12:]))
+	vlen := binary.LittleEndian.Uint64(b[16:])
+	body := uint64(len(b) - fileHeaderLen - fileTrailerLen)
+	if klen > body || vlen != body-klen {
+		return nil, 0, errCorrupt
+	}
+	end := len(b) - fileTrailerLen
+	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
+		return nil, 0, errCorrupt
+	}
+	if string(b[fileHeaderLen:fileHeaderLen+int(klen)]) != key {
+		return nil, 0, errCorrupt // only a file moved by hand gets here
+	}
+	exp = int64(binary.LittleEndian.Uint64(b[4:]))
+	return b[fileHeaderLen+int(klen) : end : end], exp, nil
+}
+
+// keyHash names the file of key.
+func keyHash(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
+
+func (f *File) path(h [sha256.Size]byte) string {
+	return filepath.Join(f.ns, hex.EncodeToString(h[:]))
+}
+
+// isEntryName reports whether name is an entry file: 64 lowercase hex digits.
+func isEntryName(name string) bool {
+	if len(name) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *File) check(ctx context.Context) error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+func (f *File) expired(exp int64) bool {
+	return exp != 0 && f.now().UnixNano() >= exp
+}
+
+// expiry returns the expiry time (Unix ns, 0 = never) of an entry written
+// now with ttl.
+func (f *File) expiry(ttl time.Duration) int64 {
+	d := ResolveTTL(ttl, f.def)
+	if d == 0 {
+		return 0
+	}
+	now := f.now().UnixNano()
+	if d > time.Duration(1<<63-1-now) {
+		return 0 // beyond 2262: never
+	}
+	return now + int64(d)
+}
+
+// lookup is the state of an entry file.
+type lookup int
+
+const (
+	found lookup = iota
+	missing
+	stale // expired or corrupt: a miss whose file should go
+)
+
+// read returns the value of key and its expiry.
+func (f *File) read(path, key string) ([]byte, int64, lookup, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, missing, nil
+	}
+	if err != nil {
+		return nil, 0, missing, fmt.Errorf("stores: file: %w", err)
+	}
+	val, exp, err := decodeFileEntry(b, key)
+	if err != nil || f.expired(exp) {
+		return nil, 0, stale, nil
+	}
+	return val, exp, found, nil
+}
+
+// lock takes the lock of the key whose hash is h: a mutex in this process
+// and, where the system has flock, a lock file shared with other processes.
+func (f *File) lock(ctx context.Context, h [sha256.Size]byte) (unlock func(), err error) {
+	stripe := int(h[0]) % fileLockStripes
+	mu := &f.locks[stripe]
+	mu.Lock()
+	release, err := lockFile(ctx, filepath.Join(f.ns, fmt.Sprintf("lock-%02x", stripe)))
+	if err != nil {
+		mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("stores: file: lock: %w", err)
+	}
+	return func() { release(); mu.Unlock() }, nil
+}
+
+// removeStale removes the file of key if it is still expired or corrupt once
+// the key is locked: another process may have just replaced it.
+func (f *File) removeStale(ctx context.Context, h [sha256.Size]byte, path, key string) {
+	unlock, err := f.lock(ctx, h)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if _, _, st, err := f.read(path, key); err == nil && st == stale {
+		_ = os.Remove(path)
+	}
+}
+
+// writeTemp writes data to a new temporary file in the namespace directory.
+func (f *File) writeTemp(data []byte) (string, error) {
+	tmp, err := os.CreateTemp(f.ns, fileTempPrefix+"*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the directory under us; make it again.
+		if err = os.MkdirAll(f.ns, 0o700); err == nil {
+			tmp, err = os.CreateTemp(f.ns, fileTempPrefix+"*")
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("stores: file: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("stores: file: %w", err)
+	}
+	return tmp.Name(), nil
+}
+
+// install renames a temporary file into place.
+func (f *File) install(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("stores: file: %w", err)
+	}
+	return nil
+}
+
+// Get returns the value under key, or ErrNotFound.
+func (f *File) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := f.check(ctx); err != nil {
+		return nil, err
+	}
+	h := keyHash(key)
+	path := f.path(h)
+	val, _, st, err := f.read(path, key)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == stale:
+		f.removeStale(ctx, h, path, key)
+		return nil, ErrNotFound
+	case st == missing:
+		return nil, ErrNotFound
+	}
+	return val, nil
+}
+
+// Set stores value under key.
+func (f *File) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	if err := f.set(ctx, key, value, ttl); err != nil {
+		return err
+	}
+	f.wrote(ctx, 1)
+	return nil
+}
+
+func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
+	if err != nil {
+		return err
+	}
+	h := keyHash(key)
+	unlock, err := f.lock(ctx, h)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	defer unlock()
+	return f.install(tmp, f.path(h))
+}
+
+// Add stores value under key if the key is absent or expired, atomically
+// across the processes that share the directory.
+func (f *File) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := f.check(ctx); err != nil {
+		return false, err
+	}
+	h := keyHash(key)
+	path := f.path(h)
+	unlock, err := f.lock(ctx, h)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, _, st, err := f.read(path, key); err != nil || st == found {
+		return false, err
+	}
+	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
+	if err != nil {
+		return false, err
+	}
+	if err := f.install(tmp, path); err != nil {
+		return false, err
+	}
+	f.wrote(ctx, 1)
+	return true, nil
+}
+
+// Delete removes key.
+func (f *File) Delete(ctx context.Context, key string) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	return f.delete(ctx, key)
+}
+
+func (f *File) delete(ctx context.Context, key string) error {
+	h := keyHash(key)
+	unlock, err := f.lock(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.Remove(f.path(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("stores: file: %w", err)
+	}
+	return nil
+}
+
+// GetMany returns the values of the keys that are present.
+func (f *File) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	if err := f.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		v, err := f.Get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetMany stores every item. It stops at the first error; the items written
+// before it stay written.
+func (f *File) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	n := 0
+	defer func() { f.wrote(ctx, n) }()
+	for k, v := range items {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := f.set(ctx, k, v, ttl); err != nil {
+			return err
+		}
+		n++
+	}
+	return nil
+}
+
+// DeleteMany removes every key.
+func (f *File) DeleteMany(ctx context.Context, keys []string) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := f.delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Incr adds delta to the decimal integer under key, atomically across the
+// processes that share the directory, keeping the entry's expiry. An absent
+// key is created holding delta, with no expiry.
+func (f *File) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	if err := f.check(ctx); err != nil {
+		return 0, err
+	}
+	h := keyHash(key)
+	path := f.path(h)
+	unlock, err := f.lock(ctx, h)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	val, exp, st, err := f.read(path, key)
+	if err != nil {
+		return 0, err
+	}
+	n := delta
+	if st == found {
+		if n, err = addDecimal(val, delta); err != nil {
+			return 0, fmt.Errorf("stores: file: incr %q: %w", key, err)
+		}
+	} else {
+		exp = 0
+	}
+	tmp, err := f.writeTemp(encodeFileEntry(key, strconv.AppendInt(nil, n, 10), exp))
+	if err != nil {
+		return 0, err
+	}
+	if err := f.install(tmp, path); err != nil {
+		return 0, err
+	}
+	if st != found {
+		f.wrote(ctx, 1)
+	}
+	return n, nil
+}
+
+// Clear removes every entry of this store's namespace. Entries written by
+// other processes while it runs may survive.
+func (f *File) Clear(ctx context.Context) error {
+	if err := f.check(ctx); err != nil {
+		return err
+	}
+	des, err := os.ReadDir(f.ns)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stores: file: %w", err)
+	}
+	for i, de := range des {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if isEntryName(de.Name()) {
+			if err := os.Remove(filepath.Join(f.ns, de.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("stores: file: %w", err)
+			}
+		}
+	}
+	f.budget.Store(0) // rescan at the next write
+	return nil
+}
+
+// Close makes later calls fail with ErrClosed. It leaves the files in place
+// and is safe to call twice.
+func (f *File) Close() error {
+	f.closed.Store(true)
+	return nil
+}
+
+// wrote counts n writes that may have created files, and prunes when they
+// may have taken the namespace over MaxEntries.
+func (f *File) wrote(ctx context.Context, n int) {
+	if f.max <= 0 || n == 0 || f.budget.Add(-int64(n)) > 0 {
+		return
+	}
+	if !f.pruneMu.TryLock() {
+		return // another goroutine is pruning
+	}
+	defer f.pruneMu.Unlock()
+	_ = f.prune(ctx)
+}
+
+// prune scans the namespace and, when it holds more than nine tenths of
+// MaxEntries, removes expired entries, then the oldest, down to nine tenths.
+// It then sets the write budget to the room left below MaxEntries.
+func (f *File) prune(ctx context.Context) error {
+	des, err := os.ReadDir(f.ns)
+	if err != nil {
+		f.budget.Store(int64(f.max / 10))
+		return err
+	}
+	type candidate struct {
+		path    string
+		modTime time.Time
+	}
+	var files []candidate
+	for _, de := range des {
+		name := de.Name()
+		info, err := de.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		path := filepath.Join(f.ns, name)
+		switch {
+		case isEntryName(name):
+			files = append(files, candidate{path, info.ModTime()})
+		case strings.HasPrefix(name, fileTempPrefix) && f.now().Sub(info.ModTime()) > fileStaleTemp:
+			_ = os.Remove(path)
+		}
+	}
+	low := f.max - max(1, f.max/10)
+	if len(files) > low {
+		// Expired entries first.
+		kept := files[:0]
+		for _, c := range files {
+			if ctx.Err() == nil && f.fileExpired(c.path) {
+				_ = os.Remove(c.path)
+				continue
+			}
+			kept = append(kept, c)
+		}
+		files = kept
+	}
+	if len(files) > low {
+		// Then the oldest.
+		slices.SortFunc(files, func(a, b candidate) int {
+			return cmp.Or(a.modTime.Compare(b.modTime), strings.Compare(a.path, b.path))
+		})
+		for _, c := range files[:len(files)-low] {
+			_ = os.Remove(c.path)
+		}
+		files = files[len(files)-low:]
+	}
+	f.budget.Store(int64(f.max - len(files)))
+	return nil
+}
+
+// fileExpired reads the expiry in the header of an entry file. A file too
+// short to have one counts as expired.
+func (f *File) fileExpired(path string) bool {
+	fh, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	var hdr [12]byte
+	if _, err := io.ReadFull(fh, hdr[:]); err != nil || !bytes.Equal(hdr[:4], []byte(fileMagic)) {
+		return true
+	}
+	return f.expired(int64(binary.LittleEndian.Uint64(hdr[4:])))
+}

@@ -1,0 +1,200 @@
+// Package demo holds what every example shares and none of them is about:
+// reading $ADDR and $CACHE_URL, opening the store, serving until
+// interrupted, the current time with nanoseconds, and the Go proverbs that
+// stand in for the walkthrough's Zen of Python.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// Defaults of the environment variables every example reads.
+const (
+	// DefaultAddr is where an example listens when $ADDR is empty.
+	DefaultAddr = "127.0.0.1:5000"
+	// DefaultCacheURL is the store an example opens when $CACHE_URL is empty.
+	DefaultCacheURL = "memory://"
+)
+
+// PingTimeout bounds the start-up check that a networked store answers.
+const PingTimeout = 3 * time.Second
+
+// Addr returns $ADDR, or DefaultAddr.
+func Addr() string {
+	if a := os.Getenv("ADDR"); a != "" {
+		return a
+	}
+	return DefaultAddr
+}
+
+// CacheURL returns $CACHE_URL, or DefaultCacheURL.
+func CacheURL() string {
+	if u := os.Getenv("CACHE_URL"); u != "" {
+		return u
+	}
+	return DefaultCacheURL
+}
+
+// Redact returns rawURL with its password hidden, for messages. A URL that
+// does not parse is not repeated at all.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(malformed URL)"
+	}
+	return u.Redacted()
+}
+
+// OpenStore opens the store named by rawURL and, for a store with a server,
+// checks within PingTimeout that the server answers and accepts the
+// credentials, so a wrong URL is found at start-up rather than by a silent
+// stream of uncached requests. The error is one line and names the URL
+// (password hidden).
+func OpenStore(ctx context.Context, rawURL string) (stores.Store, error) {
+	store, err := stores.Open(ctx, rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("CACHE_URL %s: %w", Redact(rawURL), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, PingTimeout)
+	defer cancel()
+	if err := stores.Ping(pctx, store); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("CACHE_URL %s: store does not answer: %w", Redact(rawURL), err)
+	}
+	return store, nil
+}
+
+// Main is what an example's main function does: it opens the store named
+// by $CACHE_URL, builds the server with newServer and serves it on $ADDR
+// until SIGINT or SIGTERM. When the store cannot be opened or the address
+// cannot be listened on, it prints one line to stderr and exits with
+// status 1.
+func Main(newServer func(stores.Store) *echo.Echo) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := OpenStore(ctx, CacheURL())
+	if err != nil {
+		Fatal(err)
+	}
+	defer store.Close()
+	if err := Serve(ctx, newServer(store), Addr(), Redact(CacheURL())); err != nil {
+		store.Close()
+		Fatal(err)
+	}
+}
+
+// Run serves e on $ADDR until SIGINT or SIGTERM, for an example without a
+// cache. When the address cannot be listened on, it prints one line to
+// stderr and exits with status 1.
+func Run(e *echo.Echo) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Serve(ctx, e, Addr(), ""); err != nil {
+		Fatal(err)
+	}
+}
+
+// Serve serves e on addr until ctx is done, then shuts it down gracefully.
+// It prints where it listens (and, when storeURL is not empty, on which
+// store) to stderr.
+func Serve(ctx context.Context, e *echo.Echo, addr, storeURL string) error {
+	e.HideBanner = true
+	e.HidePort = true
+	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- e.StartServer(srv) }()
+
+	// Say where we listen once the listener is up (StartServer sets it).
+	go func() {
+		for range 200 {
+			if a := e.ListenerAddr(); a != nil {
+				msg := fmt.Sprintf("%s: listening on http://%s", Name(), a)
+				if storeURL != "" {
+					msg += " (store " + storeURL + ")"
+				}
+				fmt.Fprintln(os.Stderr, msg)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	select {
+	case err := <-errc:
+		return oneLine(err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(sctx); err != nil {
+		return oneLine(err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return oneLine(err)
+	}
+	return nil
+}
+
+// Name returns the example's name: the base name of its binary, which
+// `go run ./examples/NAME` names after the directory.
+func Name() string {
+	return strings.TrimSuffix(filepath.Base(os.Args[0]), ".exe")
+}
+
+// Fatal prints err as one line prefixed with the example's name to stderr
+// and exits with status 1.
+func Fatal(err error) {
+	fprintError(os.Stderr, err)
+	os.Exit(1)
+}
+
+func fprintError(w io.Writer, err error) {
+	fmt.Fprintf(w, "%s: %v\n", Name(), oneLine(err))
+}
+
+// oneLine flattens an error message that spans lines.
+func oneLine(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if !strings.ContainsAny(msg, "\r\n") {
+		return err
+	}
+	return errors.New(strings.Join(strings.Fields(msg), " "))
+}
+
+var (
+	nowMu   sync.Mutex
+	nowLast time.Time
+)
+
+// Now returns the current time as RFC 3339 with nanoseconds. Two calls in
+// one process never return the same string, so a cached response can
+// always be told from a fresh one.
+func Now() string {
+	nowMu.Lock()
+	defer nowMu.Unlock()
+	t := time.Now()
+	if !t.After(nowLast) {
+		t = nowLast.Add(time.Nanosecond)
+	}
+	nowLast = t
+	return t.Format(time.RFC3339Nano)
+}

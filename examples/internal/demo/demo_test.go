@@ -1,0 +1,102 @@
+package demo
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOpenStore(t *testing.T) {
+	// A port nothing listens on, for a redis URL that cannot answer.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+
+	tests := []struct {
+		name string
+		url  string
+		want []string // substrings of the error; nil means success
+	}{
+		{name: "ok, memory", url: "memory://"},
+		{name: "ok, memory with bounds", url: "memory://?max_bytes=1MiB&max_entries=10"},
+		{name: "ok, null", url: "null://"},
+		{name: "ok, file", url: "file://" + t.TempDir() + "?prefix=demo"},
+		{name: "nok, unknown scheme", url: "bogus://x", want: []string{"CACHE_URL bogus://x", `unknown store scheme "bogus"`}},
+		{name: "nok, no scheme", url: "localhost:6379", want: []string{"CACHE_URL"}},
+		{name: "nok, unknown parameter", url: "memory://?max_byte=1", want: []string{`unknown parameter "max_byte"`}},
+		{name: "nok, bad value", url: "memory://?max_bytes=lots", want: []string{"max_bytes", "lots"}},
+		{name: "nok, malformed", url: "redis://[::1", want: []string{"CACHE_URL (malformed URL)", "malformed store URL"}},
+		{name: "nok, server down, password hidden", url: "redis://u:hunter2@" + dead + "/0", want: []string{"CACHE_URL redis://u:xxxxx@" + dead, "does not answer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, err := OpenStore(t.Context(), tt.url)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("OpenStore(%q) = %v; want a store", tt.url, err)
+				}
+				store.Close()
+				return
+			}
+			if err == nil {
+				store.Close()
+				t.Fatalf("OpenStore(%q) succeeded; want an error", tt.url)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("OpenStore(%q) = %q; want it to contain %q", tt.url, msg, w)
+				}
+			}
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("OpenStore(%q) = %q; the password leaks", tt.url, msg)
+			}
+			if strings.ContainsAny(oneLine(err).Error(), "\r\n") {
+				t.Errorf("oneLine(%q) spans lines", msg)
+			}
+		})
+	}
+}
+
+func TestNowIsStrictlyIncreasing(t *testing.T) {
+	prev, err := time.Parse(time.RFC3339Nano, Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10000 {
+		s := Now()
+		cur, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatalf("Now() = %q; not RFC 3339: %v", s, err)
+		}
+		if !cur.After(prev) {
+			t.Fatalf("Now() = %v after %v; want a later time", cur, prev)
+		}
+		prev = cur
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	if got, want := oneLine(errors.New("a\nb\r\n  c")).Error(), "a b c"; got != want {
+		t.Errorf("oneLine = %q; want %q", got, want)
+	}
+	err := errors.New("plain")
+	if got := oneLine(err); got != err {
+		t.Errorf("oneLine(plain) = %v; want the same error", got)
+	}
+}
+
+func TestProverb(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		seen[Proverb()] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("1000 calls of Proverb gave %d distinct proverbs; want several", len(seen))
+	}
+}

@@ -100,3 +100,16 @@ func TestProverb(t *testing.T) {
 		t.Errorf("1000 calls of Proverb gave %d distinct proverbs; want several", len(seen))
 	}
 }
+
+func TestRotateProverbs(t *testing.T) {
+	restore := RotateProverbs()
+	defer restore()
+	prev := Proverb()
+	for range 2 * len(Proverbs) {
+		cur := Proverb()
+		if cur == prev {
+			t.Fatalf("Proverb() = %q twice in a row while rotating", cur)
+		}
+		prev = cur
+	}
+}

@@ -1,6 +1,9 @@
 package demo
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"sync/atomic"
+)
 
 // Proverbs are the Go proverbs (go-proverbs.github.io), which stand in for
 // the walkthrough's Zen of Python.
@@ -26,7 +29,24 @@ var Proverbs = []string{
 	"Don't panic.",
 }
 
+var (
+	rotate atomic.Bool
+	next   atomic.Uint64
+)
+
 // Proverb returns a random Go proverb.
 func Proverb() string {
+	if rotate.Load() {
+		return Proverbs[(next.Add(1)-1)%uint64(len(Proverbs))]
+	}
 	return Proverbs[rand.IntN(len(Proverbs))]
+}
+
+// RotateProverbs makes Proverb return the proverbs in turn instead of at
+// random, so that two calls in a row never return the same one, until the
+// returned function is called. Tests use it to tell a cached proverb from a
+// fresh one without relying on chance.
+func RotateProverbs() (restore func()) {
+	rotate.Store(true)
+	return func() { rotate.Store(false) }
 }

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echocache/echocache/examples/internal/demo"
 	"github.com/echocache/echocache/stores"
 )
 
-// ExpiryBound is how long Expires waits for an entry with a short TTL to
+// ExpiryBound is how long Eventually waits for an entry with a short TTL to
 // expire before failing the test. Tests give their entries TTLs of a few
 // tens of milliseconds, so the bound is only reached when expiry is broken.
 const ExpiryBound = 10 * time.Second
@@ -48,18 +49,14 @@ func Get(tb testing.TB, h http.Handler, target string) string {
 	return rec.Body.String()
 }
 
-// Expires polls GET target on h until its body is no longer old, and
-// returns the new body. It fails the test if that takes longer than
-// ExpiryBound.
-func Expires(tb testing.TB, h http.Handler, target, old string) string {
+// Eventually polls cond until it reports true, and fails the test if that
+// takes longer than ExpiryBound. The message says what was awaited.
+func Eventually(tb testing.TB, cond func() bool, format string, args ...any) {
 	tb.Helper()
 	deadline := time.Now().Add(ExpiryBound)
-	for {
-		if body := Get(tb, h, target); body != old {
-			return body
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("GET %s still returns the cached body after %v:\n%s", target, ExpiryBound, old)
+			tb.Fatalf("waited %v for "+format, append([]any{ExpiryBound}, args...)...)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -78,4 +75,21 @@ func Between(tb testing.TB, s, start, end string) string {
 		tb.Fatalf("%q not found after %q in:\n%s", end, start, s)
 	}
 	return inner
+}
+
+// ShortTTL is the TTL tests give entries whose expiry they watch.
+const ShortTTL = 50 * time.Millisecond
+
+// Shorten sets *ttl to ShortTTL for the rest of the test. Examples keep
+// their walkthrough TTLs in package variables so that tests can do this.
+func Shorten(tb testing.TB, ttl *time.Duration) {
+	old := *ttl
+	*ttl = ShortTTL
+	tb.Cleanup(func() { *ttl = old })
+}
+
+// RotateProverbs makes demo.Proverb return the proverbs in turn for the
+// rest of the test, so two calls never agree by chance.
+func RotateProverbs(tb testing.TB) {
+	tb.Cleanup(demo.RotateProverbs())
 }

@@ -1,0 +1,38 @@
+package echocache
+
+import "github.com/labstack/echo/v4"
+
+// cacheContextKey is the echo.Context key WithCache stores the Cache under. It is
+// spelled like an import path so that it cannot clash with an application's
+// own keys.
+const cacheContextKey = "github.com/echocache/echocache.Cache"
+
+// WithCache returns middleware that puts c in every request's echo.Context,
+// where handlers in any package find it with [FromContext] without
+// importing the package that created it (Flask's current_app.cache). It
+// also gives c the Echo logger, if c's Config has no Logger.
+//
+//	e.Use(echocache.WithCache(appCache))
+func WithCache(c *Cache) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(ec echo.Context) error {
+			if c != nil && c.cfg.Logger == nil && c.echoLogger.Load() == nil {
+				if e := ec.Echo(); e != nil && e.Logger != nil {
+					c.SetEchoLogger(e.Logger)
+				}
+			}
+			ec.Set(cacheContextKey, c)
+			return next(ec)
+		}
+	}
+}
+
+// FromContext returns the Cache that [WithCache] put in ec, or nil when the
+// request did not pass through WithCache. A nil *Cache is safe with the
+// typed API: [Get] misses, [Set] does nothing, [GetOrSet] calls its loader,
+// and the methods that report store errors (Delete, Has, Incr, ...) return
+// ErrNoStore.
+func FromContext(ec echo.Context) *Cache {
+	c, _ := ec.Get(cacheContextKey).(*Cache)
+	return c
+}

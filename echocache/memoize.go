@@ -1,0 +1,479 @@
+package echocache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/echocache/echocache/internal/flight"
+	"github.com/echocache/echocache/stores"
+)
+
+// Func is a function without arguments whose result is cached under a fixed
+// key: Flask-Cache's @cache.cached(timeout=10, key_prefix="current_time") on
+// a plain function. Create it once with [Function]; it is safe for
+// concurrent use.
+type Func[R any] struct {
+	c    *Cache
+	key  string // store key: v:<key>
+	ttl  time.Duration
+	opts callOptions
+	fn   func(ctx context.Context) (R, error)
+}
+
+// Function returns fn cached under key for ttl (zero: the cache's default
+// TTL; stores.NoExpiry: no expiry). The result is stored where [Set] would
+// store it, so Get, Set and Delete of the same key see it.
+//
+// Concurrent callers of a cold key in this process share one call of fn; a
+// loader error is returned and not cached; a zero result is cached only with
+// [CacheZero]; a store error makes Get call fn and return its result, unless
+// [Strict] is given.
+//
+// Function panics if c or fn is nil, key is empty, or another Function of c
+// already uses key: two functions must never share entries. Create cached
+// functions once, at package level or in main, not per request.
+func Function[R any](c *Cache, key string, ttl time.Duration, fn func(ctx context.Context) (R, error), opts ...CallOption) *Func[R] {
+	if c == nil || fn == nil {
+		panic("echocache: Function needs a Cache and a function")
+	}
+	if key == "" {
+		panic("echocache: Function needs a key")
+	}
+	registerName(c, valuePrefix+key, "Function key")
+	return &Func[R]{c: c, key: valuePrefix + key, ttl: ttl, opts: applyOptions(opts), fn: fn}
+}
+
+// Get returns the cached result, calling the function on a miss.
+func (f *Func[R]) Get(ctx context.Context) (R, error) {
+	return loadValue(ctx, f.c, f.key, f.key, f.ttl, f.opts, f.fn)
+}
+
+// Forget removes the cached result, so the next Get calls the function.
+// Store errors are returned.
+func (f *Func[R]) Forget(ctx context.Context) error {
+	if !f.c.hasStore() {
+		return ErrNoStore
+	}
+	return f.c.storeDelete(ctx, f.key)
+}
+
+// Memoized is a function of one argument whose results are cached per
+// argument value: Flask-Cache's @cache.memoize. Create it once with
+// [Memoize]; it is safe for concurrent use.
+type Memoized[A comparable, R any] struct {
+	c     *Cache
+	name  string
+	vkey  string // mv:<name>
+	ttl   time.Duration
+	opts  callOptions
+	fn    func(ctx context.Context, a A) (R, error)
+	encFn argEncoderFunc
+}
+
+// Memoize returns fn with its results cached for ttl per distinct argument
+// (zero ttl: the cache's default; stores.NoExpiry: no expiry). Several
+// arguments go in a struct.
+//
+// An entry's key is the name, the function's current version token and a
+// canonical encoding of the argument: structs and arrays by the value of
+// every field (unexported ones included) and element, strings length
+// prefixed, numbers in decimal (-0 and +0 are one key). So a == b exactly
+// when their keys are equal, and functions with different typedNames never share
+// entries. Argument types holding pointers, channels or interfaces are
+// refused: their identity means nothing to another process.
+//
+// The results obey the same rules as [Function]'s: one call per cold key in
+// this process, loader errors returned and never cached, zero results cached
+// only with [CacheZero], fail-open unless [Strict].
+//
+// Memoize panics if c or fn is nil, if name is empty or contains ':', if the
+// argument type cannot be encoded, or if another Memoize of c already uses
+// name. Create memoized functions once, at package level or in main.
+// Processes sharing a store share the entries of a name, which must
+// therefore mean the same function in each of them.
+func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn func(ctx context.Context, a A) (R, error), opts ...CallOption) *Memoized[A, R] {
+	if c == nil || fn == nil {
+		panic("echocache: Memoize needs a Cache and a function")
+	}
+	if name == "" || strings.ContainsAny(name, ":") {
+		panic(fmt.Sprintf("echocache: Memoize name %q must be non-empty and contain no ':'", name))
+	}
+	enc, err := compileArgEncoder(reflect.TypeFor[A]())
+	if err != nil {
+		panic(fmt.Sprintf("echocache: Memoize %q: %v", name, err))
+	}
+	registerName(c, memoPrefix+name, "Memoize name")
+	return &Memoized[A, R]{
+		c: c, name: name, vkey: memoVersionPrefix + name,
+		ttl: ttl, opts: applyOptions(opts), fn: fn, encFn: enc,
+	}
+}
+
+// Get returns the cached result for a, calling the function on a miss.
+func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
+	call := func(ctx context.Context) (R, error) { return m.fn(ctx, a) }
+	arg := m.encFn(make([]byte, 0, 32), reflect.ValueOf(a))
+	if !m.c.hasStore() {
+		return loadValue(ctx, m.c, memoPrefix+m.name+"::"+string(arg), "", m.ttl, m.opts, call)
+	}
+	ver, err := m.version(ctx)
+	if err != nil {
+		if m.opts.strict {
+			var zero R
+			return zero, err
+		}
+		// Fail open: without the version no entry can be named; the call is
+		// still shared with the concurrent callers of a.
+		m.c.stats.misses.Add(1)
+		return loadValue(ctx, m.c, memoPrefix+m.name+"::"+string(arg), "", m.ttl, m.opts, call)
+	}
+	skey := memoPrefix + m.name + ":" + ver + ":" + string(arg)
+	return loadValue(ctx, m.c, skey, skey, m.ttl, m.opts, call)
+}
+
+// Forget removes the cached result for a. Store errors are returned.
+func (m *Memoized[A, R]) Forget(ctx context.Context, a A) error {
+	if !m.c.hasStore() {
+		return ErrNoStore
+	}
+	data, err := m.c.storeGet(ctx, m.vkey)
+	if errors.Is(err, stores.ErrNotFound) || err == nil && !validVersionToken(data) {
+		return nil // no version yet, or a broken one that Get replaces: nothing is reachable
+	}
+	if err != nil {
+		return err
+	}
+	arg := m.encFn(make([]byte, 0, 32), reflect.ValueOf(a))
+	return m.c.storeDelete(ctx, memoPrefix+m.name+":"+string(data)+":"+string(arg))
+}
+
+// ForgetAll drops every cached result of the function in O(1), on every
+// store: it replaces the function's version token, so the old entries can no
+// longer be reached (they expire with their TTL). Store errors are returned.
+func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
+	if !m.c.hasStore() {
+		return ErrNoStore
+	}
+	return m.c.storeSet(ctx, m.vkey, []byte(newVersionToken()), stores.NoExpiry)
+}
+
+// version returns the function's current version token, creating it when
+// absent. The token never expires, so it cannot vanish before the entries it
+// typedNames; if a bounded store evicts it anyway (or it is corrupt), a fresh
+// random token replaces it, so old entries stay unreachable rather than
+// coming back under a predictable value.
+func (m *Memoized[A, R]) version(ctx context.Context) (string, error) {
+	data, err := m.c.storeGet(ctx, m.vkey)
+	if err == nil && validVersionToken(data) {
+		return string(data), nil
+	}
+	if err != nil && !errors.Is(err, stores.ErrNotFound) {
+		return "", err
+	}
+	tok := newVersionToken()
+	if err == nil { // present but not a token: replace it
+		m.c.logf("replacing corrupt version token %q", m.vkey)
+		if err := m.c.storeSet(ctx, m.vkey, []byte(tok), stores.NoExpiry); err != nil {
+			return "", err
+		}
+		return tok, nil
+	}
+	added, err := m.c.storeAdd(ctx, m.vkey, []byte(tok), stores.NoExpiry)
+	if err != nil {
+		return "", err
+	}
+	if added {
+		return tok, nil
+	}
+	// Another caller or process created it first: use theirs.
+	data, err = m.c.storeGet(ctx, m.vkey)
+	if err != nil {
+		return "", err
+	}
+	if !validVersionToken(data) {
+		return "", fmt.Errorf("echocache: version token %q is corrupt", m.vkey)
+	}
+	return string(data), nil
+}
+
+const versionTokenLen = 16 // hex digits: 64 random bits
+
+func newVersionToken() string {
+	var b [versionTokenLen / 2]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+func validVersionToken(b []byte) bool {
+	if len(b) != versionTokenLen {
+		return false
+	}
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// typedNames records the Function keys and Memoize typedNames of one Cache.
+type typedNames struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+func registerName(c *Cache, name, what string) {
+	n := state(c, "typed.typedNames", func() *typedNames { return &typedNames{set: map[string]bool{}} })
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.set[name] {
+		panic(fmt.Sprintf("echocache: %s %q is already used on this Cache", what, strings.SplitN(name, ":", 2)[1]))
+	}
+	n.set[name] = true
+}
+
+// loadedValue is what a shared loader call hands to each of its callers.
+type loadedValue[T any] struct {
+	val      T
+	storeErr error // store or encoding error met while filling the cache
+}
+
+func typedFlight(c *Cache) *flight.Group[any] {
+	return state(c, "typed.flight", func() *flight.Group[any] { return new(flight.Group[any]) })
+}
+
+// load is the read-through path shared by GetOrSet, Func and Memoized.
+// skey is the store key ("" when the store cannot be used, e.g. the memoize
+// version is unknown); fkey typedNames the shared call.
+func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if !c.hasStore() {
+		if o.strict {
+			return zero, ErrNoStore
+		}
+		if c == nil {
+			return fn(ctx)
+		}
+		skey = ""
+	}
+	storeOK := skey != ""
+	if storeOK {
+		v, hit, err := lookupValue[T](ctx, c, skey)
+		if hit {
+			return v, nil
+		}
+		if err != nil {
+			if o.strict {
+				return zero, err
+			}
+			storeOK = false
+		}
+	}
+	res, _, err := typedFlight(c).Do(ctx, fkey, func(fctx context.Context) (any, error) {
+		var r loadedValue[T]
+		fillOK := storeOK
+		if fillOK {
+			// A shared call that ended between our lookupValue and now has
+			// stored the value: read it rather than call fn again.
+			v, hit, err := lookupValue[T](fctx, c, skey)
+			if hit {
+				return loadedValue[T]{val: v}, nil
+			}
+			if err != nil {
+				fillOK, r.storeErr = false, err
+			}
+		}
+		if fillOK && o.lockTTL > 0 {
+			release, acquired := c.lock(fctx, skey, o.lockTTL)
+			if acquired {
+				defer release()
+			} else if v, ok := awaitValue[T](fctx, c, skey, o.lockTTL); ok {
+				return loadedValue[T]{val: v}, nil
+			}
+			// Not acquired and the holder did not fill the entry in time:
+			// run the loader here rather than wait any longer.
+		}
+		v, err := fn(fctx)
+		if err != nil {
+			return nil, typedLoaderError{err}
+		}
+		r.val = v
+		if fillOK {
+			r.storeErr = fillValue(fctx, c, skey, v, ttl, o)
+		}
+		return r, nil
+	})
+	var le typedLoaderError
+	if errors.As(err, &le) {
+		return zero, le.err
+	}
+	if err != nil {
+		return zero, err // the caller's context ended, or fn panicked
+	}
+	r, ok := res.(loadedValue[T])
+	if !ok {
+		// Another caller is loading the same key with a different type.
+		return fn(ctx)
+	}
+	if r.storeErr != nil && o.strict {
+		return r.val, r.storeErr
+	}
+	return r.val, nil
+}
+
+// awaitValue waits, polling the store, for another process that holds the
+// loader lock to store skey. It gives up after wait, when ctx ends, or when
+// the store fails.
+func awaitValue[T any](ctx context.Context, c *Cache, skey string, wait time.Duration) (T, bool) {
+	var zero T
+	deadline := time.Now().Add(wait)
+	pause := 5 * time.Millisecond
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return zero, false
+		case <-t.C:
+		}
+		data, err := c.storeGet(ctx, skey)
+		if err == nil {
+			if v, err := decodeValue[T](c.codec(), data); err == nil {
+				return v, true
+			}
+		} else if !errors.Is(err, stores.ErrNotFound) {
+			return zero, false
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return zero, false
+		}
+		pause = min(2*pause, 100*time.Millisecond, left)
+		t.Reset(pause)
+	}
+}
+
+// typedLoaderError marks an error returned by the loader, as opposed to one met
+// by the cache.
+type typedLoaderError struct{ err error }
+
+func (e typedLoaderError) Error() string { return e.err.Error() }
+func (e typedLoaderError) Unwrap() error { return e.err }
+
+// fill stores a loadedValue value. It returns the store or encoding error, which
+// has already been logged and counted.
+func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.Duration, o callOptions) error {
+	if !o.cacheZero && isZeroValue(&v) {
+		c.countBypass("zero-result")
+		return nil
+	}
+	data, err := encodeValue(c.codec(), v)
+	if err != nil {
+		c.countBypass("unencodable")
+		c.logf("not caching %q: %v", skey, err)
+		return err
+	}
+	if err := c.storeSet(ctx, skey, data, c.ttl(ttl)); err != nil {
+		return err
+	}
+	c.stats.stores.Add(1)
+	return nil
+}
+
+// argEncoderFunc appends the canonical encoding of an argument to b.
+type argEncoderFunc func(b []byte, v reflect.Value) []byte
+
+// compileArgEncoder builds the encoder of arguments of type t. The encoding is
+// prefix-free for every type (numbers end with ',', strings carry their
+// length, arrays and structs have a fixed shape), so the encodings of
+// distinct values never coincide, and equal values (==) encode alike.
+func compileArgEncoder(t reflect.Type) (argEncoderFunc, error) {
+	switch t.Kind() {
+	case reflect.Bool:
+		return func(b []byte, v reflect.Value) []byte {
+			if v.Bool() {
+				return append(b, 't')
+			}
+			return append(b, 'f')
+		}, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return func(b []byte, v reflect.Value) []byte {
+			return append(strconv.AppendInt(b, v.Int(), 10), ',')
+		}, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return func(b []byte, v reflect.Value) []byte {
+			return append(strconv.AppendUint(b, v.Uint(), 10), ',')
+		}, nil
+	case reflect.Float32, reflect.Float64:
+		bits := t.Bits()
+		return func(b []byte, v reflect.Value) []byte {
+			return appendArgFloat(b, v.Float(), bits)
+		}, nil
+	case reflect.Complex64, reflect.Complex128:
+		bits := t.Bits() / 2
+		return func(b []byte, v reflect.Value) []byte {
+			c := v.Complex()
+			return appendArgFloat(appendArgFloat(b, real(c), bits), imag(c), bits)
+		}, nil
+	case reflect.String:
+		return func(b []byte, v reflect.Value) []byte {
+			s := v.String()
+			b = strconv.AppendInt(b, int64(len(s)), 10)
+			b = append(b, ':')
+			return append(b, s...)
+		}, nil
+	case reflect.Array:
+		elem, err := compileArgEncoder(t.Elem())
+		if err != nil {
+			return nil, err
+		}
+		n := t.Len()
+		return func(b []byte, v reflect.Value) []byte {
+			for i := range n {
+				b = elem(b, v.Index(i))
+			}
+			return b
+		}, nil
+	case reflect.Struct:
+		var idx []int
+		var encs []argEncoderFunc
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Name == "_" {
+				continue // blank fields take no part in ==
+			}
+			e, err := compileArgEncoder(f.Type)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", f.Name, err)
+			}
+			idx = append(idx, i)
+			encs = append(encs, e)
+		}
+		return func(b []byte, v reflect.Value) []byte {
+			for j, i := range idx {
+				b = encs[j](b, v.Field(i))
+			}
+			return b
+		}, nil
+	}
+	return nil, fmt.Errorf("argument type %s holds a %s, which has no stable value to key on (use its value, an ID or a string)", t, t.Kind())
+}
+
+func appendArgFloat(b []byte, f float64, bits int) []byte {
+	if f == 0 {
+		f = 0 // -0 == +0: one key
+	}
+	if math.IsNaN(f) {
+		return append(b, "NaN,"...)
+	}
+	return append(strconv.AppendFloat(b, f, 'g', -1, bits), ',')
+}

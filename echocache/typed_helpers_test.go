@@ -1,0 +1,199 @@
+package echocache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/stores/storetest"
+)
+
+// typedBackend opens the stores the typed API is tested on: the memory store
+// and real redis and memcached servers.
+type typedBackend struct {
+	name string
+	// open returns two stores on one fresh namespace: for redis and
+	// memcached two clients (two processes of one app); for memory the same
+	// store twice (a process-local store cannot be shared otherwise).
+	open func(t *testing.T) (stores.Store, stores.Store)
+	// minTTL is the shortest TTL the backend honours reliably.
+	minTTL time.Duration
+}
+
+func typedBackends() []typedBackend {
+	return []typedBackend{
+		{name: "memory", minTTL: 200 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
+			s := openStore(t, "memory://")
+			return s, s
+		}},
+		{name: "redis", minTTL: 500 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
+			u := servertest.Redis(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+			return openStore(t, u), openStore(t, u)
+		}},
+		{name: "memcached", minTTL: 2 * time.Second, open: func(t *testing.T) (stores.Store, stores.Store) {
+			u := "memcached://" + servertest.Memcached(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+			return openStore(t, u), openStore(t, u)
+		}},
+	}
+}
+
+func openStore(t *testing.T, u string) stores.Store {
+	t.Helper()
+	s, err := stores.Open(context.Background(), u)
+	require.NoError(t, err, "stores.Open(%q)", u)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// forEachBackend runs f on every backend, in parallel with nothing else (the
+// servers are shared with other packages' tests, the loader counts are not).
+func forEachBackend(t *testing.T, f func(t *testing.T, b typedBackend)) {
+	t.Helper()
+	for _, b := range typedBackends() {
+		t.Run(b.name, func(t *testing.T) { f(t, b) })
+	}
+}
+
+// newTestCache returns a Cache over s whose store timeout is generous (the
+// race detector on a busy machine is slow; a timeout would fail open and
+// change loader counts) and whose warnings go to the test log.
+func newTestCache(t *testing.T, s stores.Store, cfg echocache.Config) *echocache.Cache {
+	t.Helper()
+	if cfg.StoreTimeout == 0 {
+		cfg.StoreTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = echocache.LoggerFunc(func(format string, args ...any) { t.Logf("cache: "+format, args...) })
+	}
+	if cfg.LogInterval == 0 {
+		cfg.LogInterval = time.Nanosecond
+	}
+	c, err := echocache.NewWithConfig(s, cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// counter is a loader that counts its calls.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) calls() int64 { return c.n.Load() }
+
+// failingStore wraps a store and fails every call while fail is set. It is
+// not Local, so the cache counts and logs its errors.
+type failingStore struct {
+	stores.Store
+	fail atomic.Bool
+}
+
+var errBoom = errors.New("boom: store unreachable")
+
+func (s *failingStore) err(ctx context.Context) error {
+	if s.fail.Load() {
+		return errBoom
+	}
+	return nil
+}
+
+func (s *failingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := s.err(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *failingStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if err := s.err(ctx); err != nil {
+		return err
+	}
+	return s.Store.Set(ctx, key, v, ttl)
+}
+
+func (s *failingStore) Add(ctx context.Context, key string, v []byte, ttl time.Duration) (bool, error) {
+	if err := s.err(ctx); err != nil {
+		return false, err
+	}
+	return s.Store.Add(ctx, key, v, ttl)
+}
+
+func (s *failingStore) Delete(ctx context.Context, key string) error {
+	if err := s.err(ctx); err != nil {
+		return err
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+func (s *failingStore) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	if err := s.err(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.GetMany(ctx, keys)
+}
+
+func (s *failingStore) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	if err := s.err(ctx); err != nil {
+		return err
+	}
+	return s.Store.SetMany(ctx, items, ttl)
+}
+
+func (s *failingStore) DeleteMany(ctx context.Context, keys []string) error {
+	if err := s.err(ctx); err != nil {
+		return err
+	}
+	return s.Store.DeleteMany(ctx, keys)
+}
+
+func (s *failingStore) Incr(ctx context.Context, key string, d int64) (int64, error) {
+	if err := s.err(ctx); err != nil {
+		return 0, err
+	}
+	return s.Store.Incr(ctx, key, d)
+}
+
+// logBuffer collects a cache's warnings.
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logBuffer) Warnf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// hammer calls f from n goroutines released at once and returns the results.
+func hammer[R any](n int, f func() (R, error)) ([]R, []error) {
+	res := make([]R, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res[i], errs[i] = f()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return res, errs
+}

@@ -87,6 +87,7 @@ type File struct {
 	// budget is the number of writes left before the next directory scan.
 	budget  atomic.Int64
 	pruneMu sync.Mutex
+	scans   atomic.Int64 // directory scans so far, for tests
 }
 
 const (
@@ -382,26 +383,29 @@ func (f *File) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	if err := f.set(ctx, key, value, ttl); err != nil {
+	path, err := f.set(ctx, key, value, ttl)
+	if err != nil {
 		return err
 	}
-	f.wrote(ctx, 1)
+	f.wrote(ctx, 1, path)
 	return nil
 }
 
-func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+// set writes an entry and returns the path of its file.
+func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) (string, error) {
 	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
 	if err != nil {
-		return err
+		return "", err
 	}
 	h := keyHash(key)
 	unlock, err := f.lock(ctx, h)
 	if err != nil {
 		_ = os.Remove(tmp)
-		return err
+		return "", err
 	}
 	defer unlock()
-	return f.install(tmp, f.path(h))
+	path := f.path(h)
+	return path, f.install(tmp, path)
 }
 
 // Add stores value under key if the key is absent or expired, atomically
@@ -427,7 +431,7 @@ func (f *File) Add(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err := f.install(tmp, path); err != nil {
 		return false, err
 	}
-	f.wrote(ctx, 1)
+	f.wrote(ctx, 1, path)
 	return true, nil
 }
 
@@ -477,16 +481,17 @@ func (f *File) SetMany(ctx context.Context, items map[string][]byte, ttl time.Du
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	n := 0
-	defer func() { f.wrote(ctx, n) }()
+	n, last := 0, ""
+	defer func() { f.wrote(ctx, n, last) }()
 	for k, v := range items {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := f.set(ctx, k, v, ttl); err != nil {
+		path, err := f.set(ctx, k, v, ttl)
+		if err != nil {
 			return err
 		}
-		n++
+		n, last = n+1, path
 	}
 	return nil
 }
@@ -541,7 +546,7 @@ func (f *File) Incr(ctx context.Context, key string, delta int64) (int64, error)
 		return 0, err
 	}
 	if st != found {
-		f.wrote(ctx, 1)
+		f.wrote(ctx, 1, path)
 	}
 	return n, nil
 }
@@ -582,9 +587,9 @@ func (f *File) Close() error {
 	return nil
 }
 
-// wrote counts n writes that may have created files, and prunes when they
-// may have taken the namespace over MaxEntries.
-func (f *File) wrote(ctx context.Context, n int) {
+// wrote counts n writes that may have created files, the last at path, and
+// prunes when they may have taken the namespace over MaxEntries.
+func (f *File) wrote(ctx context.Context, n int, path string) {
 	if f.max <= 0 || n == 0 || f.budget.Add(-int64(n)) > 0 {
 		return
 	}
@@ -592,13 +597,17 @@ func (f *File) wrote(ctx context.Context, n int) {
 		return // another goroutine is pruning
 	}
 	defer f.pruneMu.Unlock()
-	_ = f.prune(ctx)
+	_ = f.prune(ctx, path)
 }
 
 // prune scans the namespace and, when it holds more than nine tenths of
 // MaxEntries, removes expired entries, then the oldest, down to nine tenths.
-// It then sets the write budget to the room left below MaxEntries.
-func (f *File) prune(ctx context.Context) error {
+// It never removes the file at keep, the write that triggered it: file
+// times are coarse (a few milliseconds on Linux), so the newest file can
+// tie with older ones. It then sets the write budget to the room left
+// below MaxEntries.
+func (f *File) prune(ctx context.Context, keep string) error {
+	f.scans.Add(1)
 	des, err := os.ReadDir(f.ns)
 	if err != nil {
 		f.budget.Store(int64(f.max / 10))
@@ -606,24 +615,26 @@ func (f *File) prune(ctx context.Context) error {
 	}
 	type candidate struct {
 		path    string
+		de      fs.DirEntry
 		modTime time.Time
 	}
 	var files []candidate
+	protected := 0 // 1 when keep is among the entries
 	for _, de := range des {
 		name := de.Name()
-		info, err := de.Info()
-		if err != nil {
-			continue // removed meanwhile
-		}
 		path := filepath.Join(f.ns, name)
 		switch {
+		case path == keep:
+			protected = 1
 		case isEntryName(name):
-			files = append(files, candidate{path, info.ModTime()})
-		case strings.HasPrefix(name, fileTempPrefix) && f.now().Sub(info.ModTime()) > fileStaleTemp:
-			_ = os.Remove(path)
+			files = append(files, candidate{path: path, de: de})
+		case strings.HasPrefix(name, fileTempPrefix):
+			if info, err := de.Info(); err == nil && f.now().Sub(info.ModTime()) > fileStaleTemp {
+				_ = os.Remove(path)
+			}
 		}
 	}
-	low := f.max - max(1, f.max/10)
+	low := max(f.max-max(1, f.max/10), 1) - protected
 	if len(files) > low {
 		// Expired entries first.
 		kept := files[:0]
@@ -638,6 +649,11 @@ func (f *File) prune(ctx context.Context) error {
 	}
 	if len(files) > low {
 		// Then the oldest.
+		for i := range files {
+			if info, err := files[i].de.Info(); err == nil {
+				files[i].modTime = info.ModTime()
+			} // else removed meanwhile: first in line, which is harmless
+		}
 		slices.SortFunc(files, func(a, b candidate) int {
 			return cmp.Or(a.modTime.Compare(b.modTime), strings.Compare(a.path, b.path))
 		})
@@ -646,7 +662,7 @@ func (f *File) prune(ctx context.Context) error {
 		}
 		files = files[len(files)-low:]
 	}
-	f.budget.Store(int64(f.max - len(files)))
+	f.budget.Store(int64(f.max - len(files) - protected))
 	return nil
 }
 

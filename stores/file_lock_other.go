@@ -4,6 +4,9 @@ package stores
 
 import "context"
 
+// crossProcessLocks reports whether lockFile excludes other processes.
+const crossProcessLocks = false
+
 // lockFile has no cross-process lock on this system: the File store's
 // in-process mutex is all there is, so processes sharing a directory can
 // race on Add and Incr.

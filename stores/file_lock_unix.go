@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// crossProcessLocks reports whether lockFile excludes other processes.
+const crossProcessLocks = true
+
 // lockFile takes an exclusive flock(2) on the file at path, creating it if
 // needed, and returns the function that releases it. flock locks belong to
 // the open file, so they exclude other processes and other opens in this

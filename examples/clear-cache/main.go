@@ -55,5 +55,5 @@ func describe(rawURL string) string {
 	if p := u.Query().Get("prefix"); p != "" {
 		ns = fmt.Sprintf("namespace %q", p)
 	}
-	return fmt.Sprintf("%s of %s; other namespaces are untouched", ns, u.Redacted())
+	return fmt.Sprintf("%s of %s; other namespaces are untouched", ns, demo.Redact(rawURL))
 }

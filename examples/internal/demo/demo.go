@@ -58,7 +58,10 @@ func Redact(rawURL string) string {
 	if err != nil {
 		return "(malformed URL)"
 	}
-	return u.Redacted()
+	if _, has := u.User.Password(); has {
+		return u.Redacted()
+	}
+	return rawURL // as given: String would turn memory:// into memory:
 }
 
 // OpenStore opens the store named by rawURL and, for a store with a server,

@@ -63,6 +63,21 @@ func TestOpenStore(t *testing.T) {
 	}
 }
 
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"memory://", "memory://"},
+		{"redis://127.0.0.1:6379/0?prefix=a:", "redis://127.0.0.1:6379/0?prefix=a:"},
+		{"redis://user:pw@127.0.0.1:6379/0", "redis://user:xxxxx@127.0.0.1:6379/0"},
+		{"memcached://user@h:1", "memcached://user@h:1"},
+		{"redis://[::1", "(malformed URL)"},
+	}
+	for _, tt := range tests {
+		if got := Redact(tt.in); got != tt.want {
+			t.Errorf("Redact(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestNowIsStrictlyIncreasing(t *testing.T) {
 	prev, err := time.Parse(time.RFC3339Nano, Now())
 	if err != nil {

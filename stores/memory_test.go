@@ -1,6 +1,11 @@
 package stores_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,4 +32,75 @@ func TestMemoryConformance(t *testing.T) {
 			return newMemory(t, stores.MemoryConfig{DefaultTTL: def})
 		},
 	})
+}
+
+func BenchmarkMemoryGet(b *testing.B) {
+	ctx := context.Background()
+	s := newMemory(b, stores.MemoryConfig{})
+	value := []byte(strings.Repeat("v", 512))
+	require.NoError(b, s.Set(ctx, "k", value, time.Minute))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(ctx, "k"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemorySet(b *testing.B) {
+	ctx := context.Background()
+	s := newMemory(b, stores.MemoryConfig{})
+	value := []byte(strings.Repeat("v", 512))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Set(ctx, "k", value, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMemoryGetParallel(b *testing.B) {
+	ctx := context.Background()
+	s := newMemory(b, stores.MemoryConfig{})
+	value := []byte(strings.Repeat("v", 512))
+	for i := range 1024 {
+		require.NoError(b, s.Set(ctx, "k"+strconv.Itoa(i), value, time.Minute))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := s.Get(ctx, "k"+strconv.Itoa(i&1023)); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func ExampleNewMemory() {
+	ctx := context.Background()
+	store, err := stores.NewMemory(stores.MemoryConfig{
+		MaxBytes:   16 << 20, // 16 MiB of keys, values and overhead
+		MaxEntries: 10000,    // and at most 10000 entries
+		DefaultTTL: 5 * time.Minute,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+
+	_ = store.Set(ctx, "greeting", []byte("hello"), stores.DefaultTTL) // 5 minutes
+	v, _ := store.Get(ctx, "greeting")
+	fmt.Println(string(v))
+
+	n, _ := store.Incr(ctx, "visits", 1)
+	fmt.Println(n)
+
+	_, err = store.Get(ctx, "absent")
+	fmt.Println(errors.Is(err, stores.ErrNotFound))
+	// Output:
+	// hello
+	// 1
+	// true
 }

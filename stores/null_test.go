@@ -2,7 +2,10 @@ package stores_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,4 +77,39 @@ func TestNullClosed(t *testing.T) {
 	for op, err := range nullOps(context.Background(), s) {
 		assert.ErrorIs(t, err, stores.ErrClosed, op)
 	}
+}
+
+func BenchmarkNullGet(b *testing.B) {
+	ctx := context.Background()
+	s := stores.NewNull()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(ctx, "k"); err != stores.ErrNotFound {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNullSet(b *testing.B) {
+	ctx := context.Background()
+	s := stores.NewNull()
+	value := []byte("v")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Set(ctx, "k", value, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func ExampleOpen_null() {
+	// null:// turns caching off without changing code: nothing is kept.
+	store, err := stores.Open(context.Background(), "null://")
+	if err != nil {
+		panic(err)
+	}
+	_ = store.Set(context.Background(), "k", []byte("v"), stores.NoExpiry)
+	_, err = store.Get(context.Background(), "k")
+	fmt.Println(errors.Is(err, stores.ErrNotFound))
+	// Output: true
 }

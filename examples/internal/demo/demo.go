@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/echocache/echocache/stores"
 )
@@ -34,6 +36,18 @@ const (
 
 // PingTimeout bounds the start-up check that a networked store answers.
 const PingTimeout = 3 * time.Second
+
+func init() {
+	// go-redis logs every failed dial itself, several lines per request
+	// while redis is down. The examples report a store that does not answer
+	// at start-up in one line, and echocache logs store errors later on,
+	// rate-limited, through Echo's logger.
+	redis.SetLogger(discardLogger{})
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
 
 // Addr returns $ADDR, or DefaultAddr.
 func Addr() string {
@@ -96,7 +110,7 @@ func Main(newServer func(stores.Store) *echo.Echo) {
 		Fatal(err)
 	}
 	defer store.Close()
-	if err := Serve(ctx, newServer(store), Addr(), Redact(CacheURL())); err != nil {
+	if err := listenAndServe(ctx, newServer(store), Redact(CacheURL())); err != nil {
 		store.Close()
 		Fatal(err)
 	}
@@ -108,35 +122,30 @@ func Main(newServer func(stores.Store) *echo.Echo) {
 func Run(e *echo.Echo) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Serve(ctx, e, Addr(), ""); err != nil {
+	if err := listenAndServe(ctx, e, ""); err != nil {
 		Fatal(err)
 	}
 }
 
-// Serve serves e on addr until ctx is done, then shuts it down gracefully.
-// It prints where it listens (and, when storeURL is not empty, on which
-// store) to stderr.
-func Serve(ctx context.Context, e *echo.Echo, addr, storeURL string) error {
-	e.HideBanner = true
-	e.HidePort = true
-	srv := &http.Server{Addr: addr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- e.StartServer(srv) }()
+func listenAndServe(ctx context.Context, e *echo.Echo, storeURL string) error {
+	ln, err := net.Listen("tcp", Addr())
+	if err != nil {
+		return fmt.Errorf("ADDR: %w", err)
+	}
+	msg := fmt.Sprintf("%s: listening on http://%s", Name(), ln.Addr())
+	if storeURL != "" {
+		msg += " (store " + storeURL + ")"
+	}
+	fmt.Fprintln(os.Stderr, msg)
+	return Serve(ctx, e, ln)
+}
 
-	// Say where we listen once the listener is up (StartServer sets it).
-	go func() {
-		for range 200 {
-			if a := e.ListenerAddr(); a != nil {
-				msg := fmt.Sprintf("%s: listening on http://%s", Name(), a)
-				if storeURL != "" {
-					msg += " (store " + storeURL + ")"
-				}
-				fmt.Fprintln(os.Stderr, msg)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
+// Serve serves e on ln until ctx is done, then shuts it down gracefully,
+// giving requests in flight up to 5 seconds.
+func Serve(ctx context.Context, e *echo.Echo, ln net.Listener) error {
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
 
 	select {
 	case err := <-errc:
@@ -145,10 +154,10 @@ func Serve(ctx context.Context, e *echo.Echo, addr, storeURL string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := e.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
 		return oneLine(err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return oneLine(err)
 	}
 	return nil

@@ -302,7 +302,14 @@ func (f *File) lock(ctx context.Context, h [sha256.Size]byte) (unlock func(), er
 	stripe := int(h[0]) % fileLockStripes
 	mu := &f.locks[stripe]
 	mu.Lock()
-	release, err := lockFile(ctx, filepath.Join(f.ns, fmt.Sprintf("lock-%02x", stripe)))
+	path := filepath.Join(f.ns, fmt.Sprintf("lock-%02x", stripe))
+	release, err := lockFile(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the directory under us; make it again.
+		if err = os.MkdirAll(f.ns, 0o700); err == nil {
+			release, err = lockFile(ctx, path)
+		}
+	}
 	if err != nil {
 		mu.Unlock()
 		if ctx.Err() != nil {

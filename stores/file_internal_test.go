@@ -340,6 +340,15 @@ func TestFileRecreatesRemovedDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []byte("v"), v)
 	require.NoError(t, f.Clear(ctx))
+
+	for name, op := range map[string]func() error{
+		"Add":    func() error { _, err := f.Add(ctx, "a", nil, NoExpiry); return err },
+		"Incr":   func() error { _, err := f.Incr(ctx, "n", 1); return err },
+		"Delete": func() error { return f.Delete(ctx, "k") },
+	} {
+		require.NoError(t, os.RemoveAll(f.ns))
+		require.NoError(t, op(), "%s after the directory was removed", name)
+	}
 }
 
 func TestNewFileRejects(t *testing.T) {

@@ -98,8 +98,15 @@ const (
 	fileTempPrefix = ".tmp-"
 )
 
-// NewFile returns a File store (URL: file:///abs/dir?max_entries=500). It
-// creates the directory and the namespace subdirectory.
+// NewFile returns a File store. It creates the directory and the namespace
+// subdirectory.
+//
+// URL forms (parameters max_entries, where 0 turns pruning off; default_ttl;
+// prefix):
+//
+//	file:///var/cache/myapp?max_entries=500   absolute directory
+//	file:cache/myapp?prefix=app:              relative to the working directory
+//	file://./cache/myapp                      the same
 func NewFile(cfg FileConfig) (*File, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("stores: file: FileConfig.Dir is required")

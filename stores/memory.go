@@ -72,7 +72,11 @@ type memEntry struct {
 
 const keepTTL time.Duration = -1
 
-// NewMemory returns a Memory store (URL: memory://?max_bytes=64MiB).
+// NewMemory returns a Memory store.
+//
+// URL form (every parameter optional; max_entries=0 means no count bound):
+//
+//	memory://?max_bytes=64MiB&max_entries=10000&default_ttl=5m&prefix=app:
 func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.MaxBytes < 0 {
 		return nil, fmt.Errorf("stores: memory: MaxBytes %d is negative", cfg.MaxBytes)

@@ -2,12 +2,16 @@ package echocache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -186,11 +190,47 @@ func (s *mwTestStore) Close() error { return nil }
 
 var errMWStoreDown = errors.New("test store: down")
 
-// forEachMWStore runs f once per backend, each with a fresh Cache over a
-// fresh namespace.
+// forEachMWStore runs f once per real backend (memory, redis, memcached),
+// each with a fresh Cache over a fresh namespace of its own.
 func forEachMWStore(t *testing.T, f func(t *testing.T, c *Cache)) {
 	t.Helper()
-	t.Run("map", func(t *testing.T) {
-		f(t, New(newMWTestStore()))
+	for _, name := range []string{"memory", "redis", "memcached"} {
+		t.Run(name, func(t *testing.T) {
+			f(t, New(openMWStore(t, name)))
+		})
+	}
+}
+
+// openMWStore opens a fresh store of a backend; on redis and memcached the
+// namespace is unique to the test.
+func openMWStore(t testing.TB, name string) stores.Store {
+	t.Helper()
+	var raw [6]byte
+	_, _ = rand.Read(raw[:])
+	prefix := "mwtest-" + hex.EncodeToString(raw[:]) + ":"
+	var s stores.Store
+	var err error
+	switch name {
+	case "memory":
+		s, err = stores.NewMemory(stores.MemoryConfig{})
+	case "redis":
+		u := servertest.Redis(t)
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		s, err = stores.Open(context.Background(), u+sep+"prefix="+prefix)
+	case "memcached":
+		s, err = stores.Open(context.Background(), "memcached://"+servertest.Memcached(t)+"?prefix="+prefix)
+	default:
+		t.Fatalf("unknown store %q", name)
+	}
+	if err != nil {
+		t.Fatalf("open %s store: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = s.Clear(context.Background())
+		_ = s.Close()
 	})
+	return s
 }

@@ -1,0 +1,373 @@
+package echocache
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"unsafe"
+)
+
+// A stored page entry is a flat, versioned, checksummed record. It is not
+// gob: decoding never runs code chosen by the data, and the hit path reads
+// fields in place without building an object graph.
+//
+//	offset  size  field
+//	0       3     magic "ECR"
+//	3       1     format version (entryVersion)
+//	4       8     page nonce (uint64 LE)
+//	12      8     stored at (unix nanoseconds, int64 LE)
+//	20      8     fresh until
+//	28      8     stale-while-revalidate until (>= fresh until)
+//	36      8     stale-if-error until (>= fresh until)
+//	44      2     status (uint16 LE, 100..999)
+//	46      str   variant key the entry was stored under
+//	        list  response Vary header names: uvarint count, then str each
+//	        list  tags: uvarint count, then str name + 8-byte version each
+//	        list  headers: uvarint count, then str name, uvarint value
+//	              count and str each value
+//	        str   body
+//	end-4   4     CRC-32C of every byte before it (uint32 LE)
+//
+// A str is a uvarint length followed by that many bytes. A record that is
+// truncated, too long, of another version or with a bad checksum does not
+// decode; the middleware treats it as a miss and deletes it.
+
+const (
+	entryMagic   = "ECR"
+	entryVersion = 1
+	entryFixed   = 46 // bytes before the key
+	entryMinSize = entryFixed + 5 /* empty key, three empty lists */ + 1 /* empty body */ + 4
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// Decoding errors. They never leave the package: a bad entry is a miss.
+var (
+	errEntryShort    = errors.New("echocache: entry truncated")
+	errEntryMagic    = errors.New("echocache: not a page entry")
+	errEntryVersion  = errors.New("echocache: unknown page entry version")
+	errEntryChecksum = errors.New("echocache: page entry checksum mismatch")
+	errEntryCorrupt  = errors.New("echocache: page entry corrupt")
+)
+
+// tagVersion is a tag and the version it had when an entry was stored.
+type tagVersion struct {
+	name    string
+	version uint64
+}
+
+// entryData is what encodeEntry writes.
+type entryData struct {
+	nonce                                    uint64
+	key                                      []byte
+	storedAt, freshUntil, swrUntil, sieUntil int64
+	status                                   int
+	vary                                     []string
+	tags                                     []tagVersion
+	header                                   http.Header
+	body                                     []byte
+}
+
+// encodeEntry returns the record for d in one allocation. Header names are
+// written sorted, so equal responses give equal records.
+func encodeEntry(d *entryData) []byte {
+	names := make([]string, 0, len(d.header))
+	size := entryFixed + strSize(len(d.key)) + uvarintSize(uint64(len(d.vary))) +
+		uvarintSize(uint64(len(d.tags))) + uvarintSize(uint64(len(d.header))) +
+		strSize(len(d.body)) + 4
+	for _, v := range d.vary {
+		size += strSize(len(v))
+	}
+	for _, t := range d.tags {
+		size += strSize(len(t.name)) + 8
+	}
+	for k, vs := range d.header {
+		names = append(names, k)
+		size += strSize(len(k)) + uvarintSize(uint64(len(vs)))
+		for _, v := range vs {
+			size += strSize(len(v))
+		}
+	}
+	slices.Sort(names)
+
+	b := make([]byte, 0, size)
+	b = append(b, entryMagic...)
+	b = append(b, entryVersion)
+	b = binary.LittleEndian.AppendUint64(b, d.nonce)
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.storedAt))
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.freshUntil))
+	b = binary.LittleEndian.AppendUint64(b, uint64(max(d.swrUntil, d.freshUntil)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(max(d.sieUntil, d.freshUntil)))
+	b = binary.LittleEndian.AppendUint16(b, uint16(d.status))
+	b = appendStr(b, d.key)
+	b = binary.AppendUvarint(b, uint64(len(d.vary)))
+	for _, v := range d.vary {
+		b = appendStr(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(d.tags)))
+	for _, t := range d.tags {
+		b = appendStr(b, t.name)
+		b = binary.LittleEndian.AppendUint64(b, t.version)
+	}
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, k := range names {
+		vs := d.header[k]
+		b = appendStr(b, k)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendStr(b, v)
+		}
+	}
+	b = appendStr(b, d.body)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func uvarintSize(n uint64) int {
+	s := 1
+	for n >= 0x80 {
+		n >>= 7
+		s++
+	}
+	return s
+}
+
+func strSize(n int) int { return uvarintSize(uint64(n)) + n }
+
+func appendStr[T string | []byte](b []byte, s T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// entry is a decoded record. Its strings and slices point into raw, which
+// must never be modified after decoding (the hit path puts those strings
+// into response headers without copying).
+type entry struct {
+	raw                                      []byte
+	nonce                                    uint64
+	storedAt, freshUntil, swrUntil, sieUntil int64
+	status                                   int
+	key                                      []byte
+
+	varyBlock []byte // the vary list after its count
+	nVary     int
+	tagBlock  []byte
+	nTags     int
+	hdrBlock  []byte
+	nHdr      int
+	nVals     int
+	etag      string // the ETag header's first value, if any
+
+	body []byte
+}
+
+// decodeEntry checks raw and decodes it. It reads every field once to check
+// its bounds, so the accessors below cannot fail. It never panics.
+func decodeEntry(raw []byte) (entry, error) {
+	var e entry
+	if len(raw) < entryMinSize {
+		return e, errEntryShort
+	}
+	if string(raw[:3]) != entryMagic {
+		return e, errEntryMagic
+	}
+	if raw[3] != entryVersion {
+		return e, errEntryVersion
+	}
+	end := len(raw) - 4
+	if crc32.Checksum(raw[:end], crcTable) != binary.LittleEndian.Uint32(raw[end:]) {
+		return e, errEntryChecksum
+	}
+	e.raw = raw
+	le := binary.LittleEndian
+	e.nonce = le.Uint64(raw[4:])
+	e.storedAt = int64(le.Uint64(raw[12:]))
+	e.freshUntil = int64(le.Uint64(raw[20:]))
+	e.swrUntil = int64(le.Uint64(raw[28:]))
+	e.sieUntil = int64(le.Uint64(raw[36:]))
+	e.status = int(le.Uint16(raw[44:]))
+	if e.status < 100 || e.status > 999 || e.swrUntil < e.freshUntil || e.sieUntil < e.freshUntil {
+		return entry{}, errEntryCorrupt
+	}
+	r := reader{b: raw[entryFixed:end]}
+	e.key = r.str()
+
+	e.nVary = r.count()
+	start := r.b
+	for i := 0; i < e.nVary && r.ok(); i++ {
+		if !validHeaderName(r.str()) {
+			r.bad = true
+		}
+	}
+	e.varyBlock = start[:len(start)-len(r.b)]
+
+	e.nTags = r.count()
+	start = r.b
+	for i := 0; i < e.nTags && r.ok(); i++ {
+		r.str()
+		r.fixed(8)
+	}
+	e.tagBlock = start[:len(start)-len(r.b)]
+
+	e.nHdr = r.count()
+	start = r.b
+	for i := 0; i < e.nHdr && r.ok(); i++ {
+		name := r.str()
+		if !validHeaderName(name) {
+			r.bad = true
+		}
+		nv := r.count()
+		for j := 0; j < nv && r.ok(); j++ {
+			v := r.str()
+			if !validHeaderValue(v) {
+				r.bad = true
+			}
+			if j == 0 && e.etag == "" && strings.EqualFold(bstr(name), "Etag") {
+				e.etag = bstr(v)
+			}
+		}
+		if e.nVals += nv; e.nVals > math.MaxInt32 {
+			r.bad = true
+		}
+	}
+	e.hdrBlock = start[:len(start)-len(r.b)]
+
+	e.body = r.str()
+	if !r.ok() || len(r.b) != 0 {
+		return entry{}, errEntryCorrupt
+	}
+	return e, nil
+}
+
+// reader walks a record. Any out-of-bounds read sets bad and yields empty
+// values.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) ok() bool { return !r.bad }
+
+func (r *reader) uvarint() uint64 {
+	if r.bad {
+		return 0
+	}
+	n, w := binary.Uvarint(r.b)
+	if w <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.b = r.b[w:]
+	return n
+}
+
+// count reads a list length; every element takes at least one byte, so a
+// count above the bytes left is corrupt.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.bad = true
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) fixed(n int) []byte {
+	if r.bad || len(r.b) < n {
+		r.bad = true
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.bad = true
+		return nil
+	}
+	return r.fixed(int(n))
+}
+
+// bstr views b as a string without copying. Only for bytes of a decoded
+// entry, which are never modified.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func validHeaderName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(b []byte) bool {
+	for _, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// varyNames returns the response Vary names recorded in the entry, or nil.
+func (e *entry) varyNames() []string {
+	if e.nVary == 0 {
+		return nil
+	}
+	out := make([]string, 0, e.nVary)
+	r := reader{b: e.varyBlock}
+	for range e.nVary {
+		out = append(out, bstr(r.str()))
+	}
+	return out
+}
+
+// tagVersions returns the tags recorded in the entry.
+func (e *entry) tagVersions() []tagVersion {
+	if e.nTags == 0 {
+		return nil
+	}
+	out := make([]tagVersion, 0, e.nTags)
+	r := reader{b: e.tagBlock}
+	for range e.nTags {
+		name := bstr(r.str())
+		out = append(out, tagVersion{name: name, version: binary.LittleEndian.Uint64(r.fixed(8))})
+	}
+	return out
+}
+
+// applyHeaders sets the entry's headers on h, replacing values of the same
+// names. The values share one backing array taken from vals (which must
+// hold at least e.nVals strings); the rest of vals is returned. keep, when
+// not nil, selects the names to set.
+func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string) bool) []string {
+	r := reader{b: e.hdrBlock}
+	for range e.nHdr {
+		name := bstr(r.str())
+		nv := int(r.uvarint())
+		vs := vals[:nv:nv]
+		for j := range nv {
+			vs[j] = bstr(r.str())
+		}
+		if keep == nil || keep(name) {
+			h[name] = vs
+			vals = vals[nv:]
+		}
+	}
+	return vals
+}

@@ -1,0 +1,131 @@
+package echocache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// routeClock is an injectable clock for the middleware tests.
+type routeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newRouteClock() *routeClock {
+	return &routeClock{now: time.Unix(1_700_000_000, 0)}
+}
+
+func (k *routeClock) Now() time.Time {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.now
+}
+
+func (k *routeClock) Advance(d time.Duration) {
+	k.mu.Lock()
+	k.now = k.now.Add(d)
+	k.mu.Unlock()
+}
+
+// routeEnv is an Echo app whose routes count their calls.
+type routeEnv struct {
+	t     *testing.T
+	c     *Cache
+	e     *echo.Echo
+	clock *routeClock
+	calls atomic.Int64
+}
+
+func newRouteEnv(t *testing.T, c *Cache) *routeEnv {
+	e := echo.New()
+	e.HideBanner = true
+	e.Logger.SetOutput(io.Discard)
+	return &routeEnv{t: t, c: c, e: e, clock: newRouteClock()}
+}
+
+// cfg returns the default config on env's cache and clock with ttl.
+func (env *routeEnv) cfg(ttl time.Duration) RouteConfig {
+	cfg := DefaultRouteConfig
+	cfg.Cache = env.c
+	cfg.TTL = ttl
+	cfg.now = env.clock.Now
+	return cfg
+}
+
+// counted wraps h so that env.calls counts its runs.
+func (env *routeEnv) counted(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		env.calls.Add(1)
+		return h(c)
+	}
+}
+
+// do serves one request; hdr holds header name/value pairs.
+func (env *routeEnv) do(method, target string, hdr ...string) *httptest.ResponseRecorder {
+	env.t.Helper()
+	req := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	env.e.ServeHTTP(rec, req)
+	return rec
+}
+
+// textHandler answers with a body that changes on every call.
+func (env *routeEnv) textHandler() echo.HandlerFunc {
+	return env.counted(func(c echo.Context) error {
+		return c.String(http.StatusOK, fmt.Sprintf("page %s #%d", c.Request().URL.Path, env.calls.Load()))
+	})
+}
+
+func TestCachedHitAndMiss(t *testing.T) {
+	forEachMWStore(t, func(t *testing.T, c *Cache) {
+		env := newRouteEnv(t, c)
+		env.e.GET("/zen", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+
+		first := env.do(http.MethodGet, "/zen")
+		require.Equal(t, http.StatusOK, first.Code)
+		assert.Equal(t, StatusMiss, first.Header().Get("X-Cache"))
+		assert.Equal(t, "page /zen #1", first.Body.String())
+
+		env.clock.Advance(3 * time.Second)
+		second := env.do(http.MethodGet, "/zen")
+		require.Equal(t, http.StatusOK, second.Code)
+		assert.Equal(t, StatusHit, second.Header().Get("X-Cache"))
+		assert.Equal(t, "page /zen #1", second.Body.String(), "ok, the stored body")
+		assert.Equal(t, echo.MIMETextPlainCharsetUTF8, second.Header().Get(echo.HeaderContentType))
+		assert.Equal(t, "3", second.Header().Get("Age"))
+		assert.Equal(t, fmt.Sprint(len("page /zen #1")), second.Header().Get(echo.HeaderContentLength))
+		etag := second.Header().Get("ETag")
+		assert.True(t, strings.HasPrefix(etag, `"`) && len(etag) > 10, "ok, a strong ETag from the body: %q", etag)
+		assert.Equal(t, int64(1), env.calls.Load())
+
+		st := c.Stats()
+		assert.Equal(t, uint64(1), st.Hits)
+		assert.Equal(t, uint64(1), st.Misses)
+		assert.Equal(t, uint64(1), st.Stores)
+	})
+}
+
+var errRouteTest = errors.New("route test error")
+
+var _ = stores.NoExpiry

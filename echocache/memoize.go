@@ -120,24 +120,72 @@ func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn f
 
 // Get returns the cached result for a, calling the function on a miss.
 func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
-	call := func(ctx context.Context) (R, error) { return m.fn(ctx, a) }
-	arg := m.encFn(make([]byte, 0, 32), reflect.ValueOf(a))
+	var zero R
 	if !m.c.hasStore() {
-		return loadValue(ctx, m.c, memoPrefix+m.name+"::"+string(arg), "", m.ttl, m.opts, call)
+		return loadValue(ctx, m.c, m.key(nil, a), "", m.ttl, m.opts, m.bind(a))
 	}
 	ver, err := m.version(ctx)
 	if err != nil {
 		if m.opts.strict {
-			var zero R
 			return zero, err
 		}
 		// Fail open: without the version no entry can be named; the call is
 		// still shared with the concurrent callers of a.
 		m.c.stats.misses.Add(1)
-		return loadValue(ctx, m.c, memoPrefix+m.name+"::"+string(arg), "", m.ttl, m.opts, call)
+		return loadValue(ctx, m.c, m.key(nil, a), "", m.ttl, m.opts, m.bind(a))
 	}
-	skey := memoPrefix + m.name + ":" + ver + ":" + string(arg)
-	return loadValue(ctx, m.c, skey, skey, m.ttl, m.opts, call)
+	skey := m.key(ver, a)
+	// The hit path stays free of the closure that binds a.
+	if v, hit, err := lookupValue[R](ctx, m.c, skey); hit {
+		return v, nil
+	} else if err != nil {
+		if m.opts.strict {
+			return zero, err
+		}
+		return loadMiss(ctx, m.c, skey, "", m.ttl, m.opts, m.bind(a))
+	}
+	return loadMiss(ctx, m.c, skey, skey, m.ttl, m.opts, m.bind(a))
+}
+
+func (m *Memoized[A, R]) bind(a A) func(context.Context) (R, error) {
+	return func(ctx context.Context) (R, error) { return m.fn(ctx, a) }
+}
+
+// key returns the store key of a's entry under version ver:
+// m:<name>:<ver>:<argument>. A nil ver gives the name of the shared call
+// used when the version is unknown (m:<name>::<argument>), which is never a
+// store key since versions are not empty.
+func (m *Memoized[A, R]) key(ver []byte, a A) string {
+	var buf [96]byte
+	b := append(buf[:0], memoPrefix...)
+	b = append(b, m.name...)
+	b = append(b, ':')
+	b = append(b, ver...)
+	b = append(b, ':')
+	// Common argument types skip reflection; they encode exactly as
+	// compileArgEncoder's encoders do.
+	switch x := any(a).(type) {
+	case string:
+		b = appendArgString(b, x)
+	case int:
+		b = append(strconv.AppendInt(b, int64(x), 10), ',')
+	case int64:
+		b = append(strconv.AppendInt(b, x, 10), ',')
+	default:
+		return m.keySlow(b, a)
+	}
+	return string(b)
+}
+
+func (m *Memoized[A, R]) keySlow(prefix []byte, a A) string {
+	b := append(make([]byte, 0, len(prefix)+32), prefix...)
+	return string(m.encFn(b, reflect.ValueOf(a)))
+}
+
+func appendArgString(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }
 
 // Forget removes the cached result for a. Store errors are returned.
@@ -152,8 +200,7 @@ func (m *Memoized[A, R]) Forget(ctx context.Context, a A) error {
 	if err != nil {
 		return err
 	}
-	arg := m.encFn(make([]byte, 0, 32), reflect.ValueOf(a))
-	return m.c.storeDelete(ctx, memoPrefix+m.name+":"+string(data)+":"+string(arg))
+	return m.c.storeDelete(ctx, m.key(data, a))
 }
 
 // ForgetAll drops every cached result of the function in O(1), on every
@@ -171,25 +218,25 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 // typedNames; if a bounded store evicts it anyway (or it is corrupt), a fresh
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
-func (m *Memoized[A, R]) version(ctx context.Context) (string, error) {
+func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
 	data, err := m.c.storeGet(ctx, m.vkey)
 	if err == nil && validVersionToken(data) {
-		return string(data), nil
+		return data, nil
 	}
 	if err != nil && !errors.Is(err, stores.ErrNotFound) {
-		return "", err
+		return nil, err
 	}
-	tok := newVersionToken()
+	tok := []byte(newVersionToken())
 	if err == nil { // present but not a token: replace it
 		m.c.logf("replacing corrupt version token %q", m.vkey)
-		if err := m.c.storeSet(ctx, m.vkey, []byte(tok), stores.NoExpiry); err != nil {
-			return "", err
+		if err := m.c.storeSet(ctx, m.vkey, tok, stores.NoExpiry); err != nil {
+			return nil, err
 		}
 		return tok, nil
 	}
-	added, err := m.c.storeAdd(ctx, m.vkey, []byte(tok), stores.NoExpiry)
+	added, err := m.c.storeAdd(ctx, m.vkey, tok, stores.NoExpiry)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if added {
 		return tok, nil
@@ -197,12 +244,12 @@ func (m *Memoized[A, R]) version(ctx context.Context) (string, error) {
 	// Another caller or process created it first: use theirs.
 	data, err = m.c.storeGet(ctx, m.vkey)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !validVersionToken(data) {
-		return "", fmt.Errorf("echocache: version token %q is corrupt", m.vkey)
+		return nil, fmt.Errorf("echocache: version token %q is corrupt", m.vkey)
 	}
-	return string(data), nil
+	return data, nil
 }
 
 const versionTokenLen = 16 // hex digits: 64 random bits
@@ -265,8 +312,7 @@ func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time
 		}
 		skey = ""
 	}
-	storeOK := skey != ""
-	if storeOK {
+	if skey != "" {
 		v, hit, err := lookupValue[T](ctx, c, skey)
 		if hit {
 			return v, nil
@@ -275,9 +321,17 @@ func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time
 			if o.strict {
 				return zero, err
 			}
-			storeOK = false
+			skey = ""
 		}
 	}
+	return loadMiss(ctx, c, fkey, skey, ttl, o, fn)
+}
+
+// loadMiss runs fn for a key that missed, shared with the concurrent callers
+// of fkey, and stores the result under skey unless skey is "".
+func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	storeOK := skey != ""
 	res, _, err := typedFlight(c).Do(ctx, fkey, func(fctx context.Context) (any, error) {
 		var r loadedValue[T]
 		fillOK := storeOK

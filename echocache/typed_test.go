@@ -449,6 +449,8 @@ func TestTypedCorruptValueIsMiss(t *testing.T) {
 			{"truncated payload", []byte("V\xa5\x62ID")},
 			{"zero with trailer", []byte("Zjunk")},
 			{"integer for struct", []byte("12")},
+			{"raw string for struct", []byte("Sraw text")},
+			{"raw bytes for struct", []byte("B\x00\x01")},
 			{"lone minus", []byte("-")},
 			{"integer overflow", []byte("99999999999999999999999")},
 			{"huge array claim", []byte("V\x9b\xff\xff\xff\xff\xff\xff\xff\xff")},

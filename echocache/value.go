@@ -30,13 +30,17 @@ const (
 // recognised instead of misread:
 //
 //   - 'V' then the codec's encoding of the value;
+//   - 'S' then the bytes of a string, 'B' then the bytes of a []byte: the
+//     common text and HTML results skip the codec;
 //   - 'Z' alone: the zero value of the type (nil, 0, "", an empty struct);
 //   - a decimal integer (first byte a digit or '-'): values of integer
 //     kinds are stored as text so that Cache.Incr works on them and Get
 //     reads what Incr wrote.
 const (
-	fmtValue byte = 'V'
-	fmtZero  byte = 'Z'
+	fmtValue  byte = 'V'
+	fmtString byte = 'S'
+	fmtBytes  byte = 'B'
+	fmtZero   byte = 'Z'
 )
 
 // errCorruptValue wraps every decoding failure of a stored value.
@@ -121,6 +125,12 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 		if x == "" {
 			return []byte{fmtZero}, nil
 		}
+		return append(append(make([]byte, 0, 1+len(x)), fmtString), x...), nil
+	case []byte:
+		if x == nil {
+			return []byte{fmtZero}, nil
+		}
+		return append(append(make([]byte, 0, 1+len(x)), fmtBytes), x...), nil
 	}
 	rv := reflect.ValueOf(&v).Elem()
 	if storedAsInteger(rv.Kind()) {
@@ -158,6 +168,20 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 	switch b := data[0]; {
 	case b == fmtZero && len(data) == 1:
 		return v, nil
+	case b == fmtString || b == fmtBytes:
+		switch p := any(&v).(type) {
+		case *string:
+			if b == fmtString {
+				*p = string(data[1:])
+				return v, nil
+			}
+		case *[]byte:
+			if b == fmtBytes {
+				*p = append([]byte{}, data[1:]...)
+				return v, nil
+			}
+		}
+		return v, fmt.Errorf("%w: raw %c value, want %T", errCorruptValue, b, v)
 	case b == fmtValue:
 		if err := codec.Unmarshal(data[1:], &v); err != nil {
 			var zero T

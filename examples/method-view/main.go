@@ -42,9 +42,9 @@ func (ZenView) Get(c echo.Context) error {
 `, html.EscapeString(demo.Now()), html.EscapeString(demo.Proverb())))
 }
 
-// Post answers with a fresh proverb.
+// Post answers with the time it ran.
 func (ZenView) Post(c echo.Context) error {
-	return c.String(http.StatusOK, demo.Proverb())
+	return c.String(http.StatusOK, "posted at "+demo.Now())
 }
 
 // Register adds every route of the view to g, at the group's own path.

@@ -46,7 +46,7 @@ func TestPostIsNeverCached(t *testing.T) {
 			t.Fatalf("POST %s = %d, %d; want 200", p.path, a.Code, b.Code)
 		}
 		if a.Body.String() == b.Body.String() {
-			t.Errorf("POST %s returned %q twice; want a fresh proverb each time", p.path, a.Body.String())
+			t.Errorf("POST %s returned %q twice; want a fresh answer each time", p.path, a.Body.String())
 		}
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -714,16 +717,33 @@ func TestTypedNamespaceAndClear(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, tok, got, "version token untouched by a typed Set")
 
-		// A route entry (written as the middleware writes them, under r:).
-		require.NoError(t, s.Set(ctx, "r:GET /page", []byte("page"), time.Hour))
-		_, err = echocache.Get[string](ctx, c, "GET /page")
-		require.ErrorIs(t, err, echocache.ErrNotFound)
+		// A page cached by the route middleware, next to the typed values.
+		e := echo.New()
+		pageCalls := 0
+		e.GET("/page", func(ec echo.Context) error {
+			pageCalls++
+			return ec.String(http.StatusOK, fmt.Sprintf("page #%d", pageCalls))
+		}, c.Cached(time.Hour))
+		getPage := func() string {
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/page", nil))
+			require.Equal(t, http.StatusOK, rec.Code)
+			return rec.Body.String()
+		}
+		assert.Equal(t, "page #1", getPage())
+		assert.Equal(t, "page #1", getPage(), "page served from the cache")
+		require.NoError(t, echocache.Set(ctx, c, "/page", "typed value", time.Hour))
+		assert.Equal(t, "page #1", getPage(), "a typed value under the page's path does not touch the page")
+		tv, err := echocache.Get[string](ctx, c, "/page")
+		require.NoError(t, err)
+		assert.Equal(t, "typed value", tv)
 
 		require.NoError(t, c.Clear(ctx))
-		for _, k := range []string{"r:GET /page", "v:" + memoKey, memoKey, "mv:ns"} {
+		for _, k := range []string{"v:" + memoKey, memoKey, "mv:ns", "v:/page"} {
 			_, err := s.Get(ctx, k)
 			require.ErrorIs(t, err, stores.ErrNotFound, "%q after Clear", k)
 		}
+		assert.Equal(t, "page #2", getPage(), "cached page after Clear")
 	})
 }
 

@@ -150,9 +150,26 @@ func appendHostPart(dst []byte, c echo.Context, custom bool) []byte {
 	if custom {
 		return dst
 	}
-	dst = appendLower(dst, c.Scheme())
+	dst = appendLower(dst, scheme(c))
 	dst = append(dst, "://"...)
 	return appendLower(dst, c.Request().Host)
+}
+
+// scheme is c.Scheme() without its cost (an IP parse of the peer) when no
+// forwarding header could change the answer.
+func scheme(c echo.Context) string {
+	r := c.Request()
+	if r.TLS != nil {
+		return "https"
+	}
+	h := r.Header
+	if len(h[echo.HeaderXForwardedProto]) == 0 && len(h[echo.HeaderXForwardedProtocol]) == 0 &&
+		len(h[echo.HeaderXForwardedSsl]) == 0 && len(h[echo.HeaderXUrlScheme]) == 0 {
+		if e := c.Echo(); e == nil || e.SchemeExtractor == nil {
+			return "http"
+		}
+	}
+	return c.Scheme()
 }
 
 func appendLower(dst []byte, s string) []byte {

@@ -79,8 +79,12 @@ func (env *routeEnv) do(method, target string, hdr ...string) *httptest.Response
 	env.t.Helper()
 	req := httptest.NewRequest(method, target, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
+		switch hdr[i] {
+		case "Host":
 			req.Host = hdr[i+1]
+			continue
+		case "RemoteAddr":
+			req.RemoteAddr = hdr[i+1]
 			continue
 		}
 		req.Header.Add(hdr[i], hdr[i+1])

@@ -234,3 +234,14 @@ func openMWStore(t testing.TB, name string) stores.Store {
 	})
 	return s
 }
+
+// forEachMWBackend runs f once per real backend; open gives a new Cache over
+// a new namespace of that backend each time it is called, for table cases.
+func forEachMWBackend(t *testing.T, f func(t *testing.T, open func(t *testing.T) *Cache)) {
+	t.Helper()
+	for _, name := range []string{"memory", "redis", "memcached"} {
+		t.Run(name, func(t *testing.T) {
+			f(t, func(t *testing.T) *Cache { return New(openMWStore(t, name)) })
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package echocache
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// FragmentPrefix is the store namespace of rendered template fragments
+// (the pongotag package's cache tag). Fragment keys start with it.
+const FragmentPrefix = "f:"
+
+// The fragment calls below are the byte-level, fail-open API the pongotag
+// template tag is built on. They go through the cache's guarded store calls,
+// so the store timeout, the circuit breaker, rate-limited logging and the
+// statistics apply to fragments as to everything else.
+
+// GetFragment returns the bytes stored under key, a full store key in the
+// "f:" namespace (pongotag.FragmentKey makes them). It reports false on a
+// miss, when the cache has no store, and when the store fails: a store
+// error is logged and counted, and the caller renders the fragment as if
+// nothing were cached. Hits and misses are counted in [Stats].
+func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, bool) {
+	b, err := c.storeGet(ctx, key)
+	if err != nil {
+		if errors.Is(err, stores.ErrNotFound) || c.store.Load() != nil {
+			c.stats.misses.Add(1)
+		}
+		return nil, false
+	}
+	c.stats.hits.Add(1)
+	return b, true
+}
+
+// SetFragment stores value under key for ttl: zero means the cache's
+// DefaultTTL, a negative ttl means no expiry. A store error is logged and
+// counted and returned for information only; the caller has its fragment
+// anyway. A fragment too large for the store (stores.ErrTooLarge) is counted
+// as the bypass "fragment-too-large" rather than as a store failure, so it
+// never opens the circuit breaker.
+func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s, sctx, done, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = s.Set(sctx, key, value, c.ttl(ttl))
+	if errors.Is(err, stores.ErrTooLarge) {
+		done(nil)
+		c.countBypass("fragment-too-large")
+		return err
+	}
+	done(err)
+	if err == nil {
+		c.stats.stores.Add(1)
+	}
+	return err
+}
+
+// FillFragment renders a fragment that GetFragment missed and stores it
+// for ttl (as in SetFragment). Concurrent calls for the same key on the same
+// Cache share one call of render, in this process; a call that finds the
+// fragment stored meanwhile returns it without rendering. render runs in
+// the goroutine of the first caller. Its error is returned to every caller
+// sharing the call, and nothing is stored. A store error is logged and
+// counted; the rendered bytes are returned anyway. shared reports whether
+// the bytes came from another caller's render. The returned slice must not
+// be modified: callers sharing a render share it.
+func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration, render func() ([]byte, error)) (b []byte, shared bool, err error) {
+	g := state(c, "fragment-flight", func() *singleflight.Group { return new(singleflight.Group) })
+	v, err, shared := g.Do(key, func() (any, error) {
+		// A caller that missed just before the previous render stored
+		// the fragment would otherwise render it a second time.
+		if b, err := c.storeGet(ctx, key); err == nil {
+			return b, nil
+		}
+		b, err := render()
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetFragment(ctx, key, b, ttl) // logged and counted; b is served anyway
+		return b, nil
+	})
+	if err != nil {
+		return nil, shared, err
+	}
+	return v.([]byte), shared, nil
+}
+
+// DeleteFragment removes the fragments stored under keys. Deleting an
+// absent key is not an error. Unlike GetFragment it returns the store's
+// error (after logging and counting it), since code that invalidates a
+// fragment wants to know when it could not.
+func (c *Cache) DeleteFragment(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return c.storeDelete(ctx, keys...)
+}
+
+// Warnf logs a warning through the cache's logger, rate-limited like store
+// errors (at most one line per Config.LogInterval). Packages built on a
+// Cache, such as pongotag, use it for problems that make them serve
+// uncached content, so that all of a cache's warnings go to one place.
+func (c *Cache) Warnf(format string, args ...any) {
+	c.logf(format, args...)
+}

@@ -1,0 +1,216 @@
+package echocache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/stores"
+)
+
+// fragStore is a networked-looking store over a memory store that records
+// TTLs and can refuse writes as too large.
+type fragStore struct {
+	stores.Store
+	gets     atomic.Int64
+	tooLarge atomic.Bool
+	mu       sync.Mutex
+	ttl      time.Duration
+}
+
+func (s *fragStore) Local() bool { return false }
+
+func (s *fragStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, key)
+}
+
+func (s *fragStore) Set(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	s.mu.Lock()
+	s.ttl = ttl
+	s.mu.Unlock()
+	if s.tooLarge.Load() {
+		return fmt.Errorf("fragStore: %d bytes: %w", len(v), stores.ErrTooLarge)
+	}
+	return s.Store.Set(ctx, key, v, ttl)
+}
+
+func newFragCache(t *testing.T, cfg echocache.Config) (*echocache.Cache, *fragStore) {
+	t.Helper()
+	m, err := stores.NewMemory(stores.MemoryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fragStore{Store: m}
+	c, err := echocache.NewWithConfig(s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, s
+}
+
+func TestFragmentGetSetDelete(t *testing.T) {
+	ctx := context.Background()
+	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
+	if b, ok := c.GetFragment(ctx, "f:x"); ok || b != nil {
+		t.Errorf("GetFragment on an empty store = %q, %v", b, ok)
+	}
+	if err := c.SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if s.ttl != time.Hour {
+		t.Errorf("SetFragment ttl 0 sent %v; want the cache default 1h", s.ttl)
+	}
+	if err := c.SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
+		t.Errorf("SetFragment ttl -1: %v, store got %v; want no expiry (-1)", err, s.ttl)
+	}
+	if b, ok := c.GetFragment(ctx, "f:x"); !ok || string(b) != "<p>x</p>" {
+		t.Errorf("GetFragment = %q, %v", b, ok)
+	}
+	if b, ok := c.GetFragment(ctx, "f:y"); !ok || b == nil || len(b) != 0 {
+		t.Errorf("empty fragment = %q, %v; want an empty hit", b, ok)
+	}
+	if st := c.Stats(); st.Hits != 2 || st.Misses != 1 || st.Stores != 2 {
+		t.Errorf("stats = %+v; want 2 hits, 1 miss, 2 stores", st)
+	}
+	if err := c.DeleteFragment(ctx, "f:x", "f:y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteFragment(ctx); err != nil {
+		t.Errorf("DeleteFragment of nothing: %v", err)
+	}
+	if _, ok := c.GetFragment(ctx, "f:x"); ok {
+		t.Errorf("fragment still there after DeleteFragment")
+	}
+}
+
+func TestFragmentWithoutStore(t *testing.T) {
+	ctx := context.Background()
+	c := echocache.New(nil)
+	if _, ok := c.GetFragment(ctx, "f:x"); ok {
+		t.Errorf("hit without a store")
+	}
+	if err := c.SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
+		t.Errorf("SetFragment without a store = %v; want ErrNoStore", err)
+	}
+	if err := c.DeleteFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
+		t.Errorf("DeleteFragment without a store = %v; want ErrNoStore", err)
+	}
+}
+
+// A fragment too large for the store is a bypass, not a store failure: it
+// must not open the circuit breaker for everything else.
+func TestFragmentTooLargeKeepsBreakerClosed(t *testing.T) {
+	ctx := context.Background()
+	c, s := newFragCache(t, echocache.Config{BreakerThreshold: 1, BreakerCooldown: time.Hour})
+	s.tooLarge.Store(true)
+	for range 3 {
+		if err := c.SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {
+			t.Fatalf("SetFragment = %v; want ErrTooLarge", err)
+		}
+	}
+	before := s.gets.Load()
+	c.GetFragment(ctx, "f:other")
+	if s.gets.Load() == before {
+		t.Errorf("the breaker opened after too-large fragments: the store was skipped")
+	}
+	st := c.Stats()
+	if st.Bypasses["fragment-too-large"] != 3 || st.StoreErrors != 0 {
+		t.Errorf("stats = %+v; want 3 fragment-too-large bypasses and no store errors", st)
+	}
+}
+
+func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
+	const callers = 6
+	ctx := context.Background()
+	c, _ := newFragCache(t, echocache.Config{})
+	var renders atomic.Int64
+	started := make(chan struct{})
+	release := make(chan struct{})
+	render := func() ([]byte, error) {
+		if renders.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		return []byte("body"), nil
+	}
+	var wg sync.WaitGroup
+	var shared atomic.Int64
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, sh, err := c.FillFragment(ctx, "f:cold", 0, render)
+			if err != nil || string(b) != "body" {
+				t.Errorf("FillFragment = %q, %v", b, err)
+			}
+			if sh {
+				shared.Add(1)
+			}
+		}()
+	}
+	<-started
+	close(release)
+	wg.Wait()
+	// Callers that came after the render finished found the stored
+	// fragment; none rendered a second time.
+	if got := renders.Load(); got != 1 {
+		t.Errorf("render ran %d times; want 1", got)
+	}
+	if b, ok := c.GetFragment(ctx, "f:cold"); !ok || string(b) != "body" {
+		t.Errorf("stored fragment = %q, %v", b, ok)
+	}
+}
+
+func TestFillFragmentFindsStoredFragment(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newFragCache(t, echocache.Config{})
+	if err := c.SetFragment(ctx, "f:warm", []byte("stored"), 0); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := c.FillFragment(ctx, "f:warm", 0, func() ([]byte, error) {
+		t.Error("render called although the fragment is stored")
+		return nil, nil
+	})
+	if err != nil || string(b) != "stored" {
+		t.Errorf("FillFragment = %q, %v; want stored", b, err)
+	}
+}
+
+func TestFillFragmentRenderError(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newFragCache(t, echocache.Config{})
+	boom := errors.New("boom")
+	if _, _, err := c.FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Errorf("FillFragment error = %v; want boom", err)
+	}
+	if _, ok := c.GetFragment(ctx, "f:bad"); ok {
+		t.Errorf("a failed render was stored")
+	}
+}
+
+type lines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lines) Warnf(format string, args ...any) {
+	l.mu.Lock()
+	fmt.Fprintf(&l.b, format+"\n", args...)
+	l.mu.Unlock()
+}
+
+func TestWarnfUsesCacheLogger(t *testing.T) {
+	var l lines
+	c, _ := newFragCache(t, echocache.Config{Logger: &l})
+	c.Warnf("pongotag: %s", "bad TTL")
+	if got := l.b.String(); got != "echocache: pongotag: bad TTL\n" {
+		t.Errorf("log = %q", got)
+	}
+}

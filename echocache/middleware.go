@@ -328,6 +328,7 @@ type routeState struct {
 	refreshs sync.Map // variant key -> struct{}
 
 	refreshDone func() // tests: called when a background refresh ends
+	onWait      func() // tests: called when a request starts waiting for another's miss
 }
 
 func routeStateOf(c *Cache) *routeState {
@@ -494,6 +495,9 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 	flightKey := string(kb.b)
 	f, leader := m.st.join(flightKey)
 	if !leader {
+		if m.st.onWait != nil {
+			m.st.onWait()
+		}
 		select {
 		case <-f.done:
 		case <-ctx.Done():
@@ -611,6 +615,9 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 	wait := 5 * time.Millisecond
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	if m.st.onWait != nil {
+		m.st.onWait()
+	}
 	for {
 		select {
 		case <-ctx.Done():

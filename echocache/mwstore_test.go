@@ -207,7 +207,12 @@ func openMWStore(t testing.TB, name string) stores.Store {
 	t.Helper()
 	var raw [6]byte
 	_, _ = rand.Read(raw[:])
-	prefix := "mwtest-" + hex.EncodeToString(raw[:]) + ":"
+	return openMWStoreNS(t, name, "mwtest-"+hex.EncodeToString(raw[:])+":")
+}
+
+// openMWStoreNS opens a store of a backend on the given namespace.
+func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
+	t.Helper()
 	var s stores.Store
 	var err error
 	switch name {
@@ -242,6 +247,26 @@ func forEachMWBackend(t *testing.T, f func(t *testing.T, open func(t *testing.T)
 	for _, name := range []string{"memory", "redis", "memcached"} {
 		t.Run(name, func(t *testing.T) {
 			f(t, func(t *testing.T) *Cache { return New(openMWStore(t, name)) })
+		})
+	}
+}
+
+// forEachSharedMWBackend runs f once per backend with two Caches over one
+// namespace, as two processes sharing a server would have. On memory, the
+// two Caches share one store object.
+func forEachSharedMWBackend(t *testing.T, f func(t *testing.T, a, b *Cache)) {
+	t.Helper()
+	for _, name := range []string{"memory", "redis", "memcached"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "memory" {
+				s := openMWStore(t, name)
+				f(t, New(s), New(s))
+				return
+			}
+			var raw [6]byte
+			_, _ = rand.Read(raw[:])
+			prefix := "mwtest-" + hex.EncodeToString(raw[:]) + ":"
+			f(t, New(openMWStoreNS(t, name, prefix)), New(openMWStoreNS(t, name, prefix)))
 		})
 	}
 }

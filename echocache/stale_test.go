@@ -42,7 +42,7 @@ func TestCachedStaleWhileRevalidate(t *testing.T) {
 		req.Header.Set("Accept-Language", "en")
 		rec := httptest.NewRecorder()
 		env.e.ServeHTTP(rec, req) // returns while the refresh is blocked
-		cancel()                   // the client is gone; the refresh goes on
+		cancel()                  // the client is gone; the refresh goes on
 		assert.Equal(t, StatusStale, rec.Header().Get("X-Cache"))
 		assert.Equal(t, "v1 id=7 lang=en", rec.Body.String(), "ok, the stale page at once")
 		assert.Equal(t, "15", rec.Header().Get("Age"))

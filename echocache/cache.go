@@ -125,6 +125,7 @@ type Cache struct {
 type storeRef struct {
 	s     stores.Store
 	local bool
+	done  func(error) // completion of calls to a local store, made once
 }
 
 // New returns a Cache over store with the default config. store may be nil;
@@ -170,7 +171,7 @@ func (c *Cache) Init(store stores.Store) {
 	if l, ok := store.(interface{ Local() bool }); ok {
 		local = l.Local()
 	}
-	c.store.Store(&storeRef{s: store, local: local})
+	c.store.Store(&storeRef{s: store, local: local, done: c.localDone})
 	c.failures.Store(0)
 	c.openUntil.Store(0)
 }
@@ -252,7 +253,7 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 		return nil, ctx, nopDone, ErrNoStore
 	}
 	if r.local {
-		return r.s, ctx, nopDone, nil
+		return r.s, ctx, r.done, nil
 	}
 	probe := false
 	if until := c.openUntil.Load(); until != 0 {
@@ -273,6 +274,16 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 }
 
 func nopDone(error) {}
+
+// localDone counts and logs the errors of an in-process store (ErrTooLarge,
+// ErrClosed...). Such a store has no timeout and no breaker: it either
+// answers at once or fails at once.
+func (c *Cache) localDone(err error) {
+	if err != nil && !errors.Is(err, stores.ErrNotFound) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		c.storeError(err)
+	}
+}
 
 // record feeds the breaker and the stats with one call's outcome.
 func (c *Cache) record(parent context.Context, err error) {

@@ -28,7 +28,8 @@ type RendererConfig struct {
 
 	// Cache is the cache of {% cache %} blocks, available to templates as
 	// the global variable echocache (CacheVar). Render data can still
-	// name another one under that variable.
+	// name another one under that variable, and a request that went
+	// through echocache.WithCache uses that middleware's cache.
 	// Optional. Default value nil: blocks use the cache set with
 	// SetDefaultCache, or render uncached.
 	Cache *echocache.Cache
@@ -50,7 +51,9 @@ type RendererConfig struct {
 // [Loader], so both spellings of the cache tag work. Templates are parsed
 // on first use and reused. Templates see the render data, the request's
 // echo.Context as the variable echo (EchoVar) and the cache as echocache
-// (CacheVar). It is safe for concurrent use.
+// (CacheVar): the one in the render data, else the request's (put there by
+// echocache.WithCache), else RendererConfig.Cache. It is safe for
+// concurrent use.
 //
 //	e.Renderer = pongotag.NewRenderer(os.DirFS("templates"), cache)
 //	...
@@ -202,9 +205,16 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 		if _, ok := ctx[EchoVar]; !ok {
 			ctx[EchoVar] = c
 		}
-		if r.cache != nil {
+		cache := r.cache
+		if _, ok := ctx[CacheVar]; !ok {
+			if rc := echocache.FromContext(c); rc != nil {
+				ctx[CacheVar] = rc // the request's cache (echocache.WithCache)
+				cache = rc
+			}
+		}
+		if cache != nil {
 			if e := c.Echo(); e != nil && e.Logger != nil {
-				r.cache.SetEchoLogger(e.Logger)
+				cache.SetEchoLogger(e.Logger)
 			}
 		}
 	}

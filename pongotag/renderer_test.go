@@ -260,3 +260,31 @@ func TestRendererLogsThroughEcho(t *testing.T) {
 		t.Errorf("echo log = %q; want the store error", logged.String())
 	}
 }
+
+// A request that went through echocache.WithCache renders its blocks with
+// that cache; render data can name another.
+func TestRendererUsesRequestCache(t *testing.T) {
+	configured, confSpy, _ := newCache(t)
+	reqCache, reqSpy, _ := newCache(t)
+	dataCache, dataSpy, _ := newCache(t)
+	e := echo.New()
+	e.Renderer = pongotag.NewRenderer(fstest.MapFS{"b.html": file(`{% cache 30 %}b{% endcache %}`)}, configured)
+	e.GET("/plain", func(c echo.Context) error { return c.Render(200, "b.html", nil) })
+	e.GET("/req", func(c echo.Context) error { return c.Render(200, "b.html", nil) }, echocache.WithCache(reqCache))
+	e.GET("/data", func(c echo.Context) error {
+		return c.Render(200, "b.html", echo.Map{pongotag.CacheVar: dataCache})
+	}, echocache.WithCache(reqCache))
+	for _, step := range []struct {
+		path string
+		want [3]int64
+	}{
+		{"/plain", [3]int64{1, 0, 0}},
+		{"/req", [3]int64{1, 1, 0}},
+		{"/data", [3]int64{1, 1, 1}},
+	} {
+		get(t, e, step.path)
+		if got := [3]int64{confSpy.sets.Load(), reqSpy.sets.Load(), dataSpy.sets.Load()}; got != step.want {
+			t.Errorf("after GET %s, sets (configured, request, data) = %v; want %v", step.path, got, step.want)
+		}
+	}
+}

@@ -1,5 +1,6 @@
 // Package integration runs every example as a real process against real
-// redis and memcached servers and checks its behaviour through HTTP.
+// redis and memcached servers (and a shared file store directory) and
+// checks its behaviour through HTTP.
 package integration
 
 import (
@@ -43,6 +44,8 @@ var backends = []backend{
 	{"redis", func(t *testing.T) string { return servertest.Redis(t) }},
 	{"memcached", func(t *testing.T) string { return "memcached://" + servertest.Memcached(t) }},
 	{"memcached-auth", func(t *testing.T) string { return servertest.MemcachedAuth(t) }},
+	// A directory that the processes share, as processes on one host can.
+	{"file", func(t *testing.T) string { return "file://" + filepath.ToSlash(t.TempDir()) }},
 }
 
 // An exampleCheck tells what the pages of an example that serves HTTP must

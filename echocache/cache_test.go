@@ -1,0 +1,204 @@
+package echocache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// logRecorder is a Logger that keeps what it was given.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logRecorder) Warnf(format string, args ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+func (l *logRecorder) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func TestNewWithConfigRejectsBadValues(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"nok, negative DefaultTTL", Config{DefaultTTL: -2 * time.Second}, "DefaultTTL"},
+		{"nok, negative StoreTimeout", Config{StoreTimeout: -1}, "StoreTimeout"},
+		{"nok, negative BreakerCooldown", Config{BreakerCooldown: -1}, "BreakerCooldown"},
+		{"nok, negative LogInterval", Config{LogInterval: -1}, "LogInterval"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewWithConfig(nil, tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	t.Run("ok, NoExpiry DefaultTTL", func(t *testing.T) {
+		c, err := NewWithConfig(nil, Config{DefaultTTL: stores.NoExpiry})
+		require.NoError(t, err)
+		require.Equal(t, stores.NoExpiry, c.DefaultTTL())
+	})
+}
+
+func TestZeroCacheHasNoStoreUntilInit(t *testing.T) {
+	var c Cache
+	_, err := c.storeGet(context.Background(), "k")
+	require.ErrorIs(t, err, ErrNoStore)
+	require.ErrorIs(t, c.Clear(context.Background()), ErrNoStore)
+	require.Equal(t, DefaultTTL, c.DefaultTTL())
+
+	c.Init(newMWTestStore())
+	require.NoError(t, c.storeSet(context.Background(), "k", []byte("v"), 0))
+	v, err := c.storeGet(context.Background(), "k")
+	require.NoError(t, err)
+	require.Equal(t, "v", string(v))
+}
+
+func TestBreakerOpensAfterThresholdAndClosesWhenStoreAnswers(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false // a networked store: timeouts and the breaker apply
+	logs := &logRecorder{}
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 3, BreakerCooldown: time.Hour, Logger: logs, LogInterval: time.Hour})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	s.setFail(errMWStoreDown)
+	for i := 0; i < 3; i++ {
+		_, err := c.storeGet(ctx, "k")
+		require.ErrorIs(t, err, errMWStoreDown, "call %d reaches the store", i)
+	}
+	// Open: the store is no longer called.
+	before := s.count("get")
+	for i := 0; i < 10; i++ {
+		_, err := c.storeGet(ctx, "k")
+		require.ErrorIs(t, err, ErrStoreUnavailable)
+	}
+	require.Equal(t, before, s.count("get"), "an open breaker must not call the store")
+	require.EqualValues(t, 13, c.Stats().StoreErrors)
+
+	// Cooldown over: one probe goes through; its success closes the breaker.
+	s.setFail(nil)
+	c.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	_, err = c.storeGet(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound)
+	require.Equal(t, before+1, s.count("get"))
+	require.Zero(t, c.openUntil.Load(), "a successful probe closes the breaker")
+	_, err = c.storeGet(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound)
+
+	// Rate limit: 13 failures gave one line (the first); the breaker's
+	// own messages were suppressed within the interval too.
+	require.Len(t, logs.all(), 1, "log lines: %q", logs.all())
+	require.Contains(t, logs.all()[0], "test store: down")
+}
+
+func TestBreakerDisabledWithNegativeThreshold(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false
+	c, err := NewWithConfig(s, Config{BreakerThreshold: -1})
+	require.NoError(t, err)
+	s.setFail(errMWStoreDown)
+	for i := 0; i < 20; i++ {
+		_, err := c.storeGet(context.Background(), "k")
+		require.ErrorIs(t, err, errMWStoreDown)
+	}
+	require.Equal(t, 20, s.count("get"))
+}
+
+func TestCallerCancellationDoesNotTripBreaker(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = c.storeGet(ctx, "k")
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, c.openUntil.Load())
+	require.Zero(t, c.Stats().StoreErrors)
+}
+
+func TestLocalStoreErrorsAreCounted(t *testing.T) {
+	m, err := stores.NewMemory(stores.MemoryConfig{})
+	require.NoError(t, err)
+	logs := &logRecorder{}
+	c, err := NewWithConfig(m, Config{Logger: logs})
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+	_, err = c.storeGet(context.Background(), "k")
+	require.ErrorIs(t, err, stores.ErrClosed)
+	require.EqualValues(t, 1, c.Stats().StoreErrors)
+	require.Len(t, logs.all(), 1)
+}
+
+// A store server that accepts connections and never answers: every call is
+// bounded by StoreTimeout, then the breaker skips the store entirely.
+func TestHungRedisIsBoundedByStoreTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	s, err := stores.Open(context.Background(), "redis://"+l.Addr().String()+"/0?prefix=hung:")
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	c, err := NewWithConfig(s, Config{StoreTimeout: 50 * time.Millisecond, BreakerThreshold: 2, BreakerCooldown: time.Hour})
+	require.NoError(t, err)
+
+	for i := 0; i < 2; i++ {
+		_, err := c.storeGet(context.Background(), "k")
+		require.Error(t, err)
+		require.False(t, errors.Is(err, stores.ErrNotFound))
+	}
+	_, err = c.storeGet(context.Background(), "k")
+	require.ErrorIs(t, err, ErrStoreUnavailable, "after two timeouts the breaker skips the hung server")
+}
+
+func TestLogfSuppressedCountIsReported(t *testing.T) {
+	logs := &logRecorder{}
+	c, err := NewWithConfig(nil, Config{Logger: logs, LogInterval: time.Hour})
+	require.NoError(t, err)
+	c.logf("first")
+	c.logf("second")
+	c.logf("third")
+	c.lastLog.Store(time.Now().Add(-2 * time.Hour).UnixNano())
+	c.logf("fourth")
+	got := logs.all()
+	require.Len(t, got, 2)
+	require.True(t, strings.HasSuffix(got[1], "fourth (2 similar messages suppressed)"), "got %q", got[1])
+}

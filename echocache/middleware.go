@@ -465,7 +465,11 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		m.refresh(ec, next, pageKey, lk.e.nonce, string(lk.e.key))
 		return m.serve(ec, &lk.e, StatusStale, now, ec.Response())
 	case lookFailed:
-		return next(ec) // fail open: the core has counted and logged it
+		// Fail open: the core has counted and logged the store error.
+		if m.statusHeader != "" {
+			ec.Response().Header().Set(m.statusHeader, StatusMiss)
+		}
+		return next(ec)
 	}
 
 	return m.miss(ec, next, kb, pageKey, lk)

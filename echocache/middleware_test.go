@@ -133,3 +133,5 @@ func TestCachedHitAndMiss(t *testing.T) {
 var errRouteTest = errors.New("route test error")
 
 var _ = stores.NoExpiry
+
+func httptestRequest() *http.Request { return httptest.NewRequest(http.MethodGet, "/", nil) }

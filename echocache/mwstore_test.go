@@ -20,9 +20,11 @@ import (
 type mwTestStore struct {
 	mu    sync.Mutex
 	m     map[string]mwTestItem
-	fail  error // returned by every call when set
-	calls map[string]int
-	local bool
+	fail   error           // returned by every call when set
+	failOn map[string]bool // ops that fail with errMWStoreDown
+	block  bool            // calls wait for their context to end
+	calls  map[string]int
+	local  bool
 }
 
 type mwTestItem struct {
@@ -53,7 +55,24 @@ func (s *mwTestStore) enter(ctx context.Context, op string) error {
 	if s.fail != nil {
 		return s.fail
 	}
+	if s.failOn[op] {
+		return errMWStoreDown
+	}
+	if s.block {
+		s.mu.Unlock()
+		<-ctx.Done()
+		s.mu.Lock()
+	}
 	return ctx.Err()
+}
+
+func (s *mwTestStore) setFailOn(ops ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failOn = map[string]bool{}
+	for _, op := range ops {
+		s.failOn[op] = true
+	}
 }
 
 func (s *mwTestStore) getLocked(key string) ([]byte, bool) {

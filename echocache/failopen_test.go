@@ -1,0 +1,186 @@
+package echocache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/gommon/log"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/stores"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A networked store that fails: every request is served by the handler,
+// the errors are counted and logged through Echo's logger, once.
+func TestCachedFailOpen(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(s *mwTestStore)
+		cfg   Config
+	}{
+		{name: "ok, store errors", setup: func(s *mwTestStore) { s.setFail(errMWStoreDown) }},
+		{name: "ok, store timeouts", setup: func(s *mwTestStore) { s.block = true }, cfg: Config{StoreTimeout: 20 * time.Millisecond}},
+		{name: "ok, reads work, writes fail", setup: func(s *mwTestStore) { s.setFailOn("setmany") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newMWTestStore()
+			s.local = false
+			tt.setup(s)
+			tt.cfg.BreakerThreshold = -1
+			c, err := NewWithConfig(s, tt.cfg)
+			require.NoError(t, err)
+			env := newRouteEnv(t, c)
+			var logs lockedBuffer
+			env.e.Logger.SetOutput(&logs)
+			env.e.Logger.SetLevel(log.WARN)
+			env.e.GET("/f", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+
+			for i := 1; i <= 5; i++ {
+				rec := env.do(http.MethodGet, "/f")
+				require.Equal(t, http.StatusOK, rec.Code)
+				assert.Equal(t, fmt.Sprintf("page /f #%d", i), rec.Body.String())
+				assert.Equal(t, StatusMiss, rec.Header().Get("X-Cache"))
+			}
+			st := c.Stats()
+			assert.GreaterOrEqual(t, st.StoreErrors, uint64(5))
+			assert.Zero(t, st.Hits)
+			assert.Equal(t, 1, strings.Count(logs.String(), "echocache: store error"), "one log line, rate-limited: %s", logs.String())
+		})
+	}
+}
+
+// After BreakerThreshold failures the store is no longer called.
+func TestCachedBreaker(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false
+	s.setFail(errMWStoreDown)
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 3, BreakerCooldown: time.Hour})
+	require.NoError(t, err)
+	env := newRouteEnv(t, c)
+	env.e.GET("/b", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+	for range 10 {
+		require.Equal(t, http.StatusOK, env.do(http.MethodGet, "/b").Code)
+	}
+	assert.Equal(t, 3, s.count("get"), "the breaker skipped the store after 3 failures")
+	assert.Equal(t, int64(10), env.calls.Load())
+}
+
+// A real redis that is not there: requests are served, quickly.
+func TestCachedFailOpenDeadRedis(t *testing.T) {
+	port, err := servertest.FreePort()
+	require.NoError(t, err)
+	s, err := stores.Open(context.Background(), fmt.Sprintf("redis://127.0.0.1:%d/0?prefix=dead:", port))
+	require.NoError(t, err)
+	defer s.Close()
+	c := New(s)
+	env := newRouteEnv(t, c)
+	env.e.GET("/d", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+	for i := 1; i <= 3; i++ {
+		rec := env.do(http.MethodGet, "/d")
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, fmt.Sprintf("page /d #%d", i), rec.Body.String())
+	}
+	assert.NotZero(t, c.Stats().StoreErrors)
+}
+
+// A Cache without a store (before Init) runs every request uncached; after
+// Init the same middleware caches (Flask-Cache's init_app).
+func TestCachedLazyInit(t *testing.T) {
+	c := New(nil)
+	env := newRouteEnv(t, c)
+	env.e.GET("/z", env.textHandler(), c.Cached(time.Minute))
+	for range 2 {
+		rec := env.do(http.MethodGet, "/z")
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Empty(t, rec.Header().Get("X-Cache"))
+	}
+	assert.Equal(t, uint64(2), c.Stats().Bypasses[BypassNoStore])
+
+	c.Init(openMWStore(t, "memory"))
+	env.do(http.MethodGet, "/z")
+	rec := env.do(http.MethodGet, "/z")
+	assert.Equal(t, StatusHit, rec.Header().Get("X-Cache"))
+	assert.Equal(t, "page /z #3", rec.Body.String())
+}
+
+// A corrupt entry is a miss and is deleted: garbage, truncation, a flipped
+// byte, another format version.
+func TestCachedCorruptEntry(t *testing.T) {
+	corruptions := []struct {
+		name string
+		f    func(valid []byte) []byte
+	}{
+		{"nok, garbage", func([]byte) []byte { return []byte("not an entry at all, just bytes") }},
+		{"nok, empty", func([]byte) []byte { return []byte{} }},
+		{"nok, truncated", func(v []byte) []byte { return v[:len(v)-7] }},
+		{"nok, truncated header", func(v []byte) []byte { return v[:20] }},
+		{"nok, a flipped body byte", func(v []byte) []byte {
+			b := bytes.Clone(v)
+			b[len(b)-6] ^= 0x20
+			return b
+		}},
+		{"nok, another version", func(v []byte) []byte {
+			b := bytes.Clone(v)
+			b[3] = 99
+			return b
+		}},
+	}
+	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
+		for _, tt := range corruptions {
+			t.Run(tt.name, func(t *testing.T) {
+				c := open(t)
+				env := newRouteEnv(t, c)
+				fail := false
+				env.e.GET("/c", env.counted(func(c echo.Context) error {
+					if fail {
+						return errRouteTest
+					}
+					return c.String(http.StatusOK, "good body")
+				}), c.CachedWithConfig(env.cfg(time.Minute)))
+				env.do(http.MethodGet, "/c")
+
+				ctx := context.Background()
+				k := keying{ignore: DefaultIgnoreQueryParams}
+				pageKey := string(k.appendPageKey(nil, "/c", ""))
+				valid, err := c.storeGet(ctx, pageKey)
+				require.NoError(t, err)
+				require.NoError(t, c.storeSet(ctx, pageKey, tt.f(valid), time.Minute))
+
+				fail = true // so that nothing is stored again
+				rec := env.do(http.MethodGet, "/c")
+				assert.Equal(t, http.StatusInternalServerError, rec.Code, "a miss: the handler ran")
+				assert.NotContains(t, rec.Body.String(), "good")
+				_, err = c.storeGet(ctx, pageKey)
+				assert.ErrorIs(t, err, stores.ErrNotFound, "the corrupt entry was deleted")
+			})
+		}
+	})
+}

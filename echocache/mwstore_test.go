@@ -18,8 +18,8 @@ import (
 // mwTestStore is a small map-backed store for the middleware tests. It can be
 // told to fail, to count calls, and to block Gets.
 type mwTestStore struct {
-	mu    sync.Mutex
-	m     map[string]mwTestItem
+	mu     sync.Mutex
+	m      map[string]mwTestItem
 	fail   error           // returned by every call when set
 	failOn map[string]bool // ops that fail with errMWStoreDown
 	block  bool            // calls wait for their context to end

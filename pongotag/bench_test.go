@@ -83,3 +83,20 @@ func BenchmarkLiteralBlock(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCachedBlockHitVary is the hit path of a named block with a
+// vary-on value: its key is hashed at every render.
+func BenchmarkCachedBlockHitVary(b *testing.B) {
+	_, _, ctx := benchTemplates(b)
+	ctx["user"] = goldenUser{ID: 42, Name: "ann"}
+	tpl := pongo2.Must(pongo2.FromString(strings.Replace(benchPage, "{% cache 30 %}", `{% cache 30 "quote" user %}`, 1)))
+	if _, err := tpl.ExecuteBytes(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tpl.ExecuteBytes(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

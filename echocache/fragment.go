@@ -81,7 +81,10 @@ func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration,
 		if err != nil {
 			return nil, err
 		}
-		_ = c.SetFragment(ctx, key, b, ttl) // logged and counted; b is served anyway
+		// The render is done: store it even if the caller that ran it
+		// has gone meanwhile, for the callers sharing it and those to come
+		// (the store timeout still applies).
+		_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
 		return b, nil
 	})
 	if err != nil {

@@ -214,3 +214,20 @@ func TestWarnfUsesCacheLogger(t *testing.T) {
 		t.Errorf("log = %q", got)
 	}
 }
+
+// A render whose caller goes away meanwhile is stored all the same, for
+// the callers that shared it and those to come.
+func TestFillFragmentStoresAfterCallerLeft(t *testing.T) {
+	c, _ := newFragCache(t, echocache.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	b, _, err := c.FillFragment(ctx, "f:left", 0, func() ([]byte, error) {
+		cancel()
+		return []byte("done"), nil
+	})
+	if err != nil || string(b) != "done" {
+		t.Fatalf("FillFragment = %q, %v", b, err)
+	}
+	if got, ok := c.GetFragment(context.Background(), "f:left"); !ok || string(got) != "done" {
+		t.Errorf("stored fragment = %q, %v; want done", got, ok)
+	}
+}

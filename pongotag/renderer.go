@@ -130,10 +130,17 @@ func (r *Renderer) TemplateSet() *pongo2.TemplateSet { return r.set }
 // Template returns the parsed template name, parsing it on first use (and,
 // in development mode, again when it changed).
 func (r *Renderer) Template(name string) (*pongo2.Template, error) {
-	name = cleanName(name)
+	// Templates are stored under their clean names: a name found as given
+	// is clean, and costs no cleaning.
 	r.mu.RLock()
 	p := r.tpls[name]
 	r.mu.RUnlock()
+	if p == nil {
+		name = cleanName(name)
+		r.mu.RLock()
+		p = r.tpls[name]
+		r.mu.RUnlock()
+	}
 	if p != nil && (!r.dev || !r.changed(p)) {
 		return p.tpl, nil
 	}

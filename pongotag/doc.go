@@ -69,6 +69,9 @@
 // rendered afresh at once. (Editing a template it includes does not: delete
 // its entries, or name such blocks and delete them by name.) Templates
 // built from strings have no name, so their whole source identifies them.
+// Through [Loader] and [Renderer], template names are paths from the
+// template root, so every process and machine computes the same keys
+// (pongo2's own file loaders often name templates by absolute path).
 // When an unnamed block contains a {% block %} tag or block.Super, its
 // output depends on the templates extending its own, so the key also
 // covers the names and sources of the whole {% extends %} chain being

@@ -83,11 +83,15 @@ type dependency struct {
 }
 
 // NewRenderer returns a Renderer for the templates in fsys whose blocks use
-// cache (which may be nil: see RendererConfig.Cache).
+// cache (which may be nil: see RendererConfig.Cache). It panics if fsys is
+// nil; use NewRendererWithConfig for other options.
 func NewRenderer(fsys fs.FS, cache *echocache.Cache) *Renderer {
+	if fsys == nil {
+		panic("pongotag: NewRenderer needs an fs.FS")
+	}
 	r, err := NewRendererWithConfig(RendererConfig{FS: fsys, Cache: cache})
 	if err != nil {
-		panic(err) // only a nil fsys fails
+		panic(err) // unreachable: a config with an FS is valid
 	}
 	return r
 }

@@ -56,6 +56,7 @@ func TestTTLForms(t *testing.T) {
 		{"ok, zero is the cache default", `{% cache 0 %}`, nil, echocache.DefaultTTL},
 		{"ok, negative never expires", `{% cache -1 %}`, nil, -time.Second},
 		{"ok, arithmetic", `{% cache 60*5 %}`, nil, 300 * time.Second},
+		{"ok, decimal seconds", `{% cache 0.5 %}`, nil, 500 * time.Millisecond},
 		{"ok, variable int", `{% cache ttl %}`, pongo2.Context{"ttl": 12}, 12 * time.Second},
 		{"ok, variable int64", `{% cache ttl %}`, pongo2.Context{"ttl": int64(13)}, 13 * time.Second},
 		{"ok, variable float", `{% cache ttl %}`, pongo2.Context{"ttl": 1.5}, 1500 * time.Millisecond},

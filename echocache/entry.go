@@ -40,7 +40,7 @@ const (
 	entryMagic   = "ECR"
 	entryVersion = 1
 	entryFixed   = 46 // bytes before the key
-	entryMinSize = entryFixed + 5 /* empty key, three empty lists */ + 1 /* empty body */ + 4
+	entryMinSize = entryFixed + 1 /* empty key */ + 3 /* three empty lists */ + 1 /* empty body */ + 4
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)

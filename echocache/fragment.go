@@ -20,20 +20,23 @@ const FragmentPrefix = "f:"
 // statistics apply to fragments as to everything else.
 
 // GetFragment returns the bytes stored under key, a full store key in the
-// "f:" namespace (pongotag.FragmentKey makes them). It reports false on a
-// miss, when the cache has no store, and when the store fails: a store
-// error is logged and counted, and the caller renders the fragment as if
-// nothing were cached. Hits and misses are counted in [Stats].
-func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, bool) {
+// "f:" namespace (pongotag.FragmentKey makes them). A miss is
+// stores.ErrNotFound. Any other error means the fragment could not be
+// looked up (ErrNoStore, ErrStoreUnavailable, a store failure or timeout);
+// it has been logged and counted, and the caller should render the
+// fragment without storing it: calling FillFragment would only wait for
+// the failing store again. Hits and misses (failed lookups included, when
+// the cache has a store) are counted in [Stats].
+func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
 	b, err := c.storeGet(ctx, key)
 	if err != nil {
-		if errors.Is(err, stores.ErrNotFound) || c.store.Load() != nil {
+		if !errors.Is(err, ErrNoStore) {
 			c.stats.misses.Add(1)
 		}
-		return nil, false
+		return nil, err
 	}
 	c.stats.hits.Add(1)
-	return b, true
+	return b, nil
 }
 
 // SetFragment stores value under key for ttl: zero means the cache's
@@ -60,7 +63,8 @@ func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl t
 	return err
 }
 
-// FillFragment renders a fragment that GetFragment missed and stores it
+// FillFragment renders a fragment that GetFragment missed (with
+// stores.ErrNotFound) and stores it
 // for ttl (as in SetFragment). Concurrent calls for the same key on the same
 // Cache share one call of render, in this process; a call that finds the
 // fragment stored meanwhile returns it without rendering. render runs in

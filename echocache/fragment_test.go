@@ -58,8 +58,8 @@ func newFragCache(t *testing.T, cfg echocache.Config) (*echocache.Cache, *fragSt
 func TestFragmentGetSetDelete(t *testing.T) {
 	ctx := context.Background()
 	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
-	if b, ok := c.GetFragment(ctx, "f:x"); ok || b != nil {
-		t.Errorf("GetFragment on an empty store = %q, %v", b, ok)
+	if b, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) || b != nil {
+		t.Errorf("GetFragment on an empty store = %q, %v; want ErrNotFound", b, err)
 	}
 	if err := c.SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
 		t.Fatal(err)
@@ -70,11 +70,11 @@ func TestFragmentGetSetDelete(t *testing.T) {
 	if err := c.SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
 		t.Errorf("SetFragment ttl -1: %v, store got %v; want no expiry (-1)", err, s.ttl)
 	}
-	if b, ok := c.GetFragment(ctx, "f:x"); !ok || string(b) != "<p>x</p>" {
-		t.Errorf("GetFragment = %q, %v", b, ok)
+	if b, err := c.GetFragment(ctx, "f:x"); err != nil || string(b) != "<p>x</p>" {
+		t.Errorf("GetFragment = %q, %v", b, err)
 	}
-	if b, ok := c.GetFragment(ctx, "f:y"); !ok || b == nil || len(b) != 0 {
-		t.Errorf("empty fragment = %q, %v; want an empty hit", b, ok)
+	if b, err := c.GetFragment(ctx, "f:y"); err != nil || b == nil || len(b) != 0 {
+		t.Errorf("empty fragment = %q, %v; want an empty hit", b, err)
 	}
 	if st := c.Stats(); st.Hits != 2 || st.Misses != 1 || st.Stores != 2 {
 		t.Errorf("stats = %+v; want 2 hits, 1 miss, 2 stores", st)
@@ -85,16 +85,16 @@ func TestFragmentGetSetDelete(t *testing.T) {
 	if err := c.DeleteFragment(ctx); err != nil {
 		t.Errorf("DeleteFragment of nothing: %v", err)
 	}
-	if _, ok := c.GetFragment(ctx, "f:x"); ok {
-		t.Errorf("fragment still there after DeleteFragment")
+	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) {
+		t.Errorf("GetFragment after DeleteFragment = %v; want ErrNotFound", err)
 	}
 }
 
 func TestFragmentWithoutStore(t *testing.T) {
 	ctx := context.Background()
 	c := echocache.New(nil)
-	if _, ok := c.GetFragment(ctx, "f:x"); ok {
-		t.Errorf("hit without a store")
+	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
+		t.Errorf("GetFragment without a store = %v; want ErrNoStore", err)
 	}
 	if err := c.SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
 		t.Errorf("SetFragment without a store = %v; want ErrNoStore", err)
@@ -163,8 +163,8 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 	if got := renders.Load(); got != 1 {
 		t.Errorf("render ran %d times; want 1", got)
 	}
-	if b, ok := c.GetFragment(ctx, "f:cold"); !ok || string(b) != "body" {
-		t.Errorf("stored fragment = %q, %v", b, ok)
+	if b, err := c.GetFragment(ctx, "f:cold"); err != nil || string(b) != "body" {
+		t.Errorf("stored fragment = %q, %v", b, err)
 	}
 }
 
@@ -190,8 +190,8 @@ func TestFillFragmentRenderError(t *testing.T) {
 	if _, _, err := c.FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("FillFragment error = %v; want boom", err)
 	}
-	if _, ok := c.GetFragment(ctx, "f:bad"); ok {
-		t.Errorf("a failed render was stored")
+	if _, err := c.GetFragment(ctx, "f:bad"); !errors.Is(err, stores.ErrNotFound) {
+		t.Errorf("a failed render was stored (GetFragment error %v)", err)
 	}
 }
 
@@ -227,7 +227,7 @@ func TestFillFragmentStoresAfterCallerLeft(t *testing.T) {
 	if err != nil || string(b) != "done" {
 		t.Fatalf("FillFragment = %q, %v", b, err)
 	}
-	if got, ok := c.GetFragment(context.Background(), "f:left"); !ok || string(got) != "done" {
-		t.Errorf("stored fragment = %q, %v; want done", got, ok)
+	if got, err := c.GetFragment(context.Background(), "f:left"); err != nil || string(got) != "done" {
+		t.Errorf("stored fragment = %q, %v; want done", got, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/stores"
 )
 
 // Names under which templates find things in their context.
@@ -401,9 +403,15 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		_ = c.DeleteFragment(sctx, key) // logged and counted by the cache
 		return n.render(ctx, w, nil)
 	}
-	if b, ok := c.GetFragment(sctx, key); ok {
+	b, err := c.GetFragment(sctx, key)
+	if err == nil {
 		w.Write(b)
 		return nil
+	}
+	if !errors.Is(err, stores.ErrNotFound) {
+		// The store could not answer (logged and counted by the cache):
+		// render without waiting for it a second time to store the block.
+		return n.render(ctx, w, nil)
 	}
 
 	frame := activeFrame(ctx)
@@ -412,7 +420,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 	}
 	frame = &fillFrame{c: c, key: key, parent: frame}
 	var renderErr *pongo2.Error
-	b, _, err := c.FillFragment(sctx, key, ttl.d, func() ([]byte, error) {
+	b, _, err = c.FillFragment(sctx, key, ttl.d, func() ([]byte, error) {
 		var buf bytes.Buffer
 		if perr := n.render(ctx, &buf, frame); perr != nil {
 			renderErr = perr

@@ -254,6 +254,10 @@ func TestStoreErrorsRenderUncached(t *testing.T) {
 	if s := c.Stats(); s.StoreErrors == 0 {
 		t.Errorf("stats = %+v; want store errors counted", s)
 	}
+	// A store that could not answer the lookup is not waited for again.
+	if gets, sets := spy.gets.Load(), spy.sets.Load(); gets != 2 || sets != 0 {
+		t.Errorf("with failing lookups, store gets = %d, sets = %d; want 2 (one per render), 0", gets, sets)
+	}
 	if l := logs.text(); !strings.Contains(l, errBroken.Error()) {
 		t.Errorf("log = %q; want the store error", l)
 	}

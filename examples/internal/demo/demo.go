@@ -40,8 +40,9 @@ const PingTimeout = 3 * time.Second
 func init() {
 	// go-redis logs every failed dial itself, several lines per request
 	// while redis is down. The examples report a store that does not answer
-	// at start-up in one line, and echocache logs store errors later on,
-	// rate-limited, through Echo's logger.
+	// at start-up in one line; later store errors are counted by echocache
+	// and logged, rate-limited, through the cache's logger (the route
+	// middleware and WithCache give it Echo's).
 	redis.SetLogger(discardLogger{})
 }
 

@@ -34,7 +34,7 @@ const (
 	// DefaultTTL is Flask-Cache's CACHE_DEFAULT_TIMEOUT: 5 minutes.
 	DefaultTTL = 5 * time.Minute
 	// DefaultStoreTimeout bounds each call to a networked store.
-	DefaultStoreTimeout = 150 * time.Millisecond
+	DefaultStoreTimeout = 250 * time.Millisecond
 	// DefaultBreakerThreshold is the number of consecutive store failures
 	// that opens the circuit breaker.
 	DefaultBreakerThreshold = 5
@@ -75,7 +75,7 @@ type Config struct {
 	// StoreTimeout bounds every call to a networked store; on timeout the
 	// call fails open. Stores in the process (null, memory) are called
 	// without a timeout.
-	// Optional. Default value DefaultStoreTimeout (150ms).
+	// Optional. Default value DefaultStoreTimeout (250ms).
 	StoreTimeout time.Duration
 
 	// BreakerThreshold is the number of consecutive store failures after

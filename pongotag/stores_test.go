@@ -41,7 +41,7 @@ func openCache(t *testing.T, rawURL string) *echocache.Cache {
 	t.Cleanup(func() { s.Close() })
 	logs := &logRecorder{}
 	// A generous store timeout: on a loaded CI machine under the race
-	// detector a real server can take longer than the 150ms default, and
+	// detector a real server can take longer than the 250ms default, and
 	// these tests check caching, not fail-open (tag_test.go does that).
 	c, err := echocache.NewWithConfig(s, echocache.Config{Logger: logs, StoreTimeout: 10 * time.Second})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,23 +23,37 @@ import (
 //	28      8     stale-while-revalidate until (>= fresh until)
 //	36      8     stale-if-error until (>= fresh until)
 //	44      2     status (uint16 LE, 100..999)
-//	46      str   variant key the entry was stored under
+//	46      4     body length (uint32 LE)
+//	50      4     number of header values, all headers together (uint32 LE)
+//	54      4     record length, these 4 bytes and the checksum included
+//	58      str   variant key the entry was stored under
 //	        list  response Vary header names: uvarint count, then str each
 //	        list  tags: uvarint count, then str name + 8-byte version each
 //	        list  headers: uvarint count, then str name, uvarint value
 //	              count and str each value
-//	        str   body
+//	        body  (body length bytes)
 //	end-4   4     CRC-32C of every byte before it (uint32 LE)
 //
 // A str is a uvarint length followed by that many bytes. A record that is
-// truncated, too long, of another version or with a bad checksum does not
-// decode; the middleware treats it as a miss and deletes it.
+// truncated, too long, of another version, with a bad checksum or a broken
+// structure does not decode; the middleware treats it as a miss and
+// deletes it.
+//
+// Bytes read from the network or a file are checked whole: checksum,
+// structure, header names and values. Bytes an in-process store hands out
+// without copying (stores.Viewer) never left the process and are what
+// encodeEntry wrote, so the hit path skips the checksum and the header
+// walk for them (a 2 KiB checksum costs as much as the rest of a hit). It
+// still checks the magic, version, record length and structure and
+// bounds-checks every read, so a truncated or foreign value is a miss and
+// even garbage cannot make it panic; only a record altered in place in the
+// process's memory would go unnoticed.
 
 const (
 	entryMagic   = "ECR"
 	entryVersion = 1
-	entryFixed   = 46 // bytes before the key
-	entryMinSize = entryFixed + 1 /* empty key */ + 3 /* three empty lists */ + 1 /* empty body */ + 4
+	entryFixed   = 58 // bytes before the key
+	entryMinSize = entryFixed + 1 /* empty key */ + 3 /* three empty lists */ + 4
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -73,12 +86,14 @@ type entryData struct {
 }
 
 // encodeEntry returns the record for d in one allocation. Header names are
-// written sorted, so equal responses give equal records.
+// written sorted, so equal responses give equal records. The body must be
+// shorter than 4 GiB.
 func encodeEntry(d *entryData) []byte {
 	names := make([]string, 0, len(d.header))
 	size := entryFixed + strSize(len(d.key)) + uvarintSize(uint64(len(d.vary))) +
 		uvarintSize(uint64(len(d.tags))) + uvarintSize(uint64(len(d.header))) +
-		strSize(len(d.body)) + 4
+		len(d.body) + 4
+	nVals := 0
 	for _, v := range d.vary {
 		size += strSize(len(v))
 	}
@@ -87,6 +102,7 @@ func encodeEntry(d *entryData) []byte {
 	}
 	for k, vs := range d.header {
 		names = append(names, k)
+		nVals += len(vs)
 		size += strSize(len(k)) + uvarintSize(uint64(len(vs)))
 		for _, v := range vs {
 			size += strSize(len(v))
@@ -103,6 +119,9 @@ func encodeEntry(d *entryData) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(max(d.swrUntil, d.freshUntil)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(max(d.sieUntil, d.freshUntil)))
 	b = binary.LittleEndian.AppendUint16(b, uint16(d.status))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(d.body)))
+	b = binary.LittleEndian.AppendUint32(b, uint32(nVals))
+	b = binary.LittleEndian.AppendUint32(b, uint32(size))
 	b = appendStr(b, d.key)
 	b = binary.AppendUvarint(b, uint64(len(d.vary)))
 	for _, v := range d.vary {
@@ -122,7 +141,7 @@ func encodeEntry(d *entryData) []byte {
 			b = appendStr(b, v)
 		}
 	}
-	b = appendStr(b, d.body)
+	b = append(b, d.body...)
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 }
 
@@ -154,19 +173,21 @@ type entry struct {
 
 	varyBlock []byte // the vary list after its count
 	nVary     int
-	tagBlock  []byte
+	tagBlock  []byte // the tag list after its count
 	nTags     int
-	hdrBlock  []byte
+	hdrBlock  []byte // the header list after its count
 	nHdr      int
-	nVals     int
-	etag      string // the ETag header's first value, if any
+	nVals     int // header values in all; at most len(hdrBlock)
 
 	body []byte
 }
 
-// decodeEntry checks raw and decodes it. It reads every field once to check
-// its bounds, so the accessors below cannot fail. It never panics.
-func decodeEntry(raw []byte) (entry, error) {
+// decodeEntry checks raw and decodes it. With verify it checks the
+// checksum and walks every header, checking names and values, so that
+// nothing later can find a fault; without it (bytes that never left the
+// process, see above) it decodes only what locates the fields. It never
+// panics, whatever raw holds.
+func decodeEntry(raw []byte, verify bool) (entry, error) {
 	var e entry
 	if len(raw) < entryMinSize {
 		return e, errEntryShort
@@ -177,11 +198,13 @@ func decodeEntry(raw []byte) (entry, error) {
 	if raw[3] != entryVersion {
 		return e, errEntryVersion
 	}
+	if uint64(binary.LittleEndian.Uint32(raw[54:])) != uint64(len(raw)) {
+		return e, errEntryShort
+	}
 	end := len(raw) - 4
-	if crc32.Checksum(raw[:end], crcTable) != binary.LittleEndian.Uint32(raw[end:]) {
+	if verify && crc32.Checksum(raw[:end], crcTable) != binary.LittleEndian.Uint32(raw[end:]) {
 		return e, errEntryChecksum
 	}
-	e.raw = raw
 	le := binary.LittleEndian
 	e.nonce = le.Uint64(raw[4:])
 	e.storedAt = int64(le.Uint64(raw[12:]))
@@ -189,21 +212,26 @@ func decodeEntry(raw []byte) (entry, error) {
 	e.swrUntil = int64(le.Uint64(raw[28:]))
 	e.sieUntil = int64(le.Uint64(raw[36:]))
 	e.status = int(le.Uint16(raw[44:]))
-	if e.status < 100 || e.status > 999 || e.swrUntil < e.freshUntil || e.sieUntil < e.freshUntil {
+	bodyLen := uint64(le.Uint32(raw[46:]))
+	nVals := uint64(le.Uint32(raw[50:]))
+	if e.status < 100 || e.status > 999 || e.swrUntil < e.freshUntil || e.sieUntil < e.freshUntil ||
+		bodyLen > uint64(end-entryFixed) {
 		return entry{}, errEntryCorrupt
 	}
-	r := reader{b: raw[entryFixed:end]}
-	e.key = r.str()
+	bodyStart := end - int(bodyLen)
+	e.raw = raw
+	e.body = raw[bodyStart:end:end]
 
+	r := reader{b: raw[entryFixed:bodyStart]}
+	e.key = r.str()
 	e.nVary = r.count()
 	start := r.b
 	for i := 0; i < e.nVary && r.ok(); i++ {
-		if !validHeaderName(r.str()) {
+		if name := r.str(); verify && !validHeaderName(name) {
 			r.bad = true
 		}
 	}
 	e.varyBlock = start[:len(start)-len(r.b)]
-
 	e.nTags = r.count()
 	start = r.b
 	for i := 0; i < e.nTags && r.ok(); i++ {
@@ -211,35 +239,49 @@ func decodeEntry(raw []byte) (entry, error) {
 		r.fixed(8)
 	}
 	e.tagBlock = start[:len(start)-len(r.b)]
-
 	e.nHdr = r.count()
-	start = r.b
+	e.hdrBlock = r.b
+	if !r.ok() || nVals > uint64(len(e.hdrBlock)) {
+		return entry{}, errEntryCorrupt
+	}
+	e.nVals = int(nVals)
+	if !verify {
+		return e, nil
+	}
+
+	var seen uint64
 	for i := 0; i < e.nHdr && r.ok(); i++ {
-		name := r.str()
-		if !validHeaderName(name) {
+		if !validHeaderName(r.str()) {
 			r.bad = true
 		}
 		nv := r.count()
+		seen += uint64(nv)
 		for j := 0; j < nv && r.ok(); j++ {
-			v := r.str()
-			if !validHeaderValue(v) {
+			if !validHeaderValue(r.str()) {
 				r.bad = true
 			}
-			if j == 0 && e.etag == "" && strings.EqualFold(bstr(name), "Etag") {
-				e.etag = bstr(v)
-			}
-		}
-		if e.nVals += nv; e.nVals > math.MaxInt32 {
-			r.bad = true
 		}
 	}
-	e.hdrBlock = start[:len(start)-len(r.b)]
-
-	e.body = r.str()
-	if !r.ok() || len(r.b) != 0 {
+	if !r.ok() || len(r.b) != 0 || seen != nVals {
 		return entry{}, errEntryCorrupt
 	}
 	return e, nil
+}
+
+// etag returns the first value of the entry's ETag header, or "".
+func (e *entry) etag() string {
+	r := reader{b: e.hdrBlock}
+	for i := 0; i < e.nHdr && r.ok(); i++ {
+		name := r.str()
+		nv := r.count()
+		for j := 0; j < nv && r.ok(); j++ {
+			v := r.str()
+			if j == 0 && strings.EqualFold(bstr(name), headerETag) {
+				return bstr(v)
+			}
+		}
+	}
+	return ""
 }
 
 // reader walks a record. Any out-of-bounds read sets bad and yields empty
@@ -303,12 +345,20 @@ func bstr(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// tokenChar marks the bytes allowed in a header name (RFC 9110 tchar).
+var tokenChar = func() (t [256]bool) {
+	for c := '!'; c <= '~'; c++ {
+		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	}
+	return t
+}()
+
 func validHeaderName(b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+		if !tokenChar[c] {
 			return false
 		}
 	}
@@ -317,8 +367,8 @@ func validHeaderName(b []byte) bool {
 
 func validHeaderValue(b []byte) bool {
 	for _, c := range b {
-		if c == '\r' || c == '\n' || c == 0 {
-			return false
+		if c < ' ' && c != '\t' {
+			return false // CR, LF, NUL and other controls
 		}
 	}
 	return true
@@ -354,12 +404,16 @@ func (e *entry) tagVersions() []tagVersion {
 // applyHeaders sets the entry's headers on h, replacing values of the same
 // names. The values share one backing array taken from vals (which must
 // hold at least e.nVals strings); the rest of vals is returned. keep, when
-// not nil, selects the names to set.
+// not nil, selects the names to set. A header list that does not match its
+// value count (possible only in unverified garbage) ends the walk.
 func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string) bool) []string {
 	r := reader{b: e.hdrBlock}
-	for range e.nHdr {
+	for i := 0; i < e.nHdr && r.ok(); i++ {
 		name := bstr(r.str())
-		nv := int(r.uvarint())
+		nv := r.count()
+		if nv > len(vals) || !r.ok() {
+			break
+		}
 		vs := vals[:nv:nv]
 		for j := range nv {
 			vs[j] = bstr(r.str())

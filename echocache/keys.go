@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"encoding/binary"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -208,10 +209,11 @@ func appendVaryValue(dst []byte, h http.Header, name string) []byte {
 	return dst
 }
 
-// appendNonce appends the page nonce part of a variant key.
+// appendNonce appends the page nonce part of a variant key: a zero byte and
+// the nonce's 8 bytes, big-endian.
 func appendNonce(dst []byte, nonce uint64) []byte {
 	dst = append(dst, 0)
-	return strconv.AppendUint(dst, nonce, 16)
+	return binary.BigEndian.AppendUint64(dst, nonce)
 }
 
 // canonicalNames canonicalises, sorts and de-duplicates header names.

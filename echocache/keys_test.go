@@ -176,6 +176,26 @@ func TestCachedVariantsCoexist(t *testing.T) {
 	})
 }
 
+// Hosts without any Vary: each host's page is stored and found again.
+func TestCachedHostsCoexist(t *testing.T) {
+	forEachMWStore(t, func(t *testing.T, c *Cache) {
+		env := newRouteEnv(t, c)
+		env.e.GET("/p", env.counted(func(c echo.Context) error {
+			return c.String(http.StatusOK, c.Request().Host)
+		}), c.CachedWithConfig(env.cfg(time.Minute)))
+		hosts := []string{"a.example", "b.example", "c.example"}
+		for _, h := range hosts {
+			env.do(http.MethodGet, "/p", "Host", h)
+		}
+		for _, h := range hosts {
+			rec := env.do(http.MethodGet, "/p", "Host", h)
+			assert.Equal(t, StatusHit, rec.Header().Get("X-Cache"), h)
+			assert.Equal(t, h, rec.Body.String())
+		}
+		assert.Equal(t, int64(len(hosts)), env.calls.Load())
+	})
+}
+
 func TestAppendCanonicalQuery(t *testing.T) {
 	tests := []struct {
 		raw, want string

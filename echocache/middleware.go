@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -69,6 +70,7 @@ const (
 	BypassTTL           = "ttl"           // SetTTL(c, 0) or a max-age of 0
 	BypassFilter        = "filter"        // RouteConfig.ResponseFilter returned false
 	BypassTagError      = "tag-error"     // Tag could not read the tag versions
+	BypassBadHeader     = "bad-header"    // a header name or value that cannot be replayed
 )
 
 // RouteConfig configures the route caching middleware: Flask-Cache's
@@ -451,15 +453,30 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	} else {
 		kb.b = m.keying.appendPageKey(kb.b[:0], req.URL.EscapedPath(), req.URL.RawQuery)
 	}
-	pageKey := string(kb.b)
+	// On an in-process store that hands out its bytes, the lookup needs no
+	// key string of its own: it views kb, which stays unchanged until the
+	// key is cloned below, before anything can keep it.
+	viewer := c.viewer()
+	viewed := viewer != nil
+	var pageKey string
+	if viewed {
+		pageKey = bstr(kb.b)
+	} else {
+		pageKey = string(kb.b)
+	}
 	ctx := req.Context()
 	now := m.cfg.now().UnixNano()
 
-	lk := m.lookup(ctx, ec, kb, pageKey, now)
-	switch lk.state {
-	case lookFresh:
+	var lk lookup
+	m.lookup(&lk, ctx, ec, kb, viewer, pageKey, now)
+	if lk.state == lookFresh {
 		c.stats.hits.Add(1)
 		return m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+	}
+	if viewed {
+		pageKey = strings.Clone(pageKey)
+	}
+	switch lk.state {
 	case lookStale:
 		c.stats.stale.Add(1)
 		m.refresh(ec, next, pageKey, lk.e.nonce, string(lk.e.key))
@@ -508,7 +525,8 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 			return ctx.Err()
 		}
 		if f.entry != nil {
-			if e, err := decodeEntry(f.entry); err == nil && m.matches(ec, kb, pageKey, &e) {
+			// The leader's own encoding, handed over in-process.
+			if e, err := decodeEntry(f.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
 				c.stats.hits.Add(1)
 				return m.serve(ec, &e, StatusHit, m.cfg.now().UnixNano(), ec.Response())
 			}
@@ -534,37 +552,37 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 
 // lookup reads the page record and, when the request is another variant,
 // the variant record.
-func (m *routeMW) lookup(ctx context.Context, ec echo.Context, kb *keyBuf, pageKey string, now int64) lookup {
+func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer stores.Viewer, pageKey string, now int64) {
 	c := m.cache
-	var lk lookup
-	raw, err := c.storeGet(ctx, pageKey)
+	raw, err := c.storeView(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
 			lk.state = lookFailed
 		}
-		return lk
+		return
 	}
-	e, err := decodeEntry(raw)
-	if err != nil {
+	e := &lk.e
+	if *e, err = decodeEntry(raw, viewer == nil); err != nil {
 		m.dropCorrupt(ctx, pageKey)
-		return lk
+		return
 	}
 	lk.nonce, lk.hasNonce = e.nonce, true
-	if !m.matches(ec, kb, pageKey, &e) {
+	if !m.matches(ec, kb, pageKey, e) {
+		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
 		variantKey := string(kb.b)
-		raw, err = c.storeGet(ctx, variantKey)
+		raw, err = c.storeView(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
 				lk.state = lookFailed
 			}
-			return lk
+			return
 		}
-		if e, err = decodeEntry(raw); err != nil {
+		if *e, err = decodeEntry(raw, viewer == nil); err != nil {
 			m.dropCorrupt(ctx, variantKey)
-			return lk
+			return
 		}
-		if !m.matches(ec, kb, pageKey, &e) {
-			return lk // another request's entry (a store's hash collision)
+		if !m.matches(ec, kb, pageKey, e) {
+			return // another request's entry (a store's hash collision)
 		}
 	}
 	switch {
@@ -575,28 +593,60 @@ func (m *routeMW) lookup(ctx context.Context, ec echo.Context, kb *keyBuf, pageK
 	case now < e.sieUntil:
 		lk.state = lookError
 	default:
-		return lk
+		return
 	}
 	if e.nTags > 0 {
-		ok, err := c.tagsCurrent(ctx, &e)
+		ok, err := c.tagsCurrent(ctx, e)
 		if err != nil {
 			lk.state = lookFailed
-			return lk
-		}
-		if !ok {
+		} else if !ok {
 			lk.state = lookMiss
-			return lk
 		}
 	}
-	lk.e = e
-	return lk
 }
 
-// matches builds, in kb, the variant key the request has for e's page
-// nonce and Vary names, and reports whether e was stored under it.
+// matches reports whether e was stored under the variant key the request
+// has for e's page nonce and Vary names. When vary headers are involved it
+// builds that key in kb (where the caller finds it); otherwise it compares
+// the parts in place, which is the common hit path.
 func (m *routeMW) matches(ec echo.Context, kb *keyBuf, pageKey string, e *entry) bool {
-	kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
-	return string(kb.b) == string(e.key)
+	if len(m.vary) > 0 || e.nVary > 0 {
+		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
+		return string(kb.b) == string(e.key)
+	}
+	// The same layout as appendVariant: page key, nonce, host part.
+	k := e.key
+	if len(k) < len(pageKey)+10 || string(k[:len(pageKey)]) != pageKey {
+		return false
+	}
+	k = k[len(pageKey):]
+	if k[0] != 0 || binary.BigEndian.Uint64(k[1:]) != e.nonce || k[9] != 0 {
+		return false
+	}
+	k = k[10:]
+	if m.keying.custom {
+		return len(k) == 0
+	}
+	sch, host := scheme(ec), ec.Request().Host // scheme is lower-case
+	if len(k) != len(sch)+3+len(host) || string(k[:len(sch)]) != sch || string(k[len(sch):len(sch)+3]) != "://" {
+		return false
+	}
+	k = k[len(sch)+3:]
+	return string(k) == host || equalLower(k, host)
+}
+
+// equalLower reports whether lower is s lower-cased (ASCII).
+func equalLower(lower []byte, s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if lower[i] != c {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, nonce uint64, respVary []string) []byte {
@@ -606,8 +656,29 @@ func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, non
 	return appendVaryValues(dst, ec.Request().Header, m.vary, respVary)
 }
 
+// viewer returns the store as a stores.Viewer when it is in-process and can
+// hand out its own bytes, or nil.
+func (c *Cache) viewer() stores.Viewer {
+	if r := c.store.Load(); r != nil && r.local {
+		v, _ := r.s.(stores.Viewer)
+		return v
+	}
+	return nil
+}
+
+// storeView is storeGet for callers that never modify the value: with a
+// viewer (see Cache.viewer) it reads the store's own bytes instead of a
+// copy. (In-process stores get no timeout or breaker from the core, so
+// nothing is skipped.)
+func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
+	if viewer != nil {
+		return viewer.View(ctx, key)
+	}
+	return c.storeGet(ctx, key)
+}
+
 func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
-	_ = m.cache.storeDelete(context.WithoutCancel(ctx), key)
+	_ = m.cache.storeDelete(context.WithoutCancel(ctx), strings.Clone(key))
 }
 
 // awaitOther waits, after another process took the page's lock, for the
@@ -629,7 +700,8 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 		case <-t.C:
 		}
 		now := m.cfg.now().UnixNano()
-		lk := m.lookup(ctx, ec, kb, pageKey, now)
+		var lk lookup
+		m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
 		switch lk.state {
 		case lookFresh:
 			m.cache.stats.hits.Add(1)
@@ -659,8 +731,11 @@ type headerWriter interface {
 func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w headerWriter) error {
 	req := ec.Request()
 	h := ec.Response().Header()
-	notModified := e.etag != "" && e.status >= 200 && e.status < 300 &&
-		len(req.Header["If-None-Match"]) > 0 && etagMatch(req.Header["If-None-Match"], e.etag)
+	notModified := false
+	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
+		etag := e.etag()
+		notModified = etag != "" && etagMatch(inm, etag)
+	}
 
 	vals := make([]string, e.nVals+2)
 	if notModified {
@@ -679,6 +754,12 @@ func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w h
 	if notModified {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
+	}
+	if req.Method == http.MethodHead {
+		// No body follows to let net/http count it.
+		if len(h[echo.HeaderContentLength]) == 0 {
+			h.Set(echo.HeaderContentLength, strconv.Itoa(len(e.body)))
+		}
 	}
 	w.WriteHeader(e.status)
 	if req.Method != http.MethodHead && len(e.body) > 0 {
@@ -883,10 +964,12 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest)
 		return BypassVary
 	case cacheControlForbids(cw.cacheControl):
 		return BypassCacheControl
-	case cw.overflow:
+	case cw.overflow || int64(len(cw.body)) > math.MaxUint32:
 		return BypassTooLarge
 	case rr.tagErr:
 		return BypassTagError
+	case !replayable(cw.captured):
+		return BypassBadHeader
 	}
 	if ttl := m.ttlOf(cw, rr); ttl == 0 {
 		return BypassTTL
@@ -895,6 +978,21 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest)
 		return BypassFilter
 	}
 	return ""
+}
+
+// replayable reports whether every header would decode from an entry.
+func replayable(h http.Header) bool {
+	for k, vs := range h {
+		if !validHeaderName([]byte(k)) {
+			return false
+		}
+		for _, v := range vs {
+			if !validHeaderValue([]byte(v)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ttlOf resolves a response's TTL: SetTTL, then Cache-Control when enabled,
@@ -933,7 +1031,6 @@ func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr 
 		sum := sha256.Sum256(cw.body)
 		header[headerETag] = []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
 	}
-	header[echo.HeaderContentLength] = []string{strconv.Itoa(len(cw.body))}
 	kb := keyBufPool.Get().(*keyBuf)
 	defer keyBufPool.Put(kb)
 	kb.b = m.appendVariant(kb.b[:0], ec, p.pageKey, nonce, cw.vary)

@@ -118,7 +118,6 @@ func TestCachedHitAndMiss(t *testing.T) {
 		assert.Equal(t, "page /zen #1", second.Body.String(), "ok, the stored body")
 		assert.Equal(t, echo.MIMETextPlainCharsetUTF8, second.Header().Get(echo.HeaderContentType))
 		assert.Equal(t, "3", second.Header().Get("Age"))
-		assert.Equal(t, fmt.Sprint(len("page /zen #1")), second.Header().Get(echo.HeaderContentLength))
 		etag := second.Header().Get("ETag")
 		assert.True(t, strings.HasPrefix(etag, `"`) && len(etag) > 10, "ok, a strong ETag from the body: %q", etag)
 		assert.Equal(t, int64(1), env.calls.Load())

@@ -72,6 +72,15 @@ func TestCachedStoreRules(t *testing.T) {
 		{name: "nok, Cache-Control No-Cache", handler: withHeader("Cache-Control", "public, No-Cache"), reason: BypassCacheControl},
 		{name: "ok, Cache-Control public", handler: withHeader("Cache-Control", "public, max-age=60"), stored: true},
 		{name: "nok, Vary: *", handler: withHeader("Vary", "Accept, *"), reason: BypassVary},
+		{name: "nok, a header value with a control byte", handler: withHeader("X-Odd", "a\x01b"), reason: BypassBadHeader},
+		{
+			name: "nok, a header name that is not a token",
+			handler: func(c echo.Context) error {
+				c.Response().Header()["Bad Name"] = []string{"v"}
+				return c.String(http.StatusOK, "body")
+			},
+			reason: BypassBadHeader,
+		},
 		{
 			name: "nok, handler error", handler: func(c echo.Context) error { return errRouteTest },
 			wantCode: 500, wantBody: `{"message":"Internal Server Error"}` + "\n", reason: BypassError,

@@ -75,6 +75,16 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Viewer is implemented by in-process stores that can return a stored value
+// without copying it. The returned slice is shared with the store and with
+// every other caller: it must never be modified. View must not retain key
+// after it returns (callers may pass a string that views a reused buffer).
+// Callers that only read a value (the route middleware serving a cached
+// page) use View to skip the copy Get makes.
+type Viewer interface {
+	View(ctx context.Context, key string) ([]byte, error)
+}
+
 // Ping checks that s can be reached. Stores without a server always answer.
 func Ping(ctx context.Context, s Store) error {
 	if p, ok := s.(Pinger); ok {

@@ -225,22 +225,22 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 	r := reader{b: raw[entryFixed:bodyStart]}
 	e.key = r.str()
 	e.nVary = r.count()
-	start := r.b
+	start := r.i
 	for i := 0; i < e.nVary && r.ok(); i++ {
 		if name := r.str(); verify && !validHeaderName(name) {
 			r.bad = true
 		}
 	}
-	e.varyBlock = start[:len(start)-len(r.b)]
+	e.varyBlock = r.b[start:r.i]
 	e.nTags = r.count()
-	start = r.b
+	start = r.i
 	for i := 0; i < e.nTags && r.ok(); i++ {
 		r.str()
 		r.fixed(8)
 	}
-	e.tagBlock = start[:len(start)-len(r.b)]
+	e.tagBlock = r.b[start:r.i]
 	e.nHdr = r.count()
-	e.hdrBlock = r.b
+	e.hdrBlock = r.rest()
 	if !r.ok() || nVals > uint64(len(e.hdrBlock)) {
 		return entry{}, errEntryCorrupt
 	}
@@ -262,7 +262,7 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 			}
 		}
 	}
-	if !r.ok() || len(r.b) != 0 || seen != nVals {
+	if !r.ok() || r.i != len(r.b) || seen != nVals {
 		return entry{}, errEntryCorrupt
 	}
 	return e, nil
@@ -284,25 +284,40 @@ func (e *entry) etag() string {
 	return ""
 }
 
-// reader walks a record. Any out-of-bounds read sets bad and yields empty
-// values.
+// reader walks a record. Any out-of-bounds read sets bad, moves to the end
+// and yields empty values from then on.
 type reader struct {
 	b   []byte
+	i   int // next byte to read
 	bad bool
 }
 
 func (r *reader) ok() bool { return !r.bad }
 
+// rest returns the bytes not read yet.
+func (r *reader) rest() []byte { return r.b[r.i:] }
+
+func (r *reader) fail() {
+	r.bad, r.i = true, len(r.b)
+}
+
+// uvarint reads a uvarint; one-byte values (most lengths and counts) take
+// the inlined path.
 func (r *reader) uvarint() uint64 {
-	if r.bad {
-		return 0
+	if i := r.i; i < len(r.b) && r.b[i] < 0x80 {
+		r.i++
+		return uint64(r.b[i])
 	}
-	n, w := binary.Uvarint(r.b)
+	return r.uvarintSlow()
+}
+
+func (r *reader) uvarintSlow() uint64 {
+	n, w := binary.Uvarint(r.b[r.i:])
 	if w <= 0 {
-		r.bad = true
+		r.fail()
 		return 0
 	}
-	r.b = r.b[w:]
+	r.i += w
 	return n
 }
 
@@ -310,30 +325,27 @@ func (r *reader) uvarint() uint64 {
 // count above the bytes left is corrupt.
 func (r *reader) count() int {
 	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.bad = true
+	if n > uint64(len(r.b)-r.i) {
+		r.fail()
 		return 0
 	}
 	return int(n)
 }
 
+// fixed reads n bytes.
 func (r *reader) fixed(n int) []byte {
-	if r.bad || len(r.b) < n {
-		r.bad = true
+	i := r.i
+	if n > len(r.b)-i {
+		r.fail()
 		return nil
 	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
+	r.i = i + n
+	return r.b[i : i+n : i+n]
 }
 
+// str reads a uvarint length and that many bytes.
 func (r *reader) str() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.bad = true
-		return nil
-	}
-	return r.fixed(int(n))
+	return r.fixed(r.count())
 }
 
 // bstr views b as a string without copying. Only for bytes of a decoded

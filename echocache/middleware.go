@@ -290,9 +290,6 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 	if cfg.RefreshTimeout == 0 {
 		cfg.RefreshTimeout = DefaultRefreshTimeout
 	}
-	if cfg.now == nil {
-		cfg.now = time.Now
-	}
 	m := &routeMW{
 		cache: cfg.Cache,
 		keying: keying{
@@ -389,6 +386,15 @@ func (st *routeState) finish(key string, f *routeFlight) {
 	close(f.done)
 }
 
+// clock returns the time a lookup compares entries with, in unix
+// nanoseconds (the test clock when one is set).
+func (m *routeMW) clock() int64 {
+	if m.cfg.now != nil {
+		return m.cfg.now().UnixNano()
+	}
+	return time.Now().UnixNano()
+}
+
 // keyBuf is a pooled buffer for building keys.
 type keyBuf struct{ b []byte }
 
@@ -465,7 +471,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		pageKey = string(kb.b)
 	}
 	ctx := req.Context()
-	now := m.cfg.now().UnixNano()
+	now := m.clock()
 
 	var lk lookup
 	m.lookup(&lk, ctx, ec, kb, viewer, pageKey, now)
@@ -528,7 +534,7 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 			// The leader's own encoding, handed over in-process.
 			if e, err := decodeEntry(f.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
 				c.stats.hits.Add(1)
-				return m.serve(ec, &e, StatusHit, m.cfg.now().UnixNano(), ec.Response())
+				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
 			}
 		}
 		// The leader's response could not be shared (not cacheable, an
@@ -699,7 +705,7 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 			return true, ctx.Err()
 		case <-t.C:
 		}
-		now := m.cfg.now().UnixNano()
+		now := m.clock()
 		var lk lookup
 		m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
 		switch lk.state {
@@ -896,7 +902,7 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *r
 			w = orig
 			res.Status, res.Size = p.stale.status, int64(len(p.stale.body))
 		}
-		return m.serve(ec, p.stale, StatusStale, m.cfg.now().UnixNano(), w)
+		return m.serve(ec, p.stale, StatusStale, m.clock(), w)
 	}
 	if cw.held {
 		cw.release()
@@ -1017,7 +1023,10 @@ func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr 
 		nonce = rand.Uint64()
 	}
 	ttl := m.ttlOf(cw, rr)
-	now := m.cfg.now().UnixNano()
+	now := time.Now().UnixNano()
+	if m.cfg.now != nil {
+		now = m.cfg.now().UnixNano()
+	}
 	fresh := int64(math.MaxInt64)
 	storeTTL := stores.NoExpiry
 	if ttl > 0 {

@@ -214,3 +214,13 @@ func TestAppendCanonicalQuery(t *testing.T) {
 		assert.Equal(t, tt.want, got, "appendCanonicalQuery(%q)", tt.raw)
 	}
 }
+
+// A custom SchemeExtractor that answers in upper case still finds its pages.
+func TestCachedSchemeExtractorCase(t *testing.T) {
+	c := New(openMWStore(t, "memory"))
+	env := newRouteEnv(t, c)
+	env.e.SchemeExtractor = func(*http.Request) string { return "HTTPS" }
+	env.e.GET("/p", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+	env.do(http.MethodGet, "/p", "X-Forwarded-Proto", "https")
+	assert.Equal(t, StatusHit, env.do(http.MethodGet, "/p", "X-Forwarded-Proto", "https").Header().Get("X-Cache"))
+}

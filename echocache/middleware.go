@@ -633,8 +633,8 @@ func (m *routeMW) matches(ec echo.Context, kb *keyBuf, pageKey string, e *entry)
 	if m.keying.custom {
 		return len(k) == 0
 	}
-	sch, host := scheme(ec), ec.Request().Host // scheme is lower-case
-	if len(k) != len(sch)+3+len(host) || string(k[:len(sch)]) != sch || string(k[len(sch):len(sch)+3]) != "://" {
+	sch, host := scheme(ec), ec.Request().Host
+	if len(k) != len(sch)+3+len(host) || !equalLower(k[:len(sch)], sch) || string(k[len(sch):len(sch)+3]) != "://" {
 		return false
 	}
 	k = k[len(sch)+3:]

@@ -93,22 +93,27 @@ func TestCachedBreaker(t *testing.T) {
 	assert.Equal(t, int64(10), env.calls.Load())
 }
 
-// A real redis that is not there: requests are served, quickly.
-func TestCachedFailOpenDeadRedis(t *testing.T) {
-	port, err := servertest.FreePort()
-	require.NoError(t, err)
-	s, err := stores.Open(context.Background(), fmt.Sprintf("redis://127.0.0.1:%d/0?prefix=dead:", port))
-	require.NoError(t, err)
-	defer s.Close()
-	c := New(s)
-	env := newRouteEnv(t, c)
-	env.e.GET("/d", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
-	for i := 1; i <= 3; i++ {
-		rec := env.do(http.MethodGet, "/d")
-		require.Equal(t, http.StatusOK, rec.Code)
-		assert.Equal(t, fmt.Sprintf("page /d #%d", i), rec.Body.String())
+// A real redis or memcached that is not there: requests are served.
+func TestCachedFailOpenDeadServer(t *testing.T) {
+	for _, scheme := range []string{"redis", "memcached"} {
+		t.Run(scheme, func(t *testing.T) {
+			port, err := servertest.FreePort()
+			require.NoError(t, err)
+			s, err := stores.Open(context.Background(), fmt.Sprintf("%s://127.0.0.1:%d?prefix=dead:", scheme, port))
+			require.NoError(t, err)
+			defer s.Close()
+			c := New(s)
+			env := newRouteEnv(t, c)
+			env.e.GET("/d", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+			for i := 1; i <= 3; i++ {
+				rec := env.do(http.MethodGet, "/d")
+				require.Equal(t, http.StatusOK, rec.Code)
+				assert.Equal(t, fmt.Sprintf("page /d #%d", i), rec.Body.String())
+				assert.Equal(t, StatusMiss, rec.Header().Get("X-Cache"))
+			}
+			assert.NotZero(t, c.Stats().StoreErrors)
+		})
 	}
-	assert.NotZero(t, c.Stats().StoreErrors)
 }
 
 // A Cache without a store (before Init) runs every request uncached; after

@@ -92,12 +92,12 @@ type RouteConfig struct {
 	// keeps pages until they are deleted or evicted.
 	TTL time.Duration
 
-	// KeyPrefix replaces the scheme-less path part of the page key, like
+	// KeyPrefix replaces the request path in the page key, like
 	// Flask-Cache's key_prefix: "%s" in it is replaced by the request's
 	// (escaped) path, so "view/%s" keys each path apart, while a prefix
 	// without "%s" gives every request of the route the same page. The
-	// canonical query and the vary headers are still part of the key, and
-	// so is the host.
+	// canonical query, the host and the vary headers still tell pages
+	// apart.
 	// Optional. Default value "": the request's escaped path.
 	KeyPrefix string
 
@@ -163,7 +163,11 @@ type RouteConfig struct {
 	StatusHeader string
 
 	// StaleWhileRevalidate is how long after its TTL a page is still
-	// served, marked STALE, while one background request refreshes it.
+	// served, marked STALE, while one background request refreshes it. The
+	// refresh runs what this middleware wraps on a copy of the request (path
+	// parameters included) with a recorder for a client and a context
+	// detached from the original one; values that outer middleware stored
+	// in the echo.Context with Set are not carried over.
 	// Optional. Default value 0 (off).
 	StaleWhileRevalidate time.Duration
 
@@ -197,9 +201,12 @@ var DefaultRouteConfig = RouteConfig{
 	RefreshTimeout:    DefaultRefreshTimeout,
 }
 
-// Cached returns middleware that caches GET and HEAD responses for ttl (0
-// means the Cache's DefaultTTL), Flask-Cache's @cache.cached(timeout=ttl).
-// Use it on a route, a group, e.Use, or around one handler:
+// Cached returns middleware that caches GET responses for ttl (0 means the
+// Cache's DefaultTTL), Flask-Cache's @cache.cached(timeout=ttl). HEAD
+// requests are answered from the GET's page (headers, no body); a HEAD that
+// misses runs the handler and stores nothing. Pages are keyed by host, path
+// and canonical query (see RouteConfig). Use it on a route, a group, e.Use,
+// or around one handler:
 //
 //	e.GET("/", views.Zen, cache.Cached(10*time.Second))
 //	e.GET("/", cache.Cached(10*time.Second)(views.Zen))

@@ -55,6 +55,7 @@ func BenchmarkHit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer store.Close()
 	c := New(store)
 	e := echo.New()
 	// Wrapped at registration: echo v4 applies route-level middleware on

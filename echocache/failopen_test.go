@@ -223,3 +223,17 @@ func TestCachedForeignEntry(t *testing.T) {
 		assert.Equal(t, StatusHit, env.do(http.MethodGet, "/c").Header().Get("X-Cache"), "its own page was stored")
 	})
 }
+
+// An in-process store that fails (here: closed) is counted and the request
+// is served.
+func TestCachedClosedMemoryStore(t *testing.T) {
+	s := openMWStore(t, "memory")
+	c := New(s)
+	env := newRouteEnv(t, c)
+	env.e.GET("/m", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+	require.NoError(t, s.Close())
+	rec := env.do(http.MethodGet, "/m")
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "page /m #1", rec.Body.String())
+	assert.NotZero(t, c.Stats().StoreErrors)
+}

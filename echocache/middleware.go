@@ -681,11 +681,15 @@ func (c *Cache) viewer() stores.Viewer {
 
 // storeView is storeGet for callers that never modify the value: with a
 // viewer (see Cache.viewer) it reads the store's own bytes instead of a
-// copy. (In-process stores get no timeout or breaker from the core, so
-// nothing is skipped.)
+// copy. (In-process stores get no timeout or breaker from the core, only
+// error counting, which is done here too.)
 func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
 	if viewer != nil {
-		return viewer.View(ctx, key)
+		v, err := viewer.View(ctx, key)
+		if err != nil {
+			c.localDone(err) // counted and logged like the core's calls
+		}
+		return v, err
 	}
 	return c.storeGet(ctx, key)
 }

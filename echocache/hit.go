@@ -1,0 +1,266 @@
+package echocache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// The hit path: finding a page in the store and serving it.
+
+// lookup reads the page record and, when the request is another variant,
+// the variant record.
+func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer stores.Viewer, pageKey string, now int64) {
+	c := m.cache
+	raw, err := c.storeView(ctx, viewer, pageKey)
+	if err != nil {
+		if !errors.Is(err, stores.ErrNotFound) {
+			lk.state = lookFailed
+		}
+		return
+	}
+	e := &lk.e
+	if *e, err = decodeEntry(raw, viewer == nil); err != nil {
+		m.dropCorrupt(ctx, pageKey)
+		return
+	}
+	lk.nonce, lk.hasNonce = e.nonce, true
+	if !m.matches(ec, kb, pageKey, e) {
+		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
+		variantKey := string(kb.b)
+		raw, err = c.storeView(ctx, viewer, variantKey)
+		if err != nil {
+			if !errors.Is(err, stores.ErrNotFound) {
+				lk.state = lookFailed
+			}
+			return
+		}
+		if *e, err = decodeEntry(raw, viewer == nil); err != nil {
+			m.dropCorrupt(ctx, variantKey)
+			return
+		}
+		if !m.matches(ec, kb, pageKey, e) {
+			return // another request's entry (a store's hash collision)
+		}
+	}
+	switch {
+	case now < e.freshUntil:
+		lk.state = lookFresh
+	case now < e.swrUntil:
+		lk.state = lookStale
+	case now < e.sieUntil:
+		lk.state = lookError
+	default:
+		return
+	}
+	if e.nTags > 0 {
+		ok, err := c.tagsCurrent(ctx, e)
+		if err != nil {
+			lk.state = lookFailed
+		} else if !ok {
+			lk.state = lookMiss
+		}
+	}
+}
+
+// matches reports whether e was stored under the variant key the request
+// has for e's page nonce and Vary names. When vary headers are involved it
+// builds that key in kb (where the caller finds it); otherwise it compares
+// the parts in place, which is the common hit path.
+func (m *routeMW) matches(ec echo.Context, kb *keyBuf, pageKey string, e *entry) bool {
+	if len(m.vary) > 0 || e.nVary > 0 {
+		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
+		return string(kb.b) == string(e.key)
+	}
+	// The same layout as appendVariant: page key, nonce, host part.
+	k := e.key
+	if len(k) < len(pageKey)+10 || string(k[:len(pageKey)]) != pageKey {
+		return false
+	}
+	k = k[len(pageKey):]
+	if k[0] != 0 || binary.BigEndian.Uint64(k[1:]) != e.nonce || k[9] != 0 {
+		return false
+	}
+	k = k[10:]
+	if m.keying.custom {
+		return len(k) == 0
+	}
+	sch, host := scheme(ec), ec.Request().Host
+	if len(k) != len(sch)+3+len(host) || !equalLower(k[:len(sch)], sch) || string(k[len(sch):len(sch)+3]) != "://" {
+		return false
+	}
+	k = k[len(sch)+3:]
+	return string(k) == host || equalLower(k, host)
+}
+
+// equalLower reports whether lower is s lower-cased (ASCII).
+func equalLower(lower []byte, s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if lower[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, nonce uint64, respVary []string) []byte {
+	dst = append(dst, pageKey...)
+	dst = appendNonce(dst, nonce)
+	dst = appendHostPart(dst, ec, m.keying.custom)
+	return appendVaryValues(dst, ec.Request().Header, m.vary, respVary)
+}
+
+// viewer returns the store as a stores.Viewer when it is in-process and can
+// hand out its own bytes, or nil.
+func (c *Cache) viewer() stores.Viewer {
+	if r := c.store.Load(); r != nil && r.local {
+		v, _ := r.s.(stores.Viewer)
+		return v
+	}
+	return nil
+}
+
+// storeView is storeGet for callers that never modify the value: with a
+// viewer (see Cache.viewer) it reads the store's own bytes instead of a
+// copy. (In-process stores get no timeout or breaker from the core, only
+// error counting, which is done here too.)
+func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
+	if viewer != nil {
+		v, err := viewer.View(ctx, key)
+		if err != nil {
+			c.localDone(err) // counted and logged like the core's calls
+		}
+		return v, err
+	}
+	return c.storeGet(ctx, key)
+}
+
+func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
+	_ = m.cache.storeDelete(context.WithoutCancel(ctx), strings.Clone(key))
+}
+
+// awaitOther waits, after another process took the page's lock, for the
+// page to appear in the store, until LockTimeout. done reports whether the
+// request was answered (from the store, or with ctx's error).
+func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *routeFlight) (done bool, err error) {
+	ctx := ec.Request().Context()
+	deadline := time.Now().Add(m.cfg.LockTimeout)
+	wait := 5 * time.Millisecond
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	if m.st.onWait != nil {
+		m.st.onWait()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-t.C:
+		}
+		now := m.clock()
+		var lk lookup
+		m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
+		switch lk.state {
+		case lookFresh:
+			m.cache.stats.hits.Add(1)
+			f.entry = lk.e.raw
+			return true, m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+		case lookFailed:
+			return false, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		wait = min(wait*2, 100*time.Millisecond, left)
+		t.Reset(wait)
+	}
+}
+
+// headerWriter is where a cached response is written: the echo.Response, or
+// the writer under it when the response was already committed.
+type headerWriter interface {
+	WriteHeader(code int)
+	Write(b []byte) (int, error)
+}
+
+// serve writes a cached entry: its status, headers and body (none for HEAD,
+// 304 for a matching If-None-Match), plus the status header and Age.
+func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w headerWriter) error {
+	req := ec.Request()
+	h := ec.Response().Header()
+	notModified := false
+	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
+		etag := e.etag()
+		notModified = etag != "" && etagMatch(inm, etag)
+	}
+
+	vals := make([]string, e.nVals+2)
+	if notModified {
+		vals = e.applyHeaders(h, vals, keepOn304)
+	} else {
+		vals = e.applyHeaders(h, vals, nil)
+	}
+	if m.statusHeader != "" {
+		vals[0] = status
+		h[m.statusHeader] = vals[0:1:1]
+	}
+	age := max((now-e.storedAt)/int64(time.Second), 0)
+	vals[1] = strconv.FormatInt(age, 10)
+	h["Age"] = vals[1:2:2]
+
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if req.Method == http.MethodHead {
+		// No body follows to let net/http count it.
+		if len(h[echo.HeaderContentLength]) == 0 {
+			h.Set(echo.HeaderContentLength, strconv.Itoa(len(e.body)))
+		}
+	}
+	w.WriteHeader(e.status)
+	if req.Method != http.MethodHead && len(e.body) > 0 {
+		if _, err := w.Write(e.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepOn304 selects the headers a 304 carries (RFC 9110, 15.4.5).
+func keepOn304(name string) bool {
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case "Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified":
+		return true
+	}
+	return false
+}
+
+// etagMatch reports whether an If-None-Match header matches etag, with the
+// weak comparison RFC 9110 prescribes for If-None-Match.
+func etagMatch(ifNoneMatch []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, v := range ifNoneMatch {
+		for t := range strings.SplitSeq(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

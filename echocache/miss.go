@@ -1,0 +1,340 @@
+package echocache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/stores"
+)
+
+// The miss path: running the handler, deciding whether its response may be
+// stored, and building the entry.
+
+// missParams describes a miss to run.
+type missParams struct {
+	pageKey  string
+	stale    *entry // served on a handler failure (stale-if-error)
+	nonce    uint64
+	hasNonce bool
+	noStore  bool // run and pass through only (HEAD)
+	refresh  bool // background refresh: errors are logged
+}
+
+// routeRequest is the per-request state SetTTL and Tag reach through the
+// echo.Context. Nested route middleware chain theirs through parent.
+type routeRequest struct {
+	cache  *Cache
+	ctx    context.Context
+	parent *routeRequest
+
+	ttl    time.Duration
+	ttlSet bool
+	tags   []tagVersion
+	tagErr bool
+}
+
+const routeRequestKey = "echocache.routeRequest"
+
+// SetTTL sets how long the response being built is cached, overriding the
+// route's TTL (Flask-Caching's CachedResponse). A ttl of 0 means the
+// response is not stored; stores.NoExpiry keeps it until deleted. Outside
+// cached routes it does nothing.
+func SetTTL(c echo.Context, ttl time.Duration) {
+	rr, _ := c.Get(routeRequestKey).(*routeRequest)
+	for ; rr != nil; rr = rr.parent {
+		rr.ttl, rr.ttlSet = ttl, true
+	}
+}
+
+// Tag attaches tags to the response being built, so that InvalidateTag
+// drops it. Tag reads each tag's current version right away: call it
+// before reading the data the response is built from, so that an
+// invalidation that happens while the response is being built is not lost.
+// Outside cached routes it does nothing. If the versions cannot be read
+// (store error), the response is not stored.
+func Tag(c echo.Context, tags ...string) {
+	rr, _ := c.Get(routeRequestKey).(*routeRequest)
+	for ; rr != nil; rr = rr.parent {
+		tv, err := rr.cache.tagVersions(rr.ctx, tags)
+		if err != nil {
+			rr.tagErr = true
+			continue
+		}
+		rr.tags = append(rr.tags, tv...)
+	}
+}
+
+// run runs the handler for a miss, streams its response to the client while
+// capturing it, and stores it when every rule allows. f, when not nil, is
+// the in-process flight to publish the stored entry to.
+func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *routeFlight) error {
+	c := m.cache
+	res := ec.Response()
+	h := res.Header()
+	if m.statusHeader != "" && !p.refresh {
+		h.Set(m.statusHeader, StatusMiss)
+	}
+	if p.noStore && p.stale == nil {
+		return next(ec)
+	}
+	before := h.Clone()
+	parent, _ := ec.Get(routeRequestKey).(*routeRequest)
+	rr := &routeRequest{cache: c, ctx: ec.Request().Context(), parent: parent}
+	ec.Set(routeRequestKey, rr)
+	orig := res.Writer
+	cw := &captureWriter{
+		ResponseWriter: orig,
+		before:         before,
+		max:            m.cfg.MaxBodySize,
+		hold:           p.stale != nil,
+		statusHeader:   m.statusHeader,
+	}
+	res.Writer = cw
+	finished := false
+	defer func() {
+		res.Writer = orig
+		ec.Set(routeRequestKey, parent)
+		if !finished {
+			c.countBypass(BypassPanic) // the panic goes on up the chain
+		}
+	}()
+	err := next(ec)
+	finished = true
+
+	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && isFailure(err)) {
+		// stale-if-error: the client gets the stale page, not the failure.
+		c.stats.stale.Add(1)
+		res.Writer = orig
+		resetHeader(h, before)
+		var w headerWriter = res
+		if res.Committed {
+			// The held 5xx committed the echo.Response but reached nobody.
+			w = orig
+			res.Status, res.Size = p.stale.status, int64(len(p.stale.body))
+		}
+		return m.serve(ec, p.stale, StatusStale, m.clock(), w)
+	}
+	if cw.held {
+		cw.release()
+	}
+	if err != nil {
+		c.countBypass(BypassError)
+		if p.refresh {
+			c.logf("background refresh of %s: %v", ec.Request().URL, err)
+		}
+		return err
+	}
+	if p.noStore {
+		return nil
+	}
+	if reason := m.storable(ec, cw, rr); reason != "" {
+		c.countBypass(reason)
+		return nil
+	}
+	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr)
+	if f != nil {
+		f.entry = rec
+	}
+	// The page record and the variant record are the same bytes; see keys.go.
+	items := map[string][]byte{p.pageKey: rec, variantKey: rec}
+	if err := c.storeSetMany(context.WithoutCancel(ec.Request().Context()), items, ttl); err == nil {
+		c.stats.stores.Add(1)
+	}
+	return nil
+}
+
+// isFailure reports whether a handler error is a failure stale-if-error
+// covers: anything but an echo.HTTPError below 500 (a 404 is an answer).
+func isFailure(err error) bool {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he.Code >= 500
+	}
+	return true
+}
+
+// resetHeader makes h what it was in before.
+func resetHeader(h, before http.Header) {
+	for k := range h {
+		if _, ok := before[k]; !ok {
+			delete(h, k)
+		}
+	}
+	for k, v := range before {
+		h[k] = v
+	}
+}
+
+// storable returns why a captured response must not be stored, or "".
+func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest) string {
+	switch {
+	case cw.hijacked:
+		return BypassHijacked
+	case !cw.wroteHeader:
+		return BypassNoResponse
+	case !slices.Contains(m.cfg.AllowedStatuses, cw.status):
+		return BypassStatus
+	case cw.setCookie:
+		return BypassSetCookie
+	case cw.varyStar:
+		return BypassVary
+	case cacheControlForbids(cw.cacheControl):
+		return BypassCacheControl
+	case cw.overflow || int64(len(cw.body)) > math.MaxUint32:
+		return BypassTooLarge
+	case rr.tagErr:
+		return BypassTagError
+	case !replayable(cw.captured):
+		return BypassBadHeader
+	}
+	if ttl := m.ttlOf(cw, rr); ttl == 0 {
+		return BypassTTL
+	}
+	if m.cfg.ResponseFilter != nil && !m.cfg.ResponseFilter(ec, cw.status, ec.Response().Header()) {
+		return BypassFilter
+	}
+	return ""
+}
+
+// replayable reports whether every header would decode from an entry.
+func replayable(h http.Header) bool {
+	for k, vs := range h {
+		if !validHeaderName([]byte(k)) {
+			return false
+		}
+		for _, v := range vs {
+			if !validHeaderValue([]byte(v)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ttlOf resolves a response's TTL: SetTTL, then Cache-Control when enabled,
+// then the route's TTL, then the Cache's default. 0 means do not store.
+func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
+	if rr.ttlSet {
+		return rr.ttl
+	}
+	if m.cfg.TTLFromCacheControl {
+		if d, ok := cacheControlTTL(cw.cacheControl); ok {
+			return d
+		}
+	}
+	return m.cache.ttl(m.cfg.TTL)
+}
+
+// entryFor encodes the entry of a storable response and returns it with its
+// variant key and store TTL.
+func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr *routeRequest) ([]byte, string, time.Duration) {
+	nonce := p.nonce
+	if !p.hasNonce {
+		nonce = rand.Uint64()
+	}
+	ttl := m.ttlOf(cw, rr)
+	now := time.Now().UnixNano()
+	if m.cfg.now != nil {
+		now = m.cfg.now().UnixNano()
+	}
+	fresh := int64(math.MaxInt64)
+	storeTTL := stores.NoExpiry
+	if ttl > 0 {
+		fresh = addSat(now, int64(ttl))
+		storeTTL = ttl + max(m.cfg.StaleWhileRevalidate, m.cfg.StaleIfError)
+	}
+	header := cw.captured
+	if !hasHeader(header, headerETag) {
+		// A strong validator of the stored body, computed once here and
+		// never on a hit.
+		sum := sha256.Sum256(cw.body)
+		header[headerETag] = []string{`"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}
+	}
+	kb := keyBufPool.Get().(*keyBuf)
+	defer keyBufPool.Put(kb)
+	kb.b = m.appendVariant(kb.b[:0], ec, p.pageKey, nonce, cw.vary)
+	rec := encodeEntry(&entryData{
+		nonce:      nonce,
+		key:        kb.b,
+		storedAt:   now,
+		freshUntil: fresh,
+		swrUntil:   addSat(fresh, int64(m.cfg.StaleWhileRevalidate)),
+		sieUntil:   addSat(fresh, int64(m.cfg.StaleIfError)),
+		status:     cw.status,
+		vary:       cw.vary,
+		tags:       rr.tags,
+		header:     header,
+		body:       cw.body,
+	})
+	return rec, string(kb.b), storeTTL
+}
+
+// hasHeader looks name up case-insensitively, for headers a handler set
+// on the map directly.
+func hasHeader(h http.Header, name string) bool {
+	for k, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// cacheControlForbids reports no-store, private or no-cache.
+func cacheControlForbids(values []string) bool {
+	for _, v := range values {
+		for d := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store", "private", "no-cache":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cacheControlTTL returns s-maxage, or else max-age, of a Cache-Control.
+func cacheControlTTL(values []string) (time.Duration, bool) {
+	maxAge, sMaxAge := -1, -1
+	for _, v := range values {
+		for d := range strings.SplitSeq(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+			if err != nil || n < 0 {
+				continue
+			}
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "s-maxage":
+				sMaxAge = n
+			case "max-age":
+				maxAge = n
+			}
+		}
+	}
+	switch {
+	case sMaxAge >= 0:
+		return time.Duration(sMaxAge) * time.Second, true
+	case maxAge >= 0:
+		return time.Duration(maxAge) * time.Second, true
+	}
+	return 0, false
+}

@@ -508,9 +508,6 @@ func TestFaultHungServer(t *testing.T) {
 	tests := []struct {
 		name string
 		url  func(addr string) string
-		// knownBug, when set, skips the check that a call returns by its
-		// deadline, with the reason.
-		knownBug string
 	}{
 		{name: "redis", url: func(a string) string { return "redis://" + a + "/0?prefix=hung:" }},
 		{
@@ -518,10 +515,6 @@ func TestFaultHungServer(t *testing.T) {
 			// The store's own timeout is set far above StoreTimeout, so that
 			// only the Cache's deadline can end a call early.
 			url: func(a string) string { return "memcached://" + a + "?prefix=hung:&timeout=1s" },
-			knownBug: "known bug: the memcached store ignores the context during a round trip " +
-				"(stores/memcached.go, type Memcached doc, \"Contexts\"), and echocache.Cache.storeGet " +
-				"(echocache/cache.go) waits for it, so a wedged memcached costs the store's timeout " +
-				"(default 500ms), not Config.StoreTimeout, per call",
 		},
 	}
 	for _, tt := range tests {
@@ -550,9 +543,6 @@ func TestFaultHungServer(t *testing.T) {
 			assert.LessOrEqual(t, time.Duration(cs.maxBudget.Load()), storeTimeout,
 				"no store call is given more than StoreTimeout")
 
-			if tt.knownBug != "" {
-				t.Skip(tt.knownBug)
-			}
 			// A call that ignored its deadline would run to the store's own
 			// timeout (1s), nearly a second past it; half a second is far
 			// from both outcomes.

@@ -137,10 +137,11 @@ type MemcachedConfig struct {
 // # Contexts
 //
 // gomemcache takes no context. The store checks the context before every
-// round trip, so a cancelled or expired context fails the call with the
-// context's error, but a round trip under way is bounded only by
-// MemcachedConfig.Timeout (per connect, read and write), not by the
-// context's deadline.
+// round trip, and a call whose context has a Done channel returns the
+// context's error as soon as the context ends: the round trip under way
+// goes on in the background until it completes or MemcachedConfig.Timeout
+// (per connect, read and write) ends it, and its result is dropped. A call
+// abandoned this way may still take effect, as with any network store.
 type Memcached struct {
 	client     *memcache.Client
 	prefix     string
@@ -332,9 +333,8 @@ func (m *Memcached) setGen(v []byte) (string, error) {
 	return s, nil
 }
 
-// Get implements [Store] with one multi-get of the generation counter and
-// the key (a second get only when the generation moved).
-func (m *Memcached) Get(ctx context.Context, key string) ([]byte, error) {
+// getOp is Get without the context bound.
+func (m *Memcached) getOp(ctx context.Context, key string) ([]byte, error) {
 	vals, err := m.getMany(ctx, []string{key})
 	if err != nil {
 		return nil, m.fail("get", err)
@@ -346,8 +346,8 @@ func (m *Memcached) Get(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// GetMany implements [Store] like Get.
-func (m *Memcached) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+// getManyOp is GetMany without the context bound.
+func (m *Memcached) getManyOp(ctx context.Context, keys []string) (map[string][]byte, error) {
 	vals, err := m.getMany(ctx, keys)
 	if err != nil {
 		return nil, m.fail("get many", err)
@@ -418,8 +418,8 @@ func (m *Memcached) fetch(ctx context.Context, gen string, keys []string, withGe
 	return nil
 }
 
-// Set implements [Store], in the generation seen last.
-func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+// setOp is Set without the context bound.
+func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
@@ -440,10 +440,8 @@ func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.
 	return nil
 }
 
-// SetMany implements [Store], in the generation seen last, with a few
-// writes in flight at once. Every value is checked against the size limit
-// before anything is written.
-func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+// setManyOp is SetMany without the context bound.
+func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
@@ -476,8 +474,8 @@ func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl ti
 	return nil
 }
 
-// Add implements [Store] with memcached's add, in the current generation.
-func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+// addOp is Add without the context bound.
+func (m *Memcached) addOp(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, err
 	}
@@ -502,14 +500,13 @@ func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.
 	}
 }
 
-// Delete implements [Store], in the current generation.
-func (m *Memcached) Delete(ctx context.Context, key string) error {
-	return m.DeleteMany(ctx, []string{key})
+// deleteOp is Delete without the context bound.
+func (m *Memcached) deleteOp(ctx context.Context, key string) error {
+	return m.deleteManyOp(ctx, []string{key})
 }
 
-// DeleteMany implements [Store] with one delete per key (a few in flight at
-// once), in the current generation.
-func (m *Memcached) DeleteMany(ctx context.Context, keys []string) error {
+// deleteManyOp is DeleteMany without the context bound.
+func (m *Memcached) deleteManyOp(ctx context.Context, keys []string) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
@@ -539,9 +536,8 @@ func (m *Memcached) DeleteMany(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// Incr implements [Store] with Redis's signed 64-bit semantics (see the
-// type's doc).
-func (m *Memcached) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+// incrOp is Incr without the context bound.
+func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64, error) {
 	if err := m.check(ctx); err != nil {
 		return 0, err
 	}
@@ -662,9 +658,8 @@ func parseCounter(v []byte) (int64, error) {
 	return n, nil
 }
 
-// Clear implements [Store] by incrementing the namespace's generation; it
-// never flushes the server.
-func (m *Memcached) Clear(ctx context.Context) error {
+// clearOp is Clear without the context bound.
+func (m *Memcached) clearOp(ctx context.Context) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
@@ -687,9 +682,8 @@ func (m *Memcached) Clear(ctx context.Context) error {
 	return nil
 }
 
-// Ping implements [Pinger]: every server must answer, after accepting the
-// credentials when the store has them.
-func (m *Memcached) Ping(ctx context.Context) error {
+// pingOp is Ping without the context bound.
+func (m *Memcached) pingOp(ctx context.Context) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
@@ -776,4 +770,98 @@ func memcachedAddr(s string) (string, error) {
 
 func init() {
 	Register("memcached", openMemcached)
+}
+
+// The exported methods run their round trips through bounded, so that a
+// call returns when its context ends even though gomemcache takes no
+// context: the round trip goes on in the background until it completes or
+// MemcachedConfig.Timeout ends it, and its result is dropped. A context
+// without Done (context.Background) costs nothing extra.
+
+func bounded[T any](ctx context.Context, op func() (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return op()
+	}
+	if err := ctx.Err(); err != nil {
+		var zero T
+		return zero, fmt.Errorf("stores: memcached: %w", err)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := op()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("stores: memcached: %w", ctx.Err())
+	}
+}
+
+func bounded0(ctx context.Context, op func() error) error {
+	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, op() })
+	return err
+}
+
+// Get implements [Store] with one multi-get of the generation counter and
+// the key (a second get only when the generation moved).
+func (m *Memcached) Get(ctx context.Context, key string) ([]byte, error) {
+	return bounded(ctx, func() ([]byte, error) { return m.getOp(ctx, key) })
+}
+
+// GetMany implements [Store] like Get.
+func (m *Memcached) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	return bounded(ctx, func() (map[string][]byte, error) { return m.getManyOp(ctx, keys) })
+}
+
+// Set implements [Store], in the generation seen last.
+func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return bounded0(ctx, func() error { return m.setOp(ctx, key, value, ttl) })
+}
+
+// SetMany implements [Store], in the generation seen last, with a few
+// writes in flight at once. Every value is checked against the size limit
+// before anything is written.
+func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	return bounded0(ctx, func() error { return m.setManyOp(ctx, items, ttl) })
+}
+
+// Add implements [Store] with memcached's add, in the current generation.
+func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	return bounded(ctx, func() (bool, error) { return m.addOp(ctx, key, value, ttl) })
+}
+
+// Delete implements [Store], in the current generation.
+func (m *Memcached) Delete(ctx context.Context, key string) error {
+	return bounded0(ctx, func() error { return m.deleteOp(ctx, key) })
+}
+
+// DeleteMany implements [Store] with one delete per key (a few in flight at
+// once), in the current generation.
+func (m *Memcached) DeleteMany(ctx context.Context, keys []string) error {
+	return bounded0(ctx, func() error { return m.deleteManyOp(ctx, keys) })
+}
+
+// Incr implements [Store] with Redis's signed 64-bit semantics (see the
+// type's doc).
+func (m *Memcached) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	return bounded(ctx, func() (int64, error) { return m.incrOp(ctx, key, delta) })
+}
+
+// Clear implements [Store] by incrementing the namespace's generation; it
+// never flushes the server.
+func (m *Memcached) Clear(ctx context.Context) error {
+	return bounded0(ctx, func() error { return m.clearOp(ctx) })
+}
+
+// Ping implements [Pinger]: every server must answer, after accepting the
+// credentials when the store has them.
+func (m *Memcached) Ping(ctx context.Context) error {
+	return bounded0(ctx, func() error { return m.pingOp(ctx) })
 }

@@ -275,18 +275,43 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 
 func nopDone(error) {}
 
-// localDone counts and logs the errors of an in-process store (ErrTooLarge,
-// ErrClosed...). Such a store has no timeout and no breaker: it either
-// answers at once or fails at once.
+// localDone counts and logs the failures of an in-process store (ErrClosed,
+// say; refusals such as ErrTooLarge are the caller's to count). Such a
+// store has no timeout and no breaker: it answers or fails at once.
 func (c *Cache) localDone(err error) {
+	if refused(err) {
+		c.countRefusal(err)
+		return
+	}
 	if err != nil && !errors.Is(err, stores.ErrNotFound) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		c.storeError(err)
 	}
 }
 
+// refused reports whether err is the store refusing one value (too large
+// for it, or not a counter) rather than failing: the store answered, so
+// such an error says nothing about the store's health and never feeds the
+// circuit breaker.
+func refused(err error) bool {
+	return errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrNotInteger)
+}
+
+// countRefusal counts a value the store refused as too large as the bypass
+// BypassTooLarge. (ErrNotInteger goes back to the Incr caller, whose
+// question it answers.)
+func (c *Cache) countRefusal(err error) {
+	if errors.Is(err, stores.ErrTooLarge) {
+		c.countBypass(BypassTooLarge)
+	}
+}
+
 // record feeds the breaker and the stats with one call's outcome.
 func (c *Cache) record(parent context.Context, err error) {
+	if refused(err) {
+		c.countRefusal(err)
+		err = nil
+	}
 	if err == nil || errors.Is(err, stores.ErrNotFound) {
 		if c.failures.Load() != 0 {
 			c.failures.Store(0)

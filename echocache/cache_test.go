@@ -202,3 +202,22 @@ func TestLogfSuppressedCountIsReported(t *testing.T) {
 	require.Len(t, got, 2)
 	require.True(t, strings.HasSuffix(got[1], "fourth (2 similar messages suppressed)"), "got %q", got[1])
 }
+
+func TestRefusalsDoNotOpenBreaker(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, refusal := range []error{stores.ErrTooLarge, stores.ErrNotInteger} {
+		s.setFail(fmt.Errorf("test store: %w", refusal))
+		for i := 0; i < 5; i++ {
+			require.ErrorIs(t, c.storeSet(ctx, "big", []byte("v"), 0), refusal)
+		}
+	}
+	s.setFail(nil)
+	require.NoError(t, c.storeSet(ctx, "small", []byte("v"), 0))
+	require.Zero(t, c.openUntil.Load(), "refused values must not open the breaker")
+	require.Zero(t, c.Stats().StoreErrors, "a refusal is not a store error")
+	require.EqualValues(t, 5, c.Stats().Bypasses[BypassTooLarge], "values too large are counted as bypasses")
+}

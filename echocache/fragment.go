@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-
-	"github.com/echocache/echocache/stores"
 )
 
 // FragmentPrefix is the store namespace of rendered template fragments
@@ -43,20 +41,10 @@ func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
 // DefaultTTL, a negative ttl means no expiry. A store error is logged and
 // counted and returned for information only; the caller has its fragment
 // anyway. A fragment too large for the store (stores.ErrTooLarge) is counted
-// as the bypass "fragment-too-large" rather than as a store failure, so it
-// never opens the circuit breaker.
+// as the bypass "too-large" rather than as a store failure, so it never
+// opens the circuit breaker.
 func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	err = s.Set(sctx, key, value, c.ttl(ttl))
-	if errors.Is(err, stores.ErrTooLarge) {
-		done(nil)
-		c.countBypass("fragment-too-large")
-		return err
-	}
-	done(err)
+	err := c.storeSet(ctx, key, value, c.ttl(ttl))
 	if err == nil {
 		c.stats.stores.Add(1)
 	}

@@ -121,8 +121,8 @@ func TestFragmentTooLargeKeepsBreakerClosed(t *testing.T) {
 		t.Errorf("the breaker opened after too-large fragments: the store was skipped")
 	}
 	st := c.Stats()
-	if st.Bypasses["fragment-too-large"] != 3 || st.StoreErrors != 0 {
-		t.Errorf("stats = %+v; want 3 fragment-too-large bypasses and no store errors", st)
+	if st.Bypasses["too-large"] != 3 || st.StoreErrors != 0 {
+		t.Errorf("stats = %+v; want 3 too-large bypasses and no store errors", st)
 	}
 }
 

@@ -160,7 +160,7 @@ func TestMemcachedFragmentTooLarge(t *testing.T) {
 			t.Fatalf("render of a large block returned %d bytes; want %d", len(out), len(big))
 		}
 	}
-	if s := c.Stats(); s.Bypasses["fragment-too-large"] != 2 || s.StoreErrors != 0 {
-		t.Errorf("stats = %+v; want 2 fragment-too-large bypasses and no store errors", s)
+	if s := c.Stats(); s.Bypasses["too-large"] != 2 || s.StoreErrors != 0 {
+		t.Errorf("stats = %+v; want 2 too-large bypasses and no store errors", s)
 	}
 }

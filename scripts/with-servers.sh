@@ -40,32 +40,42 @@ free_port() {
   echo "with-servers: no free port" >&2; return 1
 }
 
-wait_port() {
-  for _ in $(seq 1 500); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.02
+# start NAME CMD...: runs CMD with {PORT} replaced by a free port until the
+# server listens, trying up to five ports (another process can take a port
+# between the check and the start). Sets $port and appends the pid to $pids.
+start() {
+  local name=$1; shift
+  local attempt pid arg args
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port)
+    args=()
+    for arg in "$@"; do args+=("${arg//\{PORT\}/$port}"); done
+    "${args[@]}" >"$work/$name.$attempt.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 1000); do
+      if ! kill -0 "$pid" 2>/dev/null; then break; fi
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        pids+=("$pid"); return 0
+      fi
+      sleep 0.02
+    done
+    kill "$pid" 2>/dev/null || true
+    echo "with-servers: $name did not start on port $port (attempt $attempt):" >&2
+    tail -n 5 "$work/$name.$attempt.log" >&2 || true
   done
-  echo "with-servers: $2 did not start on port $1" >&2; return 1
+  return 1
 }
 
 user_flag=()
 [ "$(id -u)" = 0 ] && user_flag=(-u root)
-
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
-wait_port "$rport" redis-server
-
-mport=$(free_port)
-memcached -l 127.0.0.1 -p "$mport" -U 0 -m 256 "${user_flag[@]}" >"$work/mc.log" 2>&1 &
-pids+=($!)
-wait_port "$mport" memcached
-
-aport=$(free_port)
 printf 'echocache:s3cret-pass\n' >"$work/authfile"
-memcached -l 127.0.0.1 -p "$aport" -U 0 -m 64 -Y "$work/authfile" "${user_flag[@]}" >"$work/mca.log" 2>&1 &
-pids+=($!)
-wait_port "$aport" "memcached -Y"
+
+start redis redis-server --port '{PORT}' --bind 127.0.0.1 --save '' --appendonly no --dir "$work"
+rport=$port
+start memcached memcached -l 127.0.0.1 -p '{PORT}' -U 0 -m 256 "${user_flag[@]}"
+mport=$port
+start memcached-auth memcached -l 127.0.0.1 -p '{PORT}' -U 0 -m 64 -Y "$work/authfile" "${user_flag[@]}"
+aport=$port
 
 export ECHOCACHE_REDIS_URL="redis://127.0.0.1:$rport/0"
 export ECHOCACHE_MEMCACHED_ADDR="127.0.0.1:$mport"

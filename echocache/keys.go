@@ -81,6 +81,7 @@ func appendCustomPageKey(dst []byte, key string) []byte {
 // queryPair is one decoded query parameter.
 type queryPair struct {
 	k, v string
+	raw  bool // k and v are as sent: they did not decode
 }
 
 var queryPairsPool = sync.Pool{New: func() any { s := make([]queryPair, 0, 16); return &s }}
@@ -105,8 +106,10 @@ func appendCanonicalQuery(dst []byte, raw string, ignore []string) []byte {
 		k, kerr := url.QueryUnescape(rk)
 		v, verr := url.QueryUnescape(rv)
 		if kerr != nil || verr != nil {
-			// "%!" never appears in QueryEscape's output.
-			pairs = append(pairs, queryPair{k: "%!" + rk, v: "%!" + rv})
+			// Kept as sent, marked with "%!", which never starts
+			// QueryEscape's output ('!' is no hex digit), so a raw pair
+			// cannot be spelled by a decoded one.
+			pairs = append(pairs, queryPair{k: rk, v: rv, raw: true})
 			continue
 		}
 		if ignored(k, ignore) {
@@ -119,9 +122,10 @@ func appendCanonicalQuery(dst []byte, raw string, ignore []string) []byte {
 		if i > 0 {
 			dst = append(dst, '&')
 		}
-		if strings.HasPrefix(p.k, "%!") {
+		if p.raw {
+			dst = append(dst, "%!"...)
 			dst = append(dst, p.k...)
-			dst = append(dst, '=')
+			dst = append(dst, "=%!"...)
 			dst = append(dst, p.v...)
 			continue
 		}

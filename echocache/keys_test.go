@@ -215,6 +215,22 @@ func TestAppendCanonicalQuery(t *testing.T) {
 	}
 }
 
+// Queries that mean different things never share a canonical form: a pair
+// that decodes to a name starting with "%!" must not pass for a pair that
+// did not decode.
+func TestAppendCanonicalQueryNoCollision(t *testing.T) {
+	pairs := [][2]string{
+		{"%25%21a=1%26b%3D2", "%25%21a=1&b=2"},
+		{"%zz=1", "%25%21%25zz=%25%211"},
+		{"a=%zz&b=1", "a=%25%21%25zz%26b%3D1"},
+	}
+	for _, p := range pairs {
+		a := string(appendCanonicalQuery(nil, p[0], DefaultIgnoreQueryParams))
+		b := string(appendCanonicalQuery(nil, p[1], DefaultIgnoreQueryParams))
+		assert.NotEqual(t, a, b, "appendCanonicalQuery(%q) and (%q) collide", p[0], p[1])
+	}
+}
+
 // A custom SchemeExtractor that answers in upper case still finds its pages.
 func TestCachedSchemeExtractorCase(t *testing.T) {
 	c := New(openMWStore(t, "memory"))

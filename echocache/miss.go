@@ -47,8 +47,9 @@ type routeRequest struct {
 const routeRequestKey = "echocache.routeRequest"
 
 // SetTTL sets how long the response being built is cached, overriding the
-// route's TTL (Flask-Caching's CachedResponse). A ttl of 0 means the
-// response is not stored; stores.NoExpiry keeps it until deleted. Outside
+// route's TTL (Flask-Caching's CachedResponse). A ttl of 0 (or any negative
+// ttl but stores.NoExpiry) means the response is not stored;
+// stores.NoExpiry keeps it until deleted. Outside
 // cached routes it does nothing.
 func SetTTL(c echo.Context, ttl time.Duration) {
 	rr, _ := c.Get(routeRequestKey).(*routeRequest)
@@ -226,6 +227,9 @@ func replayable(h http.Header) bool {
 // then the route's TTL, then the Cache's default. 0 means do not store.
 func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
 	if rr.ttlSet {
+		if rr.ttl < 0 && rr.ttl != stores.NoExpiry {
+			return 0 // a nonsensical TTL is not a reason to keep a page forever
+		}
 		return rr.ttl
 	}
 	if m.cfg.TTLFromCacheControl {
@@ -330,11 +334,14 @@ func cacheControlTTL(values []string) (time.Duration, bool) {
 			}
 		}
 	}
+	// A lifetime past what a Duration holds (290 years) is clamped, never
+	// allowed to wrap into a negative or tiny one.
+	const maxSeconds = math.MaxInt64 / int64(time.Second)
 	switch {
 	case sMaxAge >= 0:
-		return time.Duration(sMaxAge) * time.Second, true
+		return time.Duration(min(int64(sMaxAge), maxSeconds)) * time.Second, true
 	case maxAge >= 0:
-		return time.Duration(maxAge) * time.Second, true
+		return time.Duration(min(int64(maxAge), maxSeconds)) * time.Second, true
 	}
 	return 0, false
 }

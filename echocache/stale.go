@@ -23,6 +23,11 @@ func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string
 	r2 := req.Clone(base)
 	r2.Method = http.MethodGet
 	r2.Body, r2.ContentLength = http.NoBody, 0
+	// The refresh wants the whole page: a 304 or 206 answer to this
+	// client's conditional or range headers could not be stored.
+	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
+		r2.Header.Del(h)
+	}
 	routePath := ec.Path()
 	names := slices.Clone(ec.ParamNames())
 	values := slices.Clone(ec.ParamValues())

@@ -3,9 +3,8 @@ package echocache
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // FragmentPrefix is the store namespace of rendered template fragments
@@ -59,30 +58,67 @@ func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl t
 // the goroutine of the first caller. Its error is returned to every caller
 // sharing the call, and nothing is stored. A store error is logged and
 // counted; the rendered bytes are returned anyway. shared reports whether
-// the bytes came from another caller's render. The returned slice must not
-// be modified: callers sharing a render share it.
+// the bytes came from another caller's render. A caller waiting for another
+// caller's render returns ctx's error as soon as ctx ends. The returned
+// slice must not be modified: callers sharing a render share it.
 func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration, render func() ([]byte, error)) (b []byte, shared bool, err error) {
-	g := state(c, "fragment-flight", func() *singleflight.Group { return new(singleflight.Group) })
-	v, err, shared := g.Do(key, func() (any, error) {
-		// A caller that missed just before the previous render stored
-		// the fragment would otherwise render it a second time.
-		if b, err := c.storeGet(ctx, key); err == nil {
-			return b, nil
+	g := state(c, "fragment-flight", func() *fragmentFlight { return &fragmentFlight{calls: map[string]*fragmentCall{}} })
+	g.mu.Lock()
+	if call, ok := g.calls[key]; ok {
+		g.mu.Unlock()
+		// Wait for the render under way, or for this caller's context:
+		// a caller that gives up does not hold up its page.
+		select {
+		case <-call.done:
+			return call.b, true, call.err
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
 		}
-		b, err := render()
-		if err != nil {
-			return nil, err
-		}
-		// The render is done: store it even if the caller that ran it
-		// has gone meanwhile, for the callers sharing it and those to come
-		// (the store timeout still applies).
-		_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
-		return b, nil
-	})
-	if err != nil {
-		return nil, shared, err
 	}
-	return v.([]byte), shared, nil
+	call := &fragmentCall{done: make(chan struct{}), err: errFragmentPanicked}
+	g.calls[key] = call
+	g.mu.Unlock()
+	defer func() {
+		// Also on a panic in render, so that waiters are never wedged
+		// (they get errFragmentPanicked; the panic goes on up this stack).
+		g.mu.Lock()
+		delete(g.calls, key)
+		g.mu.Unlock()
+		close(call.done)
+	}()
+	// The render runs here, on the caller's goroutine, because it uses the
+	// caller's template context. A caller that missed just before the
+	// previous render stored the fragment would otherwise render it again.
+	if b, err := c.storeGet(ctx, key); err == nil {
+		call.b, call.err = b, nil
+		return b, false, nil
+	}
+	b, err = render()
+	if err != nil {
+		call.b, call.err = nil, err
+		return nil, false, err
+	}
+	// The render is done: store it even if this caller's context ended
+	// meanwhile, for the callers sharing it and those to come (the store
+	// timeout still applies).
+	_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
+	call.b, call.err = b, nil
+	return b, false, nil
+}
+
+// errFragmentPanicked is what callers sharing a render receive when it
+// panicked.
+var errFragmentPanicked = errors.New("echocache: the shared fragment render panicked")
+
+type fragmentFlight struct {
+	mu    sync.Mutex
+	calls map[string]*fragmentCall
+}
+
+type fragmentCall struct {
+	done chan struct{}
+	b    []byte
+	err  error
 }
 
 // DeleteFragment removes the fragments stored under keys. Deleting an

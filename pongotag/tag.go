@@ -418,6 +418,20 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 	if frame.contains(c, key) {
 		return n.render(ctx, w, frame)
 	}
+	if frame != nil {
+		// Inside the render of an outer block, which other requests may
+		// be waiting for: never wait for another request here (two
+		// templates nesting two named blocks in opposite orders would
+		// wait for each other forever). Render and store this block.
+		frame = &fillFrame{c: c, key: key, parent: frame}
+		var buf bytes.Buffer
+		if perr := n.render(ctx, &buf, frame); perr != nil {
+			return perr
+		}
+		_ = c.SetFragment(context.WithoutCancel(sctx), key, buf.Bytes(), ttl.d) // logged and counted
+		w.Write(buf.Bytes())
+		return nil
+	}
 	frame = &fillFrame{c: c, key: key, parent: frame}
 	var renderErr *pongo2.Error
 	b, _, err = c.FillFragment(sctx, key, ttl.d, func() ([]byte, error) {

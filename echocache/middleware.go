@@ -67,6 +67,14 @@ const (
 // RouteConfig configures the route caching middleware: Flask-Cache's
 // @cache.cached, with HTTP semantics that do not leak one client's response
 // to another.
+//
+// What the middleware cannot know: a handler that reads the request's
+// cookies (a session, say) and renders per-user content without setting a
+// cookie, Cache-Control: private or Vary: Cookie is declaring that page
+// public, and it is shared like any other. Put such routes outside the
+// cache, mark their responses private, add "Cookie" to VaryHeaders, or key
+// them per user with KeyFunc. Requests with Authorization are never shared
+// unless AllowAuthorization says so.
 type RouteConfig struct {
 	// Skipper defines a function to skip the middleware entirely.
 	// Optional. Default value middleware.DefaultSkipper.

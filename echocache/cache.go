@@ -208,12 +208,15 @@ func (c *Cache) storeTimeout() time.Duration {
 	return c.cfg.StoreTimeout
 }
 
-// SetEchoLogger gives the cache a logger to use when Config.Logger is nil.
-// Middleware calls it with the Echo instance's logger.
+// SetEchoLogger gives the cache a logger to use when Config.Logger is nil
+// and it has none yet. Middleware calls it with the Echo instance's logger.
 func (c *Cache) SetEchoLogger(l Logger) {
-	if l != nil && c.echoLogger.Load() == nil {
-		c.echoLogger.CompareAndSwap(nil, &l)
+	if l == nil || c.cfg.Logger != nil || c.echoLogger.Load() != nil {
+		return
 	}
+	p := new(Logger) // allocated only here, not on every call
+	*p = l
+	c.echoLogger.CompareAndSwap(nil, p)
 }
 
 // logf logs a store problem, at most once per LogInterval.

@@ -16,10 +16,8 @@ const cacheContextKey = "github.com/echocache/echocache.Cache"
 func WithCache(c *Cache) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ec echo.Context) error {
-			if c != nil && c.cfg.Logger == nil && c.echoLogger.Load() == nil {
-				if e := ec.Echo(); e != nil && e.Logger != nil {
-					c.SetEchoLogger(e.Logger)
-				}
+			if c != nil {
+				c.adoptEchoLogger(ec)
 			}
 			ec.Set(cacheContextKey, c)
 			return next(ec)
@@ -35,4 +33,15 @@ func WithCache(c *Cache) echo.MiddlewareFunc {
 func FromContext(ec echo.Context) *Cache {
 	c, _ := ec.Get(cacheContextKey).(*Cache)
 	return c
+}
+
+// adoptEchoLogger gives c the logger of ec's Echo instance when c has none:
+// the cheap check first, since the middleware calls it on every request.
+func (c *Cache) adoptEchoLogger(ec echo.Context) {
+	if c.cfg.Logger != nil || c.echoLogger.Load() != nil {
+		return
+	}
+	if e := ec.Echo(); e != nil && e.Logger != nil {
+		c.SetEchoLogger(e.Logger)
+	}
 }

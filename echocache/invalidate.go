@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/echocache/echocache/stores"
@@ -54,7 +55,7 @@ func (c *Cache) DeletePage(ctx context.Context, target string) error {
 	var keys []string
 	for _, k := range routeStateOf(c).allKeyings() {
 		key := string(k.appendPageKey(nil, p, u.RawQuery))
-		if !containsString(keys, key) {
+		if !slices.Contains(keys, key) {
 			keys = append(keys, key)
 		}
 	}
@@ -83,21 +84,12 @@ func (c *Cache) InvalidateTag(ctx context.Context, tag string) error {
 	return c.storeSet(ctx, tagPrefix+tag, v[:], stores.NoExpiry)
 }
 
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // tagVersions reads the current versions of tags, giving a version to those
 // that have none yet. Empty and repeated tags are skipped.
 func (c *Cache) tagVersions(ctx context.Context, tags []string) ([]tagVersion, error) {
 	var names, keys []string
 	for _, t := range tags {
-		if t != "" && !containsString(names, t) {
+		if t != "" && !slices.Contains(names, t) {
 			names = append(names, t)
 			keys = append(keys, tagPrefix+t)
 		}

@@ -434,11 +434,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		c.countBypass(BypassNoStore)
 		return next(ec)
 	}
-	if c.cfg.Logger == nil && c.echoLogger.Load() == nil {
-		if e := ec.Echo(); e != nil && e.Logger != nil {
-			c.SetEchoLogger(e.Logger)
-		}
-	}
+	c.adoptEchoLogger(ec)
 	req := ec.Request()
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
 		c.countBypass(BypassMethod)

@@ -139,11 +139,12 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *r
 	if p.noStore {
 		return nil
 	}
-	if reason := m.storable(ec, cw, rr); reason != "" {
+	reason, ttl := m.storable(ec, cw, rr)
+	if reason != "" {
 		c.countBypass(reason)
 		return nil
 	}
-	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr)
+	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr, ttl)
 	if f != nil {
 		f.entry = rec
 	}
@@ -177,35 +178,37 @@ func resetHeader(h, before http.Header) {
 	}
 }
 
-// storable returns why a captured response must not be stored, or "".
-func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest) string {
+// storable returns why a captured response must not be stored, or "" and
+// the TTL to store it for.
+func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest) (string, time.Duration) {
 	switch {
 	case cw.hijacked:
-		return BypassHijacked
+		return BypassHijacked, 0
 	case !cw.wroteHeader:
-		return BypassNoResponse
+		return BypassNoResponse, 0
 	case !slices.Contains(m.cfg.AllowedStatuses, cw.status):
-		return BypassStatus
+		return BypassStatus, 0
 	case cw.setCookie:
-		return BypassSetCookie
+		return BypassSetCookie, 0
 	case cw.varyStar:
-		return BypassVary
+		return BypassVary, 0
 	case cacheControlForbids(cw.cacheControl):
-		return BypassCacheControl
+		return BypassCacheControl, 0
 	case cw.overflow || int64(len(cw.body)) > math.MaxUint32:
-		return BypassTooLarge
+		return BypassTooLarge, 0
 	case rr.tagErr:
-		return BypassTagError
+		return BypassTagError, 0
 	case !replayable(cw.captured):
-		return BypassBadHeader
+		return BypassBadHeader, 0
 	}
-	if ttl := m.ttlOf(cw, rr); ttl == 0 {
-		return BypassTTL
+	ttl := m.ttlOf(cw, rr)
+	if ttl == 0 {
+		return BypassTTL, 0
 	}
 	if m.cfg.ResponseFilter != nil && !m.cfg.ResponseFilter(ec, cw.status, ec.Response().Header()) {
-		return BypassFilter
+		return BypassFilter, 0
 	}
-	return ""
+	return "", ttl
 }
 
 // replayable reports whether every header would decode from an entry.
@@ -242,16 +245,12 @@ func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
 
 // entryFor encodes the entry of a storable response and returns it with its
 // variant key and store TTL.
-func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr *routeRequest) ([]byte, string, time.Duration) {
+func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr *routeRequest, ttl time.Duration) ([]byte, string, time.Duration) {
 	nonce := p.nonce
 	if !p.hasNonce {
 		nonce = rand.Uint64()
 	}
-	ttl := m.ttlOf(cw, rr)
-	now := time.Now().UnixNano()
-	if m.cfg.now != nil {
-		now = m.cfg.now().UnixNano()
-	}
+	now := m.clock()
 	fresh := int64(math.MaxInt64)
 	storeTTL := stores.NoExpiry
 	if ttl > 0 {

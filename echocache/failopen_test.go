@@ -183,7 +183,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 				env.do(http.MethodGet, "/c")
 
 				ctx := context.Background()
-				k := keying{ignore: DefaultIgnoreQueryParams}
+				k := keying{ignore: defaultIgnore}
 				pageKey := string(k.appendPageKey(nil, "/c", ""))
 				valid, err := c.storeGet(ctx, pageKey)
 				require.NoError(t, err)
@@ -210,7 +210,7 @@ func TestCachedForeignEntry(t *testing.T) {
 	forEachMWStore(t, func(t *testing.T, c *Cache) {
 		env := newRouteEnv(t, c)
 		env.e.GET("/c", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
-		k := keying{ignore: DefaultIgnoreQueryParams}
+		k := keying{ignore: defaultIgnore}
 		pageKey := string(k.appendPageKey(nil, "/c", ""))
 		foreign := sampleEntry() // keyed for /zen?a=1 on example.com
 		foreign.freshUntil = env.clock.Now().Add(time.Hour).UnixNano()

@@ -40,14 +40,14 @@ const routePrefix = "r:"
 // keying is the part of a route config that derives keys. DeletePage uses
 // the keyings of every route built on a Cache.
 type keying struct {
-	prefix    string   // KeyPrefix; "" for the default
-	ignore    []string // query parameter globs to leave out
+	prefix    string      // KeyPrefix; "" for the default
+	ignore    *ignoreList // query parameters to leave out
 	dropQuery bool
 	custom    bool // KeyFunc: the key does not derive from the URL
 }
 
 func (k *keying) id() string {
-	return k.prefix + "\x00" + strings.Join(k.ignore, "\x00") + "\x00" + strconv.FormatBool(k.dropQuery) + strconv.FormatBool(k.custom)
+	return k.prefix + "\x00" + strings.Join(k.ignore.globs, "\x00") + "\x00" + strconv.FormatBool(k.dropQuery) + strconv.FormatBool(k.custom)
 }
 
 // appendPageKey appends the page key of a request to dst. escPath is the
@@ -92,10 +92,18 @@ var queryPairsPool = sync.Pool{New: func() any { s := make([]queryPair, 0, 16); 
 // ?b=2&a=1 and ?a=%31&b=2 give the same key. A parameter that does not
 // decode is kept as it was written, marked so that it can never equal a
 // decoded one.
-func appendCanonicalQuery(dst []byte, raw string, ignore []string) []byte {
+func appendCanonicalQuery(dst []byte, raw string, ignore *ignoreList) []byte {
 	if raw == "" {
 		return dst
 	}
+	if alreadyCanonical(raw, ignore) {
+		return append(dst, raw...)
+	}
+	return appendDecodedQuery(dst, raw, ignore)
+}
+
+// appendDecodedQuery is appendCanonicalQuery's general case.
+func appendDecodedQuery(dst []byte, raw string, ignore *ignoreList) []byte {
 	pp := queryPairsPool.Get().(*[]queryPair)
 	pairs := (*pp)[:0]
 	for part := range strings.SplitSeq(raw, "&") {
@@ -112,7 +120,7 @@ func appendCanonicalQuery(dst []byte, raw string, ignore []string) []byte {
 			pairs = append(pairs, queryPair{k: rk, v: rv, raw: true})
 			continue
 		}
-		if ignored(k, ignore) {
+		if ignore.match(k) {
 			continue
 		}
 		pairs = append(pairs, queryPair{k: k, v: v})
@@ -139,8 +147,77 @@ func appendCanonicalQuery(dst []byte, raw string, ignore []string) []byte {
 	return dst
 }
 
-func ignored(name string, globs []string) bool {
+// alreadyCanonical reports whether raw is its own canonical form, which is
+// the common case on a hit and spares decoding and re-encoding it: every
+// byte is one QueryEscape leaves alone (or a separator), every parameter
+// has a name and an '=', the names are sorted, and none is ignored.
+func alreadyCanonical(raw string, ignore *ignoreList) bool {
+	if strings.HasSuffix(raw, "&") {
+		return false // an empty last parameter, which the slow path drops
+	}
+	prev := ""
+	for len(raw) > 0 {
+		part, rest, _ := strings.Cut(raw, "&")
+		raw = rest
+		name, _, hasEq := strings.Cut(part, "=")
+		if name == "" || !hasEq || name < prev || ignore.match(name) {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			b := part[i]
+			if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+				b == '-' || b == '_' || b == '.' || b == '~' || b == '=' && i == len(name)) {
+				return false
+			}
+		}
+		prev = name
+	}
+	return true
+}
+
+// ignoreList is RouteConfig.IgnoreQueryParams made ready for matching once,
+// at construction: the usual globs, a plain name or a "prefix*", are
+// matched without path.Match (with its semantics: '*' stops at '/').
+type ignoreList struct {
+	globs    []string // as configured
+	exact    []string
+	prefixes []string
+	patterns []string // anything else, for path.Match
+}
+
+func compileIgnore(globs []string) *ignoreList {
+	l := &ignoreList{globs: slices.Clone(globs)}
+	const meta = `*?[\`
 	for _, g := range globs {
+		switch star := len(g) - 1; {
+		case !strings.ContainsAny(g, meta):
+			l.exact = append(l.exact, g)
+		case g[star] == '*' && !strings.ContainsAny(g[:star], meta):
+			l.prefixes = append(l.prefixes, g[:star])
+		default:
+			l.patterns = append(l.patterns, g)
+		}
+	}
+	return l
+}
+
+// defaultIgnore is DefaultIgnoreQueryParams compiled.
+var defaultIgnore = compileIgnore(DefaultIgnoreQueryParams)
+
+// match reports whether a query parameter name is ignored.
+func (l *ignoreList) match(name string) bool {
+	if l == nil {
+		return false
+	}
+	if slices.Contains(l.exact, name) {
+		return true
+	}
+	for _, p := range l.prefixes {
+		if strings.HasPrefix(name, p) && strings.IndexByte(name[len(p):], '/') < 0 {
+			return true
+		}
+	}
+	for _, g := range l.patterns {
 		if ok, _ := path.Match(g, name); ok {
 			return true
 		}

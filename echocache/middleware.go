@@ -300,7 +300,7 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 		cache: cfg.Cache,
 		keying: keying{
 			prefix:    cfg.KeyPrefix,
-			ignore:    slices.Clone(cfg.IgnoreQueryParams),
+			ignore:    compileIgnore(cfg.IgnoreQueryParams),
 			dropQuery: cfg.DropQuery,
 			custom:    cfg.KeyFunc != nil,
 		},
@@ -355,7 +355,7 @@ func (st *routeState) allKeyings() []keying {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.keyings) == 0 {
-		return []keying{{ignore: DefaultIgnoreQueryParams}}
+		return []keying{{ignore: defaultIgnore}}
 	}
 	out := make([]keying, 0, len(st.keyings))
 	for _, k := range st.keyings {

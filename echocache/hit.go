@@ -157,19 +157,11 @@ func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
 // request was answered (from the store, or with ctx's error).
 func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *routeFlight) (done bool, err error) {
 	ctx := ec.Request().Context()
-	deadline := time.Now().Add(m.cfg.LockTimeout)
-	wait := 5 * time.Millisecond
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	if m.st.onWait != nil {
 		m.st.onWait()
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return true, ctx.Err()
-		case <-t.C:
-		}
+	served := false
+	pollStore(ctx, m.cfg.LockTimeout, func() bool {
 		now := m.clock()
 		var lk lookup
 		m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
@@ -177,17 +169,20 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 		case lookFresh:
 			m.cache.stats.hits.Add(1)
 			f.entry = lk.e.raw
-			return true, m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+			served, err = true, m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+			return true
 		case lookFailed:
-			return false, nil
+			return true // the store cannot tell: run the handler
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, nil
-		}
-		wait = min(wait*2, 100*time.Millisecond, left)
-		t.Reset(wait)
+		return false
+	})
+	if served {
+		return true, err
 	}
+	if ctx.Err() != nil {
+		return true, ctx.Err()
+	}
+	return false, nil
 }
 
 // headerWriter is where a cached response is written: the echo.Response, or

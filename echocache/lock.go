@@ -58,3 +58,30 @@ func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (releas
 		_ = c.storeDelete(rctx, k)
 	}, true
 }
+
+// pollStore is how a process that did not get a lock waits for the one that
+// did: it calls try after 5ms, then at intervals doubling up to 100ms, until
+// try returns true, ctx ends or wait has passed. It reports whether try
+// ended the wait.
+func pollStore(ctx context.Context, wait time.Duration, try func() bool) bool {
+	deadline := time.Now().Add(wait)
+	pause := 5 * time.Millisecond
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if try() {
+			return true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		pause = min(2*pause, 100*time.Millisecond, left)
+		t.Reset(pause)
+	}
+}

@@ -388,32 +388,20 @@ func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.
 // loader lock to store skey. It gives up after wait, when ctx ends, or when
 // the store fails.
 func awaitValue[T any](ctx context.Context, c *Cache, skey string, wait time.Duration) (T, bool) {
-	var zero T
-	deadline := time.Now().Add(wait)
-	pause := 5 * time.Millisecond
-	t := time.NewTimer(pause)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return zero, false
-		case <-t.C:
-		}
+	var v T
+	found := false
+	pollStore(ctx, wait, func() bool {
 		data, err := c.storeGet(ctx, skey)
-		if err == nil {
-			if v, err := decodeValue[T](c.codec(), data); err == nil {
-				return v, true
-			}
-		} else if !errors.Is(err, stores.ErrNotFound) {
-			return zero, false
+		if err != nil {
+			return !errors.Is(err, stores.ErrNotFound) // the store cannot tell: stop
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return zero, false
+		if got, err := decodeValue[T](c.codec(), data); err == nil {
+			v, found = got, true
+			return true
 		}
-		pause = min(2*pause, 100*time.Millisecond, left)
-		t.Reset(pause)
-	}
+		return false
+	})
+	return v, found
 }
 
 // typedLoaderError marks an error returned by the loader, as opposed to one met

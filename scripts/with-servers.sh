@@ -34,7 +34,9 @@ trap cleanup EXIT INT TERM
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$(( (RANDOM % 20000) + 30000 ))
+    # Below Linux's ephemeral range (32768-60999), where outgoing
+    # connections take their ports, so a port found free stays free.
+    p=$(( (RANDOM % 10000) + 20000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
   echo "with-servers: no free port" >&2; return 1

@@ -123,9 +123,10 @@ type Cache struct {
 }
 
 type storeRef struct {
-	s     stores.Store
-	local bool
-	done  func(error) // completion of calls to a local store, made once
+	s      stores.Store
+	local  bool
+	viewer stores.Viewer // s, when it is local and hands out its own bytes
+	done   func(error)   // completion of calls to a local store, made once
 }
 
 // New returns a Cache over store with the default config. store may be nil;
@@ -171,7 +172,11 @@ func (c *Cache) Init(store stores.Store) {
 	if l, ok := store.(interface{ Local() bool }); ok {
 		local = l.Local()
 	}
-	c.store.Store(&storeRef{s: store, local: local, done: c.localDone})
+	var viewer stores.Viewer
+	if local {
+		viewer, _ = store.(stores.Viewer)
+	}
+	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, done: c.localDone})
 	c.failures.Store(0)
 	c.openUntil.Store(0)
 }
@@ -364,6 +369,29 @@ func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
 	}
 	v, err := s.Get(sctx, key)
 	done(err)
+	return v, err
+}
+
+// viewer returns the store as a stores.Viewer when it is in-process and can
+// hand out its own bytes, or nil. (Found once, by Init.)
+func (c *Cache) viewer() stores.Viewer {
+	if r := c.store.Load(); r != nil {
+		return r.viewer
+	}
+	return nil
+}
+
+// storeView is storeGet for callers that never modify the value: with a
+// viewer (see Cache.viewer) it reads the store's own bytes instead of a
+// copy, and completes the call like the other local calls.
+func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
+	if viewer == nil {
+		return c.storeGet(ctx, key)
+	}
+	v, err := viewer.View(ctx, key)
+	if err != nil {
+		c.localDone(err)
+	}
 	return v, err
 }
 

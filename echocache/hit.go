@@ -123,31 +123,6 @@ func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, non
 	return appendVaryValues(dst, ec.Request().Header, m.vary, respVary)
 }
 
-// viewer returns the store as a stores.Viewer when it is in-process and can
-// hand out its own bytes, or nil.
-func (c *Cache) viewer() stores.Viewer {
-	if r := c.store.Load(); r != nil && r.local {
-		v, _ := r.s.(stores.Viewer)
-		return v
-	}
-	return nil
-}
-
-// storeView is storeGet for callers that never modify the value: with a
-// viewer (see Cache.viewer) it reads the store's own bytes instead of a
-// copy. (In-process stores get no timeout or breaker from the core, only
-// error counting, which is done here too.)
-func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
-	if viewer != nil {
-		v, err := viewer.View(ctx, key)
-		if err != nil {
-			c.localDone(err) // counted and logged like the core's calls
-		}
-		return v, err
-	}
-	return c.storeGet(ctx, key)
-}
-
 func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
 	_ = m.cache.storeDelete(context.WithoutCancel(ctx), strings.Clone(key))
 }

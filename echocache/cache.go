@@ -383,16 +383,18 @@ func (c *Cache) viewer() stores.Viewer {
 
 // storeView is storeGet for callers that never modify the value: with a
 // viewer (see Cache.viewer) it reads the store's own bytes instead of a
-// copy, and completes the call like the other local calls.
-func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, error) {
+// copy, with the value's memo (nil without a viewer, or when the store
+// keeps none), and completes the call like the other local calls.
+func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, *stores.Memo, error) {
 	if viewer == nil {
-		return c.storeGet(ctx, key)
+		v, err := c.storeGet(ctx, key)
+		return v, nil, err
 	}
-	v, err := viewer.View(ctx, key)
+	v, memo, err := viewer.View(ctx, key)
 	if err != nil {
 		c.localDone(err)
 	}
-	return v, err
+	return v, memo, err
 }
 
 func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]byte, error) {

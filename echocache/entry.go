@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"unsafe"
+
+	"github.com/echocache/echocache/stores"
 )
 
 // A stored page entry is a flat, versioned, checksummed record. It is not
@@ -180,6 +182,19 @@ type entry struct {
 	nVals     int // header values in all; at most len(hdrBlock)
 
 	body []byte
+
+	// Set by prepare, for an entry kept in a memo.
+	prepared  bool
+	fields    []hdrField // the header list, in record order
+	vals      []string   // every header value, in record order
+	etagValue string     // the first ETag value, or ""
+}
+
+// hdrField is one header of a prepared entry: its name and its values,
+// vals[lo:hi].
+type hdrField struct {
+	name   string
+	lo, hi int
 }
 
 // decodeEntry checks raw and decodes it. With verify it checks the
@@ -268,8 +283,67 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 	return e, nil
 }
 
+// decodeViewed decodes raw like decodeEntry and returns the entry: buf,
+// which it decodes into, or, with a memo (the stores.Memo an in-process
+// store keeps beside raw), an entry decoded once and shared. The first
+// reader of raw decodes it, prepares its headers (see prepare) and keeps it
+// in the memo; later readers use that. Nothing modifies an entry after
+// decoding, so sharing one is safe. A kept entry is used only for the very
+// bytes it was decoded from.
+func decodeViewed(buf *entry, raw []byte, memo *stores.Memo, verify bool) (*entry, error) {
+	if memo != nil {
+		if d, ok := memo.Load().(*entry); ok && len(d.raw) == len(raw) && &d.raw[0] == &raw[0] {
+			return d, nil
+		}
+	}
+	d, err := decodeEntry(raw, verify)
+	if err != nil {
+		return nil, err
+	}
+	if memo == nil {
+		*buf = d
+		return buf, nil
+	}
+	d.prepare()
+	memo.Store(&d)
+	return &d, nil
+}
+
+// prepare walks the header list once and keeps its names and values as
+// strings, with the ETag, for applyHeaders and etag to use without
+// parsing. A list that does not match its counts (possible only in
+// unverified garbage) leaves the entry unprepared.
+func (e *entry) prepare() {
+	fields := make([]hdrField, 0, e.nHdr)
+	vals := make([]string, 0, e.nVals)
+	etag := ""
+	r := reader{b: e.hdrBlock}
+	for i := 0; i < e.nHdr && r.ok(); i++ {
+		name := bstr(r.str())
+		nv := r.count()
+		if len(vals)+nv > e.nVals || !r.ok() {
+			return
+		}
+		lo := len(vals)
+		for range nv {
+			vals = append(vals, bstr(r.str()))
+		}
+		if nv > 0 && etag == "" && strings.EqualFold(name, headerETag) {
+			etag = vals[lo]
+		}
+		fields = append(fields, hdrField{name: name, lo: lo, hi: len(vals)})
+	}
+	if !r.ok() {
+		return
+	}
+	e.fields, e.vals, e.etagValue, e.prepared = fields, vals, etag, true
+}
+
 // etag returns the first value of the entry's ETag header, or "".
 func (e *entry) etag() string {
+	if e.prepared {
+		return e.etagValue
+	}
 	r := reader{b: e.hdrBlock}
 	for i := 0; i < e.nHdr && r.ok(); i++ {
 		name := r.str()
@@ -414,11 +488,22 @@ func (e *entry) tagVersions() []tagVersion {
 }
 
 // applyHeaders sets the entry's headers on h, replacing values of the same
-// names. The values share one backing array taken from vals (which must
-// hold at least e.nVals strings); the rest of vals is returned. keep, when
-// not nil, selects the names to set. A header list that does not match its
-// value count (possible only in unverified garbage) ends the walk.
-func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string) bool) []string {
+// names. The values are copied into vals (which must hold at least e.nVals
+// strings), so that no two responses share a header's backing array. keep,
+// when not nil, selects the names to set. A header list that does not
+// match its value count (possible only in unverified garbage) ends the
+// walk.
+func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string) bool) {
+	if e.prepared {
+		vals = vals[:len(e.vals)]
+		copy(vals, e.vals)
+		for _, f := range e.fields {
+			if keep == nil || keep(f.name) {
+				h[f.name] = vals[f.lo:f.hi:f.hi]
+			}
+		}
+		return
+	}
 	r := reader{b: e.hdrBlock}
 	for i := 0; i < e.nHdr && r.ok(); i++ {
 		name := bstr(r.str())
@@ -432,8 +517,7 @@ func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string
 		}
 		if keep == nil || keep(name) {
 			h[name] = vs
-			vals = vals[nv:]
 		}
+		vals = vals[nv:]
 	}
-	return vals
 }

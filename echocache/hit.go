@@ -18,38 +18,39 @@ import (
 // The hit path: finding a page in the store and serving it.
 
 // lookup reads the page record and, when the request is another variant,
-// the variant record.
-func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer stores.Viewer, pageKey string, now int64) {
+// the variant record. It returns the entry it found (lk.buf, or an entry
+// kept in the store's memo), or nil; lk.state says whether it is usable.
+func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer stores.Viewer, pageKey string, now int64) *entry {
 	c := m.cache
-	raw, err := c.storeView(ctx, viewer, pageKey)
+	raw, memo, err := c.storeView(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
 			lk.state = lookFailed
 		}
-		return
+		return nil
 	}
-	e := &lk.e
-	if *e, err = decodeEntry(raw, viewer == nil); err != nil {
+	e, err := decodeViewed(&lk.buf, raw, memo, viewer == nil)
+	if err != nil {
 		m.dropCorrupt(ctx, pageKey)
-		return
+		return nil
 	}
 	lk.nonce, lk.hasNonce = e.nonce, true
 	if !m.matches(ec, kb, pageKey, e) {
 		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
 		variantKey := string(kb.b)
-		raw, err = c.storeView(ctx, viewer, variantKey)
+		raw, memo, err = c.storeView(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
 				lk.state = lookFailed
 			}
-			return
+			return nil
 		}
-		if *e, err = decodeEntry(raw, viewer == nil); err != nil {
+		if e, err = decodeViewed(&lk.buf, raw, memo, viewer == nil); err != nil {
 			m.dropCorrupt(ctx, variantKey)
-			return
+			return nil
 		}
 		if !m.matches(ec, kb, pageKey, e) {
-			return // another request's entry (a store's hash collision)
+			return nil // another request's entry (a store's hash collision)
 		}
 	}
 	switch {
@@ -60,7 +61,7 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 	case now < e.sieUntil:
 		lk.state = lookError
 	default:
-		return
+		return nil
 	}
 	if e.nTags > 0 {
 		ok, err := c.tagsCurrent(ctx, e)
@@ -70,6 +71,7 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 			lk.state = lookMiss
 		}
 	}
+	return e
 }
 
 // matches reports whether e was stored under the variant key the request
@@ -139,12 +141,12 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 	pollStore(ctx, m.cfg.LockTimeout, func() bool {
 		now := m.clock()
 		var lk lookup
-		m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
+		e := m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
 		switch lk.state {
 		case lookFresh:
 			m.cache.stats.hits.Add(1)
-			f.entry = lk.e.raw
-			served, err = true, m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+			f.entry = e.raw
+			served, err = true, m.serve(ec, e, StatusHit, now, ec.Response())
 			return true
 		case lookFailed:
 			return true // the store cannot tell: run the handler
@@ -178,11 +180,13 @@ func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w h
 		notModified = etag != "" && etagMatch(inm, etag)
 	}
 
-	vals := make([]string, e.nVals+2)
+	// One allocation holds every header value: the status header's, Age's
+	// and the entry's.
+	vals := make([]string, 2+e.nVals)
 	if notModified {
-		vals = e.applyHeaders(h, vals, keepOn304)
+		e.applyHeaders(h, vals[2:], keepOn304)
 	} else {
-		vals = e.applyHeaders(h, vals, nil)
+		e.applyHeaders(h, vals[2:], nil)
 	}
 	if m.statusHeader != "" {
 		vals[0] = status

@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"testing"
@@ -220,4 +221,67 @@ func TestCachedStoreExpiry(t *testing.T) {
 			return env.do(http.MethodGet, "/t").Header().Get("X-Cache") == StatusMiss
 		}, 5*time.Second, 100*time.Millisecond)
 	})
+}
+
+// TestCachedMemoEntry covers hits on an in-process store, which decode a
+// page once and keep it in the store's memo: every hit serves the stored
+// page, a response cannot change the kept entry, and a new page brings a
+// new memo.
+func TestCachedMemoEntry(t *testing.T) {
+	store, err := stores.NewMemory(stores.MemoryConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	c := New(store)
+	env := newRouteEnv(t, c)
+	version := "v1"
+	mutate := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			err := next(c)
+			// An outer middleware changing values in place, after the
+			// response went out.
+			h := c.Response().Header()
+			for _, name := range []string{"X-Version", "Link", echo.HeaderContentType} {
+				for i := range h[name] {
+					h[name][i] = "mutated"
+				}
+			}
+			return err
+		}
+	}
+	env.e.GET("/m", env.counted(func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Version", version)
+		h.Add("Link", "</a.css>; rel=preload")
+		h.Add("Link", "</b.js>; rel=preload")
+		return c.String(http.StatusOK, "page "+version)
+	}), mutate, c.CachedWithConfig(env.cfg(time.Minute)))
+
+	miss := env.do(http.MethodGet, "/m")
+	require.Equal(t, StatusMiss, miss.Header().Get("X-Cache"))
+	key := string(routeStateOf(c).allKeyings()[0].appendPageKey(nil, "/m", ""))
+	_, memo, err := store.View(context.Background(), key)
+	require.NoError(t, err)
+	require.NotNil(t, memo)
+	for i := range 3 {
+		rec := env.do(http.MethodGet, "/m")
+		hit := rec.Result().Header // as sent, before the outer middleware's change
+		require.Equal(t, StatusHit, hit.Get("X-Cache"), "hit %d", i)
+		assert.Equal(t, "page v1", rec.Body.String(), "hit %d", i)
+		assert.Equal(t, "v1", hit.Get("X-Version"), "nok, hit %d replays a value changed in place by an earlier response", i)
+		assert.Equal(t, []string{"</a.css>; rel=preload", "</b.js>; rel=preload"}, hit.Values("Link"), "hit %d", i)
+		assert.Equal(t, echo.MIMETextPlainCharsetUTF8, hit.Get(echo.HeaderContentType), "hit %d", i)
+		assert.NotEmpty(t, hit.Get("ETag"), "hit %d", i)
+	}
+	kept, ok := memo.Load().(*entry)
+	require.True(t, ok, "ok, the first hit keeps the decoded page in the memo")
+	assert.True(t, kept.prepared)
+	assert.Equal(t, int64(1), env.calls.Load())
+
+	version = "v2"
+	require.NoError(t, c.DeletePage(context.Background(), "/m"))
+	require.Equal(t, StatusMiss, env.do(http.MethodGet, "/m").Header().Get("X-Cache"))
+	rec := env.do(http.MethodGet, "/m")
+	require.Equal(t, StatusHit, rec.Result().Header.Get("X-Cache"))
+	assert.Equal(t, "page v2", rec.Body.String(), "nok, a memo outlived its page")
+	assert.Equal(t, "v2", rec.Result().Header.Get("X-Version"))
 }

@@ -419,7 +419,7 @@ const (
 
 type lookup struct {
 	state    lookupState
-	e        entry
+	buf      entry  // where lookup decodes entries without a memo
 	nonce    uint64 // the page's nonce, when a page record exists
 	hasNonce bool
 }
@@ -476,10 +476,10 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	now := m.clock()
 
 	var lk lookup
-	m.lookup(&lk, ctx, ec, kb, viewer, pageKey, now)
+	e := m.lookup(&lk, ctx, ec, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
 		c.stats.hits.Add(1)
-		return m.serve(ec, &lk.e, StatusHit, now, ec.Response())
+		return m.serve(ec, e, StatusHit, now, ec.Response())
 	}
 	if viewed {
 		pageKey = strings.Clone(pageKey)
@@ -487,8 +487,8 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	switch lk.state {
 	case lookStale:
 		c.stats.stale.Add(1)
-		m.refresh(ec, next, pageKey, lk.e.nonce, string(lk.e.key))
-		return m.serve(ec, &lk.e, StatusStale, now, ec.Response())
+		m.refresh(ec, next, pageKey, e.nonce, string(e.key))
+		return m.serve(ec, e, StatusStale, now, ec.Response())
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error.
 		if m.statusHeader != "" {
@@ -497,18 +497,21 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		return next(ec)
 	}
 
-	return m.miss(ec, next, kb, pageKey, lk)
+	return m.miss(ec, next, kb, pageKey, &lk, e)
 }
 
 // miss handles a request that found no usable page. (A separate function, so
 // that the hit path's lookup stays on the stack.)
-func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageKey string, lk lookup) error {
+// e is the expired entry lookup found, if any.
+func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageKey string, lk *lookup, e *entry) error {
 	c := m.cache
 	req := ec.Request()
 	ctx := req.Context()
 	var stale *entry
 	if lk.state == lookError {
-		stale = &lk.e
+		// A copy: e may be lk.buf, on the caller's stack.
+		stale = new(entry)
+		*stale = *e
 	}
 	if req.Method == http.MethodHead {
 		// A HEAD response has no body to store, and a handler may answer

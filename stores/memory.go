@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -64,7 +65,8 @@ type Memory struct {
 
 // memEntry is the cached value: the bytes and how long they live.
 type memEntry struct {
-	val []byte
+	val  []byte
+	memo *Memo // nil for a value made by Incr
 	// ttl is the lifetime from the write: 0 means never expire, keepTTL
 	// keeps the deadline of the entry it replaces (Incr).
 	ttl time.Duration
@@ -164,11 +166,29 @@ func (m *Memory) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := m.check(ctx); err != nil {
 		return nil, err
 	}
-	e, ok := m.cache.GetIfPresent(key)
+	e, ok := m.read(key)
 	if !ok {
 		return nil, ErrNotFound
 	}
 	return clone(e.val), nil
+}
+
+// readSample is how many reads the eviction policy sees one of. A read it
+// sees goes through otter's read buffer, whose draining is handed to a new
+// goroutine each time the buffer fills; a quiet read is only the hash table
+// lookup. The policy's frequency sketch compares keys with one another, so
+// seeing a uniform sample of the reads ranks them as seeing all would, and a
+// key read often is still seen often.
+const readSample = 8
+
+// read returns the entry under key, showing one read in readSample to the
+// eviction policy.
+func (m *Memory) read(key string) (memEntry, bool) {
+	if rand.Uint32()%readSample == 0 {
+		return m.cache.GetIfPresent(key)
+	}
+	e, ok := m.cache.GetEntryQuietly(key)
+	return e.Value, ok
 }
 
 // clone copies b; an empty b gives an empty, non-nil slice without allocating.
@@ -183,7 +203,7 @@ func (m *Memory) entry(key string, value []byte, ttl time.Duration) (memEntry, e
 	if n := entrySize(key, value); n > m.maxBytes || n > math.MaxUint32 {
 		return memEntry{}, fmt.Errorf("stores: memory: entry of %d bytes exceeds the limit of %d: %w", n, min(m.maxBytes, math.MaxUint32), ErrTooLarge)
 	}
-	return memEntry{val: clone(value), ttl: ResolveTTL(ttl, m.def)}, nil
+	return memEntry{val: clone(value), memo: new(Memo), ttl: ResolveTTL(ttl, m.def)}, nil
 }
 
 // Set stores a copy of value under key.
@@ -228,7 +248,7 @@ func (m *Memory) GetMany(ctx context.Context, keys []string) (map[string][]byte,
 	}
 	out := make(map[string][]byte, len(keys))
 	for _, k := range keys {
-		if e, ok := m.cache.GetIfPresent(k); ok {
+		if e, ok := m.read(k); ok {
 			out[k] = clone(e.val)
 		}
 	}

@@ -86,7 +86,10 @@ func TestMemoryHotEntriesSurviveScan(t *testing.T) {
 		require.NoError(t, m.Set(ctx, fmt.Sprintf("warm-%d", i), []byte("v"), NoExpiry))
 	}
 	m.cache.CleanUp()
-	for range 20 {
+	// The policy sees one read in readSample: 100 reads show each hot key
+	// to it about 100/readSample times, and never to it with a chance of
+	// (1-1/readSample)^100, under 2e-6.
+	for range 100 {
 		for i := range 40 {
 			_, err := m.Get(ctx, fmt.Sprintf("hot-%d", i))
 			require.NoError(t, err)

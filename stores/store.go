@@ -30,6 +30,7 @@ package stores
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,8 +82,38 @@ type Pinger interface {
 // after it returns (callers may pass a string that views a reused buffer).
 // Callers that only read a value (the route middleware serving a cached
 // page) use View to skip the copy Get makes.
+//
+// View also returns the value's [Memo], or nil when the store keeps none
+// for it.
 type Viewer interface {
-	View(ctx context.Context, key string) ([]byte, error)
+	View(ctx context.Context, key string) ([]byte, *Memo, error)
+}
+
+// Memo is a slot an in-process store keeps beside one stored value, where a
+// reader can keep what it derived from the value's bytes (a decoded form),
+// so that later reads of the same value skip the work. A memo belongs to
+// one value: the write that replaces the value brings a new, empty memo,
+// so a memo never describes bytes other than the ones it came with.
+//
+// Every reader of the key shares the memo, so what is kept must depend on
+// the value's bytes alone, must not be modified once stored, and should be
+// checked with a type assertion on Load. Its size is not counted against
+// the store's bounds: keep it small. A Memo is safe for concurrent use.
+type Memo struct {
+	v atomic.Pointer[any]
+}
+
+// Load returns what was last stored in m, or nil.
+func (m *Memo) Load() any {
+	if p := m.v.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Store keeps v in m, replacing what was there.
+func (m *Memo) Store(v any) {
+	m.v.Store(&v)
 }
 
 // Ping checks that s can be reached. Stores without a server always answer.

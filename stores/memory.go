@@ -22,7 +22,8 @@ func init() {
 type MemoryConfig struct {
 	// MaxBytes bounds the memory the entries use: keys, values and a fixed
 	// per-entry overhead (entryOverhead bytes). A value that alone exceeds
-	// it is refused with ErrTooLarge.
+	// it is refused with ErrTooLarge. What readers keep in values' memos
+	// (see [Memo]; a decoded page, a few hundred bytes) is not counted.
 	// Optional. Default value 64 MiB.
 	MaxBytes int64
 
@@ -50,7 +51,9 @@ const entryOverhead = 128
 
 // Memory is an in-process store bounded by bytes and by entry count, with a
 // TTL per entry. It evicts with W-TinyLFU (otter), which keeps frequently
-// used entries over merely recent ones. It is safe for concurrent use.
+// used entries over merely recent ones; the policy sees a random one read
+// in eight, which ranks keys by use as well as seeing every read and keeps
+// most reads to a hash table lookup. It is safe for concurrent use.
 //
 // Memory copies values on the way in and on the way out, so a caller can
 // never change what another caller reads. Like every store, it fails with

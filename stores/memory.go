@@ -53,9 +53,7 @@ const entryOverhead = 128
 // TTL per entry. It evicts with W-TinyLFU (otter), which keeps frequently
 // used entries over merely recent ones; the policy sees a random one read
 // in eight, which ranks keys by use as well as seeing every read and keeps
-// most reads to a hash table lookup. The policy's upkeep runs inline, on
-// the read or write that fills its buffers, rather than on a goroutine
-// started for it. It is safe for concurrent use.
+// most reads to a hash table lookup. It is safe for concurrent use.
 //
 // Memory copies values on the way in and on the way out, so a caller can
 // never change what another caller reads. Like every store, it fails with
@@ -124,12 +122,6 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 			}
 		}),
 		Logger: &otter.NoopLogger{},
-		// Maintenance (applying buffered reads and writes to the policy,
-		// evicting) runs on the goroutine whose read or write triggers it,
-		// not on a new goroutine each time: no call here runs under an
-		// otter lock and calls the cache (Incr's compute function does
-		// not), so running inline cannot deadlock.
-		Executor: func(fn func()) { fn() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stores: memory: %w", err)

@@ -44,12 +44,13 @@ import (
 // Bytes read from the network or a file are checked whole: checksum,
 // structure, header names and values. Bytes an in-process store hands out
 // without copying (stores.Viewer) never left the process and are what
-// encodeEntry wrote, so the hit path skips the checksum and the header
-// walk for them (a 2 KiB checksum costs as much as the rest of a hit). It
-// still checks the magic, version, record length and structure and
-// bounds-checks every read, so a truncated or foreign value is a miss and
-// even garbage cannot make it panic; only a record altered in place in the
-// process's memory would go unnoticed.
+// encodeEntry wrote, so the hit path skips the checksum and the checks of
+// header names and values for them (a 2 KiB checksum costs as much as the
+// rest of a hit), and decodes each such value once, keeping the entry in
+// the store's memo (decodeViewed). It still checks the magic, version,
+// record length and structure and bounds-checks every read, so a truncated
+// or foreign value is a miss and even garbage cannot make it panic; only a
+// record altered in place in the process's memory would go unnoticed.
 
 const (
 	entryMagic   = "ECR"
@@ -177,31 +178,26 @@ type entry struct {
 	nVary     int
 	tagBlock  []byte // the tag list after its count
 	nTags     int
-	hdrBlock  []byte // the header list after its count
-	nHdr      int
-	nVals     int // header values in all; at most len(hdrBlock)
 
-	body []byte
-
-	// Set by prepare, for an entry kept in a memo.
-	prepared  bool
 	fields    []hdrField // the header list, in record order
 	vals      []string   // every header value, in record order
+	nVals     int        // len(vals)
 	etagValue string     // the first ETag value, or ""
+
+	body []byte
 }
 
-// hdrField is one header of a prepared entry: its name and its values,
-// vals[lo:hi].
+// hdrField is one header of an entry: its name and its values, vals[lo:hi].
 type hdrField struct {
 	name   string
 	lo, hi int
 }
 
-// decodeEntry checks raw and decodes it. With verify it checks the
-// checksum and walks every header, checking names and values, so that
-// nothing later can find a fault; without it (bytes that never left the
-// process, see above) it decodes only what locates the fields. It never
-// panics, whatever raw holds.
+// decodeEntry checks raw and decodes it. It walks the header list once,
+// into strings, and checks the record's structure. With verify it also
+// checks the checksum and every header name and value, so that nothing
+// later can find a fault; without it (bytes that never left the process,
+// see above) it skips those checks. It never panics, whatever raw holds.
 func decodeEntry(raw []byte, verify bool) (entry, error) {
 	var e entry
 	if len(raw) < entryMinSize {
@@ -254,40 +250,49 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 		r.fixed(8)
 	}
 	e.tagBlock = r.b[start:r.i]
-	e.nHdr = r.count()
-	e.hdrBlock = r.rest()
-	if !r.ok() || nVals > uint64(len(e.hdrBlock)) {
+	nHdr := r.count()
+	if !r.ok() || nVals > uint64(len(r.rest())) {
 		return entry{}, errEntryCorrupt
 	}
-	e.nVals = int(nVals)
-	if !verify {
-		return e, nil
-	}
 
-	var seen uint64
-	for i := 0; i < e.nHdr && r.ok(); i++ {
-		if !validHeaderName(r.str()) {
+	// The one walk of the header list: the names and values become strings
+	// that view raw, which every hit hands to the response without parsing.
+	e.fields = make([]hdrField, 0, nHdr)
+	e.vals = make([]string, 0, nVals)
+	for i := 0; i < nHdr && r.ok(); i++ {
+		name := r.str()
+		if verify && !validHeaderName(name) {
 			r.bad = true
 		}
 		nv := r.count()
-		seen += uint64(nv)
+		if uint64(len(e.vals)+nv) > nVals {
+			r.bad = true
+			break
+		}
+		lo := len(e.vals)
 		for j := 0; j < nv && r.ok(); j++ {
-			if !validHeaderValue(r.str()) {
+			v := r.str()
+			if verify && !validHeaderValue(v) {
 				r.bad = true
 			}
+			e.vals = append(e.vals, bstr(v))
 		}
+		if e.etagValue == "" && len(e.vals) > lo && strings.EqualFold(bstr(name), headerETag) {
+			e.etagValue = e.vals[lo]
+		}
+		e.fields = append(e.fields, hdrField{name: bstr(name), lo: lo, hi: len(e.vals)})
 	}
-	if !r.ok() || r.i != len(r.b) || seen != nVals {
+	if !r.ok() || r.i != len(r.b) || uint64(len(e.vals)) != nVals {
 		return entry{}, errEntryCorrupt
 	}
+	e.nVals = len(e.vals)
 	return e, nil
 }
 
 // decodeViewed decodes raw like decodeEntry and returns the entry: buf,
 // which it decodes into, or, with a memo (the stores.Memo an in-process
 // store keeps beside raw), an entry decoded once and shared. The first
-// reader of raw decodes it, prepares its headers (see prepare) and keeps it
-// in the memo; later readers use that. Nothing modifies an entry after
+// reader of raw decodes it and keeps the entry in the memo; later readers use that. Nothing modifies an entry after
 // decoding, so sharing one is safe. A kept entry is used only for the very
 // bytes it was decoded from.
 func decodeViewed(buf *entry, raw []byte, memo *stores.Memo, verify bool) (*entry, error) {
@@ -304,59 +309,12 @@ func decodeViewed(buf *entry, raw []byte, memo *stores.Memo, verify bool) (*entr
 		*buf = d
 		return buf, nil
 	}
-	d.prepare()
 	memo.Store(&d)
 	return &d, nil
 }
 
-// prepare walks the header list once and keeps its names and values as
-// strings, with the ETag, for applyHeaders and etag to use without
-// parsing. A list that does not match its counts (possible only in
-// unverified garbage) leaves the entry unprepared.
-func (e *entry) prepare() {
-	fields := make([]hdrField, 0, e.nHdr)
-	vals := make([]string, 0, e.nVals)
-	etag := ""
-	r := reader{b: e.hdrBlock}
-	for i := 0; i < e.nHdr && r.ok(); i++ {
-		name := bstr(r.str())
-		nv := r.count()
-		if len(vals)+nv > e.nVals || !r.ok() {
-			return
-		}
-		lo := len(vals)
-		for range nv {
-			vals = append(vals, bstr(r.str()))
-		}
-		if nv > 0 && etag == "" && strings.EqualFold(name, headerETag) {
-			etag = vals[lo]
-		}
-		fields = append(fields, hdrField{name: name, lo: lo, hi: len(vals)})
-	}
-	if !r.ok() {
-		return
-	}
-	e.fields, e.vals, e.etagValue, e.prepared = fields, vals, etag, true
-}
-
 // etag returns the first value of the entry's ETag header, or "".
-func (e *entry) etag() string {
-	if e.prepared {
-		return e.etagValue
-	}
-	r := reader{b: e.hdrBlock}
-	for i := 0; i < e.nHdr && r.ok(); i++ {
-		name := r.str()
-		nv := r.count()
-		for j := 0; j < nv && r.ok(); j++ {
-			v := r.str()
-			if j == 0 && strings.EqualFold(bstr(name), headerETag) {
-				return bstr(v)
-			}
-		}
-	}
-	return ""
-}
+func (e *entry) etag() string { return e.etagValue }
 
 // reader walks a record. Any out-of-bounds read sets bad, moves to the end
 // and yields empty values from then on.
@@ -490,34 +448,13 @@ func (e *entry) tagVersions() []tagVersion {
 // applyHeaders sets the entry's headers on h, replacing values of the same
 // names. The values are copied into vals (which must hold at least e.nVals
 // strings), so that no two responses share a header's backing array. keep,
-// when not nil, selects the names to set. A header list that does not
-// match its value count (possible only in unverified garbage) ends the
-// walk.
+// when not nil, selects the names to set.
 func (e *entry) applyHeaders(h http.Header, vals []string, keep func(name string) bool) {
-	if e.prepared {
-		vals = vals[:len(e.vals)]
-		copy(vals, e.vals)
-		for _, f := range e.fields {
-			if keep == nil || keep(f.name) {
-				h[f.name] = vals[f.lo:f.hi:f.hi]
-			}
+	vals = vals[:len(e.vals)]
+	copy(vals, e.vals)
+	for _, f := range e.fields {
+		if keep == nil || keep(f.name) {
+			h[f.name] = vals[f.lo:f.hi:f.hi]
 		}
-		return
-	}
-	r := reader{b: e.hdrBlock}
-	for i := 0; i < e.nHdr && r.ok(); i++ {
-		name := bstr(r.str())
-		nv := r.count()
-		if nv > len(vals) || !r.ok() {
-			break
-		}
-		vs := vals[:nv:nv]
-		for j := range nv {
-			vs[j] = bstr(r.str())
-		}
-		if keep == nil || keep(name) {
-			h[name] = vs
-		}
-		vals = vals[nv:]
 	}
 }

@@ -2,6 +2,8 @@ package stores_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,6 +49,8 @@ func TestMemoryView(t *testing.T) {
 	_, incrMemo, err := v.View(ctx, "n")
 	require.NoError(t, err)
 	assert.Nil(t, incrMemo, "ok, a value made by Incr has no memo")
+	incrMemo.Store("kept nowhere")
+	assert.Nil(t, incrMemo.Load(), "ok, a nil memo holds nothing and never panics")
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -56,4 +60,38 @@ func TestMemoryView(t *testing.T) {
 	require.NoError(t, m.Close())
 	_, _, err = v.View(ctx, "k")
 	assert.ErrorIs(t, err, stores.ErrClosed)
+}
+
+// A reader that parses a value on every read can parse it once per stored
+// value instead, keeping the parsed form in the value's memo.
+func ExampleMemo() {
+	ctx := context.Background()
+	m, err := stores.NewMemory(stores.MemoryConfig{})
+	if err != nil {
+		panic(err)
+	}
+	defer m.Close()
+	_ = m.Set(ctx, "csv", []byte("a,b,c"), stores.NoExpiry)
+
+	parses := 0
+	fields := func() []string {
+		raw, memo, err := m.View(ctx, "csv")
+		if err != nil {
+			return nil
+		}
+		if f, ok := memo.Load().([]string); ok {
+			return f
+		}
+		parses++
+		f := strings.Split(string(raw), ",")
+		memo.Store(f) // f depends on raw alone and is never modified
+		return f
+	}
+	fmt.Println(fields(), fields(), parses)
+
+	_ = m.Set(ctx, "csv", []byte("x,y"), stores.NoExpiry) // a new value, a new memo
+	fmt.Println(fields(), parses)
+	// Output:
+	// [a b c] [a b c] 1
+	// [x y] 2
 }

@@ -103,16 +103,24 @@ type Memo struct {
 	v atomic.Pointer[any]
 }
 
-// Load returns what was last stored in m, or nil.
+// Load returns what was last stored in m, or nil. A nil *Memo (a value
+// without one) holds nothing.
 func (m *Memo) Load() any {
+	if m == nil {
+		return nil
+	}
 	if p := m.v.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// Store keeps v in m, replacing what was there.
+// Store keeps v in m, replacing what was there. On a nil *Memo it does
+// nothing.
 func (m *Memo) Store(v any) {
+	if m == nil {
+		return
+	}
 	m.v.Store(&v)
 }
 

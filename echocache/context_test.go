@@ -1,11 +1,9 @@
 package echocache_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestWithCacheFromContext(t *testing.T) {
 	c := newTestCache(t, openStore(t, "memory://"), echocache.Config{})
@@ -78,7 +59,7 @@ func TestWithCacheGivesEchoLogger(t *testing.T) {
 	c, err := echocache.NewWithConfig(fs, echocache.Config{BreakerThreshold: -1})
 	require.NoError(t, err)
 	e := echo.New()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e.Logger.SetOutput(&logs)
 	e.Logger.SetLevel(log.WARN)
 	e.GET("/", func(ec echo.Context) error {

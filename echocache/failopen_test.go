@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,26 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A networked store that fails: every request is served by the handler,
 // the errors are counted and logged through Echo's logger, once.
@@ -58,7 +40,7 @@ func TestCachedFailOpen(t *testing.T) {
 			c, err := NewWithConfig(s, tt.cfg)
 			require.NoError(t, err)
 			env := newRouteEnv(t, c)
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			env.e.Logger.SetOutput(&logs)
 			env.e.Logger.SetLevel(log.WARN)
 			env.e.GET("/f", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))

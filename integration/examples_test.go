@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -308,7 +309,7 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 			cmd.Env = append(cmd.Env, "CACHE_URL="+cacheURL)
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		var stderr syncBuffer
+		var stderr syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("starting %s: %v", name, err)
@@ -328,7 +329,7 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 }
 
 // stop sends SIGTERM and expects a clean exit within ten seconds.
-func stop(t *testing.T, name string, cmd *exec.Cmd, exited <-chan error, out *syncBuffer) {
+func stop(t *testing.T, name string, cmd *exec.Cmd, exited <-chan error, out *syncbuf.Buffer) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-exited:
@@ -484,23 +485,4 @@ func between(t *testing.T, s, start, end string) string {
 		t.Fatalf("%q not found after %q in:\n%s", end, start, s)
 	}
 	return inner
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr
-// writers and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

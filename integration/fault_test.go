@@ -30,6 +30,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -43,7 +44,7 @@ type cacheServer struct {
 
 	cmd    *exec.Cmd
 	exited chan error
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 }
 
 // needServer skips the test when bin is not installed, or fails it with
@@ -110,7 +111,7 @@ func (s *cacheServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port)
 func (s *cacheServer) launch() error {
 	cmd := exec.Command(s.path, s.args(s.port)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err

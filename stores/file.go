@@ -405,21 +405,37 @@ func (f *File) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	return nil
 }
 
-// set writes an entry and returns the path of its file.
+// set writes an entry and returns the path of its file. When the write
+// fails (a full disk, a file size limit, a lock it could not take), the
+// key's previous file is removed: the key must not keep the value the
+// write was meant to replace (see Failed writes in the package doc).
 func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) (string, error) {
+	h := keyHash(key)
+	path := f.path(h)
 	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
 	if err != nil {
-		return "", err
+		return "", f.drop(err, path)
 	}
-	h := keyHash(key)
 	unlock, err := f.lock(ctx, h)
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", err
+		return "", f.drop(err, path)
 	}
 	defer unlock()
-	path := f.path(h)
-	return path, f.install(tmp, path)
+	if err := f.install(tmp, path); err != nil {
+		return "", f.drop(err, path)
+	}
+	return path, nil
+}
+
+// drop removes the entry file at path after a write of it failed with err,
+// and returns err. It takes no lock: removing a path is atomic, and what a
+// concurrent writer installs afterwards is a new value, which may stay.
+func (f *File) drop(err error, path string) error {
+	if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return fmt.Errorf("%w; removing the previous value: %v", err, rerr)
+	}
+	return err
 }
 
 // Add stores value under key if the key is absent or expired, atomically
@@ -489,23 +505,31 @@ func (f *File) GetMany(ctx context.Context, keys []string) (map[string][]byte, e
 	return out, nil
 }
 
-// SetMany stores every item. It stops at the first error; the items written
-// before it stay written.
+// SetMany stores every item. It stops at the first error: the items
+// written before it stay written, and the keys not written lose their
+// previous values.
 func (f *File) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := f.check(ctx); err != nil {
 		return err
 	}
 	n, last := 0, ""
 	defer func() { f.wrote(ctx, n, last) }()
+	done := make(map[string]bool, len(items))
 	for k, v := range items {
-		if err := ctx.Err(); err != nil {
-			return err
+		err := ctx.Err()
+		if err == nil {
+			var path string
+			if path, err = f.set(ctx, k, v, ttl); err == nil {
+				n, last, done[k] = n+1, path, true
+				continue
+			}
 		}
-		path, err := f.set(ctx, k, v, ttl)
-		if err != nil {
-			return err
+		for k := range items {
+			if !done[k] {
+				err = f.drop(err, f.path(keyHash(k)))
+			}
 		}
-		n, last = n+1, path
+		return err
 	}
 	return nil
 }

@@ -128,11 +128,13 @@ type MemcachedConfig struct {
 //
 // # Incr
 //
-// Incr has Redis's signed 64-bit semantics. A non-negative delta uses
-// memcached's incr (adding the key when it is missing); memcached counts
-// unsigned, so negative values and deltas go through a compare-and-swap
-// loop, which rewrites the entry without the expiry it had (counters made
-// by Incr have none).
+// Incr has Redis's signed 64-bit semantics and, like INCRBY, keeps the
+// entry's expiry. A non-negative delta uses memcached's incr, which keeps
+// the expiry itself (adding the key, without expiry, when it is missing);
+// memcached counts unsigned, so negative values and deltas go through a
+// compare-and-swap loop that reads the value with its remaining TTL (a
+// meta get, memcached 1.6 or later) and writes it back with that TTL, to
+// the second.
 //
 // # Contexts
 //
@@ -144,6 +146,8 @@ type MemcachedConfig struct {
 // abandoned this way may still take effect, as with any network store.
 type Memcached struct {
 	client     *memcache.Client
+	servers    *memcache.ServerList
+	meta       *metaConns
 	prefix     string
 	genKey     string
 	gen        atomic.Pointer[string] // generation seen last; nil until known
@@ -201,11 +205,15 @@ func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 	c := memcache.NewFromSelector(servers)
 	c.Timeout = timeout
 	c.MaxIdleConns = idle
+	dial := (&net.Dialer{Timeout: timeout}).DialContext
 	if cfg.Username != "" {
-		c.DialContext = authDialer(cfg.Username, cfg.Password, timeout)
+		dial = authDialer(cfg.Username, cfg.Password, timeout)
+		c.DialContext = dial
 	}
 	return &Memcached{
 		client:     c,
+		servers:    servers,
+		meta:       &metaConns{dial: dial, timeout: timeout, maxIdle: min(idle, 4)},
 		prefix:     prefix,
 		genKey:     prefix + "gen",
 		defaultTTL: cfg.DefaultTTL,
@@ -423,21 +431,39 @@ func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl tim
 	if err := m.check(ctx); err != nil {
 		return err
 	}
-	if err := m.tooLarge(value); err != nil {
-		return err
-	}
 	gen, err := m.cachedGen(ctx)
 	if err != nil {
+		if tl := m.tooLarge(value); tl != nil {
+			// Refused, and the old value cannot be reached to remove it.
+			return fmt.Errorf("%w; removing the previous value: %v", tl, err)
+		}
 		return m.fail("set", err)
+	}
+	dk := m.dataKey(gen, key)
+	if err := m.tooLarge(value); err != nil {
+		return m.drop(err, dk)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return m.drop(err, dk)
 	}
-	it := &memcache.Item{Key: m.dataKey(gen, key), Value: value, Expiration: m.expiration(ttl, time.Now())}
+	it := &memcache.Item{Key: dk, Value: value, Expiration: m.expiration(ttl, time.Now())}
 	if err := m.client.Set(it); err != nil {
-		return m.fail("set", err)
+		return m.drop(m.fail("set", err), dk)
 	}
 	return nil
+}
+
+// drop removes the data key dk after a write of it failed with err, so
+// that the key does not keep the value the write was meant to replace (see
+// Failed writes in the package doc). memcached already unlinks the item
+// when it refuses a SET; the delete covers the refusals made here and the
+// writes cut short on the network. It returns err, with the delete's own
+// failure when there is one.
+func (m *Memcached) drop(err error, dk string) error {
+	if derr := m.client.Delete(dk); derr != nil && !errors.Is(derr, memcache.ErrCacheMiss) {
+		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
+	}
+	return err
 }
 
 // setManyOp is SetMany without the context bound.
@@ -448,13 +474,17 @@ func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl 
 	if len(items) == 0 {
 		return nil
 	}
+	var refused error
 	for _, v := range items {
-		if err := m.tooLarge(v); err != nil {
-			return err
+		if refused = m.tooLarge(v); refused != nil {
+			break
 		}
 	}
 	gen, err := m.cachedGen(ctx)
 	if err != nil {
+		if refused != nil {
+			return fmt.Errorf("%w; removing the previous values: %v", refused, err)
+		}
 		return m.fail("set many", err)
 	}
 	exp := m.expiration(ttl, time.Now())
@@ -462,10 +492,20 @@ func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl 
 	g.SetLimit(manyParallel)
 	for k, v := range items {
 		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
+			dk := m.dataKey(gen, k)
+			if refused != nil {
+				// One value is refused: none is written and every key
+				// loses its previous value.
+				return m.drop(refused, dk)
 			}
-			return m.client.Set(&memcache.Item{Key: m.dataKey(gen, k), Value: v, Expiration: exp})
+			err := ctx.Err()
+			if err == nil {
+				err = m.client.Set(&memcache.Item{Key: dk, Value: v, Expiration: exp})
+			}
+			if err != nil {
+				return m.drop(err, dk)
+			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -593,15 +633,15 @@ func (m *Memcached) addCounter(k string, delta int64) (bool, error) {
 	return err == nil, err
 }
 
-// casIncr adds delta with a read and a compare-and-swap, retrying when
-// another client wrote in between.
+// casIncr adds delta with a read and a compare-and-swap that keeps the
+// entry's expiry, retrying when another client wrote in between.
 func (m *Memcached) casIncr(ctx context.Context, k string, delta int64) (int64, error) {
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		it, err := m.client.Get(k)
-		if errors.Is(err, memcache.ErrCacheMiss) {
+		it, found, err := m.metaGet(k)
+		if err == nil && !found {
 			ok, err := m.addCounter(k, delta)
 			if err != nil {
 				return 0, err
@@ -614,7 +654,7 @@ func (m *Memcached) casIncr(ctx context.Context, k string, delta int64) (int64, 
 		if err != nil {
 			return 0, err
 		}
-		cur, err := parseCounter(it.Value)
+		cur, err := parseCounter(it.value)
 		if err != nil {
 			return 0, err
 		}
@@ -622,9 +662,12 @@ func (m *Memcached) casIncr(ctx context.Context, k string, delta int64) (int64, 
 			return 0, fmt.Errorf("%w: %d%+d would overflow", ErrNotInteger, cur, delta)
 		}
 		next := cur + delta
-		it.Value = []byte(strconv.FormatInt(next, 10))
-		it.Expiration = 0
-		err = m.client.CompareAndSwap(it)
+		err = m.client.CompareAndSwap(&memcache.Item{
+			Key:        k,
+			Value:      []byte(strconv.FormatInt(next, 10)),
+			CasID:      it.cas,
+			Expiration: keepExpiration(it.ttl, time.Now()),
+		})
 		switch {
 		case err == nil:
 			return next, nil
@@ -699,6 +742,7 @@ func (m *Memcached) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	m.meta.close()
 	return m.client.Close()
 }
 

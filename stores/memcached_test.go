@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/faultproxy"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 	"github.com/echocache/echocache/stores/storetest"
@@ -359,10 +360,11 @@ func TestMemcachedIncrSignedRange(t *testing.T) {
 	}
 }
 
-// TestMemcachedTooLargeWithoutRoundTrip checks that an oversized value is
-// refused before any network call: the store points at a closed port, so a
-// round trip would give a connection error instead.
-func TestMemcachedTooLargeWithoutRoundTrip(t *testing.T) {
+// TestMemcachedTooLargeDeadServer checks that an oversized value is
+// refused as too large even when the server cannot be reached to remove
+// the key's previous value: the store points at a closed port, and the
+// error is ErrTooLarge, not only a connection error.
+func TestMemcachedTooLargeDeadServer(t *testing.T) {
 	port, err := servertest.FreePort()
 	require.NoError(t, err)
 	s := newMemcached(t, stores.MemcachedConfig{Servers: []string{fmt.Sprintf("127.0.0.1:%d", port)}, MaxItemSize: 64 << 10})
@@ -375,13 +377,46 @@ func TestMemcachedTooLargeWithoutRoundTrip(t *testing.T) {
 }
 
 // TestMemcachedServerTooLarge checks that the server's own refusal of an
-// item (a MaxItemSize set above the server's -I) is ErrTooLarge too.
+// item (a MaxItemSize set above the server's -I) is ErrTooLarge too, and
+// leaves the key a miss, through Set and SetMany.
 func TestMemcachedServerTooLarge(t *testing.T) {
+	ctx := t.Context()
 	s := newMemcached(t, stores.MemcachedConfig{MaxItemSize: 8 << 20})
 	defer s.Close()
-	err := s.Set(t.Context(), "k", make([]byte, 2<<20), 0)
+	require.NoError(t, s.Set(ctx, "k", []byte("old"), 0))
+	err := s.Set(ctx, "k", make([]byte, 2<<20), 0)
 	require.ErrorIs(t, err, stores.ErrTooLarge)
-	require.NoError(t, s.Set(t.Context(), "after", []byte("v"), 0), "the store works after a refused item")
+	_, err = s.Get(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a SET the server refused left the previous value")
+
+	require.NoError(t, s.Set(ctx, "m", []byte("old"), 0))
+	err = s.SetMany(ctx, map[string][]byte{"m": make([]byte, 2<<20), "n": []byte("new")}, 0)
+	require.ErrorIs(t, err, stores.ErrTooLarge)
+	_, err = s.Get(ctx, "m")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a SetMany item the server refused left the previous value")
+	require.NoError(t, s.Set(ctx, "after", []byte("v"), 0), "the store works after a refused item")
+}
+
+// TestMemcachedWriteCutOnNetwork checks that a Set whose connection is cut
+// half-way through the value (a real loopback proxy between the store and
+// memcached) leaves the key a miss, not its previous value, through Set and
+// SetMany.
+func TestMemcachedWriteCutOnNetwork(t *testing.T) {
+	ctx := t.Context()
+	p := faultproxy.Start(t, servertest.Memcached(t))
+	s := newMemcached(t, stores.MemcachedConfig{Servers: []string{p.Addr()}, MaxIdleConns: 1})
+	defer s.Close()
+	require.NoError(t, s.Set(ctx, "k", []byte("old"), 0))
+	require.NoError(t, s.Set(ctx, "m", []byte("old"), 0))
+	p.CutAfter(64 << 10)
+
+	require.Error(t, s.Set(ctx, "k", make([]byte, 256<<10), 0), "a Set cut on the network")
+	_, err := s.Get(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a Set cut on the network left the previous value")
+
+	require.Error(t, s.SetMany(ctx, map[string][]byte{"m": make([]byte, 256<<10)}, 0), "a SetMany cut on the network")
+	_, err = s.Get(ctx, "m")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a SetMany cut on the network left the previous value")
 }
 
 func TestMemcachedDeadServer(t *testing.T) {

@@ -209,13 +209,15 @@ func (m *Memory) entry(key string, value []byte, ttl time.Duration) (memEntry, e
 	return memEntry{val: clone(value), memo: new(Memo), ttl: ResolveTTL(ttl, m.def)}, nil
 }
 
-// Set stores a copy of value under key.
+// Set stores a copy of value under key. A value too large for MaxBytes is
+// refused with ErrTooLarge and removes the key's previous value.
 func (m *Memory) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := m.check(ctx); err != nil {
 		return err
 	}
 	e, err := m.entry(key, value, ttl)
 	if err != nil {
+		m.cache.Invalidate(key)
 		return err
 	}
 	m.cache.Set(key, e)
@@ -258,7 +260,8 @@ func (m *Memory) GetMany(ctx context.Context, keys []string) (map[string][]byte,
 	return out, nil
 }
 
-// SetMany stores copies of every item. If one is too large, none is stored.
+// SetMany stores copies of every item. If one is too large, none is stored
+// and every key of items is removed.
 func (m *Memory) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := m.check(ctx); err != nil {
 		return err
@@ -267,6 +270,9 @@ func (m *Memory) SetMany(ctx context.Context, items map[string][]byte, ttl time.
 	for k, v := range items {
 		e, err := m.entry(k, v, ttl)
 		if err != nil {
+			for k := range items {
+				m.cache.Invalidate(k)
+			}
 			return err
 		}
 		entries[k] = e

@@ -34,6 +34,20 @@ func TestMemoryConformance(t *testing.T) {
 	})
 }
 
+// TestMemoryConformanceMaxBytes runs the suite on a memory store bounded
+// as memory://?max_bytes=1MiB, whose largest value is 1 MiB less the
+// per-entry overhead: the suite's refused writes must leave misses.
+func TestMemoryConformanceMaxBytes(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) stores.Store {
+		s, err := stores.Open(t.Context(), "memory://?max_bytes=1MiB")
+		require.NoError(t, err)
+		return s
+	}, storetest.Options{
+		MaxValueSize: 1<<20 - 128,
+		ShortTTL:     150 * time.Millisecond,
+	})
+}
+
 func BenchmarkMemoryGet(b *testing.B) {
 	ctx := context.Background()
 	s := newMemory(b, stores.MemoryConfig{})

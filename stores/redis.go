@@ -27,7 +27,16 @@ const (
 	DefaultRedisReadTimeout = 500 * time.Millisecond
 	// DefaultRedisWriteTimeout bounds each socket write.
 	DefaultRedisWriteTimeout = 500 * time.Millisecond
+	// DefaultRedisMaxValueSize is the largest value a redis store writes:
+	// 512 MiB, the largest string Redis holds and the default of its
+	// proto-max-bulk-len.
+	DefaultRedisMaxValueSize = 512 << 20
 )
+
+// redisDropTimeout bounds the UNLINK that follows a failed write, which
+// runs even when the caller's context has ended (see Failed writes in the
+// package doc).
+const redisDropTimeout = time.Second
 
 // clearBatch is how many keys Clear asks SCAN for and unlinks at once.
 const clearBatch = 500
@@ -65,6 +74,14 @@ type RedisConfig struct {
 	// package doc). Zero keeps them until deleted or evicted.
 	// Optional. Default value 0.
 	DefaultTTL time.Duration
+
+	// MaxValueSize is the largest value written, in bytes. A larger value
+	// is refused with ErrTooLarge without being sent, and the key's
+	// previous value is removed. Set it to the server's proto-max-bulk-len
+	// when that is lower than the default, so that an oversized value is
+	// refused here rather than by a server that drops the connection.
+	// Optional. Default value DefaultRedisMaxValueSize (512 MiB).
+	MaxValueSize int64
 }
 
 // Redis is a [Store] on a redis server, cluster or sentinel group, through
@@ -75,12 +92,20 @@ type RedisConfig struct {
 // pipeline or UNLINK; Incr is INCRBY. Clear walks the namespace with
 // SCAN MATCH and UNLINKs it in batches on every master; it never uses
 // FLUSHDB, FLUSHALL or KEYS.
+//
+// A SET that fails (refused as too large, refused by the server, for
+// instance "OOM command not allowed" under maxmemory with noeviction, or
+// cut short on the network) is followed by an UNLINK of its key, so that
+// the key does not keep the value the write was meant to replace. The
+// UNLINK runs even when the caller's context has ended, bounded by one
+// second.
 type Redis struct {
 	client     redis.UniversalClient
 	owned      bool // the store built client and closes it
 	sharded    bool // keys of one call may live on different nodes or slots
 	prefix     string
 	defaultTTL time.Duration
+	maxValue   int64
 	closed     atomic.Bool
 }
 
@@ -95,7 +120,13 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.DefaultTTL < 0 {
 		return nil, fmt.Errorf("stores: redis: negative DefaultTTL %s", cfg.DefaultTTL)
 	}
-	r := &Redis{prefix: cfg.Prefix, defaultTTL: cfg.DefaultTTL}
+	if cfg.MaxValueSize < 0 {
+		return nil, fmt.Errorf("stores: redis: negative MaxValueSize %d", cfg.MaxValueSize)
+	}
+	if cfg.MaxValueSize == 0 {
+		cfg.MaxValueSize = DefaultRedisMaxValueSize
+	}
+	r := &Redis{prefix: cfg.Prefix, defaultTTL: cfg.DefaultTTL, maxValue: cfg.MaxValueSize}
 	if r.prefix == "" {
 		r.prefix = DefaultPrefix
 	}
@@ -206,16 +237,42 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.check(ctx); err != nil {
 		return err
 	}
+	if err := r.tooLarge(value); err != nil {
+		return r.drop(ctx, err, r.key(key))
+	}
 	if err := r.client.Set(ctx, r.key(key), value, r.redisTTL(ttl)).Err(); err != nil {
-		return r.fail(ctx, "set", err)
+		return r.drop(ctx, r.fail(ctx, "set", err), r.key(key))
 	}
 	return nil
+}
+
+func (r *Redis) tooLarge(value []byte) error {
+	if int64(len(value)) > r.maxValue {
+		return fmt.Errorf("stores: redis: %w: %d bytes, limit %d", ErrTooLarge, len(value), r.maxValue)
+	}
+	return nil
+}
+
+// drop UNLINKs the full keys after a write of them failed with err, so
+// that they do not keep the values the write was meant to replace (see the
+// type's doc). It returns err, with the UNLINK's own failure when there is
+// one.
+func (r *Redis) drop(ctx context.Context, err error, keys ...string) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisDropTimeout)
+	defer cancel()
+	if derr := unlink(dctx, r.client, keys, r.sharded); derr != nil {
+		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
+	}
+	return err
 }
 
 // Add implements [Store] with one SET NX (PX ttl).
 func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := r.check(ctx); err != nil {
 		return false, err
+	}
+	if err := r.tooLarge(value); err != nil {
+		return false, err // Add replaces nothing: a present value stays
 	}
 	ok, err := r.client.SetNX(ctx, r.key(key), value, r.redisTTL(ttl)).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -295,15 +352,37 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	if len(items) == 0 {
 		return nil
 	}
+	for _, v := range items {
+		if err := r.tooLarge(v); err != nil {
+			// None is written, and every key loses its previous value.
+			full := make([]string, 0, len(items))
+			for k := range items {
+				full = append(full, r.key(k))
+			}
+			return r.drop(ctx, err, full...)
+		}
+	}
 	exp := r.redisTTL(ttl)
+	keys := make([]string, 0, len(items))
+	cmds := make([]*redis.StatusCmd, 0, len(items))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for k, v := range items {
-			p.Set(ctx, r.key(k), v, exp)
+			keys = append(keys, r.key(k))
+			cmds = append(cmds, p.Set(ctx, r.key(k), v, exp))
 		}
 		return nil
 	})
 	if err != nil {
-		return r.fail(ctx, "set many", err)
+		var failed []string
+		for i, cmd := range cmds {
+			if cmd.Err() != nil {
+				failed = append(failed, keys[i])
+			}
+		}
+		if len(failed) == 0 {
+			failed = keys
+		}
+		return r.drop(ctx, r.fail(ctx, "set many", err), failed...)
 	}
 	return nil
 }
@@ -443,7 +522,7 @@ func (r *Redis) Close() error {
 //	redis://[user:pass@]host[:port][/db]?prefix=app:&default_ttl=5m
 //
 // Parameters: prefix, default_ttl, dial_timeout, read_timeout,
-// write_timeout, pool_size. rediss:// connects with TLS, verifying the
+// write_timeout, pool_size, max_value_size (RedisConfig.MaxValueSize). rediss:// connects with TLS, verifying the
 // server's certificate against host.
 func openRedis(_ context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
@@ -484,6 +563,7 @@ func openRedis(_ context.Context, u *url.URL) (Store, error) {
 	prefix, hasPrefix := p.lookup("prefix")
 	cfg := RedisConfig{Options: opts, Prefix: prefix}
 	cfg.DefaultTTL = p.Duration("default_ttl", 0)
+	cfg.MaxValueSize = p.Bytes("max_value_size", 0)
 	opts.DialTimeout = p.Duration("dial_timeout", 0)
 	opts.ReadTimeout = p.Duration("read_timeout", 0)
 	opts.WriteTimeout = p.Duration("write_timeout", 0)

@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +20,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/faultproxy"
 	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 	"github.com/echocache/echocache/stores/storetest"
 )
@@ -67,14 +73,15 @@ func TestRedisConformance(t *testing.T) {
 }
 
 // TestRedisConformanceSharedClient runs the suite on stores that share one
-// client, the way an application hands its own pool in.
+// client, the way an application hands its own pool in, with a 1 MiB
+// MaxValueSize, so that the suite's refused writes run on redis too.
 func TestRedisConformanceSharedClient(t *testing.T) {
 	raw := rawRedis(t)
 	storetest.Run(t, func(t *testing.T) stores.Store {
-		s, err := stores.NewRedis(stores.RedisConfig{Client: raw, Prefix: storetest.Namespace(t)})
+		s, err := stores.NewRedis(stores.RedisConfig{Client: raw, Prefix: storetest.Namespace(t), MaxValueSize: 1 << 20})
 		require.NoError(t, err)
 		return s
-	}, storetest.Options{})
+	}, storetest.Options{MaxValueSize: 1 << 20})
 }
 
 // TestRedisClearEscapesPrefix checks that Clear matches its prefix
@@ -427,4 +434,112 @@ func TestRedisHungServer(t *testing.T) {
 	_, err = s.Get(ctx, "k")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 450*time.Millisecond, "the context deadline did not bound Get")
+}
+
+// privateRedis starts a redis-server of the test's own, listening only on
+// a unix socket in a temporary directory, with extra config arguments
+// (limits the shared server must not have), and returns a client on it.
+// The server is killed when the test ends.
+func privateRedis(t *testing.T, args ...string) *redis.Client {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server is needed: install it (make test does): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	cmd := exec.Command(bin, append([]string{"--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out := &syncbuf.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	require.Eventually(t, func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("redis-server %v exited: %s", args, out.String())
+		default:
+		}
+		return c.Ping(t.Context()).Err() == nil
+	}, 10*time.Second, 10*time.Millisecond, "redis-server on %s did not answer: %s", sock, out)
+	return c
+}
+
+// TestRedisServerRefusalRemovesOldValue checks that a SET the server
+// refuses leaves the key a miss, not its previous value: under maxmemory
+// with noeviction ("OOM command not allowed"), and for a value above the
+// server's proto-max-bulk-len (the server drops the connection), through
+// Set and SetMany.
+func TestRedisServerRefusalRemovesOldValue(t *testing.T) {
+	ctx := t.Context()
+	t.Run("OOM", func(t *testing.T) {
+		c := privateRedis(t, "--maxmemory-policy", "noeviction")
+		s, err := stores.NewRedis(stores.RedisConfig{Client: c, Prefix: "oom:"})
+		require.NoError(t, err)
+		require.NoError(t, s.Set(ctx, "k", []byte("old"), stores.NoExpiry))
+		require.NoError(t, s.Set(ctx, "m", []byte("old"), stores.NoExpiry))
+		// Memory in use above maxmemory: every write is refused, deletes
+		// are not.
+		require.NoError(t, s.Set(ctx, "filler", make([]byte, 4<<20), stores.NoExpiry))
+		require.NoError(t, c.ConfigSet(ctx, "maxmemory", "2mb").Err())
+
+		err = s.Set(ctx, "k", []byte("new"), stores.NoExpiry)
+		require.ErrorContains(t, err, "OOM", "Set under maxmemory")
+		_, err = s.Get(ctx, "k")
+		require.ErrorIs(t, err, stores.ErrNotFound, "a Set refused by the server left the previous value")
+		require.Error(t, s.SetMany(ctx, map[string][]byte{"m": []byte("new")}, stores.NoExpiry), "SetMany under OOM")
+		_, err = s.Get(ctx, "m")
+		require.ErrorIs(t, err, stores.ErrNotFound, "a SetMany refused by the server left the previous value")
+	})
+	t.Run("proto-max-bulk-len", func(t *testing.T) {
+		c := privateRedis(t, "--proto-max-bulk-len", "1mb")
+		s, err := stores.NewRedis(stores.RedisConfig{Client: c, Prefix: "bulk:", MaxValueSize: 8 << 20})
+		require.NoError(t, err)
+		require.NoError(t, s.Set(ctx, "k", []byte("old"), stores.NoExpiry))
+		require.Error(t, s.Set(ctx, "k", make([]byte, 2<<20), stores.NoExpiry), "Set above proto-max-bulk-len")
+		_, err = s.Get(ctx, "k")
+		require.ErrorIs(t, err, stores.ErrNotFound, "a Set refused by the server left the previous value")
+	})
+}
+
+// TestRedisWriteCutOnNetwork checks that a Set whose connection is cut
+// half-way through the value (a real loopback proxy between the store and
+// redis) leaves the key a miss, not its previous value.
+func TestRedisWriteCutOnNetwork(t *testing.T) {
+	ctx := t.Context()
+	u, err := url.Parse(servertest.Redis(t))
+	require.NoError(t, err)
+	p := faultproxy.Start(t, u.Host)
+	s, err := stores.NewRedis(stores.RedisConfig{Addr: p.Addr(), Prefix: storetest.Namespace(t)})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Set(ctx, "k", []byte("old"), stores.NoExpiry))
+	require.NoError(t, s.Set(ctx, "m", []byte("old"), stores.NoExpiry))
+	p.CutAfter(64 << 10)
+
+	require.Error(t, s.Set(ctx, "k", make([]byte, 256<<10), stores.NoExpiry), "a Set cut on the network")
+	_, err = s.Get(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a Set cut on the network left the previous value")
+	require.Error(t, s.SetMany(ctx, map[string][]byte{"m": make([]byte, 256<<10)}, stores.NoExpiry), "a SetMany cut on the network")
+	_, err = s.Get(ctx, "m")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a SetMany cut on the network left the previous value")
+}
+
+func TestRedisMaxValueSizeFromURL(t *testing.T) {
+	s := openRedisURL(t, "prefix="+url.QueryEscape(storetest.Namespace(t))+"&max_value_size=64KiB")
+	defer s.Close()
+	ctx := t.Context()
+	require.NoError(t, s.Set(ctx, "k", []byte("old"), 0))
+	require.ErrorIs(t, s.Set(ctx, "k", make([]byte, 64<<10+1), 0), stores.ErrTooLarge)
+	_, err := s.Get(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrNotFound, "a refused Set left the previous value")
+	require.NoError(t, s.Set(ctx, "k", make([]byte, 64<<10), 0))
 }

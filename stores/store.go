@@ -20,6 +20,22 @@
 //   - ttl < 0 ([NoExpiry]): the entry never expires; it can still be evicted
 //     by a bounded backend.
 //
+// # Failed writes
+//
+// Set and SetMany replace what a key holds. When one of them returns an
+// error, every key it did not store holds nothing: a reader gets its new
+// value or a miss, never the value the write was meant to replace. A value
+// the backend refuses (ErrTooLarge) removes the key's previous value, as
+// memcached itself does when it cannot store a SET ("Avoid stale data
+// persisting in cache because we failed alloc", memcached's
+// process_update_command); a write that fails on its way (a network error,
+// a server that answers with an error) removes the keys it may not have
+// written, as far as the server can still be reached. A call refused before
+// it starts (ErrClosed, or a context already done) changes nothing.
+//
+// Add never replaces a present value, so a refused Add leaves the key as it
+// was. Incr keeps the expiry of the entry it changes.
+//
 // # Namespaces
 //
 // Every store has a namespace (the prefix URL parameter). [Store.Clear]
@@ -44,7 +60,9 @@ import (
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
-	// Set stores value under key for ttl (see the package doc for the TTL rules).
+	// Set stores value under key for ttl (see the package doc for the TTL
+	// rules). When it fails, key holds nothing rather than its previous
+	// value (see Failed writes in the package doc).
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	// Add stores value under key only if key is absent, atomically. It
 	// reports whether the value was stored.
@@ -54,14 +72,16 @@ type Store interface {
 	// GetMany returns the values of the keys that are present; missing keys
 	// are absent from the map, which is not an error.
 	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
-	// SetMany stores every item with the same ttl.
+	// SetMany stores every item with the same ttl. When it fails, each key
+	// of items holds its new value or nothing, never its previous value.
 	SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error
 	// DeleteMany removes every key; absent keys are not an error.
 	DeleteMany(ctx context.Context, keys []string) error
 	// Incr atomically adds delta (which may be negative) to the decimal
-	// integer stored under key and returns the new value. An absent key is
-	// created holding delta, with no expiry. A value that is not a decimal
-	// integer gives ErrNotInteger.
+	// integer stored under key and returns the new value, keeping the
+	// entry's expiry (Redis's INCRBY). An absent key is created holding
+	// delta, with no expiry. A value that is not a decimal integer gives
+	// ErrNotInteger and is left as it was, expiry included.
 	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	// Clear removes every entry of this store's namespace, and only those.
 	Clear(ctx context.Context) error
@@ -149,7 +169,8 @@ var (
 	// decimal integer, or when the result would overflow int64.
 	ErrNotInteger = errors.New("stores: value is not an integer")
 	// ErrTooLarge is returned when a value is larger than the backend can
-	// store (memcached's item size limit, for example).
+	// store (memcached's item size limit, for example). The key's previous
+	// value is gone: a refused Set or SetMany removes it.
 	ErrTooLarge = errors.New("stores: value too large")
 	// ErrClosed is returned by a store after Close.
 	ErrClosed = errors.New("stores: store is closed")

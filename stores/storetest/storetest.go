@@ -18,6 +18,12 @@
 // Incr under concurrency; many-key calls with missing keys; binary values and
 // hostile keys; a 5 MiB value; cancelled contexts; Clear keeping to its own
 // namespace; slices that belong to the caller; and ErrClosed after Close.
+// It also holds a store to the rules that keep a wrong value from being
+// read: a refused Set or SetMany leaves the key a miss, never its previous
+// value (see Failed writes in package stores); Incr keeps the entry's
+// expiry whatever the signs of the value and the delta; and reading a value
+// as a counter that is not one (Incr of "eggs") fails with ErrNotInteger
+// and leaves the entry, its value and its expiry, as they were.
 // It uses real time (the expiry checks wait about [Options.ShortTTL]), so it
 // also runs against real servers.
 package storetest
@@ -127,6 +133,7 @@ func Run(t *testing.T, open func(t *testing.T) stores.Store, opt Options) {
 	t.Run("BinaryValues", s.testBinaryValues)
 	t.Run("Keys", s.testKeys)
 	t.Run("LargeValue", s.testLargeValue)
+	t.Run("RefusedWrite", s.testRefusedWrite)
 	t.Run("Add", s.testAdd)
 	t.Run("AddConcurrent", s.testAddConcurrent)
 	t.Run("Incr", s.testIncr)
@@ -363,6 +370,37 @@ func (s *suite) testLargeValue(t *testing.T) {
 	assert.True(t, bytes.Equal(big, got), "Get of a 5 MiB value returned different bytes")
 	require.NoError(t, st.Delete(ctx, "big"))
 	requireMiss(t, st, "big")
+}
+
+// testRefusedWrite checks that a value the store refuses removes the value
+// the write was meant to replace.
+func (s *suite) testRefusedWrite(t *testing.T) {
+	max := s.opt.MaxValueSize
+	if max <= 0 {
+		t.Log("storetest: Options.MaxValueSize is 0; the store refuses no value, so refused writes are not checked")
+		return
+	}
+	st := s.store(t)
+	ctx := t.Context()
+	over := make([]byte, max+1)
+
+	require.NoError(t, st.Set(ctx, "k", []byte("old"), stores.DefaultTTL))
+	require.ErrorIs(t, st.Set(ctx, "k", over, stores.DefaultTTL), stores.ErrTooLarge, "Set of MaxValueSize+1 bytes over a stored key")
+	requireMiss(t, st, "k") // not "old": the write did not store the new value
+
+	require.NoError(t, st.Set(ctx, "a", []byte("old a"), stores.NoExpiry))
+	require.NoError(t, st.Set(ctx, "b", []byte("old b"), stores.NoExpiry))
+	err := st.SetMany(ctx, map[string][]byte{"a": []byte("new a"), "b": over}, stores.DefaultTTL)
+	require.ErrorIs(t, err, stores.ErrTooLarge, "SetMany with one item of MaxValueSize+1 bytes")
+	requireMiss(t, st, "b")
+	if v, err := st.Get(ctx, "a"); !errors.Is(err, stores.ErrNotFound) {
+		require.NoError(t, err)
+		assert.Equal(t, "new a", string(v), "after a refused SetMany, a key it did not store kept its previous value")
+	}
+
+	// The key works again afterwards.
+	require.NoError(t, st.Set(ctx, "k", []byte("new"), stores.DefaultTTL))
+	assert.Equal(t, []byte("new"), mustGet(t, st, "k"))
 }
 
 func (s *suite) testAdd(t *testing.T) {
@@ -780,14 +818,35 @@ func (s *suite) testExpiry(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.NoError(t, st.SetMany(ctx, map[string][]byte{"many1": []byte("v"), "many2": []byte("v")}, ttl))
-	require.NoError(t, st.Set(ctx, "counter", []byte("1"), ttl))
-	n, err := st.Incr(ctx, "counter", 1)
-	require.NoError(t, err)
-	require.Equal(t, int64(2), n)
+	// Incr keeps the expiry, whatever the signs of the value and the
+	// delta, and a refused Incr leaves it too.
+	incrs := []struct {
+		key, start  string
+		delta, want int64
+	}{
+		{"counter", "1", 1, 2},
+		{"counter-down", "10", -1, 9},
+		{"counter-cross", "3", -5, -2},
+		{"counter-neg", "-5", 1, -4},
+		{"counter-neg-down", "-5", -1, -6},
+	}
+	for _, in := range incrs {
+		require.NoError(t, st.Set(ctx, in.key, []byte(in.start), ttl))
+		n, err := st.Incr(ctx, in.key, in.delta)
+		require.NoError(t, err, "Incr(%q = %s, %d)", in.key, in.start, in.delta)
+		require.Equal(t, in.want, n, "Incr(%q = %s, %d)", in.key, in.start, in.delta)
+	}
+	require.NoError(t, st.Set(ctx, "not-counter", []byte("eggs"), ttl))
+	_, err = st.Incr(ctx, "not-counter", -1)
+	require.ErrorIs(t, err, stores.ErrNotInteger)
+	assert.Equal(t, []byte("eggs"), mustGet(t, st, "not-counter"), "a refused Incr changed the value")
 	// Set replaces the TTL of the entry it overwrites.
 	require.NoError(t, st.Set(ctx, "reset", []byte("v2"), stores.NoExpiry))
 
-	expiring := []string{"short", "added", "many1", "many2", "counter"}
+	expiring := []string{"short", "added", "many1", "many2", "not-counter"}
+	for _, in := range incrs {
+		expiring = append(expiring, in.key)
+	}
 	var left []string
 	require.Eventually(t, func() bool {
 		left = left[:0]
@@ -797,7 +856,7 @@ func (s *suite) testExpiry(t *testing.T) {
 			}
 		}
 		return len(left) == 0
-	}, s.wait(), 20*time.Millisecond, "entries with a %v TTL did not expire (Incr must keep the TTL)", ttl)
+	}, s.wait(), 20*time.Millisecond, "entries with a %v TTL did not expire (Incr must keep the TTL): %v", ttl, &left)
 
 	for _, k := range []string{"reset", "forever", "default", "long"} {
 		assert.True(t, present(t, st, k), "%q expired with the short-TTL entries", k)
@@ -810,7 +869,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	ok, err = st.Add(ctx, "added", []byte("again"), stores.NoExpiry)
 	require.NoError(t, err)
 	assert.True(t, ok, "Add over an expired entry")
-	n, err = st.Incr(ctx, "counter", 5)
+	n, err := st.Incr(ctx, "counter", 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n, "Incr of an expired entry starts at delta")
 }

@@ -178,7 +178,8 @@ func TestSuiteAgainstMapStore(t *testing.T) {
 	})
 }
 
-// tooLarge wraps a store and refuses values above a limit.
+// tooLarge wraps a store and refuses values above a limit, removing the
+// values the refused writes were meant to replace.
 type tooLarge struct {
 	*mapStore
 	max int
@@ -186,9 +187,22 @@ type tooLarge struct {
 
 func (s tooLarge) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if len(value) > s.max {
+		_ = s.Delete(ctx, key)
 		return fmt.Errorf("value of %d bytes: %w", len(value), stores.ErrTooLarge)
 	}
 	return s.mapStore.Set(ctx, key, value, ttl)
+}
+
+func (s tooLarge) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	for _, v := range items {
+		if len(v) > s.max {
+			for k := range items {
+				_ = s.Delete(ctx, k)
+			}
+			return fmt.Errorf("value of %d bytes: %w", len(v), stores.ErrTooLarge)
+		}
+	}
+	return s.mapStore.SetMany(ctx, items, ttl)
 }
 
 func (s tooLarge) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {

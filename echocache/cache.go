@@ -118,8 +118,9 @@ type Cache struct {
 	openUntil atomic.Int64 // unix nanos until which the breaker is open
 	probing   atomic.Bool  // a half-open probe is in flight
 
-	stats counters
-	extra sync.Map // per-feature state (see state)
+	stats     counters
+	unsettled unsettledKeys // keys whose failed write could not be undone (failedwrite.go)
+	extra     sync.Map      // per-feature state (see state)
 }
 
 type storeRef struct {
@@ -179,6 +180,7 @@ func (c *Cache) Init(store stores.Store) {
 	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, done: c.localDone})
 	c.failures.Store(0)
 	c.openUntil.Store(0)
+	c.unsettled.reset() // those keys were another store's
 }
 
 // Store returns the cache's store, or nil before Init.
@@ -328,6 +330,7 @@ func (c *Cache) record(parent context.Context, err error) {
 			c.openUntil.Store(0)
 			c.logf("store answers again; circuit breaker closed")
 		}
+		c.drainUnsettled()
 		return
 	}
 	if parent.Err() != nil {
@@ -360,9 +363,14 @@ func (c *Cache) storeError(err error) {
 
 // The guarded store calls below are what every feature uses. They apply the
 // store timeout and the breaker. A miss is stores.ErrNotFound; any other
-// error means the store could not answer.
+// error means the store could not answer. The writes undo what they can
+// when they fail, and the reads treat the keys they could not undo as
+// misses (see failedwrite.go).
 
 func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
+	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
+		return nil, stores.ErrNotFound
+	}
 	s, sctx, done, err := c.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -390,6 +398,9 @@ func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string)
 		v, err := c.storeGet(ctx, key)
 		return v, nil, err
 	}
+	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
+		return nil, nil, stores.ErrNotFound
+	}
 	v, memo, err := viewer.View(ctx, key)
 	if err != nil {
 		c.localDone(err)
@@ -398,6 +409,23 @@ func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string)
 }
 
 func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	var skip []string
+	if c.unsettled.n.Load() != 0 {
+		live := make([]string, 0, len(keys))
+		for _, k := range keys {
+			if c.unsettled.has(k) {
+				skip = append(skip, k)
+			} else {
+				live = append(live, k)
+			}
+		}
+		if len(skip) > 0 {
+			if c.removeKeys(ctx, skip) == nil {
+				c.unsettled.settle(skip...)
+			}
+			keys = live
+		}
+	}
 	s, sctx, done, err := c.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -409,25 +437,42 @@ func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]b
 
 func (c *Cache) storeSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	s, sctx, done, err := c.acquire(ctx)
+	if err == nil {
+		err = s.Set(sctx, key, value, ttl)
+		done(err)
+	}
 	if err != nil {
+		c.writeFailed(ctx, err, []string{key})
 		return err
 	}
-	err = s.Set(sctx, key, value, ttl)
-	done(err)
-	return err
+	c.unsettled.settle(key)
+	return nil
 }
 
 func (c *Cache) storeSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return err
+	if err == nil {
+		err = s.SetMany(sctx, items, ttl)
+		done(err)
 	}
-	err = s.SetMany(sctx, items, ttl)
-	done(err)
-	return err
+	if err != nil || c.unsettled.n.Load() != 0 {
+		keys := make([]string, 0, len(items))
+		for k := range items {
+			keys = append(keys, k)
+		}
+		if err != nil {
+			c.writeFailed(ctx, err, keys)
+			return err
+		}
+		c.unsettled.settle(keys...)
+	}
+	return nil
 }
 
 func (c *Cache) storeAdd(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := c.settleBefore(ctx, key); err != nil {
+		return false, err
+	}
 	s, sctx, done, err := c.acquire(ctx)
 	if err != nil {
 		return false, err
@@ -439,19 +484,26 @@ func (c *Cache) storeAdd(ctx context.Context, key string, value []byte, ttl time
 
 func (c *Cache) storeDelete(ctx context.Context, keys ...string) error {
 	s, sctx, done, err := c.acquire(ctx)
+	if err == nil {
+		if len(keys) == 1 {
+			err = s.Delete(sctx, keys[0])
+		} else {
+			err = s.DeleteMany(sctx, keys)
+		}
+		done(err)
+	}
 	if err != nil {
+		c.writeFailed(ctx, err, keys)
 		return err
 	}
-	if len(keys) == 1 {
-		err = s.Delete(sctx, keys[0])
-	} else {
-		err = s.DeleteMany(sctx, keys)
-	}
-	done(err)
-	return err
+	c.unsettled.settle(keys...)
+	return nil
 }
 
 func (c *Cache) storeIncr(ctx context.Context, key string, delta int64) (int64, error) {
+	if err := c.settleBefore(ctx, key); err != nil {
+		return 0, err
+	}
 	s, sctx, done, err := c.acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -469,7 +521,11 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if r == nil {
 		return ErrNoStore
 	}
-	return r.s.Clear(ctx)
+	if err := r.s.Clear(ctx); err != nil {
+		return err
+	}
+	c.unsettled.reset() // nothing is left to remove
+	return nil
 }
 
 // state returns per-cache state for a feature, created once by mk.

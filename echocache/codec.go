@@ -5,15 +5,30 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
 )
 
 // Codec turns values of the typed API into bytes and back. Decode must not
 // run code chosen by the data (no gob of interfaces, no pickle).
+//
+// A codec should also implement [FormatChecker]: without it the typed API
+// cannot tell a corrupt entry from a value read with the wrong Go type, so
+// it keeps every entry the codec fails to decode (see [TypeMismatchError]).
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error
+}
+
+// FormatChecker is implemented by a [Codec] that can tell whether bytes are
+// a well-formed encoding in its format, whatever Go value they encode. The
+// typed API drops an entry whose bytes are not well-formed (corrupt,
+// truncated, or written with another codec) and keeps one that is
+// well-formed but does not decode into the Go type asked for, reporting a
+// [TypeMismatchError]. CBORCodec, JSONCodec and GobCodec implement it.
+type FormatChecker interface {
+	WellFormed(data []byte) bool
 }
 
 // DefaultCodec is the codec of a Cache whose Config.Codec is nil: CBOR
@@ -69,6 +84,10 @@ func (CBORCodec) Marshal(v any) ([]byte, error) { return cborEnc.Marshal(v) }
 // Unmarshal implements [Codec].
 func (CBORCodec) Unmarshal(data []byte, v any) error { return cborDec.Unmarshal(data, v) }
 
+// WellFormed implements [FormatChecker]: data is one well-formed CBOR data
+// item (RFC 8949 §5.3.1) within the decoder's nesting and size bounds.
+func (CBORCodec) WellFormed(data []byte) bool { return cborDec.Wellformed(data) == nil }
+
 // JSONCodec encodes values with encoding/json: slower and larger than CBOR,
 // but readable in redis-cli and by programs in any language. Decoding runs
 // no code chosen by the data. time.Time keeps nanoseconds; []byte becomes
@@ -81,6 +100,9 @@ func (JSONCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Unmarshal implements [Codec].
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// WellFormed implements [FormatChecker] with json.Valid (RFC 8259).
+func (JSONCodec) WellFormed(data []byte) bool { return json.Valid(data) }
 
 // GobCodec encodes values with encoding/gob. It round-trips more Go types
 // than JSON (unexported-field-free structs, maps with non-string keys,
@@ -110,4 +132,16 @@ func (GobCodec) Unmarshal(data []byte, v any) (err error) {
 		}
 	}()
 	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
+}
+
+// WellFormed implements [FormatChecker]: the gob stream holds one value,
+// which decodes when discarded (gob checks the stream's type descriptions
+// and the value against them without a Go type to fill).
+func (GobCodec) WellFormed(data []byte) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return gob.NewDecoder(bytes.NewReader(data)).DecodeValue(reflect.Value{}) == nil
 }

@@ -395,11 +395,13 @@ func awaitValue[T any](ctx context.Context, c *Cache, skey string, wait time.Dur
 		if err != nil {
 			return !errors.Is(err, stores.ErrNotFound) // the store cannot tell: stop
 		}
-		if got, err := decodeValue[T](c.codec(), data); err == nil {
+		got, err := decodeValue[T](c.codec(), data)
+		if err == nil {
 			v, found = got, true
 			return true
 		}
-		return false
+		// A value of another type will not become ours: stop waiting.
+		return errors.Is(err, ErrTypeMismatch)
 	})
 	return v, found
 }

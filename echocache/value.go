@@ -152,8 +152,11 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 	return out, nil
 }
 
-// decodeValue reads a stored form written by encodeValue (or by Incr). Any
-// failure wraps errCorruptValue; it never panics on malformed data.
+// decodeValue reads a stored form written by encodeValue (or by Incr) into
+// a T. Bytes that break the layout or fail the codec's own format check
+// give an error wrapping errCorruptValue; a well-formed value that a T
+// cannot hold gives a *TypeMismatchError (Key unset). It never panics on
+// malformed data.
 func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 	defer func() {
 		// A codec that panics on malformed input must not crash the caller.
@@ -168,53 +171,131 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 	switch b := data[0]; {
 	case b == fmtZero && len(data) == 1:
 		return v, nil
-	case b == fmtString || b == fmtBytes:
+	case b == fmtString:
 		switch p := any(&v).(type) {
 		case *string:
-			if b == fmtString {
-				*p = string(data[1:])
-				return v, nil
-			}
-		case *[]byte:
-			if b == fmtBytes {
-				*p = append([]byte{}, data[1:]...)
-				return v, nil
-			}
+			*p = string(data[1:])
+			return v, nil
+		case *any:
+			*p = string(data[1:])
+			return v, nil
 		}
-		return v, fmt.Errorf("%w: raw %c value, want %T", errCorruptValue, b, v)
+		return v, mismatch[T]("string", nil)
+	case b == fmtBytes:
+		switch p := any(&v).(type) {
+		case *[]byte:
+			*p = append([]byte{}, data[1:]...)
+			return v, nil
+		case *any:
+			*p = append([]byte{}, data[1:]...)
+			return v, nil
+		}
+		return v, mismatch[T]("[]byte", nil)
 	case b == fmtValue:
+		checker, canCheck := codec.(FormatChecker)
+		if canCheck && !checker.WellFormed(data[1:]) {
+			return v, fmt.Errorf("%w: not a well-formed %T encoding", errCorruptValue, codec)
+		}
 		if err := codec.Unmarshal(data[1:], &v); err != nil {
 			var zero T
-			return zero, fmt.Errorf("%w: %T: %v", errCorruptValue, v, err)
+			// Well-formed (or not checkable): the bytes may be fine for
+			// the type they were written with.
+			return zero, mismatch[T]("encoded value", err)
 		}
 		return v, nil
 	case b == '-' || '0' <= b && b <= '9':
-		rv := reflect.ValueOf(&v).Elem()
-		if !storedAsInteger(rv.Kind()) {
-			return v, fmt.Errorf("%w: an integer is stored, want %T", errCorruptValue, v)
-		}
-		if rv.CanInt() {
-			n, err := strconv.ParseInt(string(data), 10, rv.Type().Bits())
-			if err != nil {
-				return v, fmt.Errorf("%w: %v", errCorruptValue, err)
-			}
-			rv.SetInt(n)
-		} else {
-			n, err := strconv.ParseUint(string(data), 10, rv.Type().Bits())
-			if err != nil {
-				return v, fmt.Errorf("%w: %v", errCorruptValue, err)
-			}
-			rv.SetUint(n)
-		}
-		return v, nil
+		return decodeInteger[T](data)
 	}
 	return v, fmt.Errorf("%w: unknown format byte %#x", errCorruptValue, data[0])
 }
 
+// decodeInteger reads a value stored as decimal text (an integer kind, or
+// a counter written by Incr). Text that is not a decimal int64 or uint64 is
+// corrupt; an integer that T cannot hold is a type mismatch.
+func decodeInteger[T any](data []byte) (v T, err error) {
+	text := string(data)
+	n, serr := strconv.ParseInt(text, 10, 64)
+	u, uerr := strconv.ParseUint(text, 10, 64)
+	if serr != nil && uerr != nil {
+		return v, fmt.Errorf("%w: %q is not a 64-bit decimal integer", errCorruptValue, data)
+	}
+	if p, ok := any(&v).(*any); ok {
+		if serr == nil {
+			*p = n
+		} else {
+			*p = u
+		}
+		return v, nil
+	}
+	rv := reflect.ValueOf(&v).Elem()
+	switch {
+	case !storedAsInteger(rv.Kind()):
+	case rv.CanInt() && serr == nil && !rv.OverflowInt(n):
+		rv.SetInt(n)
+		return v, nil
+	case rv.CanUint() && uerr == nil && !rv.OverflowUint(u):
+		rv.SetUint(u)
+		return v, nil
+	}
+	return v, mismatch[T]("integer "+text, nil)
+}
+
+// mismatch reports a stored value of the given kind read as a T.
+func mismatch[T any](stored string, err error) error {
+	return &TypeMismatchError{Stored: stored, Want: reflect.TypeFor[T]().String(), Err: err}
+}
+
+// ErrTypeMismatch is matched (with errors.Is) by every [TypeMismatchError].
+var ErrTypeMismatch = errors.New("echocache: cached value has another type")
+
+// TypeMismatchError reports a cached value read with a Go type that cannot
+// hold it: Get[int] of a key Set with a string, Get[int8] of 1000, a struct
+// read as another struct whose fields do not fit. It is the caller's
+// mistake, not the store's: the entry is kept for the readers of its own
+// type, and only bytes that fail their format's own checks are dropped as
+// corrupt (see [FormatChecker]).
+//
+// [Get] returns it wrapped together with ErrNotFound (a miss) unless the
+// call is [Strict], which returns it alone. [GetMany] leaves the key out
+// of its map (and returns the mismatches, joined, when Strict). [GetOrSet],
+// [Func.Get] and [Memoized.Get] call the loader and return its result
+// without storing it, so the entry survives, or, when Strict, return the
+// error without calling the loader. Each mismatch is logged and counted as
+// a miss.
+type TypeMismatchError struct {
+	// Key is the entry's key in the store's namespace: v:<key> for the
+	// typed API and Function, m:<name>:<version>:<argument> for Memoize.
+	Key string
+	// Stored says what the entry holds: "string", "[]byte", "integer N"
+	// or "encoded value" (a value encoded by the Codec).
+	Stored string
+	// Want is the Go type asked for, as reflect prints it ("int",
+	// "main.User").
+	Want string
+	// Err is the codec's error for an encoded value, or nil.
+	Err error
+}
+
+// Error implements error.
+func (e *TypeMismatchError) Error() string {
+	msg := fmt.Sprintf("echocache: %q holds a %s, which a %s cannot hold", e.Key, e.Stored, e.Want)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Is reports whether target is ErrTypeMismatch.
+func (e *TypeMismatchError) Is(target error) bool { return target == ErrTypeMismatch }
+
+// Unwrap returns the codec's error, or nil.
+func (e *TypeMismatchError) Unwrap() error { return e.Err }
+
 // lookupValue reads and decodes the entry under the full store key skey. hit
-// reports a usable value. err is a store error (never a miss): the store
-// could not be asked. A corrupt entry is logged, deleted and reported as a
-// miss.
+// reports a usable value. err is a store error (the store could not be
+// asked) or a *TypeMismatchError (the entry holds a value a T cannot hold;
+// it is kept), never a miss. A corrupt entry is logged, deleted and
+// reported as a miss.
 func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bool, err error) {
 	if !c.hasStore() {
 		return v, false, ErrNoStore
@@ -230,12 +311,27 @@ func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bo
 	v, err = decodeValue[T](c.codec(), data)
 	if err != nil {
 		c.stats.misses.Add(1)
+		if mm := asMismatch(err, skey); mm != nil {
+			c.logf("reading %v; the entry is kept", mm)
+			return v, false, mm
+		}
 		c.logf("dropping %q: %v", skey, err)
 		_ = c.storeDelete(ctx, skey)
 		return v, false, nil
 	}
 	c.stats.hits.Add(1)
 	return v, true, nil
+}
+
+// asMismatch returns err as a *TypeMismatchError for skey, or nil when it
+// is another error.
+func asMismatch(err error, skey string) *TypeMismatchError {
+	var mm *TypeMismatchError
+	if !errors.As(err, &mm) {
+		return nil
+	}
+	mm.Key = skey
+	return mm
 }
 
 // failOpenErr decides what a fail-open call does with a store error: nil for a
@@ -253,11 +349,31 @@ func failOpenErr(err error, o callOptions) error {
 // returns ErrNotFound (a corrupt one is also deleted). A store error is
 // logged and counted and also returns ErrNotFound, unless the call is
 // [Strict].
+//
+// A value that a T cannot hold (Get[int] of a string) is kept, and Get
+// returns a [TypeMismatchError] wrapped with ErrNotFound, so that errors.Is
+// matches both ErrNotFound and ErrTypeMismatch; a Strict call returns the
+// TypeMismatchError alone.
+//
+// Get[any] returns what was stored, as these Go types: a string for a
+// string, a []byte for a []byte, an int64 for a value of any integer type
+// (a uint64 above math.MaxInt64), including counters written by Incr; nil
+// for a stored zero value, whatever its type (the type of a zero value is
+// not stored); and for every other value what the Codec decodes into an
+// interface{} (for CBORCodec: map[any]any, []any, uint64, int64, float64,
+// bool, string, []byte, nil; see the codec's doc).
 func Get[T any](ctx context.Context, c *Cache, key string, opts ...CallOption) (T, error) {
 	o := applyOptions(opts)
 	v, hit, err := lookupValue[T](ctx, c, valuePrefix+key)
 	if hit {
 		return v, nil
+	}
+	var mm *TypeMismatchError
+	if errors.As(err, &mm) {
+		if o.strict {
+			return v, mm
+		}
+		return v, fmt.Errorf("%w: %w", ErrNotFound, mm)
 	}
 	if err := failOpenErr(err, o); err != nil {
 		return v, err
@@ -331,7 +447,9 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 // GetMany returns the values stored under keys that hold a usable value;
 // missing, expired and corrupt ones are absent from the map (corrupt ones
 // are deleted). A store error gives an empty map and no error, unless the
-// call is [Strict].
+// call is [Strict]. A key holding a value that a T cannot hold is absent
+// too and kept in the store; a Strict call returns those mismatches,
+// joined, with the map of the usable values (see [TypeMismatchError]).
 func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOption) (map[string]T, error) {
 	o := applyOptions(opts)
 	out := make(map[string]T, len(keys))
@@ -351,6 +469,7 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 		return out, failOpenErr(err, o)
 	}
 	var corrupt []string
+	var mismatches []error
 	codec := c.codec()
 	for i, sk := range skeys {
 		data, ok := found[sk]
@@ -361,6 +480,11 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 		v, err := decodeValue[T](codec, data)
 		if err != nil {
 			c.stats.misses.Add(1)
+			if mm := asMismatch(err, sk); mm != nil {
+				c.logf("reading %v; the entry is kept", mm)
+				mismatches = append(mismatches, mm)
+				continue
+			}
 			c.logf("dropping %q: %v", sk, err)
 			corrupt = append(corrupt, sk)
 			continue
@@ -370,6 +494,9 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	}
 	if len(corrupt) > 0 {
 		_ = c.storeDelete(ctx, corrupt...)
+	}
+	if o.strict && len(mismatches) > 0 {
+		return out, errors.Join(mismatches...)
 	}
 	return out, nil
 }
@@ -444,11 +571,12 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 }
 
 // Incr atomically adds delta (which may be negative) to the integer stored
-// under key and returns the new value. An absent key is created holding
-// delta, with no expiry. Integers written by Set or GetOrSet can be
-// incremented, and Get of any integer type reads what Incr wrote. A value
-// that is not an integer gives an error wrapping stores.ErrNotInteger.
-// Store errors are returned.
+// under key and returns the new value. The entry keeps its expiry, on every
+// store and whatever the signs of the value and of delta (Redis's INCRBY);
+// an absent key is created holding delta, with no expiry. Integers written
+// by Set or GetOrSet can be incremented, and Get of any integer type reads
+// what Incr wrote. A value that is not an integer gives an error wrapping
+// stores.ErrNotInteger and is left as it was. Store errors are returned.
 func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	if !c.hasStore() {
 		return 0, ErrNoStore

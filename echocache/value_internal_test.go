@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -153,13 +154,76 @@ func TestIntegersStoredAsText(t *testing.T) {
 	u, err := decodeValue[uint64](DefaultCodec, []byte("18446744073709551615"))
 	require.NoError(t, err)
 	assert.Equal(t, uint64(math.MaxUint64), u)
+	// A well-formed integer that the type cannot hold is the caller's
+	// mismatch, not corruption; text that is no 64-bit integer is corrupt.
 	_, err = decodeValue[int8](DefaultCodec, []byte("128"))
-	assert.ErrorIs(t, err, errCorruptValue, "int8 overflow")
+	assert.ErrorIs(t, err, ErrTypeMismatch, "int8 overflow")
 	_, err = decodeValue[uint8](DefaultCodec, []byte("-1"))
-	assert.ErrorIs(t, err, errCorruptValue, "negative uint")
+	assert.ErrorIs(t, err, ErrTypeMismatch, "negative uint")
+	_, err = decodeValue[int64](DefaultCodec, []byte("18446744073709551615"))
+	assert.ErrorIs(t, err, ErrTypeMismatch, "uint64 above MaxInt64 read as int64")
 	_, err = decodeValue[string](DefaultCodec, []byte("12"))
-	assert.ErrorIs(t, err, errCorruptValue, "integer read as a string")
+	assert.ErrorIs(t, err, ErrTypeMismatch, "integer read as a string")
+	for _, bad := range []string{"-", "12abc", "99999999999999999999", "1 "} {
+		_, err = decodeValue[int64](DefaultCodec, []byte(bad))
+		assert.ErrorIs(t, err, errCorruptValue, "%q read as an int64", bad)
+		_, err = decodeValue[any](DefaultCodec, []byte(bad))
+		assert.ErrorIs(t, err, errCorruptValue, "%q read as an any", bad)
+	}
 }
+
+// TestDecodeMismatchOrCorrupt checks which failures keep an entry (a type
+// mismatch) and which drop it (corrupt bytes), for every stored layout and
+// every built-in codec.
+func TestDecodeMismatchOrCorrupt(t *testing.T) {
+	type point struct{ X, Y int }
+	for _, codec := range []Codec{CBORCodec{}, JSONCodec{}, GobCodec{}} {
+		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
+			enc := func(v any) []byte {
+				b, err := encodeValue(codec, v)
+				require.NoError(t, err)
+				return b
+			}
+			str, byt, num, pt := enc("eggs"), enc([]byte{1, 2}), enc(42), enc(point{1, 2})
+			for name, err := range map[string]error{
+				"string as int":     second(decodeValue[int](codec, str)),
+				"string as []byte":  second(decodeValue[[]byte](codec, str)),
+				"[]byte as string":  second(decodeValue[string](codec, byt)),
+				"integer as []byte": second(decodeValue[[]byte](codec, num)),
+				"struct as int":     second(decodeValue[int](codec, pt)),
+				"struct as string":  second(decodeValue[string](codec, pt)),
+			} {
+				assert.ErrorIs(t, err, ErrTypeMismatch, name)
+				assert.NotErrorIs(t, err, errCorruptValue, name)
+			}
+			for name, raw := range map[string][]byte{
+				"truncated": pt[:len(pt)-1],
+				"garbage":   []byte("V\xff\xfe\xfd"),
+			} {
+				_, err := decodeValue[point](codec, raw)
+				assert.ErrorIs(t, err, errCorruptValue, name)
+			}
+			// Get[any] returns what was stored.
+			for name, tc := range map[string]struct {
+				raw  []byte
+				want any
+			}{
+				"string": {str, "eggs"},
+				"bytes":  {byt, []byte{1, 2}},
+				"int":    {num, int64(42)},
+				"uint":   {[]byte("18446744073709551615"), uint64(math.MaxUint64)},
+				"zero":   {enc(0), int64(0)},
+				"empty":  {enc(""), nil},
+			} {
+				got, err := decodeValue[any](codec, tc.raw)
+				require.NoError(t, err, name)
+				assert.Equal(t, tc.want, got, name)
+			}
+		})
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
 
 func TestZeroEnvelope(t *testing.T) {
 	for name, enc := range map[string]func() ([]byte, error){
@@ -205,8 +269,11 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, c := range codecs {
 			check := func(err error) {
-				if err != nil && !strings.Contains(fmt.Sprint(err), errCorruptValue.Error()) {
-					t.Fatalf("%T: error %v does not wrap errCorruptValue", c, err)
+				if err != nil && !errors.Is(err, errCorruptValue) && !errors.Is(err, ErrTypeMismatch) {
+					t.Fatalf("%T: error %v is neither errCorruptValue nor ErrTypeMismatch", c, err)
+				}
+				if errors.Is(err, errCorruptValue) && errors.Is(err, ErrTypeMismatch) {
+					t.Fatalf("%T: error %v is both corrupt and a type mismatch", c, err)
 				}
 			}
 			_, err := decodeValue[fuzzValue](c, data)

@@ -68,8 +68,9 @@ func applyOptions(opts []CallOption) callOptions {
 
 // Strict makes store errors visible: instead of failing open (treating the
 // store as empty, logging and counting the error), the call returns the
-// error. A cache without a store returns ErrNoStore. Misses are still
-// ErrNotFound and loader errors are still returned either way.
+// error. A cache without a store returns ErrNoStore, and a value of a Go
+// type the call cannot hold a [TypeMismatchError] (not a miss). Misses are
+// still ErrNotFound and loader errors are still returned either way.
 func Strict() CallOption { return func(o *callOptions) { o.strict = true } }
 
 // CrossProcessLock makes processes that share a store run the loader of a

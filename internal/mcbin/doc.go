@@ -1,0 +1,28 @@
+// Package mcbin is a client for one memcached server over memcached's
+// binary protocol (memcached doc/protocol-binary.xml, "Memcache Binary
+// Protocol"), with SASL PLAIN authentication (RFC 4616) for servers started
+// with -S. It is the transport of the SASL memcached store; the store, not
+// this package, spreads keys over several servers.
+//
+// A Client keeps a bounded pool of idle connections. Before an idle
+// connection is reused it is checked without blocking for a close or stray
+// bytes from the server, so the first call after a server restart already
+// goes to the new server. Every new connection authenticates once, when it
+// is dialled. Calls run on the caller's goroutine; the context's deadline
+// (or Config.Timeout, whichever is earlier) bounds all of a call's I/O, and
+// cancelling the context interrupts it.
+//
+// Errors come in three kinds, told apart with IsServerError and
+// IsTransport:
+//   - status answers of the server (ErrNotFound, ErrExists, ErrTooLarge,
+//     ErrAuth …, or a *StatusError): the server is up and said no; the
+//     connection stays usable;
+//   - transport failures (*TransportError: dial, I/O, timeout, a malformed
+//     reply wrapping ErrProtocol): the server could not be talked to; the
+//     connection is closed;
+//   - everything else: the caller's mistake or choice (ErrBadKey, ErrClosed,
+//     context.Canceled).
+//
+// The binary protocol is deprecated by memcached since 1.6 but still
+// shipped, and it is memcached's only SASL path.
+package mcbin

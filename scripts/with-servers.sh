@@ -9,6 +9,12 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# SASL memcached (-S) for internal/mcbin's tests: saslpasswd2 writes the
+# user database, libsasl2-modules holds the PLAIN mechanism.
+command -v saslpasswd2 >/dev/null 2>&1 || [ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin)
+if command -v dpkg-query >/dev/null 2>&1; then
+  dpkg-query -W -f='${Status}' libsasl2-modules 2>/dev/null | grep -q 'install ok installed' || need+=(libsasl2-modules)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "with-servers: installing ${need[*]}"

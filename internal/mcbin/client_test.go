@@ -72,10 +72,9 @@ func TestNewRejects(t *testing.T) {
 // servers returns the servers every operation is tested on: a plain
 // memcached and a SASL one, with the client configuration of each.
 func servers(t *testing.T) map[string]Config {
-	s := sasl(t)
 	return map[string]Config{
 		"plain": {Addr: plainAddr(t)},
-		"sasl":  {Addr: s.addr, Username: s.user, Password: s.pass},
+		"sasl":  saslConfig(t, memcachedSASL(t)),
 	}
 }
 
@@ -407,7 +406,7 @@ func testVersion(t *testing.T, cfg Config) {
 }
 
 func TestSASLRefusals(t *testing.T) {
-	s := sasl(t)
+	s := saslConfig(t, memcachedSASL(t))
 	const pass = "Wr0ng-Pa55word-sentinel"
 	ctx := context.Background()
 	tests := []struct {
@@ -415,10 +414,10 @@ func TestSASLRefusals(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"nok, wrong password", Config{Addr: s.addr, Username: s.user, Password: pass}, "refused user"},
-		{"nok, unknown user", Config{Addr: s.addr, Username: "nobody", Password: pass}, "refused user"},
-		{"nok, no credentials", Config{Addr: s.addr}, "no Username is configured"},
-		{"nok, server without SASL", Config{Addr: plainAddr(t), Username: s.user, Password: pass}, "does not support SASL"},
+		{"nok, wrong password", Config{Addr: s.Addr, Username: s.Username, Password: pass}, "refused user"},
+		{"nok, unknown user", Config{Addr: s.Addr, Username: "nobody", Password: pass}, "refused user"},
+		{"nok, no credentials", Config{Addr: s.Addr}, "no Username is configured"},
+		{"nok, server without SASL", Config{Addr: plainAddr(t), Username: s.Username, Password: pass}, "does not support SASL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,18 +458,14 @@ func TestSASLRefusals(t *testing.T) {
 func TestRestartUsedAtOnce(t *testing.T) {
 	for _, kind := range []string{"plain", "sasl"} {
 		t.Run(kind, func(t *testing.T) {
-			var srv *memcachedServer
+			var srv *testServer
 			cfg := Config{MaxIdleConns: 16}
 			if kind == "plain" {
-				srv = startPrivate(t)
+				srv = startMemcached(t)
 			} else {
-				sasl(t) // skips or fails as the shared SASL server would
-				s, err := startSASL()
-				need(t, "memcached -S", err)
-				t.Cleanup(s.Kill)
-				srv, cfg.Username, cfg.Password = s, saslUser, saslPass
+				srv, cfg.Username, cfg.Password = startMemcachedSASL(t), saslUser, saslPass
 			}
-			cfg.Addr = srv.addr
+			cfg.Addr = srv.Addr()
 			c := newClient(t, cfg)
 			load := func(round int) []error {
 				var mu sync.Mutex
@@ -518,7 +513,9 @@ func TestRestartUsedAtOnce(t *testing.T) {
 				t.Fatalf("%d idle connections after concurrent load; want several", idle)
 			}
 			srv.Kill()
-			srv.Restart(t)
+			if err := srv.Restart(); err != nil {
+				t.Fatal(err)
+			}
 			if errs := load(2); len(errs) > 0 {
 				t.Fatalf("%d of 320 calls after the restart failed (pool held %d connections of the old server); first: %v", len(errs), idle, errs[0])
 			}
@@ -535,8 +532,8 @@ type opaqueConn struct{ net.Conn }
 // the old server held is sent again, once, on a new connection; Incr is
 // not, and its failure drops every older idle connection.
 func TestRetryOnFreshConnection(t *testing.T) {
-	srv := startPrivate(t)
-	c := newClient(t, Config{Addr: srv.addr, MaxIdleConns: 8, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	srv := startMemcached(t)
+	c := newClient(t, Config{Addr: srv.Addr(), MaxIdleConns: 8, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -559,7 +556,9 @@ func TestRetryOnFreshConnection(t *testing.T) {
 	}
 	fill()
 	srv.Kill()
-	srv.Restart(t)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -572,7 +571,9 @@ func TestRetryOnFreshConnection(t *testing.T) {
 
 	fill()
 	srv.Kill()
-	srv.Restart(t)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	_, err := c.Incr(ctx, "retry-counter", 1, 1, 0)
 	if !IsTransport(err) {
 		t.Fatalf("Incr on a connection of the old server error = %v; want a transport error (Incr is never retried)", err)

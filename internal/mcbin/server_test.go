@@ -16,52 +16,59 @@ import (
 	"github.com/echocache/echocache/internal/servertest"
 )
 
-// The servers these tests use. The plain memcached is the shared one of
-// internal/servertest (make test starts it); the SASL one is
-// ECHOCACHE_MEMCACHED_SASL_URL when set (user:pass@host:port, any scheme)
-// and otherwise one this test binary starts; servers that a test kills are
-// always its own.
+// The servers of these tests. The plain memcached is servertest's shared
+// one. The SASL one is named by ECHOCACHE_MEMCACHED_SASL_URL
+// (saslmemcached://user:pass@host:port) when set, and otherwise started
+// here once per test binary; servers a test kills are its own. The
+// functions below have the shape of servertest's (MemcachedSASL,
+// StartMemcached, StartMemcachedSASL and their Server), so that they can
+// be replaced by it.
 
-// plainAddr returns the host:port of a memcached without authentication.
+// plainAddr returns the host:port of a shared memcached without
+// authentication.
 func plainAddr(t testing.TB) string { return servertest.Memcached(t) }
 
-// saslServer is a memcached -S with one user.
-type saslServer struct{ addr, user, pass string }
-
-var (
-	saslOnce sync.Once
-	saslSrv  saslServer
-	saslErr  error
-)
-
-// saslUser and saslPass are the credentials of the SASL server this binary
-// starts. The user carries an explicit realm so that the test does not
-// depend on the host name (memcached's default SASL realm).
+// Credentials of the SASL servers started here. The user carries an
+// explicit realm so that login does not depend on the host name, which is
+// memcached's default SASL realm.
 const (
 	saslUser = "echocache@memcached.realm"
 	saslPass = "s3cret-sasl-pass"
 )
 
-// sasl returns a real memcached started with SASL (-S) and its credentials.
-func sasl(t testing.TB) saslServer {
+var (
+	saslOnce sync.Once
+	saslURL  string
+	saslErr  error
+)
+
+// memcachedSASL returns a saslmemcached://user:pass@host:port URL of a
+// shared memcached with SASL authentication (-S).
+func memcachedSASL(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv("ECHOCACHE_MEMCACHED_SASL_URL"); u != "" {
-		pu, err := url.Parse(u)
-		if err != nil || pu.User == nil {
-			t.Fatalf("ECHOCACHE_MEMCACHED_SASL_URL %q is not user:password@host:port", pu.Redacted())
-		}
-		pass, _ := pu.User.Password()
-		return saslServer{addr: pu.Host, user: pu.User.Username(), pass: pass}
+		return u
 	}
 	saslOnce.Do(func() {
-		var s *memcachedServer
-		s, saslErr = startSASL()
-		if saslErr == nil {
-			saslSrv = saslServer{addr: s.addr, user: saslUser, pass: saslPass}
+		var s *testServer
+		if s, saslErr = newSASLServer(); saslErr == nil {
+			saslURL = "saslmemcached://" + url.UserPassword(saslUser, saslPass).String() + "@" + s.Addr()
 		}
 	})
-	need(t, "memcached, sasl2-bin (saslpasswd2) and libsasl2-modules", saslErr)
-	return saslSrv
+	need(t, "memcached -S", saslErr)
+	return saslURL
+}
+
+// saslConfig returns a Config for the server and credentials of a
+// saslmemcached:// URL.
+func saslConfig(t testing.TB, rawURL string) Config {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil || u.Host == "" {
+		t.Fatalf("SASL memcached URL is not scheme://user:password@host:port")
+	}
+	pass, _ := u.User.Password()
+	return Config{Addr: u.Host, Username: u.User.Username(), Password: pass}
 }
 
 // need skips the test when a server could not be started, or fails it
@@ -71,21 +78,43 @@ func need(t testing.TB, what string, err error) {
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("%s needed (apt-get install memcached sasl2-bin libsasl2-modules; make test does): %v", what, err)
+	msg := fmt.Sprintf("%s is needed (Debian packages memcached, sasl2-bin, libsasl2-modules; make test installs them): %v", what, err)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
 }
 
-// startSASL creates a SASL database with one user and starts memcached -S
-// on it. SASL_CONF_PATH names the directory that holds memcached.conf
+// startMemcached starts a memcached of the test's own, killed when the
+// test ends.
+func startMemcached(t testing.TB, extra ...string) *testServer {
+	t.Helper()
+	s, err := newServer(nil, extra...)
+	need(t, "memcached", err)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// startMemcachedSASL starts a memcached -S of the test's own, with user
+// saslUser and password saslPass, killed when the test ends.
+func startMemcachedSASL(t testing.TB) *testServer {
+	t.Helper()
+	s, err := newSASLServer()
+	need(t, "memcached -S", err)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// newSASLServer creates a SASL database with one user and starts memcached
+// -S on it. SASL_CONF_PATH names the directory that holds memcached.conf
 // (memcached sasl_defs.c); pointing it at the file silently falls back to
 // the system's mechanisms.
-func startSASL() (*memcachedServer, error) {
+func newSASLServer() (*testServer, error) {
 	bin, err := exec.LookPath("saslpasswd2")
 	if err != nil {
-		return nil, fmt.Errorf("saslpasswd2 not found on PATH")
+		if bin, err = exec.LookPath("/usr/sbin/saslpasswd2"); err != nil {
+			return nil, fmt.Errorf("saslpasswd2 not found (Debian package sasl2-bin)")
+		}
 	}
 	dir, err := os.MkdirTemp("", "mcbin-sasl-")
 	if err != nil {
@@ -98,16 +127,16 @@ func startSASL() (*memcachedServer, error) {
 	}
 	user, realm, _ := strings.Cut(saslUser, "@")
 	cmd := exec.Command(bin, "-p", "-a", "memcached", "-c", "-f", db, "-u", realm, user)
-	cmd.Stdin = strings.NewReader(saslPass)
+	cmd.Stdin = strings.NewReader(saslPass) // -p: all of stdin, no newline
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("saslpasswd2: %v: %s", err, out)
 	}
-	return startMemcached([]string{"SASL_CONF_PATH=" + dir}, "-S")
+	return newServer([]string{"SASL_CONF_PATH=" + dir}, "-S")
 }
 
-// memcachedServer is a memcached started by this test binary, which it may
-// kill and restart on the same port.
-type memcachedServer struct {
+// testServer is a memcached started here, which a test may kill and
+// restart on the same port.
+type testServer struct {
 	addr string
 	env  []string
 	args []string
@@ -117,8 +146,8 @@ type memcachedServer struct {
 	exited chan struct{}
 }
 
-// startMemcached starts memcached with extra arguments on a free port.
-func startMemcached(env []string, extra ...string) (*memcachedServer, error) {
+// newServer starts memcached with extra arguments on a free port.
+func newServer(env []string, extra ...string) (*testServer, error) {
 	if _, err := exec.LookPath("memcached"); err != nil {
 		return nil, fmt.Errorf("memcached not found on PATH")
 	}
@@ -128,29 +157,24 @@ func startMemcached(env []string, extra ...string) (*memcachedServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &memcachedServer{addr: fmt.Sprintf("127.0.0.1:%d", port), env: env}
+		s := &testServer{addr: fmt.Sprintf("127.0.0.1:%d", port), env: env}
 		s.args = append([]string{"-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-m", "64"}, extra...)
 		if os.Geteuid() == 0 {
-			s.args = append(s.args, "-u", "root")
+			s.args = append(s.args, "-u", "root") // memcached refuses root without -u
 		}
-		if lastErr = s.start(); lastErr == nil {
+		if lastErr = s.Restart(); lastErr == nil {
 			return s, nil
 		}
 	}
 	return nil, lastErr
 }
 
-// startPrivate starts a plain memcached for one test and stops it at the
-// end.
-func startPrivate(t *testing.T, extra ...string) *memcachedServer {
-	t.Helper()
-	s, err := startMemcached(nil, extra...)
-	need(t, "memcached", err)
-	t.Cleanup(s.Kill)
-	return s
-}
+// Addr returns the server's "127.0.0.1:port".
+func (s *testServer) Addr() string { return s.addr }
 
-func (s *memcachedServer) start() error {
+// Restart starts the server (again) on its port, empty, and returns once
+// it accepts connections.
+func (s *testServer) Restart() error {
 	cmd := exec.Command("memcached", s.args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -184,8 +208,9 @@ func (s *memcachedServer) start() error {
 	return nil
 }
 
-// Kill stops the server with SIGKILL and waits until it has exited.
-func (s *memcachedServer) Kill() {
+// Kill stops the server with SIGKILL, as a crash does, and waits until it
+// has exited.
+func (s *testServer) Kill() {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
@@ -195,12 +220,4 @@ func (s *memcachedServer) Kill() {
 	}
 	_ = cmd.Process.Kill()
 	<-exited
-}
-
-// Restart starts the server again on its port, empty.
-func (s *memcachedServer) Restart(t *testing.T) {
-	t.Helper()
-	if err := s.start(); err != nil {
-		t.Fatalf("restart memcached: %v", err)
-	}
 }

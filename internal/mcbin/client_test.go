@@ -619,7 +619,7 @@ func blackHole(t *testing.T) (addr string, got <-chan struct{}) {
 }
 
 func TestDeadlinesAndCancellation(t *testing.T) {
-	addr, got := blackHole(t)
+	addr, _ := blackHole(t)
 	t.Run("nok, context deadline", func(t *testing.T) {
 		c := newClient(t, Config{Addr: addr, Timeout: time.Minute})
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -637,6 +637,7 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 		}
 	})
 	t.Run("nok, cancelled during I/O", func(t *testing.T) {
+		addr, got := blackHole(t)
 		c := newClient(t, Config{Addr: addr, Timeout: time.Minute})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +54,19 @@ func BenchmarkGet2KiB(b *testing.B) {
 			check(b, it.Value, nil)
 		}
 	})
+	b.Run("mcbin-sasl", func(b *testing.B) {
+		cfg := saslConfig(b, memcachedSASL(b))
+		cfg.MaxIdleConns = 16
+		sc := newClient(b, cfg)
+		if _, err := sc.Set(ctx, Item{Key: key, Value: value}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			it, err := sc.Get(ctx, key)
+			check(b, it.Value, err)
+		}
+	})
 	// A request's context: cancellable, with a deadline.
 	b.Run("mcbin-reqctx", func(b *testing.B) {
 		b.ReportAllocs()
@@ -84,6 +98,54 @@ func BenchmarkGet2KiB(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkGet2KiBInterleaved alternates blocks of 100 Gets of mcbin and
+// of gomemcache in one loop, so that both meet the same load on a shared
+// machine, and reports each one's time per Get and their ratio.
+func BenchmarkGet2KiBInterleaved(b *testing.B) {
+	c, g := benchClients(b)
+	ctx := context.Background()
+	key := "mcbin-bench:get2k-interleaved"
+	if _, err := c.Set(ctx, Item{Key: key, Value: bytes.Repeat([]byte{'x'}, 2048)}); err != nil {
+		b.Fatal(err)
+	}
+	const block = 100
+	var tm, tg, cm, cg time.Duration
+	n := 0
+	for b.Loop() {
+		t0, c0 := time.Now(), cpuTime()
+		for range block {
+			if _, err := c.Get(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1, c1 := time.Now(), cpuTime()
+		for range block {
+			if _, err := g.Get(key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		tg += time.Since(t1)
+		cg += cpuTime() - c1
+		tm += t1.Sub(t0)
+		cm += c1 - c0
+		n += block
+	}
+	b.ReportMetric(float64(tm.Nanoseconds())/float64(n), "mcbin-ns/get")
+	b.ReportMetric(float64(tg.Nanoseconds())/float64(n), "gomemcache-ns/get")
+	b.ReportMetric(float64(tm)/float64(tg), "mcbin/gomemcache")
+	// The client process's CPU time (user and system), less sensitive to
+	// other load on the machine than the elapsed time.
+	b.ReportMetric(float64(cm.Nanoseconds())/float64(n), "mcbin-cpu-ns/get")
+	b.ReportMetric(float64(cg.Nanoseconds())/float64(n), "gomemcache-cpu-ns/get")
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkGetMulti2 reads two keys of one server in one round trip, the

@@ -583,15 +583,13 @@ func TestRetryOnFreshConnection(t *testing.T) {
 	}
 }
 
-// blackHole is a loopback server that accepts connections and reads
-// requests but never answers, like a wedged memcached. It reports each
-// request's first bytes on got.
-func blackHole(t *testing.T) (addr string, got <-chan struct{}) {
+// serve runs a loopback server that handles each connection with handle,
+// until the test ends.
+func serve(t *testing.T, handle func(nc net.Conn)) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := make(chan struct{}, 100)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { l.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -602,20 +600,30 @@ func blackHole(t *testing.T) (addr string, got <-chan struct{}) {
 			}
 			wg.Go(func() {
 				defer nc.Close()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := nc.Read(buf); err != nil {
-						return
-					}
-					select {
-					case ch <- struct{}{}:
-					default:
-					}
-				}
+				handle(nc)
 			})
 		}
 	})
-	return l.Addr().String(), ch
+	return l.Addr().String()
+}
+
+// blackHole is a loopback server that reads requests but never answers,
+// like a wedged memcached. It reports each request's first bytes on got.
+func blackHole(t *testing.T) (addr string, got <-chan struct{}) {
+	ch := make(chan struct{}, 100)
+	addr = serve(t, func(nc net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	})
+	return addr, ch
 }
 
 func TestDeadlinesAndCancellation(t *testing.T) {
@@ -671,34 +679,18 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 	})
 }
 
-// scripted is a loopback server that reads one request header and answers
-// with reply(header).
+// scripted is a loopback server that reads one request and answers with
+// reply(request).
 func scripted(t *testing.T, reply func(req []byte) []byte) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer nc.Close()
-				buf := make([]byte, 64<<10)
-				n, err := nc.Read(buf)
-				if err != nil || n < headerLen {
-					return
-				}
-				_, _ = nc.Write(reply(buf[:n]))
-				_, _ = nc.Read(buf) // until the client closes
-			})
+	return serve(t, func(nc net.Conn) {
+		buf := make([]byte, 64<<10)
+		n, err := nc.Read(buf)
+		if err != nil || n < headerLen {
+			return
 		}
+		_, _ = nc.Write(reply(buf[:n]))
+		_, _ = nc.Read(buf) // until the client closes
 	})
-	return l.Addr().String()
 }
 
 // reply builds a response header with the request's opcode and opaque.

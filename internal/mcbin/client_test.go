@@ -418,6 +418,7 @@ func TestSASLRefusals(t *testing.T) {
 		{"nok, unknown user", Config{Addr: s.Addr, Username: "nobody", Password: pass}, "refused user"},
 		{"nok, no credentials", Config{Addr: s.Addr}, "no Username is configured"},
 		{"nok, server without SASL", Config{Addr: plainAddr(t), Username: s.Username, Password: pass}, "does not support SASL"},
+		{"nok, server without PLAIN", Config{Addr: startMemcachedSASL(t, "cram-md5").Addr(), Username: saslUser, Password: pass}, `offers SASL mechanisms ["CRAM-MD5"], not PLAIN`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

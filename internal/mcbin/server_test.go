@@ -37,10 +37,21 @@ const (
 )
 
 var (
-	saslOnce sync.Once
-	saslURL  string
-	saslErr  error
+	saslOnce   sync.Once
+	saslShared *testServer
+	saslURL    string
+	saslErr    error
 )
+
+// TestMain stops the shared SASL server, if one was started, when the tests
+// end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if saslShared != nil {
+		saslShared.Close()
+	}
+	os.Exit(code)
+}
 
 // memcachedSASL returns a saslmemcached://user:pass@host:port URL of a
 // shared memcached with SASL authentication (-S).
@@ -50,9 +61,8 @@ func memcachedSASL(t testing.TB) string {
 		return u
 	}
 	saslOnce.Do(func() {
-		var s *testServer
-		if s, saslErr = newSASLServer(); saslErr == nil {
-			saslURL = "saslmemcached://" + url.UserPassword(saslUser, saslPass).String() + "@" + s.Addr()
+		if saslShared, saslErr = newSASLServer("plain"); saslErr == nil {
+			saslURL = "saslmemcached://" + url.UserPassword(saslUser, saslPass).String() + "@" + saslShared.Addr()
 		}
 	})
 	need(t, "memcached -S", saslErr)
@@ -89,27 +99,31 @@ func need(t testing.TB, what string, err error) {
 // test ends.
 func startMemcached(t testing.TB, extra ...string) *testServer {
 	t.Helper()
-	s, err := newServer(nil, extra...)
+	s, err := newServer("", nil, extra...)
 	need(t, "memcached", err)
-	t.Cleanup(s.Kill)
+	t.Cleanup(s.Close)
 	return s
 }
 
 // startMemcachedSASL starts a memcached -S of the test's own, with user
-// saslUser and password saslPass, killed when the test ends.
-func startMemcachedSASL(t testing.TB) *testServer {
+// saslUser and password saslPass and the SASL mechanisms mechs ("plain"
+// when none are given), killed when the test ends.
+func startMemcachedSASL(t testing.TB, mechs ...string) *testServer {
 	t.Helper()
-	s, err := newSASLServer()
+	if len(mechs) == 0 {
+		mechs = []string{"plain"}
+	}
+	s, err := newSASLServer(strings.Join(mechs, " "))
 	need(t, "memcached -S", err)
-	t.Cleanup(s.Kill)
+	t.Cleanup(s.Close)
 	return s
 }
 
 // newSASLServer creates a SASL database with one user and starts memcached
-// -S on it. SASL_CONF_PATH names the directory that holds memcached.conf
+// -S on it, offering the mechanisms mechs ("plain"). SASL_CONF_PATH names the directory that holds memcached.conf
 // (memcached sasl_defs.c); pointing it at the file silently falls back to
 // the system's mechanisms.
-func newSASLServer() (*testServer, error) {
+func newSASLServer(mechs string) (*testServer, error) {
 	bin, err := exec.LookPath("saslpasswd2")
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/saslpasswd2"); err != nil {
@@ -121,23 +135,30 @@ func newSASLServer() (*testServer, error) {
 		return nil, err
 	}
 	db := filepath.Join(dir, "sasldb")
-	conf := "mech_list: plain\nsasldb_path: " + db + "\n"
+	conf := "mech_list: " + mechs + "\nsasldb_path: " + db + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "memcached.conf"), []byte(conf), 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	user, realm, _ := strings.Cut(saslUser, "@")
 	cmd := exec.Command(bin, "-p", "-a", "memcached", "-c", "-f", db, "-u", realm, user)
 	cmd.Stdin = strings.NewReader(saslPass) // -p: all of stdin, no newline
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("saslpasswd2: %v: %s", err, out)
 	}
-	return newServer([]string{"SASL_CONF_PATH=" + dir}, "-S")
+	s, err := newServer(dir, []string{"SASL_CONF_PATH=" + dir}, "-S")
+	if err != nil {
+		os.RemoveAll(dir)
+	}
+	return s, err
 }
 
 // testServer is a memcached started here, which a test may kill and
 // restart on the same port.
 type testServer struct {
 	addr string
+	dir  string // removed by Close
 	env  []string
 	args []string
 
@@ -146,8 +167,9 @@ type testServer struct {
 	exited chan struct{}
 }
 
-// newServer starts memcached with extra arguments on a free port.
-func newServer(env []string, extra ...string) (*testServer, error) {
+// newServer starts memcached with extra arguments on a free port; dir, if
+// not empty, holds its files.
+func newServer(dir string, env []string, extra ...string) (*testServer, error) {
 	if _, err := exec.LookPath("memcached"); err != nil {
 		return nil, fmt.Errorf("memcached not found on PATH")
 	}
@@ -157,7 +179,7 @@ func newServer(env []string, extra ...string) (*testServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &testServer{addr: fmt.Sprintf("127.0.0.1:%d", port), env: env}
+		s := &testServer{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, env: env}
 		s.args = append([]string{"-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-m", "64"}, extra...)
 		if os.Geteuid() == 0 {
 			s.args = append(s.args, "-u", "root") // memcached refuses root without -u
@@ -220,4 +242,12 @@ func (s *testServer) Kill() {
 	}
 	_ = cmd.Process.Kill()
 	<-exited
+}
+
+// Close kills the server and removes its files.
+func (s *testServer) Close() {
+	s.Kill()
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }

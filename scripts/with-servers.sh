@@ -1,93 +1,51 @@
 #!/usr/bin/env bash
-# Runs a command with a real redis-server, memcached and authenticated
-# memcached on free loopback ports, exported to the tests as
-# ECHOCACHE_REDIS_URL, ECHOCACHE_MEMCACHED_ADDR and ECHOCACHE_MEMCACHED_AUTH_URL.
-# Missing servers are installed with apt-get when running as root.
-# The servers are stopped when the command ends.
+# with-servers.sh COMMAND [ARGUMENT...]: runs COMMAND with the shared test
+# servers on free loopback ports: a redis-server, a Redis Cluster (3 masters,
+# 3 replicas), a master, replica and 3 sentinels, a memcached, a pool of 3,
+# a memcached with ASCII authentication (-Y) and one with SASL (-S), named to
+# the tests by ECHOCACHE_REDIS_URL, ECHOCACHE_REDIS_CLUSTER_ADDRS,
+# ECHOCACHE_REDIS_SENTINEL_ADDRS, ECHOCACHE_REDIS_SENTINEL_MASTER,
+# ECHOCACHE_MEMCACHED_ADDR, ECHOCACHE_MEMCACHED_POOL,
+# ECHOCACHE_MEMCACHED_AUTH_URL and ECHOCACHE_MEMCACHED_SASL_URL. The servers
+# are stopped when the command ends; the exit status is the command's.
+#
+# Missing Debian packages are installed with apt-get when running as root.
+# The launcher itself is Go (internal/servertest/cmd/withservers), the one
+# that tests use when they start servers of their own.
 set -euo pipefail
 
-need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v memcached >/dev/null 2>&1 || need+=(memcached)
-# SASL memcached (-S) for internal/mcbin's tests: saslpasswd2 writes the
-# user database, libsasl2-modules holds the PLAIN mechanism.
-command -v saslpasswd2 >/dev/null 2>&1 || [ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# The packages the servers come from (dpkg -L): redis-server; redis-tools:
+# redis-cli, which creates the cluster; memcached; sasl2-bin: saslpasswd2,
+# which writes the SASL user database; libsasl2-modules: the PLAIN mechanism.
+packages=(redis-server redis-tools memcached sasl2-bin libsasl2-modules)
 if command -v dpkg-query >/dev/null 2>&1; then
-  dpkg-query -W -f='${Status}' libsasl2-modules 2>/dev/null | grep -q 'install ok installed' || need+=(libsasl2-modules)
-fi
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "with-servers: installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # Debian starts the packaged services on their default ports; the tests use their own.
-  else
-    echo "with-servers: ${need[*]} missing and cannot install (not root or no apt-get)" >&2
-    exit 1
+  need=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "with-servers: installing ${need[*]}" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+      # Debian may start the packaged services on their default ports; the
+      # tests use servers of their own.
+    else
+      # The launcher leaves out what is missing (the tests that need it
+      # skip, naming it), or fails with CI=true.
+      echo "with-servers: not installed: ${need[*]} (run as root to install them with apt-get)" >&2
+    fi
   fi
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    # Below Linux's ephemeral range (32768-60999), where outgoing
-    # connections take their ports, so a port found free stays free.
-    p=$(( (RANDOM % 10000) + 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  echo "with-servers: no free port" >&2; return 1
-}
-
-# start NAME CMD...: runs CMD with {PORT} replaced by a free port until the
-# server listens, trying up to five ports (another process can take a port
-# between the check and the start). Sets $port and appends the pid to $pids.
-start() {
-  local name=$1; shift
-  local attempt pid arg args
-  for attempt in 1 2 3 4 5; do
-    port=$(free_port)
-    args=()
-    for arg in "$@"; do args+=("${arg//\{PORT\}/$port}"); done
-    "${args[@]}" >"$work/$name.$attempt.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 1000); do
-      if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        pids+=("$pid"); return 0
-      fi
-      sleep 0.02
-    done
-    kill "$pid" 2>/dev/null || true
-    echo "with-servers: $name did not start on port $port (attempt $attempt):" >&2
-    tail -n 5 "$work/$name.$attempt.log" >&2 || true
-  done
-  return 1
-}
-
-user_flag=()
-[ "$(id -u)" = 0 ] && user_flag=(-u root)
-printf 'echocache:s3cret-pass\n' >"$work/authfile"
-
-start redis redis-server --port '{PORT}' --bind 127.0.0.1 --save '' --appendonly no --dir "$work"
-rport=$port
-start memcached memcached -l 127.0.0.1 -p '{PORT}' -U 0 -m 256 "${user_flag[@]}"
-mport=$port
-start memcached-auth memcached -l 127.0.0.1 -p '{PORT}' -U 0 -m 64 -Y "$work/authfile" "${user_flag[@]}"
-aport=$port
-
-export ECHOCACHE_REDIS_URL="redis://127.0.0.1:$rport/0"
-export ECHOCACHE_MEMCACHED_ADDR="127.0.0.1:$mport"
-export ECHOCACHE_MEMCACHED_AUTH_URL="memcached://echocache:s3cret-pass@127.0.0.1:$aport"
-echo "with-servers: redis $ECHOCACHE_REDIS_URL, memcached $ECHOCACHE_MEMCACHED_ADDR, authenticated memcached 127.0.0.1:$aport"
-
-"$@"
+# Build the launcher into a directory of its own and become it (so that it
+# gets the signals sent to this script); -unlink removes the executable.
+bin=$(mktemp -d "${TMPDIR:-/tmp}/echocache-withservers.XXXXXX")
+if ! (cd "$repo" && "${GO:-go}" build -o "$bin/withservers" ./internal/servertest/cmd/withservers); then
+  rm -rf "$bin"
+  exit 1
+fi
+exec "$bin/withservers" -unlink "$@"

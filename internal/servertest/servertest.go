@@ -1,171 +1,200 @@
-// Package servertest gives tests a real redis-server and memcached on
-// loopback. It uses the servers named by ECHOCACHE_REDIS_URL,
-// ECHOCACHE_MEMCACHED_ADDR and ECHOCACHE_MEMCACHED_AUTH_URL when they are
-// set (make test sets them), and otherwise starts its own servers from the
-// binaries on PATH, once per test binary, on free ports.
+// Package servertest gives tests real servers on loopback: redis-server,
+// a Redis Cluster, a Redis Sentinel set, memcached (plain, a pool of three,
+// with ASCII authentication and with SASL), started from the programs on
+// PATH. It is the project's one server launcher: make test runs the tests
+// under cmd/withservers (through scripts/with-servers.sh), which starts the
+// shared set once (StartShared) and passes it to every test binary in
+// environment variables.
 //
-// When a server is neither configured nor installed, the test is skipped
-// with a message naming it; with CI=true it fails instead, so no store test
-// is ever silently skipped in CI.
+// Two kinds of servers:
+//
+//   - Shared servers, for tests that only use a server: Redis,
+//     RedisClusterAddrs, RedisSentinelAddrs, Memcached, MemcachedPool,
+//     MemcachedAuth and
+//     MemcachedSASL return the address or URL from the environment variable
+//     named after each (make test sets them all) or, when it is unset,
+//     start the servers once per test binary. Tests share them safely by
+//     working under a key prefix of their own; none may flush, kill or
+//     reconfigure a shared server.
+//   - Private servers, for tests that kill, restart, pause or reconfigure
+//     them: StartRedis, StartRedisCluster, StartRedisSentinel,
+//     StartMemcached, StartMemcachedAuth and StartMemcachedSASL start a
+//     server or a topology for one test and stop it when the test ends.
+//
+// Every server listens on 127.0.0.1 on a port below the ephemeral range
+// (FreePort), trying another port when one is taken before the server
+// binds it, and counts as started only once it answers with its own
+// process id. On Linux a server dies with the process that started it,
+// however that process ends (KillWithParent).
+//
+// When a program is missing and no environment variable names a running
+// server, the test is skipped with a message naming the program; with
+// CI=true it fails instead, so no store test is ever silently skipped in
+// CI. A server that is installed but does not start fails the test.
 package servertest
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
-// Credentials of the authenticated memcached this package starts.
+// The environment variables that name the shared servers. make test sets
+// them all; a test binary run without one starts that server itself.
 const (
-	AuthUser = "echocache"
-	AuthPass = "s3cret-pass"
+	// EnvRedisURL is a redis:// URL with database 0: "redis://127.0.0.1:P/0".
+	EnvRedisURL = "ECHOCACHE_REDIS_URL"
+	// EnvRedisClusterAddrs is the comma-separated host:port of the six
+	// nodes of a Redis Cluster of three masters and three replicas.
+	EnvRedisClusterAddrs = "ECHOCACHE_REDIS_CLUSTER_ADDRS"
+	// EnvRedisSentinelAddrs is the comma-separated host:port of three
+	// sentinels monitoring a master with one replica.
+	EnvRedisSentinelAddrs = "ECHOCACHE_REDIS_SENTINEL_ADDRS"
+	// EnvRedisSentinelMaster is the name the sentinels know the master by.
+	// Optional. Default value SentinelMaster.
+	EnvRedisSentinelMaster = "ECHOCACHE_REDIS_SENTINEL_MASTER"
+	// EnvMemcachedAddr is the host:port of a memcached without
+	// authentication.
+	EnvMemcachedAddr = "ECHOCACHE_MEMCACHED_ADDR"
+	// EnvMemcachedPool is the comma-separated host:port of three
+	// memcached servers without authentication, for pools.
+	EnvMemcachedPool = "ECHOCACHE_MEMCACHED_POOL"
+	// EnvMemcachedAuthURL is a memcached://user:pass@host:port URL of a
+	// memcached with ASCII authentication (-Y).
+	EnvMemcachedAuthURL = "ECHOCACHE_MEMCACHED_AUTH_URL"
+	// EnvMemcachedSASLURL is a saslmemcached://user:pass@host:port URL of
+	// a memcached with SASL authentication (-S, binary protocol, PLAIN).
+	EnvMemcachedSASLURL = "ECHOCACHE_MEMCACHED_SASL_URL"
 )
 
-type server struct {
-	once sync.Once
-	addr string
-	err  error
-}
-
-var redisSrv, mcSrv, mcAuthSrv server
-
-// Redis returns a redis:// URL of a real redis-server (database 0).
+// Redis returns a redis:// URL of a shared redis-server, database 0
+// ($ECHOCACHE_REDIS_URL).
 func Redis(tb testing.TB) string {
 	tb.Helper()
-	if u := os.Getenv("ECHOCACHE_REDIS_URL"); u != "" {
-		return u
-	}
-	redisSrv.once.Do(func() {
-		redisSrv.addr, redisSrv.err = start("redis-server", func(port int, dir string) []string {
-			return []string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
-		})
-	})
-	need(tb, "redis-server", "ECHOCACHE_REDIS_URL", redisSrv.err)
-	return "redis://" + redisSrv.addr + "/0"
+	return redisTopology.get(tb, EnvRedisURL)
 }
 
-// Memcached returns the host:port of a real memcached without authentication.
+// RedisClusterAddrs returns the addresses ("127.0.0.1:port") of the six nodes
+// of a shared Redis Cluster, three masters and three replicas
+// ($ECHOCACHE_REDIS_CLUSTER_ADDRS). A test that kills or pauses nodes
+// starts its own with StartRedisCluster.
+func RedisClusterAddrs(tb testing.TB) []string {
+	tb.Helper()
+	return strings.Split(clusterTopology.get(tb, EnvRedisClusterAddrs), ",")
+}
+
+// RedisSentinelAddrs returns the addresses of the three sentinels of a shared
+// master and replica ($ECHOCACHE_REDIS_SENTINEL_ADDRS) and the name they
+// know the master by ($ECHOCACHE_REDIS_SENTINEL_MASTER, default
+// SentinelMaster). A test that kills or pauses servers starts its own with
+// StartRedisSentinel.
+func RedisSentinelAddrs(tb testing.TB) (addrs []string, master string) {
+	tb.Helper()
+	addrs = strings.Split(sentinelTopology.get(tb, EnvRedisSentinelAddrs), ",")
+	if master = os.Getenv(EnvRedisSentinelMaster); master == "" {
+		master = SentinelMaster
+	}
+	return addrs, master
+}
+
+// Memcached returns the host:port of a shared memcached without
+// authentication ($ECHOCACHE_MEMCACHED_ADDR).
 func Memcached(tb testing.TB) string {
 	tb.Helper()
-	if a := os.Getenv("ECHOCACHE_MEMCACHED_ADDR"); a != "" {
-		return a
-	}
-	mcSrv.once.Do(func() {
-		mcSrv.addr, mcSrv.err = start("memcached", func(port int, dir string) []string {
-			return memcachedArgs(port)
-		})
-	})
-	need(tb, "memcached", "ECHOCACHE_MEMCACHED_ADDR", mcSrv.err)
-	return mcSrv.addr
+	return memcachedTopology.get(tb, EnvMemcachedAddr)
 }
 
-// MemcachedAuth returns a memcached://user:pass@host:port URL of a real
-// memcached started with ASCII authentication (-Y).
+// MemcachedPool returns the host:port of three shared memcached servers
+// without authentication, for pools ($ECHOCACHE_MEMCACHED_POOL). They are
+// not the server of Memcached. A test that kills one starts its own with
+// StartMemcached.
+func MemcachedPool(tb testing.TB) []string {
+	tb.Helper()
+	return strings.Split(poolTopology.get(tb, EnvMemcachedPool), ",")
+}
+
+// MemcachedAuth returns a memcached://user:pass@host:port URL of a shared
+// memcached with ASCII authentication (-Y), user AuthUser with password
+// AuthPass ($ECHOCACHE_MEMCACHED_AUTH_URL).
 func MemcachedAuth(tb testing.TB) string {
 	tb.Helper()
-	if u := os.Getenv("ECHOCACHE_MEMCACHED_AUTH_URL"); u != "" {
-		return u
-	}
-	mcAuthSrv.once.Do(func() {
-		mcAuthSrv.addr, mcAuthSrv.err = start("memcached", func(port int, dir string) []string {
-			authfile := filepath.Join(dir, "authfile")
-			if err := os.WriteFile(authfile, []byte(AuthUser+":"+AuthPass+"\n"), 0o600); err != nil {
-				panic(err)
-			}
-			return append(memcachedArgs(port), "-Y", authfile)
-		})
-	})
-	need(tb, "memcached", "ECHOCACHE_MEMCACHED_AUTH_URL", mcAuthSrv.err)
-	return "memcached://" + AuthUser + ":" + AuthPass + "@" + mcAuthSrv.addr
+	return authTopology.get(tb, EnvMemcachedAuthURL)
 }
 
-func memcachedArgs(port int) []string {
-	args := []string{"-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-m", "256"}
-	if os.Geteuid() == 0 {
-		args = append(args, "-u", "root")
-	}
-	return args
+// MemcachedSASL returns a saslmemcached://user:pass@host:port URL of a
+// shared memcached with SASL authentication (-S: binary protocol only,
+// mechanism PLAIN), user AuthUser with password AuthPass
+// ($ECHOCACHE_MEMCACHED_SASL_URL).
+func MemcachedSASL(tb testing.TB) string {
+	tb.Helper()
+	return saslTopology.get(tb, EnvMemcachedSASLURL)
 }
 
-func need(tb testing.TB, bin, env string, err error) {
+// need skips or fails tb when err says a program is missing (skip, or
+// fail with CI=true), and fails it on any other error. env, when not
+// empty, is the environment variable that would have named a server.
+func need(tb testing.TB, err error, env string) {
 	tb.Helper()
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("%s is needed: install it (make test does) or set %s: %v", bin, env, err)
+	var missing *missingError
+	if !errors.As(err, &missing) {
+		tb.Fatal(err)
+	}
+	msg := "servertest: " + missing.Error()
+	if env != "" {
+		msg += "; or set " + env
+	}
 	if os.Getenv("CI") == "true" {
-		tb.Fatal(msg)
+		tb.Fatal(msg + " (CI=true: not skipped)")
 	}
 	tb.Skip(msg)
 }
 
-// start runs bin on a free loopback port and waits until it accepts
-// connections. The server is killed when the test process exits.
-func start(bin string, args func(port int, dir string) []string) (string, error) {
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		return "", fmt.Errorf("%s not found on PATH", bin)
+// get returns the value of v: from the environment, or from the
+// topology's servers, started once per test binary. Those servers live as
+// long as the test binary (on Linux; elsewhere they outlive it) and their
+// directory is left in the temporary directory.
+func (t *topology) get(tb testing.TB, v string) string {
+	tb.Helper()
+	if val := os.Getenv(v); val != "" {
+		return val
 	}
-	dir, err := os.MkdirTemp("", "echocache-"+bin+"-")
-	if err != nil {
-		return "", err
-	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
+	t.once.Do(func() {
+		dir, err := os.MkdirTemp("", "echocache-"+t.name+"-")
 		if err != nil {
-			return "", err
+			t.err = err
+			return
 		}
-		cmd := exec.Command(path, args(port, dir)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return "", fmt.Errorf("start %s: %w", bin, err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		if err := waitListening(addr, exited); err != nil {
-			_ = cmd.Process.Kill()
-			lastErr = fmt.Errorf("%s on %s: %w", bin, addr, err)
-			continue // the port may have been taken in between; try another
-		}
-		return addr, nil
-	}
-	return "", lastErr
+		ctx, cancel := context.WithTimeout(context.Background(), 2*healthTimeout)
+		defer cancel()
+		_, t.env, t.err = t.run(ctx, dir)
+	})
+	need(tb, t.err, v)
+	return t.env[v]
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// A topology is a set of servers the shared servers are made of, and the
+// environment variables that name it.
+type topology struct {
+	name  string
+	start func(ctx context.Context, dir string) ([]*Server, map[string]string, error)
+
+	once sync.Once // of get
+	env  map[string]string
+	err  error
+}
+
+// run starts the topology in dir.
+func (t *topology) run(ctx context.Context, dir string) ([]*Server, map[string]string, error) {
+	servers, env, err := t.start(ctx, dir)
 	if err != nil {
-		return 0, err
+		return nil, nil, fmt.Errorf("%s: %w", t.name, err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitListening polls addr until it accepts a connection, the process exits
-// or ten seconds pass.
-func waitListening(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("server exited: %v", err)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("not listening after 10s")
+	return servers, env, nil
 }

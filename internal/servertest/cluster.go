@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,16 +101,19 @@ func (c *RedisCluster) create(ctx context.Context, cli string) error {
 }
 
 // WaitHealthy waits until every running node (not killed, not paused)
-// reports cluster_state:ok in CLUSTER INFO and every running replica is in
-// sync with its master (master_link_status:up, no sync in progress), or
-// until ctx ends. After a master was killed, it returns once a replica has
-// taken over its slots; after a killed node was restarted, once it has
-// rejoined (as a replica) and synced.
+// reports cluster_state:ok in CLUSTER INFO, all of them agree on the
+// cluster's layout (CLUSTER NODES: each node's role, master, slots and
+// whether it failed), and every running replica is in sync with its
+// master (master_link_status:up, no sync in progress), or until ctx ends.
+// After a master was killed, it returns once its replica has taken over
+// its slots; after a killed node was restarted, once it has rejoined (as a
+// replica) and synced.
 func (c *RedisCluster) WaitHealthy(ctx context.Context) error {
 	return waitHealthy(ctx, "redis cluster", c.health)
 }
 
 func (c *RedisCluster) health(ctx context.Context) error {
+	layout, first := "", ""
 	for _, n := range c.Nodes {
 		if !n.running() {
 			continue
@@ -121,11 +125,42 @@ func (c *RedisCluster) health(ctx context.Context) error {
 		if state := infoField(info, "cluster_state"); state != "ok" {
 			return fmt.Errorf("%s: cluster_state:%s", n.Addr(), state)
 		}
+		nodes, err := redisText(ctx, n.Addr(), "CLUSTER", "NODES")
+		if err != nil {
+			return fmt.Errorf("%s: %v", n.Addr(), err)
+		}
+		if l := clusterLayout(nodes); first == "" {
+			layout, first = l, n.Addr()
+		} else if l != layout {
+			return fmt.Errorf("%s and %s do not agree on the cluster's layout yet", first, n.Addr())
+		}
 		if err := replicaSynced(ctx, n.Addr()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// clusterLayout reduces a CLUSTER NODES reply to what every node must
+// agree on: per node, its id, role, master, whether it failed, and slots.
+func clusterLayout(nodes string) string {
+	var lines []string
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		role := "slave"
+		if hasFlag(f[2], "master") {
+			role = "master"
+		}
+		if hasFlag(f[2], "fail") {
+			role += ",fail"
+		}
+		lines = append(lines, strings.Join(append([]string{f[0], role, f[3]}, f[8:]...), " "))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // replicaSynced returns nil if the redis-server at addr is a master or a

@@ -121,9 +121,9 @@ func (s *RedisSentinel) newSentinel(dir string) (*Server, error) {
 	}
 	conf := filepath.Join(dir, "sentinel.conf")
 	text := fmt.Sprintf("bind 127.0.0.1\ndir %q\n"+
-		"sentinel monitor %s 127.0.0.1 %d 2\n"+
-		"sentinel down-after-milliseconds %[2]s %d\n"+
-		"sentinel failover-timeout %[2]s %d\n",
+		"sentinel monitor %[2]s 127.0.0.1 %[3]d 2\n"+
+		"sentinel down-after-milliseconds %[2]s %[4]d\n"+
+		"sentinel failover-timeout %[2]s %[5]d\n",
 		dir, s.Name, s.Master.Port(), sentinelDownAfter, sentinelFailoverTimeout)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
@@ -141,7 +141,8 @@ func (s *RedisSentinel) newSentinel(dir string) (*Server, error) {
 // the master is its replica and in sync, or until ctx ends. After a
 // failover it returns once the sentinels agree on the new master; after a
 // killed old master was restarted, once it has been made a replica and
-// synced.
+// synced (sentinels ask replicas for INFO every 10 s, so that can take
+// that long).
 func (s *RedisSentinel) WaitHealthy(ctx context.Context) error {
 	return waitHealthy(ctx, "redis sentinel set", s.health)
 }

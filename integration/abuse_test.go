@@ -36,6 +36,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -142,10 +143,10 @@ func parseFileEntry(b []byte) (key string, value []byte, ok bool) {
 }
 
 func openRedisAbuse(t *testing.T) *abuseStore {
-	srv := startRedisServer(t)
+	srv := servertest.StartRedis(t)
 	prefix := namespace("abuse")
-	s := openStore(t, "redis://"+srv.addr()+"/0?prefix="+prefix)
-	rc := redis.NewClient(&redis.Options{Addr: srv.addr()})
+	s := openStore(t, "redis://"+srv.Addr()+"/0?prefix="+prefix)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { rc.Close() })
 	a := &abuseStore{store: s}
 	a.entries = func(t *testing.T) []rawEntry {
@@ -172,16 +173,16 @@ func openRedisAbuse(t *testing.T) *abuseStore {
 }
 
 func openMemcachedAbuse(t *testing.T) *abuseStore {
-	srv := startMemcachedServer(t)
+	srv := servertest.StartMemcached(t)
 	prefix := namespace("abuse")
-	s := openStore(t, "memcached://"+srv.addr()+"?prefix="+prefix)
-	mc := memcache.New(srv.addr())
+	s := openStore(t, "memcached://"+srv.Addr()+"?prefix="+prefix)
+	mc := memcache.New(srv.Addr())
 	mc.Timeout = 5 * time.Second
 	a := &abuseStore{store: s}
 	a.entries = func(t *testing.T) []rawEntry {
 		t.Helper()
 		var keys []string
-		for _, k := range memcachedKeys(t, srv.addr()) {
+		for _, k := range memcachedKeys(t, srv.Addr()) {
 			// The namespace's generation counter is not an entry.
 			if strings.HasPrefix(k, prefix) && k != prefix+"gen" {
 				keys = append(keys, k)
@@ -626,13 +627,13 @@ func never(string) bool  { return false }
 // the store's own limit (no round trip) and the server's (the server says
 // "object too large") are tried.
 func TestAbuseTypedTooLarge(t *testing.T) {
-	srv := startMemcachedServer(t, "-I", "1m")
+	srv := servertest.StartMemcached(t, "-I", "1m")
 	big := strings.Repeat("0123456789abcdef", (2<<20)/16) // 2 MiB
 	tests := []struct {
 		name, url string
 	}{
-		{"store's limit", "memcached://" + srv.addr() + "?prefix=" + namespace("big-store")},
-		{"server's limit", "memcached://" + srv.addr() + "?max_item_size=8MiB&prefix=" + namespace("big-server")},
+		{"store's limit", "memcached://" + srv.Addr() + "?prefix=" + namespace("big-store")},
+		{"server's limit", "memcached://" + srv.Addr() + "?max_item_size=8MiB&prefix=" + namespace("big-server")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -686,7 +687,7 @@ func TestAbuseTypedTooLarge(t *testing.T) {
 	// everything else.
 	t.Run("refusals do not open the breaker", func(t *testing.T) {
 		ctx := t.Context()
-		c, err := echocache.NewWithConfig(openStore(t, "memcached://"+srv.addr()+"?prefix="+namespace("big-breaker")),
+		c, err := echocache.NewWithConfig(openStore(t, "memcached://"+srv.Addr()+"?prefix="+namespace("big-breaker")),
 			echocache.Config{StoreTimeout: 5 * time.Second, BreakerThreshold: 3, BreakerCooldown: time.Hour, Logger: quietLogger})
 		require.NoError(t, err)
 		for range 3 {

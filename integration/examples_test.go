@@ -308,7 +308,7 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 		if cacheURL != "" {
 			cmd.Env = append(cmd.Env, "CACHE_URL="+cacheURL)
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		servertest.KillWithParent(cmd)
 		var stderr syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
 		if err := cmd.Start(); err != nil {

@@ -14,13 +14,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,130 +27,8 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/internal/servertest"
-	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 )
-
-// cacheServer is a redis-server or memcached process that a test started
-// and controls: it can be killed with SIGKILL and restarted on its port.
-type cacheServer struct {
-	bin  string
-	path string
-	args func(port int) []string
-	port int
-
-	cmd    *exec.Cmd
-	exited chan error
-	out    *syncbuf.Buffer
-}
-
-// needServer skips the test when bin is not installed, or fails it with
-// CI=true, as servertest does.
-func needServer(t *testing.T, bin string) string {
-	t.Helper()
-	path, err := exec.LookPath(bin)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s is needed: install it (make test does): %v", bin, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// startRedisServer starts a redis-server without persistence on a free
-// port: a restarted server is empty.
-func startRedisServer(t *testing.T) *cacheServer {
-	t.Helper()
-	dir := t.TempDir()
-	return startCacheServer(t, "redis-server", func(port int) []string {
-		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
-	})
-}
-
-// startMemcachedServer starts a memcached on a free port, with extra
-// arguments (such as -I for the item size limit).
-func startMemcachedServer(t *testing.T, extra ...string) *cacheServer {
-	t.Helper()
-	return startCacheServer(t, "memcached", func(port int) []string {
-		args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "64"}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "root")
-		}
-		return append(args, extra...)
-	})
-}
-
-func startCacheServer(t *testing.T, bin string, args func(port int) []string) *cacheServer {
-	t.Helper()
-	s := &cacheServer{bin: bin, path: needServer(t, bin), args: args}
-	var lastErr error
-	for range 5 { // a free port can be taken before the server binds it
-		port, err := servertest.FreePort()
-		require.NoError(t, err)
-		s.port = port
-		if lastErr = s.launch(); lastErr == nil {
-			t.Cleanup(s.kill)
-			return s
-		}
-	}
-	t.Fatalf("starting %s: %v", bin, lastErr)
-	return nil
-}
-
-// addr is the server's host:port.
-func (s *cacheServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
-
-// launch starts the server on s.port and waits until it accepts
-// connections.
-func (s *cacheServer) launch() error {
-	cmd := exec.Command(s.path, s.args(s.port)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &syncbuf.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if err := waitListening(s.addr(), exited); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("%s on %s: %v\n%s", s.bin, s.addr(), err, out.String())
-	}
-	s.cmd, s.exited, s.out = cmd, exited, out
-	return nil
-}
-
-// kill stops the server with SIGKILL (no shutdown, no goodbye to clients)
-// and waits until the process is gone.
-func (s *cacheServer) kill() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	s.cmd = nil
-}
-
-// restart starts the server again on the same port. The port was the
-// killed server's, so only a moment's wait for the kernel may be needed.
-func (s *cacheServer) restart(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := s.launch()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarting %s on its port %d: %v", s.bin, s.port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // countingStore passes every call on to a store and counts the calls that
 // reach it, the calls that failed (neither success nor miss), and the time
@@ -289,16 +164,16 @@ func pageServer(t *testing.T, c *echocache.Cache) (base string, runs *atomic.Int
 // faultBackend is a server kind the fault tests kill and restart.
 type faultBackend struct {
 	name  string
-	start func(t *testing.T) *cacheServer
-	url   func(s *cacheServer, prefix string) string
+	start func(t *testing.T) *servertest.Server
+	url   func(s *servertest.Server, prefix string) string
 }
 
 var faultBackends = []faultBackend{
-	{"redis", startRedisServer, func(s *cacheServer, p string) string {
-		return "redis://" + s.addr() + "/0?prefix=" + p
+	{"redis", func(t *testing.T) *servertest.Server { return servertest.StartRedis(t) }, func(s *servertest.Server, p string) string {
+		return "redis://" + s.Addr() + "/0?prefix=" + p
 	}},
-	{"memcached", func(t *testing.T) *cacheServer { return startMemcachedServer(t) }, func(s *cacheServer, p string) string {
-		return "memcached://" + s.addr() + "?prefix=" + p
+	{"memcached", func(t *testing.T) *servertest.Server { return servertest.StartMemcached(t) }, func(s *servertest.Server, p string) string {
+		return "memcached://" + s.Addr() + "?prefix=" + p
 	}},
 }
 
@@ -356,7 +231,7 @@ func TestFaultRouteServerKilled(t *testing.T) {
 			require.Equal(t, "HIT", hit.header.Get("X-Cache"), "warm: the page is cached")
 			require.Equal(t, first.body, hit.body)
 
-			srv.kill()
+			srv.Kill()
 			callsBefore, failuresBefore := cs.calls.Load(), cs.failures.Load()
 			startDead := time.Now()
 			for range faultDeadCalls {
@@ -369,7 +244,7 @@ func TestFaultRouteServerKilled(t *testing.T) {
 			assertBreakerSpared(t, cs, callsBefore, failuresBefore, time.Since(startDead), faultDeadCalls)
 			assert.GreaterOrEqual(t, c.Stats().StoreErrors, uint64(faultDeadCalls), "every request counts a store error (failed or skipped)")
 
-			srv.restart(t)
+			require.NoError(t, srv.Restart())
 			callsBefore = cs.calls.Load()
 			missBodies := map[string]bool{}
 			deadline := time.Now().Add(20 * time.Second)
@@ -423,7 +298,7 @@ func TestFaultTypedServerKilled(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "7 squared is 49 (run #1)", sq, "warm: the result is memoized")
 
-			srv.kill()
+			srv.Kill()
 			callsBefore, failuresBefore := cs.calls.Load(), cs.failures.Load()
 			startDead := time.Now()
 			for i := range faultDeadCalls {
@@ -440,7 +315,7 @@ func TestFaultTypedServerKilled(t *testing.T) {
 			require.Error(t, err, "a Strict call sees that the store is unavailable")
 			assert.NotErrorIs(t, err, echocache.ErrNotFound)
 
-			srv.restart(t)
+			require.NoError(t, srv.Restart())
 			deadline := time.Now().Add(20 * time.Second)
 			for cached := false; !cached; {
 				before := loads.Load()

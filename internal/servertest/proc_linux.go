@@ -17,7 +17,8 @@ func KillWithParent(cmd *exec.Cmd) {
 
 // ownProcessGroup starts cmd in a process group of its own, so that a
 // Ctrl-C at the terminal, which signals the whole foreground group, stops
-// the tests but leaves the servers to be stopped by whoever started them.
+// the tests but leaves the servers to be stopped by whoever started them
+// (they die with it at the latest: KillWithParent).
 func ownProcessGroup(cmd *exec.Cmd) {
 	sysProcAttr(cmd).Setpgid = true
 }

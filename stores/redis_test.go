@@ -8,11 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +18,6 @@ import (
 
 	"github.com/echocache/echocache/internal/faultproxy"
 	"github.com/echocache/echocache/internal/servertest"
-	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
 	"github.com/echocache/echocache/stores/storetest"
 )
@@ -436,40 +431,14 @@ func TestRedisHungServer(t *testing.T) {
 	assert.Less(t, time.Since(start), 450*time.Millisecond, "the context deadline did not bound Get")
 }
 
-// privateRedis starts a redis-server of the test's own, listening only on
-// a unix socket in a temporary directory, with extra config arguments
-// (limits the shared server must not have), and returns a client on it.
-// The server is killed when the test ends.
+// privateRedis starts a redis-server of the test's own with extra config
+// arguments (limits the shared server must not have), and returns a client
+// on it. The server is killed when the test ends.
 func privateRedis(t *testing.T, args ...string) *redis.Client {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "redis-server is needed: install it (make test does): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "redis.sock")
-	cmd := exec.Command(bin, append([]string{"--port", "0", "--unixsocket", sock, "--save", "", "--appendonly", "no", "--dir", dir}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out := &syncbuf.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
-	c := redis.NewClient(&redis.Options{Network: "unix", Addr: sock, MaxRetries: -1})
+	srv := servertest.StartRedis(t, args...)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })
-	require.Eventually(t, func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("redis-server %v exited: %s", args, out.String())
-		default:
-		}
-		return c.Ping(t.Context()).Err() == nil
-	}, 10*time.Second, 10*time.Millisecond, "redis-server on %s did not answer: %s", sock, out)
 	return c
 }
 

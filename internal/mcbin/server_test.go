@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -199,7 +198,7 @@ func (s *testServer) Addr() string { return s.addr }
 func (s *testServer) Restart() error {
 	cmd := exec.Command("memcached", s.args...)
 	cmd.Env = append(os.Environ(), s.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	servertest.KillWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -46,7 +46,9 @@ func launcher(t *testing.T, script string) (cmd *exec.Cmd, dir string) {
 	}
 	dir = t.TempDir()
 	cmd = exec.Command(os.Args[0], "sh", "-c", `env > "$TEST_DIR/env.tmp" && mv "$TEST_DIR/env.tmp" "$TEST_DIR/env" && `+script)
-	cmd.Env = append(os.Environ(), runAsMain+"=1", "TEST_DIR="+dir)
+	// TMPDIR: the servers' directory goes away with the test's, even when
+	// the launcher is killed before it can remove it.
+	cmd.Env = append(os.Environ(), runAsMain+"=1", "TEST_DIR="+dir, "TMPDIR="+dir)
 	for _, v := range vars { // the launcher's own, not the ones of make test
 		cmd.Env = append(cmd.Env, v+"=")
 	}

@@ -337,6 +337,12 @@ func (c *Cache) record(parent context.Context, err error) {
 		return // the caller gave up; not the store's fault
 	}
 	c.storeError(err)
+	if errors.Is(err, stores.ErrNodeDown) {
+		// One server of a store spread over several failed: its keys miss,
+		// the other servers' keys are served. The store's own per-server
+		// breaker skips it; ours stays as it is for the whole store.
+		return
+	}
 	th := c.cfg.BreakerThreshold
 	if th == 0 {
 		th = DefaultBreakerThreshold
@@ -432,7 +438,7 @@ func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]b
 	}
 	v, err := s.GetMany(sctx, keys)
 	done(err)
-	return v, err
+	return v, err // with stores.ErrNodeDown, v holds the healthy servers' values
 }
 
 func (c *Cache) storeSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {

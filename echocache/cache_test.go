@@ -221,3 +221,38 @@ func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 	require.Zero(t, c.Stats().StoreErrors, "a refusal is not a store error")
 	require.EqualValues(t, 5, c.Stats().Bypasses[BypassTooLarge], "values too large are counted as bypasses")
 }
+
+// A store spread over several servers reports one dead server with a
+// stores.NodeError: its keys miss, and the breaker stays closed so that the
+// keys of the healthy servers keep being served.
+func TestBreakerIgnoresNodeErrors(t *testing.T) {
+	s := newMWTestStore()
+	s.local = false
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour, LogInterval: time.Hour})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	s.setFail(&stores.NodeError{Node: "127.0.0.1:1", Err: errMWStoreDown})
+	for i := 0; i < 10; i++ {
+		_, err := c.storeGet(ctx, "k")
+		require.ErrorIs(t, err, stores.ErrNodeDown, "call %d", i)
+		require.ErrorIs(t, err, errMWStoreDown, "call %d keeps its cause", i)
+	}
+	require.Zero(t, c.openUntil.Load(), "node errors must not open the breaker")
+	require.EqualValues(t, 10, c.Stats().StoreErrors, "node errors are counted")
+
+	// A failure of the whole store still opens it.
+	s.setFail(errMWStoreDown)
+	for i := 0; i < 2; i++ {
+		_, _ = c.storeGet(ctx, "k")
+	}
+	_, err = c.storeGet(ctx, "k")
+	require.ErrorIs(t, err, ErrStoreUnavailable)
+}
+
+func TestNodeErrorMessage(t *testing.T) {
+	err := error(&stores.NodeError{Node: "10.0.0.1:11211", Keys: []string{"a"}, Err: errMWStoreDown})
+	require.Equal(t, "stores: server 10.0.0.1:11211: "+errMWStoreDown.Error(), err.Error())
+	require.ErrorIs(t, fmt.Errorf("wrapped: %w", err), stores.ErrNodeDown)
+	require.Equal(t, "stores: server x: unavailable", (&stores.NodeError{Node: "x"}).Error())
+}

@@ -451,6 +451,10 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 // call is [Strict]. A key holding a value that a T cannot hold is absent
 // too and kept in the store; a Strict call returns those mismatches,
 // joined, with the map of the usable values (see [TypeMismatchError]).
+// When one server of a store spread over several fails
+// ([stores.ErrNodeDown]), the values held by the other servers are
+// returned and that server's keys are absent; a Strict call also returns
+// the error.
 func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOption) (map[string]T, error) {
 	o := applyOptions(opts)
 	out := make(map[string]T, len(keys))
@@ -465,10 +469,11 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 		skeys[i] = valuePrefix + k
 	}
 	found, err := c.storeGetMany(ctx, skeys)
-	if err != nil {
+	if err != nil && !errors.Is(err, stores.ErrNodeDown) {
 		c.stats.misses.Add(uint64(len(keys)))
 		return out, failOpenErr(err, o)
 	}
+	nodeErr := err // the values of the servers that answered are in found
 	var corrupt []string
 	var mismatches []error
 	codec := c.codec()
@@ -496,8 +501,8 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	if len(corrupt) > 0 {
 		_ = c.storeDelete(ctx, corrupt...)
 	}
-	if o.strict && len(mismatches) > 0 {
-		return out, errors.Join(mismatches...)
+	if o.strict && (len(mismatches) > 0 || nodeErr != nil) {
+		return out, errors.Join(append(mismatches, nodeErr)...)
 	}
 	return out, nil
 }

@@ -11,7 +11,7 @@ GO ?= go
 PKGS ?= ./...
 PEERS = cd integration/peers &&
 
-.PHONY: test vet cross bench fuzz
+.PHONY: test vet cross bench bench-peers fuzz
 
 test:
 	GO=$(GO) ./scripts/with-servers.sh sh -c '$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout 12m $(PKGS) && $(PEERS) $(GO) vet ./... && $(GO) test -race -count=1 ./...'
@@ -27,10 +27,23 @@ cross:
 	GOOS=darwin $(GO) vet $(PKGS)
 	GOOS=windows $(GO) build $(PKGS)
 
-# make bench: every benchmark once, against real servers, then the peers.
+# make bench: every Go benchmark once, against real servers.
 bench:
 	GO=$(GO) ./scripts/with-servers.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
-	$(PEERS) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# make bench-peers: echocache, the limits and its peers, each in a server
+# process of its own on loopback, driven by wrk in interleaved rounds; prints
+# one markdown table (integration/peers/cmd/bench-peers). Installs wrk with
+# apt-get when run as root. BENCH_PEERS_FLAGS passes flags, such as
+# -rounds 10 or -systems echo,echocache-memory.
+BENCH_PEERS_FLAGS ?=
+bench-peers:
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  echo "bench-peers: installing wrk" && export DEBIAN_FRONTEND=noninteractive && \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
+	  { echo "bench-peers: wrk missing and cannot install (not root or no apt-get)" >&2; exit 1; }
+	$(PEERS) $(GO) build -o /dev/null ./cmd/bench-peers
+	GO=$(GO) ./scripts/with-servers.sh sh -c '$(PEERS) exec $(GO) run ./cmd/bench-peers $(BENCH_PEERS_FLAGS)'
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./echocache

@@ -162,12 +162,13 @@ func TestWriteTable(t *testing.T) {
 		return Sample{ReqPerSec: rps, P50: 500 * time.Microsecond, P99: 2 * time.Millisecond, Requests: 1000, CPU: 20 * time.Millisecond}
 	}
 	rows := []Row{
-		{static, 2048, []Sample{s(20000), s(10000), s(21000)}},
-		{mem, 2048, []Sample{s(19000), s(19500), s(5000)}},
-		{bare, 2048, []Sample{s(10000)}},
-		{onRedis, 2048, []Sample{s(9000), s(9600)}},
+		{System: static, Size: 2048, Samples: []Sample{s(20000), s(10000), s(21000)}},
+		{System: mem, Size: 2048, Samples: []Sample{s(19000), s(19500), s(5000)}},
+		{System: bare, Size: 2048, Samples: []Sample{s(10000)}},
+		{System: onRedis, Size: 2048, Samples: []Sample{s(9000), s(9600)}},
 	}
 	rows[3].Samples[1].Errors = "Non-2xx or 3xx responses: 3"
+	rows[3].Builds = 2
 	var b strings.Builder
 	if err := WriteTable(&b, rows); err != nil {
 		t.Fatal(err)
@@ -177,6 +178,7 @@ func TestWriteTable(t *testing.T) {
 		"| 2 KiB | `github.com/echocache/echocache` | route cache, memory store | 19,000 | 500 µs | 2.00 ms | 20.0 | 0.95 | 0.95 |",
 		"| 2 KiB | `github.com/echocache/echocache` | route cache, redis store | 9,300 | 500 µs | 2.00 ms | 20.0 | 0.47 | 0.93 |",
 		"- echocache-redis, 2 KiB, round 2: Non-2xx or 3xx responses: 3",
+		"- echocache-redis, 2 KiB: the handler built the page 2 times (want 1)",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("WriteTable() lacks %q; wrote:\n%s", want, b.String())

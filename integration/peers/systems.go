@@ -3,8 +3,10 @@ package peers
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -91,15 +93,15 @@ var Systems = []System{
 	{Key: "echo", Module: "github.com/labstack/echo/v4", What: "static Echo handler (the limit)",
 		Store: StoreNone, Builds: everyTime, start: startEchoStatic},
 	{Key: "echocache-memory", Module: "github.com/echocache/echocache", What: "route cache, memory store",
-		Store: StoreMemory, Limit: "echo", Builds: once, start: echocacheOn(openMemory)},
+		Store: StoreMemory, Limit: "echo", Builds: once, start: echocacheOn(StoreMemory, openMemory)},
 	{Key: "go-redis", Module: "github.com/redis/go-redis/v9", What: "handler doing a bare GET (the redis limit)",
 		Store: StoreRedis, Builds: once, start: startBareRedis},
 	{Key: "echocache-redis", Module: "github.com/echocache/echocache", What: "route cache, redis store",
-		Store: StoreRedis, Limit: "go-redis", Builds: once, start: echocacheOn(openRedis)},
+		Store: StoreRedis, Limit: "go-redis", Builds: once, start: echocacheOn(StoreRedis, openRedis)},
 	{Key: "gomemcache", Module: "github.com/bradfitz/gomemcache", What: "handler doing a bare Get (the memcached limit)",
 		Store: StoreMemcached, Builds: once, start: startBareMemcached},
 	{Key: "echocache-memcached", Module: "github.com/echocache/echocache", What: "route cache, memcached store",
-		Store: StoreMemcached, Limit: "gomemcache", Builds: once, start: echocacheOn(openMemcached)},
+		Store: StoreMemcached, Limit: "gomemcache", Builds: once, start: echocacheOn(StoreMemcached, openMemcached)},
 	{Key: "echo-http-cache", Module: "github.com/SporkHubr/echo-http-cache", What: "route middleware, memory adapter (LRU)",
 		Store: StoreMemory, Limit: "echo", Builds: once, start: startEchoHTTPCache},
 	{Key: "http-cache", Module: "github.com/victorspringer/http-cache", What: "net/http middleware via echo.WrapMiddleware, memory adapter (LRU)",
@@ -147,8 +149,8 @@ func startEchoStatic(o *origin, _ Env) (server, error) {
 }
 
 // echocacheOn serves the page through echocache's route cache on the store
-// open returns.
-func echocacheOn(open func(env Env) (stores.Store, error)) func(*origin, Env) (server, error) {
+// open returns (name is its kind, for the log).
+func echocacheOn(name string, open func(env Env) (stores.Store, error)) func(*origin, Env) (server, error) {
 	return func(o *origin, env Env) (server, error) {
 		store, err := open(env)
 		if err != nil {
@@ -160,7 +162,14 @@ func echocacheOn(open func(env Env) (stores.Store, error)) func(*origin, Env) (s
 				return nil, err
 			}
 		}
-		c := echocache.New(store)
+		// Store errors (a call past StoreTimeout on a loaded machine) go to
+		// stderr: each one sends a request to the handler (fail-open).
+		logger := log.New(os.Stderr, "echocache on "+name+": ", log.LstdFlags)
+		c, err := echocache.NewWithConfig(store, echocache.Config{Logger: echocache.LoggerFunc(logger.Printf)})
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
 		s := newEcho(c.Cached(TTL)(o.echoHandler), store.Close)
 		s.e.GET(RunsPath, o.runsHandler)
 		return s, nil

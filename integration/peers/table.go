@@ -14,6 +14,9 @@ type Row struct {
 	System  System
 	Size    int
 	Samples []Sample
+	// Builds is how many times the handler had built the page after the
+	// rounds, or -1 where it was not asked.
+	Builds int
 }
 
 // ReqPerSec is the median of the rounds' requests per second.
@@ -51,8 +54,8 @@ func median(samples []Sample, f func(Sample) float64) float64 {
 // its module path) and page size, the medians over the rounds of req/s,
 // p50 and p99 latency and server CPU per request, and req/s as a ratio to
 // the static Echo handler and to the system's limit (its store's bare
-// client, or its server's static handler). Runs where wrk saw errors are
-// listed under the table.
+// client, or its server's static handler). Runs where wrk saw errors, and
+// caches that built the page more than once, are listed under the table.
 func WriteTable(w io.Writer, rows []Row) error {
 	find := func(key string, size int) (Row, bool) {
 		for _, r := range rows {
@@ -87,6 +90,9 @@ func WriteTable(w io.Writer, rows []Row) error {
 			sizeName(r.Size), r.System.Module, r.System.What, thousands(r.ReqPerSec()),
 			latency(time.Duration(p50)), latency(time.Duration(p99)),
 			float64(r.CPUPerRequest())/float64(time.Microsecond), toStatic, ratio(r, r.System.Limit))
+		if r.Builds > 1 && r.System.Builds(2) == 1 {
+			notes = append(notes, fmt.Sprintf("- %s, %s: the handler built the page %d times (want 1): a store call failed or timed out and the handler answered", r.System.Key, sizeName(r.Size), r.Builds))
+		}
 		for i, s := range r.Samples {
 			if s.Errors != "" {
 				notes = append(notes, fmt.Sprintf("- %s, %s, round %d: %s", r.System.Key, sizeName(r.Size), i+1, s.Errors))
@@ -94,7 +100,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 		}
 	}
 	if len(notes) > 0 {
-		b.WriteString("\nwrk reported errors:\n\n" + strings.Join(notes, "\n") + "\n")
+		b.WriteString("\nNotes:\n\n" + strings.Join(notes, "\n") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

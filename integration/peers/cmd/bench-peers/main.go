@@ -245,7 +245,7 @@ func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size i
 	}
 	rows := make([]peers.Row, len(procs))
 	for i, p := range procs {
-		rows[i] = peers.Row{System: p.sys, Size: size}
+		rows[i] = peers.Row{System: p.sys, Size: size, Builds: -1}
 	}
 	for round := range cfg.rounds {
 		fmt.Fprintf(os.Stderr, "bench-peers: %s: round %d of %d\n", sizeName(size), round+1, cfg.rounds)
@@ -257,18 +257,14 @@ func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size i
 			rows[i].Samples = append(rows[i].Samples, s)
 		}
 	}
-	// Every request under load was a hit: the page was still built once.
-	for _, p := range procs {
-		if p.sys.Builds(2) != 1 {
-			continue
-		}
+	// Whether every request under load was a hit: a cache that built the
+	// page more than once is noted under the table.
+	for i, p := range procs {
 		n, err := peers.Runs(client, p.url)
 		if err != nil {
 			return nil, err
 		}
-		if n != 1 {
-			return nil, fmt.Errorf("%s: the handler built the page %d times under load; want 1", p.sys.Key, n)
-		}
+		rows[i].Builds = n
 	}
 	return rows, nil
 }

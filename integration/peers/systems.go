@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/url"
@@ -291,6 +292,10 @@ func startSouin(o *origin, _ Env) (server, error) {
 	}
 	s := newEcho(mw(o.echoHandler))
 	s.e.GET(RunsPath, o.runsHandler)
+	// On every hit net/http logs a superfluous WriteHeader (echo.Response
+	// writes a status after souin has written the cached response); the
+	// line would flood the output and charge souin's row for writing it.
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	return s, nil
 }
 

@@ -91,7 +91,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 			latency(time.Duration(p50)), latency(time.Duration(p99)),
 			float64(r.CPUPerRequest())/float64(time.Microsecond), toStatic, ratio(r, r.System.Limit))
 		if r.Builds > 1 && r.System.Builds(2) == 1 {
-			notes = append(notes, fmt.Sprintf("- %s, %s: the handler built the page %d times (want 1): a store call failed or timed out and the handler answered", r.System.Key, sizeName(r.Size), r.Builds))
+			notes = append(notes, fmt.Sprintf("- %s, %s: the handler built the page %d times (want 1): a store call failed (or was abandoned with a request wrk dropped at the end of a run) and the request fell through to the handler", r.System.Key, sizeName(r.Size), r.Builds))
 		}
 		for i, s := range r.Samples {
 			if s.Errors != "" {

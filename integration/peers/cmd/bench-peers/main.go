@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	bench-peers [-rounds 3] [-duration 4s] [-connections 16] [-systems k1,k2] [-cpuprofile dir]
+//	bench-peers [-rounds 6] [-duration 2s] [-connections 16] [-systems k1,k2] [-cpuprofile dir]
 //
 // On a machine with two or more CPUs each server runs on CPU 1 with
 // GOMAXPROCS=1 and wrk (one thread) on CPU 0, through taskset; redis and
@@ -40,8 +40,8 @@ func main() {
 		serve       = flag.String("serve", "", "serve the system with this key (server mode)")
 		size        = flag.Int("size", 2048, "server mode: page size in bytes")
 		prefix      = flag.String("prefix", "", "server mode: key prefix in shared stores")
-		rounds      = flag.Int("rounds", 3, "rounds of every system")
-		duration    = flag.Duration("duration", 4*time.Second, "length of one wrk run")
+		rounds      = flag.Int("rounds", 6, "rounds of every system")
+		duration    = flag.Duration("duration", 2*time.Second, "length of one wrk run")
 		connections = flag.Int("connections", 16, "wrk connections")
 		systems     = flag.String("systems", "", "comma-separated system keys (default: all)")
 		cpuprofile  = flag.String("cpuprofile", "", "directory for a CPU profile of every server")

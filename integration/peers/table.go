@@ -87,15 +87,15 @@ func WriteTable(w io.Writer, rows []Row) error {
 			toStatic = "1.00"
 		}
 		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s | %.1f | %s | %s |\n",
-			sizeName(r.Size), r.System.Module, r.System.What, thousands(r.ReqPerSec()),
+			SizeName(r.Size), r.System.Module, r.System.What, thousands(r.ReqPerSec()),
 			latency(time.Duration(p50)), latency(time.Duration(p99)),
 			float64(r.CPUPerRequest())/float64(time.Microsecond), toStatic, ratio(r, r.System.Limit))
 		if r.Builds > 1 && r.System.Builds(2) == 1 {
-			notes = append(notes, fmt.Sprintf("- %s, %s: the handler built the page %d times (want 1): a store call failed (or was abandoned with a request wrk dropped at the end of a run) and the request fell through to the handler", r.System.Key, sizeName(r.Size), r.Builds))
+			notes = append(notes, fmt.Sprintf("- %s, %s: the handler built the page %d times (want 1): a store call failed (or was abandoned with a request wrk dropped at the end of a run) and the request fell through to the handler", r.System.Key, SizeName(r.Size), r.Builds))
 		}
 		for i, s := range r.Samples {
 			if s.Errors != "" {
-				notes = append(notes, fmt.Sprintf("- %s, %s, round %d: %s", r.System.Key, sizeName(r.Size), i+1, s.Errors))
+				notes = append(notes, fmt.Sprintf("- %s, %s, round %d: %s", r.System.Key, SizeName(r.Size), i+1, s.Errors))
 			}
 		}
 	}
@@ -106,7 +106,8 @@ func WriteTable(w io.Writer, rows []Row) error {
 	return err
 }
 
-func sizeName(n int) string {
+// SizeName names a page size: "2 KiB", "64 KiB", or bytes.
+func SizeName(n int) string {
 	if n%1024 == 0 {
 		return strconv.Itoa(n/1024) + " KiB"
 	}

@@ -99,13 +99,15 @@ type benchConfig struct {
 
 // proc is one server process.
 type proc struct {
-	sys  peers.System
-	size int
-	cmd  *exec.Cmd
-	url  string
+	sys peers.System
+	cmd *exec.Cmd
+	url string
 }
 
 func runBench(cfg benchConfig) error {
+	if cfg.rounds < 1 || cfg.connections < 1 || cfg.duration < time.Second {
+		return fmt.Errorf("-rounds %d, -connections %d, -duration %s: want at least 1, 1 and 1s", cfg.rounds, cfg.connections, cfg.duration)
+	}
 	wrk, err := exec.LookPath("wrk")
 	if err != nil {
 		return errors.New("wrk is not installed (make bench-peers installs it with apt-get when run as root)")
@@ -137,7 +139,7 @@ func runBench(cfg benchConfig) error {
 		return err
 	}
 	fmt.Printf("%s, %d CPUs, %s, wrk %s; %d rounds of %s per system, interleaved; %s\n\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), wrkArgs(cfg, "URL"), cfg.rounds, cfg.duration, pinNote(serverCPU, loadCPU))
+		cpuModel(), runtime.NumCPU(), runtime.Version(), strings.Join(wrkArgs(cfg.connections, cfg.duration, "URL"), " "), cfg.rounds, cfg.duration, pinNote(serverCPU, loadCPU))
 	if err := peers.WriteTable(os.Stdout, rows); err != nil {
 		return err
 	}
@@ -193,8 +195,10 @@ func pinned(cpu string, name string, args ...string) *exec.Cmd {
 	return exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 }
 
-func wrkArgs(cfg benchConfig, url string) string {
-	return strings.Join([]string{"-t1", fmt.Sprintf("-c%d", cfg.connections), "-d" + cfg.duration.String(), "--latency", url}, " ")
+// wrkArgs are wrk's arguments for one run: one thread, so that wrk keeps
+// to its CPU.
+func wrkArgs(connections int, d time.Duration, url string) []string {
+	return []string{"-t1", fmt.Sprintf("-c%d", connections), "-d" + d.String(), "--latency", url}
 }
 
 func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size int, serverCPU, loadCPU string) ([]peers.Row, error) {
@@ -224,8 +228,7 @@ func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size i
 		if err != nil {
 			return peers.Sample{}, err
 		}
-		args := strings.Fields(wrkArgs(benchConfig{connections: cfg.connections, duration: d}, p.url+peers.PagePath))
-		out, err := pinned(loadCPU, wrk, args...).CombinedOutput()
+		out, err := pinned(loadCPU, wrk, wrkArgs(cfg.connections, d, p.url+peers.PagePath)...).CombinedOutput()
 		if err != nil {
 			return peers.Sample{}, fmt.Errorf("wrk against %s: %v\n%s", p.sys.Key, err, out)
 		}
@@ -237,7 +240,7 @@ func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size i
 		s.CPU = cpu1 - cpu0
 		return s, err
 	}
-	fmt.Fprintf(os.Stderr, "bench-peers: %s: warm-up\n", sizeName(size))
+	fmt.Fprintf(os.Stderr, "bench-peers: %s: warm-up\n", peers.SizeName(size))
 	for _, p := range procs {
 		if _, err := run(p, time.Second); err != nil {
 			return nil, err
@@ -248,7 +251,7 @@ func benchSize(cfg benchConfig, self, wrk string, systems []peers.System, size i
 		rows[i] = peers.Row{System: p.sys, Size: size, Builds: -1}
 	}
 	for round := range cfg.rounds {
-		fmt.Fprintf(os.Stderr, "bench-peers: %s: round %d of %d\n", sizeName(size), round+1, cfg.rounds)
+		fmt.Fprintf(os.Stderr, "bench-peers: %s: round %d of %d\n", peers.SizeName(size), round+1, cfg.rounds)
 		for i, p := range procs {
 			s, err := run(p, cfg.duration)
 			if err != nil {
@@ -284,7 +287,7 @@ func startProc(cfg benchConfig, self string, sys peers.System, size int, cpu str
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{sys: sys, size: size, cmd: cmd}
+	p := &proc{sys: sys, cmd: cmd}
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -336,5 +339,3 @@ func cpuModel() string {
 	}
 	return "unknown CPU"
 }
-
-func sizeName(n int) string { return fmt.Sprintf("%d KiB", n/1024) }

@@ -163,10 +163,15 @@ func echocacheOn(name string, open func(env Env) (stores.Store, error)) func(*or
 				return nil, err
 			}
 		}
-		// Store errors (a call past StoreTimeout on a loaded machine) go to
-		// stderr: each one sends a request to the handler (fail-open).
+		// Store errors go to stderr: each one sends a request to the handler
+		// (fail-open). StoreTimeout is longer than its default (250ms) so
+		// that a stall of the loaded machine does not: a hit costs the same
+		// whatever the timeout.
 		logger := log.New(os.Stderr, "echocache on "+name+": ", log.LstdFlags)
-		c, err := echocache.NewWithConfig(store, echocache.Config{Logger: echocache.LoggerFunc(logger.Printf)})
+		c, err := echocache.NewWithConfig(store, echocache.Config{
+			Logger:       echocache.LoggerFunc(logger.Printf),
+			StoreTimeout: 5 * time.Second,
+		})
 		if err != nil {
 			store.Close()
 			return nil, err

@@ -44,6 +44,33 @@ func ExampleCache_Cached() {
 	// HIT rendered 1 time(s)
 }
 
+// HEAD from the cache: Echo routes each method apart, so a route that
+// should answer HEAD is registered for both; a GET-only route answers HEAD
+// with Echo's 405, cached or not.
+func ExampleCache_Cached_head() {
+	store, _ := stores.NewMemory(stores.MemoryConfig{})
+	cache := echocache.New(store)
+	e := echo.New()
+	page := func(c echo.Context) error { return c.String(http.StatusOK, "Beautiful is better than ugly.") }
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/", page, cache.Cached(time.Minute))
+	e.GET("/get-only", page, cache.Cached(time.Minute))
+
+	for _, r := range [][2]string{
+		{http.MethodGet, "/"}, {http.MethodHead, "/"},
+		{http.MethodGet, "/get-only"}, {http.MethodHead, "/get-only"},
+	} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(r[0], r[1], nil))
+		fmt.Printf("%s %s: %d X-Cache=%q Content-Length=%q\n", r[0], r[1], rec.Code,
+			rec.Header().Get("X-Cache"), rec.Header().Get(echo.HeaderContentLength))
+	}
+	// Output:
+	// GET /: 200 X-Cache="MISS" Content-Length=""
+	// HEAD /: 200 X-Cache="HIT" Content-Length="30"
+	// GET /get-only: 200 X-Cache="MISS" Content-Length=""
+	// HEAD /get-only: 405 X-Cache="" Content-Length=""
+}
+
 // A view defined elsewhere, wrapped when it is registered (the
 // walkthrough's modular views), and a whole group (a blueprint) on a cache
 // that gets its store later (init_app).

@@ -36,7 +36,8 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 	}
 	lk.nonce, lk.hasNonce = e.nonce, true
 	if !m.matches(ec, kb, pageKey, e) {
-		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
+		lk.vary = e.varyNames()
+		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, lk.vary)
 		variantKey := string(kb.b)
 		raw, memo, err = c.storeView(ctx, viewer, variantKey)
 		if err != nil {
@@ -132,26 +133,16 @@ func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
 // awaitOther waits, after another process took the page's lock, for the
 // page to appear in the store, until LockTimeout. done reports whether the
 // request was answered (from the store, or with ctx's error).
-func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *routeFlight) (done bool, err error) {
+func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *flightTurn) (done bool, err error) {
 	ctx := ec.Request().Context()
 	if m.st.onWait != nil {
 		m.st.onWait()
 	}
 	served := false
 	pollStore(ctx, m.cfg.LockTimeout, func() bool {
-		now := m.clock()
 		var lk lookup
-		e := m.lookup(&lk, ctx, ec, kb, m.cache.viewer(), pageKey, now)
-		switch lk.state {
-		case lookFresh:
-			m.cache.stats.hits.Add(1)
-			f.entry = e.raw
-			served, err = true, m.serve(ec, e, StatusHit, now, ec.Response())
-			return true
-		case lookFailed:
-			return true // the store cannot tell: run the handler
-		}
-		return false
+		served, err = m.serveFresh(ec, kb, pageKey, &lk, t)
+		return served || lk.state == lookFailed // failed: the store cannot tell, run the handler
 	})
 	if served {
 		return true, err
@@ -160,6 +151,19 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, f *rou
 		return true, ctx.Err()
 	}
 	return false, nil
+}
+
+// serveFresh looks the page up and, when it is fresh, serves it as a hit
+// and publishes it to t's flight.
+func (m *routeMW) serveFresh(ec echo.Context, kb *keyBuf, pageKey string, lk *lookup, t *flightTurn) (bool, error) {
+	now := m.clock()
+	e := m.lookup(lk, ec.Request().Context(), ec, kb, m.cache.viewer(), pageKey, now)
+	if lk.state != lookFresh {
+		return false, nil
+	}
+	m.cache.stats.hits.Add(1)
+	t.entry, t.vary = e.raw, e.varyNames()
+	return true, m.serve(ec, e, StatusHit, now, ec.Response())
 }
 
 // headerWriter is where a cached response is written: the echo.Response, or

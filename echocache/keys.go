@@ -265,12 +265,13 @@ func appendLower(dst []byte, s string) []byte {
 	return dst
 }
 
-// appendVaryValue appends one request header named by a vary list. An
-// absent header and an empty one give different keys.
+// appendVaryValue appends one request header named by a vary list, in
+// every spelling of its name (see headerValues). An absent header and an
+// empty one give different keys.
 func appendVaryValue(dst []byte, h http.Header, name string) []byte {
 	dst = append(dst, 0)
 	dst = append(dst, name...)
-	vs, ok := h[name]
+	vs, ok := headerValues(h, name)
 	if !ok {
 		return append(dst, '!')
 	}
@@ -311,10 +312,9 @@ func canonicalNames(names []string) []string {
 	return slices.Compact(out)
 }
 
-// responseVary returns the header names of a response's Vary headers,
-// canonical and sorted, and whether one of them is "*".
-func responseVary(h http.Header) (names []string, star bool) {
-	vs := h[echo.HeaderVary]
+// responseVary returns the header names of a response's Vary header
+// values, canonical and sorted, and whether one of them is "*".
+func responseVary(vs []string) (names []string, star bool) {
 	if len(vs) == 0 {
 		return nil, false
 	}

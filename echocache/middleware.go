@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,15 +45,21 @@ const (
 // Bypass reasons counted in Stats.Bypasses by the route middleware.
 const (
 	BypassNoStore       = "no-store"      // the Cache has no store yet (before Init)
-	BypassMethod        = "method"        // not GET or HEAD
+	BypassMethod        = "method"        // not GET or HEAD, or a HEAD the route does not serve
+	BypassBody          = "body"          // a GET with content, which its answer may depend on
 	BypassAuthorization = "authorization" // the request has Authorization
 	BypassUnless        = "unless"        // RouteConfig.Unless returned true
 	BypassKey           = "key"           // RouteConfig.KeyFunc returned ""
 	BypassHead          = "head"          // a HEAD request missed (HEAD responses are not stored)
+	BypassConditional   = "conditional"   // a miss with Range, If-Range or a precondition (If-None-Match, ...)
 	BypassError         = "error"         // the handler returned an error
 	BypassPanic         = "panic"         // the handler panicked
 	BypassNoResponse    = "no-response"   // the handler wrote nothing
 	BypassHijacked      = "hijacked"      // the handler hijacked the connection
+	BypassContext       = "context"       // the request's context ended before the handler returned
+	BypassWriteError    = "write-error"   // a write or flush to the client failed
+	BypassLength        = "length"        // the body differs from the Content-Length the handler declared
+	BypassTrailer       = "trailer"       // the response has trailers, which are not stored
 	BypassStatus        = "status"        // status not in RouteConfig.AllowedStatuses
 	BypassSetCookie     = "set-cookie"    // the response sets a cookie
 	BypassCacheControl  = "cache-control" // Cache-Control no-store, private or no-cache
@@ -68,13 +75,25 @@ const (
 // @cache.cached, with HTTP semantics that do not leak one client's response
 // to another.
 //
+// A page is stored only when it is the whole, final answer a plain request
+// for its key gets: never a response to a request with Range, If-Range or
+// a precondition (RFC 9110, 13.1), nor one the handler did not finish
+// cleanly (an error, a panic, a failed write to the client, a body that
+// differs from its declared Content-Length) or finished after the
+// request's context ended (the client went away, a deadline such as
+// echo's ContextTimeout passed). Header names are read in any case.
+//
 // What the middleware cannot know: a handler that reads the request's
 // cookies (a session, say) and renders per-user content without setting a
 // cookie, Cache-Control: private or Vary: Cookie is declaring that page
 // public, and it is shared like any other. Put such routes outside the
 // cache, mark their responses private, add "Cookie" to VaryHeaders, or key
 // them per user with KeyFunc. Requests with Authorization are never shared
-// unless AllowAuthorization says so.
+// unless AllowAuthorization says so. Likewise a handler that turns a
+// failure of its own (a timeout it set on a query, say) into a normal
+// answer must say so with SetTTL(c, 0), and middleware.Recover belongs
+// outside the cache (e.Use it first): a panic it recovers inside the cache
+// after the handler wrote looks like a finished response.
 type RouteConfig struct {
 	// Skipper defines a function to skip the middleware entirely.
 	// Optional. Default value middleware.DefaultSkipper.
@@ -124,7 +143,9 @@ type RouteConfig struct {
 	// Optional. Default value nil.
 	VaryHeaders []string
 
-	// AllowedStatuses are the response statuses that are stored.
+	// AllowedStatuses are the response statuses that are stored. They must
+	// be final statuses that answer a plain request whole: 1xx, 206, 304
+	// and 416 are refused.
 	// Optional. Default value []int{200}.
 	AllowedStatuses []int
 
@@ -170,8 +191,21 @@ type RouteConfig struct {
 	// Optional. Default value 0 (off).
 	StaleWhileRevalidate time.Duration
 
-	// StaleIfError is how long after its TTL a page is served, marked
-	// STALE, in place of a handler error or a 5xx response.
+	// StaleIfError is how long after its TTL a page is still served,
+	// marked STALE, in place of a failure (RFC 5861's stale-if-error).
+	// Failures are:
+	//   - an error the handler returns that Echo's DefaultHTTPErrorHandler
+	//     answers with a 5xx: any error but an *echo.HTTPError with a code
+	//     below 500 (that handler does not unwrap errors, so
+	//     fmt.Errorf("...: %w", echo.ErrNotFound) is a 500 to it, and a
+	//     failure here, while echo.ErrNotFound itself is an answer);
+	//   - a response the handler writes with a 5xx status. It is held back
+	//     until the handler returns, unless the handler flushes it or
+	//     writes more than MaxBodySize, which sends it to the client as it
+	//     is.
+	// A 4xx response or *echo.HTTPError is an answer and goes to the
+	// client; a panic goes on up the chain. A failure replaced by the stale
+	// page does not reach Echo's error handler; Stats.StaleHits counts it.
 	// Optional. Default value 0 (off).
 	StaleIfError time.Duration
 
@@ -179,7 +213,10 @@ type RouteConfig struct {
 	// run the handler of a missing page once: the others wait for the page
 	// to appear, for at most LockTimeout, then run the handler themselves.
 	// It is also the lifetime of the lock. Within one process, concurrent
-	// misses always run the handler once, lock or not.
+	// misses of a page variant always run the handler once, lock or not,
+	// and share its page; when that response cannot be shared (an error, a
+	// panic, a cookie, private), they take turns rather than all run at
+	// once (see Cached).
 	// Optional. Default value 0 (no cross-process lock).
 	LockTimeout time.Duration
 
@@ -201,14 +238,29 @@ var DefaultRouteConfig = RouteConfig{
 }
 
 // Cached returns middleware that caches GET responses for ttl (0 means the
-// Cache's DefaultTTL), Flask-Cache's @cache.cached(timeout=ttl). HEAD
-// requests are answered from the GET's page (headers, no body); a HEAD that
-// misses runs the handler and stores nothing. Pages are keyed by host, path
-// and canonical query (see RouteConfig). Use it on a route, a group, e.Use,
-// or around one handler:
+// Cache's DefaultTTL), Flask-Cache's @cache.cached(timeout=ttl). Pages are
+// keyed by host, path and canonical query (see RouteConfig). Use it on a
+// route, a group, e.Use, or around one handler:
 //
 //	e.GET("/", views.Zen, cache.Cached(10*time.Second))
 //	e.GET("/", cache.Cached(10*time.Second)(views.Zen))
+//
+// HEAD is answered from the GET's page (headers, no body) on routes that
+// serve HEAD; a HEAD that misses runs the handler and stores nothing. Echo
+// routes each method apart and answers a HEAD to a GET-only route with 405
+// Method Not Allowed, cached or not, so register both methods to get it:
+//
+//	e.Match([]string{http.MethodGet, http.MethodHead}, "/", views.Zen, cache.Cached(10*time.Second))
+//
+// Concurrent misses of one page variant run the handler once and are all
+// served its page. When its response cannot be shared, the waiters take
+// turns: after a failure (an error, a panic, a 5xx, a response cut short)
+// one waiter runs the handler at a time, so that a failing backend sees
+// one request per page, not a herd; after a whole answer that was the
+// request's own (a cookie, private, a status not stored) one more may run
+// per such answer. No waiter ever gets another request's private response.
+// Once a page's Vary headers are known, requests of each variant wait for
+// their own.
 func (c *Cache) Cached(ttl time.Duration) echo.MiddlewareFunc {
 	cfg := DefaultRouteConfig
 	cfg.TTL = ttl
@@ -286,8 +338,13 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 		cfg.AllowedStatuses = []int{http.StatusOK}
 	}
 	for _, s := range cfg.AllowedStatuses {
-		if s < 100 || s > 999 {
+		switch {
+		case s < 100 || s > 999:
 			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: bad status %d", s)
+		case s < 200:
+			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: %d is informational, not a final response", s)
+		case s == http.StatusPartialContent || s == http.StatusNotModified || s == http.StatusRequestedRangeNotSatisfiable:
+			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: %d answers a range or conditional request, never the whole page", s)
 		}
 	}
 	if cfg.MaxBodySize == 0 {
@@ -364,32 +421,125 @@ func (st *routeState) allKeyings() []keying {
 	return out
 }
 
-// routeFlight is one miss being computed in this process. Requests for the
-// same page wait for it; entry is set, before done closes, only when the
-// leader's response was stored (or storable).
+// routeFlight is the misses of one page variant in this process. At most
+// limit of its requests run the handler at once, each holding a turn; the
+// others wait in a queue. A runner whose response was stored (or
+// storable) publishes it and ends the flight: every waiter is served from
+// it. A runner that ends any other way hands its turn to the oldest
+// waiter, so that a handler that fails, panics or is cut short runs again
+// for one waiter at a time, never for all of them at once, and no waiter
+// ever sees another's response. When the response was whole but could not
+// be shared (a cookie, private, a status not stored), each such answer
+// lets one more waiter run alongside (slow start): waiters that each need
+// an answer of their own get it without a herd. A failure brings the limit
+// back to one.
 type routeFlight struct {
-	done  chan struct{}
-	entry []byte
+	done  chan struct{} // closed when entry is published
+	entry []byte        // the published entry
+	vary  []string      // the Vary names of the published response
+
+	// Guarded by routeState.mu.
+	running int             // requests holding a turn
+	limit   int             // turns at once
+	queue   []chan struct{} // waiters, oldest first; a turn is sent on theirs
 }
 
-func (st *routeState) join(key string) (*routeFlight, bool) {
+// flightTurn is what a runner reports when its turn ends.
+type flightTurn struct {
+	entry []byte   // set when the response is shared
+	vary  []string // its Vary names
+	whole bool     // a complete answer that could not be shared
+}
+
+// enter joins the flight of key, starting it if there is none. It returns
+// a nil channel when the caller holds a turn; otherwise the caller waits
+// (await) for a turn on the channel, or for the flight's entry.
+func (st *routeState) enter(key string) (*routeFlight, chan struct{}) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if f, ok := st.flights[key]; ok {
-		return f, false
+	f := st.flights[key]
+	if f == nil {
+		f = &routeFlight{done: make(chan struct{}), limit: 1}
+		st.flights[key] = f
 	}
-	f := &routeFlight{done: make(chan struct{})}
-	st.flights[key] = f
-	return f, true
+	if f.running < f.limit {
+		f.running++
+		return f, nil
+	}
+	turn := make(chan struct{}, 1)
+	f.queue = append(f.queue, turn)
+	return f, turn
 }
 
-func (st *routeState) finish(key string, f *routeFlight) {
+// await waits for a turn or the flight's entry. It reports whether the
+// caller holds a turn; false means f.entry is published. When ctx ends
+// first it leaves the queue (handing on a turn it was given meanwhile) and
+// returns ctx's error.
+func (st *routeState) await(ctx context.Context, key string, f *routeFlight, turn chan struct{}) (bool, error) {
+	select {
+	case <-f.done:
+		return false, nil
+	case <-turn:
+		select {
+		case <-f.done:
+			// Published while the turn was on its way: no need to run.
+			st.mu.Lock()
+			f.running--
+			st.handOn(key, f)
+			st.mu.Unlock()
+			return false, nil
+		default:
+			return true, nil
+		}
+	case <-ctx.Done():
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if i := slices.Index(f.queue, turn); i >= 0 {
+			f.queue = slices.Delete(f.queue, i, i+1)
+		} else if len(turn) > 0 {
+			<-turn
+			f.running--
+			st.handOn(key, f)
+		}
+		return false, ctx.Err()
+	}
+}
+
+// leave ends a turn: it publishes t's entry, or hands the turn on.
+func (st *routeState) leave(key string, f *routeFlight, t *flightTurn) {
 	st.mu.Lock()
-	if st.flights[key] == f {
+	defer st.mu.Unlock()
+	f.running--
+	if t.entry != nil {
+		if st.flights[key] == f {
+			delete(st.flights, key)
+			f.entry, f.vary = t.entry, t.vary
+			f.queue = nil
+			close(f.done)
+		}
+		return
+	}
+	if t.whole {
+		f.limit++
+	} else {
+		f.limit = 1
+	}
+	st.handOn(key, f)
+}
+
+// handOn gives free turns to the oldest waiters, and drops the flight once
+// nobody is left in it. st.mu is held.
+func (st *routeState) handOn(key string, f *routeFlight) {
+	for f.running < f.limit && len(f.queue) > 0 {
+		turn := f.queue[0]
+		f.queue[0] = nil
+		f.queue = f.queue[1:]
+		f.running++
+		turn <- struct{}{}
+	}
+	if f.running == 0 && len(f.queue) == 0 && st.flights[key] == f {
 		delete(st.flights, key)
 	}
-	st.mu.Unlock()
-	close(f.done)
 }
 
 // clock returns the time a lookup compares entries with, in unix
@@ -422,6 +572,7 @@ type lookup struct {
 	buf      entry  // where lookup decodes entries without a memo
 	nonce    uint64 // the page's nonce, when a page record exists
 	hasNonce bool
+	vary     []string // the page record's Vary names, when it is another variant
 }
 
 // handle is the middleware.
@@ -436,11 +587,15 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	}
 	c.adoptEchoLogger(ec)
 	req := ec.Request()
-	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+	if req.Method != http.MethodGet && (req.Method != http.MethodHead || !servesHead(ec)) {
 		c.countBypass(BypassMethod)
 		return next(ec)
 	}
-	if !m.cfg.AllowAuthorization && len(req.Header[echo.HeaderAuthorization]) > 0 {
+	if req.ContentLength != 0 {
+		c.countBypass(BypassBody)
+		return next(ec)
+	}
+	if !m.cfg.AllowAuthorization && hasHeader(req.Header, echo.HeaderAuthorization) {
 		c.countBypass(BypassAuthorization)
 		return next(ec)
 	}
@@ -500,6 +655,30 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	return m.miss(ec, next, kb, pageKey, &lk, e)
 }
 
+// servesHead reports whether Echo routed a HEAD request to the route its
+// GET goes to, so that the GET's page is what the route would answer. A
+// route registered for GET only gets Echo's 405 handler for HEAD (with the
+// Allow list in the context), or, in a group with middleware, the group's
+// catch-all 404; a request before routing (e.Pre) or that matched no
+// route has no path. Answering any of those from the cache would change
+// what the route answers. It routes the request once more, for HEAD only.
+func servesHead(ec echo.Context) bool {
+	e := ec.Echo()
+	if e == nil || ec.Path() == "" || ec.Get(echo.ContextKeyHeaderAllow) != nil {
+		return false
+	}
+	req := ec.Request()
+	router := e.Router()
+	if hosts := e.Routers(); len(hosts) > 0 {
+		if r, ok := hosts[req.Host]; ok {
+			router = r
+		}
+	}
+	probe := e.NewContext(req, nil)
+	router.Find(http.MethodGet, echo.GetPath(req), probe)
+	return probe.Path() == ec.Path()
+}
+
 // miss handles a request that found no usable page. (A separate function, so
 // that the hit path's lookup stays on the stack.)
 // e is the expired entry lookup found, if any.
@@ -513,50 +692,87 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		stale = new(entry)
 		*stale = *e
 	}
-	if req.Method == http.MethodHead {
+	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
+	pass := ""
+	switch {
+	case req.Method == http.MethodHead:
 		// A HEAD response has no body to store, and a handler may answer
 		// HEAD differently; only GET fills the cache.
+		pass = BypassHead
+	case isConditional(req.Header):
+		// Its answer (206, 304, or a 200 chosen by the condition) is not
+		// the page a plain request gets. Hits answer If-None-Match from
+		// the page, and Range with the whole page.
+		pass = BypassConditional
+	}
+	if pass != "" {
 		c.stats.misses.Add(1)
-		c.countBypass(BypassHead)
-		return m.run(ec, next, missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, noStore: true}, nil)
+		c.countBypass(pass)
+		params.noStore = true
+		return m.run(ec, next, params, nil)
 	}
 
-	// One miss per page and variant known before the handler runs.
-	kb.b = appendHostPart(append(kb.b[:0], pageKey...), ec, m.keying.custom)
-	kb.b = appendVaryValues(kb.b, req.Header, m.vary, nil)
-	flightKey := string(kb.b)
-	f, leader := m.st.join(flightKey)
-	if !leader {
-		if m.st.onWait != nil {
-			m.st.onWait()
-		}
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if f.entry != nil {
-			// The leader's own encoding, handed over in-process.
-			if e, err := decodeEntry(f.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
-				c.stats.hits.Add(1)
-				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
+	// One miss per page and variant: the flight key holds the configured
+	// vary headers and, once a response of the page told them, its Vary
+	// headers.
+	vary := lk.vary
+	if vary == nil && e != nil {
+		vary = e.varyNames()
+	}
+	moved := false
+	for {
+		kb.b = appendHostPart(append(kb.b[:0], pageKey...), ec, m.keying.custom)
+		kb.b = appendVaryValues(kb.b, req.Header, m.vary, vary)
+		flightKey := string(kb.b)
+		f, wait := m.st.enter(flightKey)
+		if wait != nil {
+			if m.st.onWait != nil {
+				m.st.onWait()
+			}
+			turn, err := m.st.await(ctx, flightKey, f, wait)
+			if err != nil {
+				return err
+			}
+			if !turn {
+				// The runner's own encoding, handed over in-process.
+				if e, err := decodeEntry(f.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
+					c.stats.hits.Add(1)
+					return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
+				}
+				if !moved && !slices.Equal(f.vary, vary) {
+					// Another variant, whose Vary names are now known:
+					// wait with the requests of this one.
+					vary, moved = f.vary, true
+					continue
+				}
+				c.stats.misses.Add(1)
+				return m.run(ec, next, params, nil)
 			}
 		}
-		// The leader's response could not be shared (not cacheable, an
-		// error, a panic, another variant): run the handler ourselves.
-		c.stats.misses.Add(1)
-		return m.run(ec, next, missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}, nil)
-	}
-	defer m.st.finish(flightKey, f)
-
-	if m.cfg.LockTimeout > 0 {
-		release, acquired := c.lock(ctx, flightKey, m.cfg.LockTimeout)
-		if acquired {
-			defer release()
-		} else if done, err := m.awaitOther(ec, kb, pageKey, f); done {
-			return err
+		t := &flightTurn{}
+		defer m.st.leave(flightKey, f, t)
+		if moved {
+			// The runner of this variant may have stored it and left
+			// before this request joined.
+			var again lookup
+			if served, err := m.serveFresh(ec, kb, pageKey, &again, t); served {
+				return err
+			}
+			if again.hasNonce {
+				// Store this variant beside the others of the page.
+				params.nonce, params.hasNonce = again.nonce, true
+			}
 		}
+
+		if m.cfg.LockTimeout > 0 {
+			release, acquired := c.lock(ctx, flightKey, m.cfg.LockTimeout)
+			if acquired {
+				defer release()
+			} else if done, err := m.awaitOther(ec, kb, pageKey, t); done {
+				return err
+			}
+		}
+		c.stats.misses.Add(1)
+		return m.run(ec, next, params, t)
 	}
-	c.stats.misses.Add(1)
-	return m.run(ec, next, missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}, f)
 }

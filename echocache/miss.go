@@ -77,9 +77,9 @@ func Tag(c echo.Context, tags ...string) {
 }
 
 // run runs the handler for a miss, streams its response to the client while
-// capturing it, and stores it when every rule allows. f, when not nil, is
-// the in-process flight to publish the stored entry to.
-func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *routeFlight) error {
+// capturing it, and stores it when every rule allows. t, when not nil, is
+// the turn in a flight the outcome is reported to.
+func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *flightTurn) error {
 	c := m.cache
 	res := ec.Response()
 	h := res.Header()
@@ -90,8 +90,9 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *r
 		return next(ec)
 	}
 	before := h.Clone()
+	ctx := ec.Request().Context()
 	parent, _ := ec.Get(routeRequestKey).(*routeRequest)
-	rr := &routeRequest{cache: c, ctx: ec.Request().Context(), parent: parent}
+	rr := &routeRequest{cache: c, ctx: ctx, parent: parent}
 	ec.Set(routeRequestKey, rr)
 	orig := res.Writer
 	cw := &captureWriter{
@@ -112,6 +113,7 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *r
 	}()
 	err := next(ec)
 	finished = true
+	ended := contextEnded(ctx, ec.Request().Context())
 
 	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && isFailure(err)) {
 		// stale-if-error: the client gets the stale page, not the failure.
@@ -139,31 +141,66 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, f *r
 	if p.noStore {
 		return nil
 	}
-	reason, ttl := m.storable(ec, cw, rr)
+	reason, ttl := m.storable(ec, cw, rr, ended)
 	if reason != "" {
 		c.countBypass(reason)
+		if t != nil {
+			t.whole = wholeAnswer(reason, cw.status)
+		}
 		return nil
 	}
 	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr, ttl)
-	if f != nil {
-		f.entry = rec
+	if t != nil {
+		t.entry, t.vary = rec, cw.vary
 	}
 	// The page record and the variant record are the same bytes; see keys.go.
 	items := map[string][]byte{p.pageKey: rec, variantKey: rec}
-	if err := c.storeSetMany(context.WithoutCancel(ec.Request().Context()), items, ttl); err == nil {
+	if err := c.storeSetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
 		c.stats.stores.Add(1)
 	}
 	return nil
 }
 
-// isFailure reports whether a handler error is a failure stale-if-error
-// covers: anything but an echo.HTTPError below 500 (a 404 is an answer).
-func isFailure(err error) bool {
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		return he.Code >= 500
+// contextEnded reports whether a request's context ended while the handler
+// ran: the client went away, or a deadline passed, and the handler may
+// have cut its answer short. before is the context the handler was given;
+// after, the request's context when it returned, which inner middleware
+// such as echo's ContextTimeout replaces (and cancels on its way out, so
+// only its deadline counts).
+func contextEnded(before, after context.Context) bool {
+	if before.Err() != nil {
+		return true
+	}
+	return after != before && errors.Is(after.Err(), context.DeadlineExceeded)
+}
+
+// wholeAnswer reports whether a response not stored for reason was still
+// a complete answer, one that its own request needed (a cookie, private, a
+// 404), as opposed to a failure (an error, a 5xx, a response cut short).
+func wholeAnswer(reason string, status int) bool {
+	switch reason {
+	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError:
+		return false
+	case BypassStatus:
+		return status < 500
 	}
 	return true
+}
+
+// isFailure reports whether a handler error is a failure stale-if-error
+// covers: one that Echo's DefaultHTTPErrorHandler answers with a 5xx. That
+// is any error but an *echo.HTTPError with a code below 500, looked at as
+// that handler does: the error itself (a wrapped one is a 500 to it), or
+// the *echo.HTTPError in its Internal.
+func isFailure(err error) bool {
+	he, ok := err.(*echo.HTTPError)
+	if !ok {
+		return true
+	}
+	if in, ok := he.Internal.(*echo.HTTPError); ok {
+		he = in
+	}
+	return he.Code >= 500
 }
 
 // resetHeader makes h what it was in before.
@@ -179,13 +216,18 @@ func resetHeader(h, before http.Header) {
 }
 
 // storable returns why a captured response must not be stored, or "" and
-// the TTL to store it for.
-func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest) (string, time.Duration) {
+// the TTL to store it for. ended tells that the request's context ended
+// while the handler ran.
+func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest, ended bool) (string, time.Duration) {
 	switch {
 	case cw.hijacked:
 		return BypassHijacked, 0
 	case !cw.wroteHeader:
 		return BypassNoResponse, 0
+	case ended:
+		return BypassContext, 0
+	case cw.failed:
+		return BypassWriteError, 0
 	case !slices.Contains(m.cfg.AllowedStatuses, cw.status):
 		return BypassStatus, 0
 	case cw.setCookie:
@@ -196,6 +238,10 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest)
 		return BypassCacheControl, 0
 	case cw.overflow || int64(len(cw.body)) > math.MaxUint32:
 		return BypassTooLarge, 0
+	case !lengthMatches(cw.contentLength, len(cw.body)):
+		return BypassLength, 0
+	case cw.trailer || hasTrailers(ec.Response().Header()):
+		return BypassTrailer, 0
 	case rr.tagErr:
 		return BypassTagError, 0
 	case !replayable(cw.captured):
@@ -209,6 +255,30 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest)
 		return BypassFilter, 0
 	}
 	return "", ttl
+}
+
+// lengthMatches reports whether every Content-Length a handler declared is
+// the length of the body it wrote. A shorter body is one net/http cuts the
+// connection on; a longer one it refuses to send.
+func lengthMatches(declared []string, n int) bool {
+	for _, v := range declared {
+		d, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || d != int64(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasTrailers reports whether a response header holds trailer values set
+// after the header was written (http.TrailerPrefix).
+func hasTrailers(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // replayable reports whether every header would decode from an entry.
@@ -281,17 +351,6 @@ func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr 
 		body:       cw.body,
 	})
 	return rec, string(kb.b), storeTTL
-}
-
-// hasHeader looks name up case-insensitively, for headers a handler set
-// on the map directly.
-func hasHeader(h http.Header, name string) bool {
-	for k, vs := range h {
-		if len(vs) > 0 && strings.EqualFold(k, name) {
-			return true
-		}
-	}
-	return false
 }
 
 func addSat(a, b int64) int64 {

@@ -2,6 +2,7 @@ package echocache
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -134,6 +136,31 @@ func TestCachedStaleIfError(t *testing.T) {
 			wantCode: 404, wantErr: true, status: StatusMiss,
 		},
 		{
+			name: "ok, echo.ErrServiceUnavailable serves the stale page", after: 15 * time.Second,
+			handler:  func(c echo.Context) error { return echo.ErrServiceUnavailable },
+			wantCode: 200, wantBody: "v1", status: StatusStale,
+		},
+		{
+			name: "ok, a wrapped 404 is a 500 to Echo, so a failure", after: 15 * time.Second,
+			handler:  func(c echo.Context) error { return fmt.Errorf("find page: %w", echo.ErrNotFound) },
+			wantCode: 200, wantBody: "v1", status: StatusStale,
+		},
+		{
+			name: "nok, a 500 HTTPError with a 403 inside is a 403 to Echo", after: 15 * time.Second,
+			handler:  func(c echo.Context) error { return echo.ErrInternalServerError.WithInternal(echo.ErrForbidden) },
+			wantCode: 403, wantErr: true, status: StatusMiss,
+		},
+		{
+			name: "nok, a 404 response is an answer", after: 15 * time.Second,
+			handler:  func(c echo.Context) error { return c.String(http.StatusNotFound, "gone") },
+			wantCode: 404, wantBody: "gone", status: StatusMiss,
+		},
+		{
+			name: "nok, a panic goes on up the chain", after: 15 * time.Second,
+			handler:  func(c echo.Context) error { panic("handler panics") },
+			wantCode: 500, wantErr: true, status: StatusMiss,
+		},
+		{
 			name: "nok, past the window the error goes through", after: 75 * time.Second,
 			handler:  func(c echo.Context) error { return errRouteTest },
 			wantCode: 500, wantErr: true, status: StatusMiss,
@@ -185,6 +212,7 @@ func TestCachedStaleIfError(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				env := newRouteEnv(t, open(t))
+				env.e.Use(middleware.Recover())
 				var handled []error
 				env.e.HTTPErrorHandler = func(err error, c echo.Context) {
 					handled = append(handled, err)

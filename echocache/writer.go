@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -17,6 +18,10 @@ import (
 // to the client and keeps a copy of it (status, the headers the handler
 // set, and the body up to max bytes). With hold set it keeps a 5xx response
 // back, so that a stale page can be served in its place.
+//
+// Every header rule reads names in any case: a handler may assign the
+// header map directly (h["cache-control"] = ...), which net/http sends as
+// it is.
 type captureWriter struct {
 	http.ResponseWriter
 	before       http.Header // the header before the handler ran
@@ -28,15 +33,18 @@ type captureWriter struct {
 	held        bool
 	hijacked    bool
 	overflow    bool
+	failed      bool // a write or flush to the client failed or was short
 	status      int
 	body        []byte
 
 	// Captured when the header was written.
-	captured     http.Header // what the handler added or changed
-	cacheControl []string
-	vary         []string
-	varyStar     bool
-	setCookie    bool
+	captured      http.Header // what the handler added or changed
+	cacheControl  []string
+	vary          []string
+	varyStar      bool
+	setCookie     bool
+	trailer       bool     // the response declares trailers
+	contentLength []string // the Content-Length the handler declared
 }
 
 // notStored are never stored: per-connection, per-message or ours.
@@ -51,12 +59,35 @@ func (w *captureWriter) WriteHeader(code int) {
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response (103 Early Hints, say): the final
+		// response follows, and it is the one that is stored.
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
 	w.wroteHeader = true
 	w.status = code
 	h := w.ResponseWriter.Header()
 	w.captured = http.Header{}
+	var varyValues []string
 	for k, vs := range h {
-		if notStored[textproto.CanonicalMIMEHeaderKey(k)] || k == w.statusHeader {
+		name := textproto.CanonicalMIMEHeaderKey(k)
+		switch name {
+		case echo.HeaderCacheControl:
+			w.cacheControl = append(w.cacheControl, vs...)
+		case echo.HeaderSetCookie:
+			w.setCookie = w.setCookie || len(vs) > 0
+		case echo.HeaderVary:
+			varyValues = append(varyValues, vs...)
+		case echo.HeaderContentLength:
+			w.contentLength = append(w.contentLength, vs...)
+		case "Trailer":
+			w.trailer = w.trailer || len(vs) > 0
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			w.trailer = true
+		}
+		if notStored[name] || name == w.statusHeader {
 			continue
 		}
 		if b, ok := w.before[k]; ok && slices.Equal(b, vs) {
@@ -64,9 +95,7 @@ func (w *captureWriter) WriteHeader(code int) {
 		}
 		w.captured[k] = slices.Clone(vs)
 	}
-	w.cacheControl = slices.Clone(h[echo.HeaderCacheControl])
-	w.setCookie = len(h[echo.HeaderSetCookie]) > 0
-	w.vary, w.varyStar = responseVary(h)
+	w.vary, w.varyStar = responseVary(varyValues)
 	if w.hold && code >= 500 {
 		w.held = true
 		return
@@ -91,7 +120,18 @@ func (w *captureWriter) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	return w.ResponseWriter.Write(b)
+	return w.write(b)
+}
+
+// write passes b to the client, noting a failed or short write: the client
+// has not received what was captured, and the handler may have stopped
+// short because of it.
+func (w *captureWriter) write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	if err != nil || n < len(b) {
+		w.failed = true
+	}
+	return n, err
 }
 
 // release sends a held response on after all.
@@ -99,7 +139,7 @@ func (w *captureWriter) release() {
 	w.held = false
 	w.ResponseWriter.WriteHeader(w.status)
 	if len(w.body) > 0 {
-		_, _ = w.ResponseWriter.Write(w.body)
+		_, _ = w.write(w.body)
 	}
 }
 
@@ -108,7 +148,11 @@ func (w *captureWriter) FlushError() error {
 	if w.held {
 		w.release()
 	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		w.failed = true
+	}
+	return err
 }
 
 // Flush implements http.Flusher.

@@ -2,7 +2,7 @@
 // handlers are methods of a struct, one per HTTP method. GET / caches one
 // method (30 seconds); under /view the whole view, every route of the
 // struct, is cached (50 seconds). POST is never cached, even there: only
-// GET and HEAD responses are stored.
+// GET responses are stored.
 //
 //	go run ./examples/method-view
 //	curl http://127.0.0.1:5000/ http://127.0.0.1:5000/view

@@ -57,10 +57,14 @@ func runRouteBench(b *testing.B, e *echo.Echo) {
 	runRouteBenchTarget(b, e, "/page")
 }
 
-// runRouteBenchTarget is runRouteBench for another target.
-func runRouteBenchTarget(b *testing.B, e *echo.Echo, target string) {
+// runRouteBenchTarget is runRouteBench for another target; hdr holds
+// request header name/value pairs.
+func runRouteBenchTarget(b *testing.B, e *echo.Echo, target string, hdr ...string) {
 	b.Helper()
 	req := httptest.NewRequest(http.MethodGet, target, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
 	var body bytes.Buffer
 	w := newServerWriter(&body)
 	e.ServeHTTP(w, req) // warm-up; fills the cache for BenchmarkHit
@@ -86,18 +90,26 @@ func BenchmarkStatic(b *testing.B) {
 	runRouteBench(b, e)
 }
 
-// BenchmarkHit serves the same handler's page from the memory store.
-func BenchmarkHit(b *testing.B) {
+// hitBenchEcho returns an app that serves GET /page with routeBenchHandler,
+// cached in a memory store.
+func hitBenchEcho(b *testing.B) (*echo.Echo, *Cache) {
+	b.Helper()
 	store, err := stores.NewMemory(stores.MemoryConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	b.Cleanup(func() { _ = store.Close() })
 	c := New(store)
 	e := echo.New()
 	// Wrapped at registration: echo v4 applies route-level middleware on
 	// every request, which would add its closure to the measurement.
 	e.GET("/page", c.Cached(time.Hour)(routeBenchHandler))
+	return e, c
+}
+
+// BenchmarkHit serves the same handler's page from the memory store.
+func BenchmarkHit(b *testing.B) {
+	e, c := hitBenchEcho(b)
 	runRouteBench(b, e)
 	if got := c.Stats().Hits; got < uint64(b.N) {
 		b.Fatalf("Stats().Hits = %d; want at least %d", got, b.N)
@@ -107,13 +119,25 @@ func BenchmarkHit(b *testing.B) {
 // BenchmarkHitQuery is BenchmarkHit with a query string already in
 // canonical form (the common case), which the key takes as it is.
 func BenchmarkHitQuery(b *testing.B) {
-	store, err := stores.NewMemory(stores.MemoryConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	c := New(store)
-	e := echo.New()
-	e.GET("/page", c.Cached(time.Hour)(routeBenchHandler))
+	e, _ := hitBenchEcho(b)
 	runRouteBenchTarget(b, e, "/page?id=42&page=3&sort=asc")
+}
+
+// BenchmarkHitBrowser is BenchmarkHit with the request headers a browser
+// sends, which the rules that read request headers in any case walk.
+func BenchmarkHitBrowser(b *testing.B) {
+	e, _ := hitBenchEcho(b)
+	runRouteBenchTarget(b, e, "/page",
+		"Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"Accept-Encoding", "gzip, deflate, br, zstd",
+		"Accept-Language", "en-GB,en;q=0.5",
+		"Connection", "keep-alive",
+		"Cookie", "theme=dark; consent=1",
+		"Referer", "https://example.com/",
+		"Sec-Fetch-Dest", "document",
+		"Sec-Fetch-Mode", "navigate",
+		"Sec-Fetch-Site", "same-origin",
+		"Upgrade-Insecure-Requests", "1",
+		"User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+	)
 }

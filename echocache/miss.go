@@ -168,10 +168,7 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 // such as echo's ContextTimeout replaces (and cancels on its way out, so
 // only its deadline counts).
 func contextEnded(before, after context.Context) bool {
-	if before.Err() != nil {
-		return true
-	}
-	return after != before && errors.Is(after.Err(), context.DeadlineExceeded)
+	return before.Err() != nil || errors.Is(after.Err(), context.DeadlineExceeded)
 }
 
 // wholeAnswer reports whether a response not stored for reason was still

@@ -253,14 +253,14 @@ var DefaultRouteConfig = RouteConfig{
 //	e.Match([]string{http.MethodGet, http.MethodHead}, "/", views.Zen, cache.Cached(10*time.Second))
 //
 // Concurrent misses of one page variant run the handler once and are all
-// served its page. When its response cannot be shared, the waiters take
-// turns: after a failure (an error, a panic, a 5xx, a response cut short)
-// one waiter runs the handler at a time, so that a failing backend sees
-// one request per page, not a herd; after a whole answer that was the
-// request's own (a cookie, private, a status not stored) one more may run
-// per such answer. No waiter ever gets another request's private response.
-// Once a page's Vary headers are known, requests of each variant wait for
-// their own.
+// served its page; once a page's Vary headers are known, the requests of
+// each variant wait for their own. When the response cannot be shared,
+// the waiters take turns. After a failure (a panic, a 5xx response or
+// error, a response cut short) one waiter runs the handler at a time, so
+// that a failing backend sees one request per page, not a herd. After a
+// whole answer that was the request's own (a cookie, private, a status not
+// stored, a 4xx error) one more may run per such answer. No waiter ever
+// gets a response that was not stored.
 func (c *Cache) Cached(ttl time.Duration) echo.MiddlewareFunc {
 	cfg := DefaultRouteConfig
 	cfg.TTL = ttl
@@ -429,10 +429,10 @@ func (st *routeState) allKeyings() []keying {
 // waiter, so that a handler that fails, panics or is cut short runs again
 // for one waiter at a time, never for all of them at once, and no waiter
 // ever sees another's response. When the response was whole but could not
-// be shared (a cookie, private, a status not stored), each such answer
-// lets one more waiter run alongside (slow start): waiters that each need
-// an answer of their own get it without a herd. A failure brings the limit
-// back to one.
+// be shared (a cookie, private, a status not stored, an error that is an
+// answer such as echo.ErrNotFound), each such answer lets one more waiter
+// run alongside (slow start): waiters that each need an answer of their
+// own get it without a herd. A failure brings the limit back to one.
 type routeFlight struct {
 	done  chan struct{} // closed when entry is published
 	entry []byte        // the published entry

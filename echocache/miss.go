@@ -133,6 +133,9 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 	}
 	if err != nil {
 		c.countBypass(BypassError)
+		if t != nil {
+			t.whole = !isFailure(err) // a 404, say, is the request's answer
+		}
 		if p.refresh {
 			c.logf("background refresh of %s: %v", ec.Request().URL, err)
 		}

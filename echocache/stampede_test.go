@@ -211,6 +211,13 @@ func TestCachedStampedeHandoff(t *testing.T) {
 			maxAtOnce: 1,
 		},
 		{
+			name: "nok, every run answers echo.ErrNotFound: slow start",
+			run: func(c echo.Context, i int64) error {
+				return echo.ErrNotFound
+			},
+			maxAtOnce: n / 2,
+		},
+		{
 			name: "nok, every answer sets its own cookie: slow start",
 			run: func(c echo.Context, i int64) error {
 				c.SetCookie(&http.Cookie{Name: "sid", Value: strconv.FormatInt(i, 10)})

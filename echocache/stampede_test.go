@@ -175,6 +175,7 @@ func TestCachedStampedeHandoff(t *testing.T) {
 		run       func(c echo.Context, i int64) error
 		wantCalls int64 // 0: n
 		maxAtOnce int
+		own       bool // every request gets an answer of its own
 	}{
 		{
 			name: "ok, the leader panics, the next runner's page is shared",
@@ -225,7 +226,15 @@ func TestCachedStampedeHandoff(t *testing.T) {
 			},
 			// A turn is added per answer, so at most half the requests
 			// run at once.
-			maxAtOnce: n / 2,
+			maxAtOnce: n / 2, own: true,
+		},
+		{
+			name: "nok, every answer is private: slow start",
+			run: func(c echo.Context, i int64) error {
+				c.Response().Header().Set(echo.HeaderCacheControl, "private")
+				return c.String(http.StatusOK, strconv.FormatInt(i, 10))
+			},
+			maxAtOnce: n / 2, own: true,
 		},
 	}
 	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
@@ -254,10 +263,15 @@ func TestCachedStampedeHandoff(t *testing.T) {
 				}
 				assert.Equal(t, want, env.calls.Load(), "handler runs")
 				assert.LessOrEqual(t, running.max(), tt.maxAtOnce, "most runs at once")
+				bodies := map[string]bool{}
 				for i, rec := range recs {
 					if cookies := rec.Result().Cookies(); len(cookies) > 0 {
 						assert.Equal(t, rec.Body.String(), cookies[0].Value, "request %d got its own cookie", i)
 					}
+					bodies[rec.Body.String()] = true
+				}
+				if tt.own {
+					assert.Len(t, bodies, n, "every request got its own answer")
 				}
 			})
 		}
@@ -420,4 +434,35 @@ func TestCachedStampedeWaiterCancelled(t *testing.T) {
 	rec := <-leaderDone
 	require.Equal(t, "leader", rec.Body.String())
 	assert.Equal(t, StatusHit, env.do(http.MethodGet, "/s").Header().Get("X-Cache"))
+}
+
+// A request with Authorization neither waits for a miss of its page nor is
+// waited for: it runs the handler for itself at once.
+func TestCachedStampedeAuthorization(t *testing.T) {
+	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
+		env := newRouteEnv(t, open(t))
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		env.e.GET("/s", env.counted(func(c echo.Context) error {
+			if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+				close(entered)
+				<-release
+				return c.String(http.StatusOK, "public")
+			}
+			return c.String(http.StatusOK, "for "+c.Request().Header.Get(echo.HeaderAuthorization))
+		}), env.c.CachedWithConfig(env.cfg(time.Minute)))
+		routeStateOf(env.c).onWait = func() { t.Error("a request waited") }
+
+		leader := make(chan *httptest.ResponseRecorder)
+		go func() { leader <- env.do(http.MethodGet, "/s") }()
+		<-entered
+		for _, user := range []string{"Bearer a", "Bearer b"} {
+			rec := env.do(http.MethodGet, "/s", echo.HeaderAuthorization, user)
+			assert.Equal(t, "for "+user, rec.Body.String(), "ran at once, for itself")
+		}
+		close(release)
+		assert.Equal(t, "public", (<-leader).Body.String())
+		assert.Equal(t, "for Bearer a", env.do(http.MethodGet, "/s", echo.HeaderAuthorization, "Bearer a").Body.String(),
+			"nok, a request with Authorization never gets the stored page")
+	})
 }

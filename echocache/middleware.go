@@ -157,7 +157,13 @@ type RouteConfig struct {
 	// AllowAuthorization lets requests that carry an Authorization header
 	// use the cache. Only enable it for pages that are the same for every
 	// user.
-	// Optional. Default value false: such requests bypass the cache.
+	// Optional. Default value false: such requests bypass the cache, and
+	// their responses are never stored (RFC 9111, 3.5). A request whose
+	// Authorization code set in the header map under a non-canonical name
+	// (which Header.Get does not read) may still be answered from a page
+	// stored for others, which is as public as that page is, but its own
+	// response is never stored: the hit path reads the canonical name
+	// only, to stay one map lookup.
 	AllowAuthorization bool
 
 	// Unless, when it returns true, bypasses the cache for the request
@@ -595,7 +601,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		c.countBypass(BypassBody)
 		return next(ec)
 	}
-	if !m.cfg.AllowAuthorization && hasHeader(req.Header, echo.HeaderAuthorization) {
+	if !m.cfg.AllowAuthorization && len(req.Header[echo.HeaderAuthorization]) > 0 {
 		c.countBypass(BypassAuthorization)
 		return next(ec)
 	}
@@ -691,6 +697,12 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		// A copy: e may be lk.buf, on the caller's stack.
 		stale = new(entry)
 		*stale = *e
+	}
+	if !m.cfg.AllowAuthorization && hasHeader(req.Header, echo.HeaderAuthorization) {
+		// Authorization under a non-canonical name: a response to it is
+		// never stored, nor shared with other misses.
+		c.countBypass(BypassAuthorization)
+		return next(ec)
 	}
 	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
 	pass := ""

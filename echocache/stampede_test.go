@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,10 +246,11 @@ func TestCachedStampedeHandoff(t *testing.T) {
 				entered := make(chan struct{})
 				release := make(chan struct{})
 				var running concurrency
+				var seq atomic.Int64 // env.calls may have moved on when read
 				env.e.GET("/s", env.counted(func(c echo.Context) error {
 					running.enter()
 					defer running.leave()
-					i := env.calls.Load()
+					i := seq.Add(1)
 					if i == 1 {
 						close(entered)
 						<-release

@@ -253,7 +253,12 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 	// every spelling.
 	rawRequest := func(name string) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			vs, _ := headerValues(c.Request().Header, name)
+			var vs []string
+			for k, v := range c.Request().Header {
+				if strings.EqualFold(k, name) {
+					vs = append(vs, v...)
+				}
+			}
 			return c.String(http.StatusOK, name+"="+strings.Join(vs, ","))
 		}
 	}
@@ -283,7 +288,7 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 		{
 			name: "request accept-language in VaryHeaders", handler: rawRequest("Accept-Language"),
 			cfg:   func(c *RouteConfig) { c.VaryHeaders = []string{"Accept-Language"} },
-			first: []string{"X-Lower-Accept-Language", "fr"},
+			first: []string{"X-Lower-Accept-Language", "fr"}, reason: BypassHeaderCase, times: 1,
 		},
 		{
 			name: "request cookie named by the response's Vary",
@@ -291,7 +296,7 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 				c.Response().Header().Set("Vary", "Cookie")
 				return rawRequest("Cookie")(c)
 			},
-			first: []string{"X-Lower-Cookie", "sid=a"},
+			first: []string{"X-Lower-Cookie", "sid=a"}, reason: BypassHeaderCase, times: 1,
 		},
 	}
 	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {

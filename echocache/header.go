@@ -2,37 +2,19 @@ package echocache
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 )
 
 // Header names in any case. net/http canonicalises the names it parses,
-// but code may assign a header map directly (h["authorization"] = ...):
-// every rule of the middleware must see such a header as well, or a
-// request with credentials, or a response that says private, would be
-// shared.
-
-// headerValues returns the values of the header name (canonical) in h
-// under every spelling: the canonical one first, then the others in sorted
-// order. ok reports whether any spelling is present.
-func headerValues(h http.Header, name string) (values []string, ok bool) {
-	values, ok = h[name]
-	var others []string
-	for k := range h {
-		if len(k) == len(name) && k != name && strings.EqualFold(k, name) {
-			others = append(others, k)
-		}
-	}
-	if len(others) == 0 {
-		return values, ok
-	}
-	slices.Sort(others)
-	values = slices.Clip(values)
-	for _, k := range others {
-		values = append(values, h[k]...)
-	}
-	return values, true
-}
+// but code may assign a header map directly (h["cache-control"] = ...),
+// and net/http sends such a response header as it is. Every rule that
+// decides whether a response is stored reads names in any case, or a
+// response that says private, or one made for a request with credentials,
+// would be shared. The hit path reads request headers by their canonical
+// names, one map lookup each, as Header.Get does; a request that carries
+// one of them under another spelling may be answered from a stored page
+// (the one its canonical headers select), but its own response is never
+// stored.
 
 // hasHeader reports whether h holds a non-empty header name (canonical) in
 // any spelling.
@@ -43,6 +25,22 @@ func hasHeader(h http.Header, name string) bool {
 	for k, vs := range h {
 		if len(k) == len(name) && len(vs) > 0 && strings.EqualFold(k, name) {
 			return true
+		}
+	}
+	return false
+}
+
+// otherSpelling reports whether h holds a header named in one of the
+// lists (canonical names) under a spelling other than the canonical one,
+// which keys, made of canonical names, do not see.
+func otherSpelling(h http.Header, lists ...[]string) bool {
+	for k := range h {
+		for _, names := range lists {
+			for _, name := range names {
+				if len(k) == len(name) && k != name && strings.EqualFold(k, name) {
+					return true
+				}
+			}
 		}
 	}
 	return false

@@ -265,13 +265,13 @@ func appendLower(dst []byte, s string) []byte {
 	return dst
 }
 
-// appendVaryValue appends one request header named by a vary list, in
-// every spelling of its name (see headerValues). An absent header and an
-// empty one give different keys.
+// appendVaryValue appends one request header named by a vary list, read
+// by its canonical name (see header.go for other spellings). An absent
+// header and an empty one give different keys.
 func appendVaryValue(dst []byte, h http.Header, name string) []byte {
 	dst = append(dst, 0)
 	dst = append(dst, name...)
-	vs, ok := headerValues(h, name)
+	vs, ok := h[name]
 	if !ok {
 		return append(dst, '!')
 	}

@@ -60,6 +60,7 @@ const (
 	BypassWriteError    = "write-error"   // a write or flush to the client failed
 	BypassLength        = "length"        // the body differs from the Content-Length the handler declared
 	BypassTrailer       = "trailer"       // the response has trailers, which are not stored
+	BypassHeaderCase    = "header-case"   // a request header the key varies on is set under a non-canonical name
 	BypassStatus        = "status"        // status not in RouteConfig.AllowedStatuses
 	BypassSetCookie     = "set-cookie"    // the response sets a cookie
 	BypassCacheControl  = "cache-control" // Cache-Control no-store, private or no-cache
@@ -81,7 +82,11 @@ const (
 // cleanly (an error, a panic, a failed write to the client, a body that
 // differs from its declared Content-Length) or finished after the
 // request's context ended (the client went away, a deadline such as
-// echo's ContextTimeout passed). Header names are read in any case.
+// echo's ContextTimeout passed). The rules that decide whether a response
+// is stored read header names in any case: a handler that assigns
+// h["cache-control"] = []string{"private"} is heard, and so is middleware
+// that sets a request's req.Header["cookie"] on a page that varies on
+// Cookie (that response is not stored; see BypassHeaderCase).
 //
 // What the middleware cannot know: a handler that reads the request's
 // cookies (a session, say) and renders per-user content without setting a
@@ -158,12 +163,11 @@ type RouteConfig struct {
 	// use the cache. Only enable it for pages that are the same for every
 	// user.
 	// Optional. Default value false: such requests bypass the cache, and
-	// their responses are never stored (RFC 9111, 3.5). A request whose
-	// Authorization code set in the header map under a non-canonical name
-	// (which Header.Get does not read) may still be answered from a page
-	// stored for others, which is as public as that page is, but its own
-	// response is never stored: the hit path reads the canonical name
-	// only, to stay one map lookup.
+	// their responses are never stored (RFC 9111, 3.5). An Authorization
+	// that code set in the header map under a non-canonical name (which
+	// Header.Get does not read either) keeps the response out of the
+	// store too, though the hit path, which reads the canonical name only,
+	// may answer such a request from a stored page.
 	AllowAuthorization bool
 
 	// Unless, when it returns true, bypasses the cache for the request

@@ -242,6 +242,8 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest,
 		return BypassLength, 0
 	case cw.trailer || hasTrailers(ec.Response().Header()):
 		return BypassTrailer, 0
+	case otherSpelling(ec.Request().Header, m.vary, cw.vary):
+		return BypassHeaderCase, 0
 	case rr.tagErr:
 		return BypassTagError, 0
 	case !replayable(cw.captured):

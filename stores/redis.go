@@ -2,13 +2,10 @@ package stores
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +42,12 @@ const clearBatch = 500
 type RedisConfig struct {
 	// Client is an existing client whose connection pool the store shares:
 	// a *redis.Client, *redis.ClusterClient, *redis.Ring or sentinel-backed
-	// client. The store never closes it; its timeouts are left as they are.
+	// client (redis.NewFailoverClient). The store never closes it; its
+	// timeouts are left as they are. A client with go-redis's client-side
+	// caching is refused with ErrClientSideCaching, and one that reads
+	// from replicas (ReadOnly, RouteByLatency, RouteRandomly) with an error
+	// naming the option: both can answer a read with a value older than
+	// the store's own last write.
 	// Optional. Default value: a client built from Options or Addr.
 	Client redis.UniversalClient
 
@@ -54,19 +56,28 @@ type RedisConfig struct {
 	// Optional. Default value "127.0.0.1:6379".
 	Addr string
 
-	// Options builds the store's own client when Client is nil (several
-	// Addrs give a cluster client, MasterName a sentinel-backed one). The
-	// store works on a copy. Zero timeouts get the store's defaults
-	// (DefaultRedisDialTimeout, DefaultRedisReadTimeout,
-	// DefaultRedisWriteTimeout); MaxRetries and DialerRetries default to one
-	// attempt more, so a dead server fails fast; ContextTimeoutEnabled is
-	// always turned on so a caller's context deadline bounds every call.
+	// Options builds the store's own client when Client is nil, the way
+	// redis.NewUniversalClient does: MasterName gives a sentinel-backed
+	// client (redis.NewFailoverClient, never one that reads from
+	// replicas), several Addrs or IsClusterMode a cluster client, otherwise
+	// a single-server client. The store works on a copy. Zero timeouts get
+	// the store's defaults (DefaultRedisDialTimeout,
+	// DefaultRedisReadTimeout, DefaultRedisWriteTimeout); DialerRetries
+	// defaults to one attempt, and MaxRetries to one retry (none on a
+	// cluster, whose client tries again on its own after reloading its
+	// slot map); ContextTimeoutEnabled is always turned on so a caller's
+	// context deadline bounds every call. A cluster client reloads its
+	// slot map every DefaultRedisClusterReloadInterval and whenever a node
+	// fails. ReadOnly, RouteByLatency, RouteRandomly and client-side
+	// caching are refused (see Client).
 	// Optional. Default value: a single-server client on Addr.
 	Options *redis.UniversalOptions
 
 	// Prefix is the namespace: every key is stored as Prefix+key and Clear
 	// removes only keys that start with Prefix. Two stores on one database
-	// must not use prefixes where one is the start of the other.
+	// must not use prefixes where one is the start of the other. On a
+	// cluster the prefix must not hold a hash tag ("{...}"), which would
+	// put every key in one slot of one master.
 	// Optional. Default value DefaultPrefix ("echocache:").
 	Prefix string
 
@@ -84,8 +95,8 @@ type RedisConfig struct {
 	MaxValueSize int64
 }
 
-// Redis is a [Store] on a redis server, cluster or sentinel group, through
-// go-redis's UniversalClient. It is safe for concurrent use.
+// Redis is a [Store] on a redis server, a Redis Cluster or a
+// Sentinel-managed master, through go-redis. It is safe for concurrent use.
 //
 // Add is one SET NX; GetMany is one MGET (a pipeline of GETs on a cluster or
 // ring, where keys live in different slots); SetMany and DeleteMany are one
@@ -99,10 +110,29 @@ type RedisConfig struct {
 // the key does not keep the value the write was meant to replace. The
 // UNLINK runs even when the caller's context has ended, bounded by one
 // second.
+//
+// # Redis Cluster
+//
+// Keys are spread over the masters by their hash slot. When a master does
+// not answer (refused or dropped connection, timeout, LOADING,
+// CLUSTERDOWN...) while the others do, calls on its keys fail with a
+// [NodeError] naming it, which echocache's circuit breaker does not count
+// against the whole store; GetMany returns the other masters' values
+// together with it, and SetMany and DeleteMany list its keys in it. Each
+// such failure asks the client to reload the slot map, so the keys reach
+// the master's replica as soon as the cluster has promoted it. A master
+// that fails three times in a row by a connection error or a timeout is
+// skipped for half a second, then probed by one call: skipped calls fail at
+// once with a NodeError whose cause is ErrNodeSkipped, and are not sent
+// (a skipped write changes nothing). When no call of the store succeeded
+// for a second, every master is taken to be down and errors are plain
+// ones, so that the breaker skips the whole store.
 type Redis struct {
 	client     redis.UniversalClient
-	owned      bool // the store built client and closes it
-	sharded    bool // keys of one call may live on different nodes or slots
+	owned      bool                 // the store built client and closes it
+	sharded    bool                 // keys of one call may live on different nodes or slots
+	cluster    *redis.ClusterClient // the client, when it is a cluster client
+	nodes      *clusterNodes        // per-master health, on a cluster
 	prefix     string
 	defaultTTL time.Duration
 	maxValue   int64
@@ -123,19 +153,21 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.MaxValueSize < 0 {
 		return nil, fmt.Errorf("stores: redis: negative MaxValueSize %d", cfg.MaxValueSize)
 	}
-	if cfg.MaxValueSize == 0 {
-		cfg.MaxValueSize = DefaultRedisMaxValueSize
-	}
-	r := &Redis{prefix: cfg.Prefix, defaultTTL: cfg.DefaultTTL, maxValue: cfg.MaxValueSize}
-	if r.prefix == "" {
-		r.prefix = DefaultPrefix
-	}
 	switch {
 	case cfg.Client != nil:
 		if cfg.Options != nil || cfg.Addr != "" {
 			return nil, errors.New("stores: redis: set Client, Options or Addr, not several")
 		}
-		r.client = cfg.Client
+		if err := checkClientSideCaching(cfg.Client); err != nil {
+			return nil, err
+		}
+		if c, ok := cfg.Client.(*redis.ClusterClient); ok {
+			o := c.Options()
+			if err := refuseReplicaReads(o.ReadOnly, o.RouteByLatency, o.RouteRandomly); err != nil {
+				return nil, err
+			}
+		}
+		return newRedisStore(cfg, cfg.Client, false)
 	default:
 		var opts redis.UniversalOptions
 		if cfg.Options != nil {
@@ -143,6 +175,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 				return nil, errors.New("stores: redis: set Options.Addrs or Addr, not both")
 			}
 			opts = *cfg.Options
+			opts.Addrs = append([]string(nil), opts.Addrs...)
 		}
 		if len(opts.Addrs) == 0 {
 			addr := cfg.Addr
@@ -151,34 +184,53 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			}
 			opts.Addrs = []string{addr}
 		}
-		applyRedisDefaults(&opts)
-		r.client = redis.NewUniversalClient(&opts)
-		r.owned = true
+		client, err := newRedisClient(&opts)
+		if err != nil {
+			return nil, err
+		}
+		return newRedisStore(cfg, client, true)
 	}
-	switch r.client.(type) {
-	case *redis.ClusterClient, *redis.Ring:
+}
+
+// newRedisStore returns a store on client; owned says the store closes it.
+func newRedisStore(cfg RedisConfig, client redis.UniversalClient, owned bool) (*Redis, error) {
+	if cfg.MaxValueSize == 0 {
+		cfg.MaxValueSize = DefaultRedisMaxValueSize
+	}
+	r := &Redis{client: client, owned: owned, prefix: cfg.Prefix, defaultTTL: cfg.DefaultTTL, maxValue: cfg.MaxValueSize}
+	if r.prefix == "" {
+		r.prefix = DefaultPrefix
+	}
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		if tag, ok := hashTag(r.prefix); ok {
+			if owned {
+				_ = client.Close()
+			}
+			return nil, fmt.Errorf("stores: redis: prefix %q holds the hash tag {%s}: on a cluster every key would live in one slot of one master", r.prefix, tag)
+		}
+		r.sharded = true
+		r.cluster = c
+		r.nodes = newClusterNodes(c)
+	case *redis.Ring:
 		r.sharded = true
 	}
 	return r, nil
 }
 
-func applyRedisDefaults(o *redis.UniversalOptions) {
-	if o.DialTimeout == 0 {
-		o.DialTimeout = DefaultRedisDialTimeout
+// hashTag returns the hash tag of a Redis Cluster key: the text between
+// its first '{' and the first '}' after it, when not empty (Redis Cluster
+// specification, "Hash tags").
+func hashTag(key string) (string, bool) {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return "", false
 	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = DefaultRedisReadTimeout
+	n := strings.IndexByte(key[open+1:], '}')
+	if n <= 0 {
+		return "", false
 	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = DefaultRedisWriteTimeout
-	}
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 1
-	}
-	if o.DialerRetries == 0 {
-		o.DialerRetries = 1
-	}
-	o.ContextTimeoutEnabled = true
+	return key[open+1 : open+1+n], true
 }
 
 func (r *Redis) key(k string) string { return r.prefix + k }
@@ -202,6 +254,29 @@ func (r *Redis) fail(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("stores: redis %s: %w", op, err)
 }
 
+// admit checks, on a cluster, that the master of the full key is not
+// skipped; it returns that master when it looked it up (see
+// clusterNodes.admit).
+func (r *Redis) admit(ctx context.Context, op, full string) (string, error) {
+	if r.nodes == nil {
+		return "", nil
+	}
+	node, err := r.nodes.admit(ctx, full)
+	if err != nil {
+		return node, r.fail(ctx, op, r.nodes.verdict(err))
+	}
+	return node, nil
+}
+
+// done records the outcome of a single-key call on a cluster and returns
+// its error, a NodeError when the key's master did not answer.
+func (r *Redis) done(ctx context.Context, node, full string, err error) error {
+	if r.nodes == nil {
+		return err
+	}
+	return r.nodes.done(ctx, node, full, err)
+}
+
 // redisTTL turns a Store ttl into the expiration go-redis expects: zero for
 // no expiry, otherwise at least one millisecond, rounded up to whole
 // milliseconds (redis's PX resolution). It never returns a negative value,
@@ -222,7 +297,13 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := r.check(ctx); err != nil {
 		return nil, err
 	}
-	v, err := r.client.Get(ctx, r.key(key)).Bytes()
+	full := r.key(key)
+	node, err := r.admit(ctx, "get", full)
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.client.Get(ctx, full).Bytes()
+	err = r.done(ctx, node, full, err)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -237,11 +318,17 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.check(ctx); err != nil {
 		return err
 	}
+	full := r.key(key)
 	if err := r.tooLarge(value); err != nil {
-		return r.drop(ctx, err, r.key(key))
+		return r.drop(ctx, err, full)
 	}
-	if err := r.client.Set(ctx, r.key(key), value, r.redisTTL(ttl)).Err(); err != nil {
-		return r.drop(ctx, r.fail(ctx, "set", err), r.key(key))
+	node, err := r.admit(ctx, "set", full)
+	if err != nil {
+		return err
+	}
+	err = r.client.Set(ctx, full, value, r.redisTTL(ttl)).Err()
+	if err = r.done(ctx, node, full, err); err != nil {
+		return r.drop(ctx, r.fail(ctx, "set", err), full)
 	}
 	return nil
 }
@@ -260,7 +347,13 @@ func (r *Redis) tooLarge(value []byte) error {
 func (r *Redis) drop(ctx context.Context, err error, keys ...string) error {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisDropTimeout)
 	defer cancel()
-	if derr := unlink(dctx, r.client, keys, r.sharded); derr != nil {
+	var derr error
+	if r.nodes != nil {
+		derr = r.unlinkCluster(dctx, keys)
+	} else {
+		derr = unlink(dctx, r.client, keys, r.sharded)
+	}
+	if derr != nil {
 		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
 	}
 	return err
@@ -274,8 +367,16 @@ func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.tooLarge(value); err != nil {
 		return false, err // Add replaces nothing: a present value stays
 	}
-	ok, err := r.client.SetNX(ctx, r.key(key), value, r.redisTTL(ttl)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	full := r.key(key)
+	node, err := r.admit(ctx, "add", full)
+	if err != nil {
+		return false, err
+	}
+	ok, err := r.client.SetNX(ctx, full, value, r.redisTTL(ttl)).Result()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	if err = r.done(ctx, node, full, err); err != nil {
 		return false, r.fail(ctx, "add", err)
 	}
 	return ok, nil
@@ -286,14 +387,22 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
-	if err := r.client.Unlink(ctx, r.key(key)).Err(); err != nil {
+	full := r.key(key)
+	node, err := r.admit(ctx, "delete", full)
+	if err != nil {
+		return err
+	}
+	err = r.client.Unlink(ctx, full).Err()
+	if err = r.done(ctx, node, full, err); err != nil {
 		return r.fail(ctx, "delete", err)
 	}
 	return nil
 }
 
 // GetMany implements [Store] with one MGET, or a pipeline of GETs on a
-// cluster or ring.
+// cluster or ring. On a cluster whose masters do not all answer, it
+// returns the values of those that did together with a NodeError per
+// master that did not.
 func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	if err := r.check(ctx); err != nil {
 		return nil, err
@@ -302,32 +411,30 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 	if len(keys) == 0 {
 		return out, nil
 	}
+	if r.sharded {
+		cmds := make([]*redis.StringCmd, len(keys))
+		err := r.perKey(ctx, keys, func(p redis.Pipeliner, i int, full string) {
+			cmds[i] = p.Get(ctx, full)
+		}, func(i int) error {
+			v, err := cmds[i].Bytes()
+			if err == nil {
+				out[keys[i]] = v
+			} else if errors.Is(err, redis.Nil) {
+				err = nil
+			}
+			return err
+		})
+		if err != nil {
+			if errors.Is(err, ErrNodeDown) {
+				return out, r.fail(ctx, "get many", err)
+			}
+			return nil, r.fail(ctx, "get many", err)
+		}
+		return out, nil
+	}
 	full := make([]string, len(keys))
 	for i, k := range keys {
 		full[i] = r.key(k)
-	}
-	if r.sharded {
-		cmds := make([]*redis.StringCmd, len(keys))
-		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range full {
-				cmds[i] = p.Get(ctx, k)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, r.fail(ctx, "get many", err)
-		}
-		for i, cmd := range cmds {
-			v, err := cmd.Bytes()
-			if errors.Is(err, redis.Nil) {
-				continue
-			}
-			if err != nil {
-				return nil, r.fail(ctx, "get many", err)
-			}
-			out[keys[i]] = v
-		}
-		return out, nil
 	}
 	vals, err := r.client.MGet(ctx, full...).Result()
 	if err != nil {
@@ -344,6 +451,80 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 	return out, nil
 }
 
+// perKey runs one command per key in one pipeline, for keys that may live
+// in different slots (a cluster or ring): add queues key i (full: with the
+// prefix) and result reads its outcome after the pipeline ran (nil for
+// success or a miss). On a cluster, keys of a skipped master are not sent,
+// and the keys that failed are reported per master (clusterNodes.manyError).
+// It returns nil, or the error of the call.
+func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipeliner, i int, full string), result func(i int) error) error {
+	nodes := make([]string, len(keys))
+	var failed []keyResult
+	sent := make([]bool, len(keys))
+	_, perr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			full := r.key(k)
+			if r.nodes != nil {
+				node, err := r.nodes.admit(ctx, full)
+				nodes[i] = node
+				if err != nil {
+					failed = append(failed, keyResult{key: k, node: node, err: err})
+					continue
+				}
+			}
+			sent[i] = true
+			add(p, i, full)
+		}
+		return nil
+	})
+	var first error
+	var answered []string
+	okAnswer := false
+	for i := range keys {
+		if !sent[i] {
+			continue
+		}
+		err := result(i)
+		if r.nodes == nil {
+			if err != nil && first == nil {
+				first = err
+			}
+			continue
+		}
+		if err == nil || !nodeUnavailable(ctx, err) {
+			okAnswer = true
+			if nodes[i] != "" && !contains(answered, nodes[i]) {
+				answered = append(answered, nodes[i])
+			}
+		}
+		if err != nil {
+			failed = append(failed, keyResult{key: keys[i], node: nodes[i], err: err})
+		}
+	}
+	if r.nodes == nil {
+		if first == nil && perr != nil && !errors.Is(perr, redis.Nil) {
+			first = perr
+		}
+		return first
+	}
+	if okAnswer {
+		r.nodes.succeeded("")
+		for _, n := range answered {
+			r.nodes.succeeded(n)
+		}
+	}
+	return r.nodes.manyError(ctx, failed, r.key)
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
 // SetMany implements [Store] with one pipeline.
 func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := r.check(ctx); err != nil {
@@ -352,35 +533,49 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	if len(items) == 0 {
 		return nil
 	}
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
 	for _, v := range items {
 		if err := r.tooLarge(v); err != nil {
 			// None is written, and every key loses its previous value.
-			full := make([]string, 0, len(items))
-			for k := range items {
-				full = append(full, r.key(k))
+			full := make([]string, len(keys))
+			for i, k := range keys {
+				full[i] = r.key(k)
 			}
 			return r.drop(ctx, err, full...)
 		}
 	}
 	exp := r.redisTTL(ttl)
-	keys := make([]string, 0, len(items))
-	cmds := make([]*redis.StatusCmd, 0, len(items))
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for k, v := range items {
-			keys = append(keys, r.key(k))
-			cmds = append(cmds, p.Set(ctx, r.key(k), v, exp))
-		}
-		return nil
-	})
+	cmds := make([]*redis.StatusCmd, len(keys))
+	var err error
+	if r.nodes != nil {
+		err = r.perKey(ctx, keys, func(p redis.Pipeliner, i int, full string) {
+			cmds[i] = p.Set(ctx, full, items[keys[i]], exp)
+		}, func(i int) error { return cmds[i].Err() })
+	} else {
+		_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				cmds[i] = p.Set(ctx, r.key(k), items[k], exp)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		var failed []string
 		for i, cmd := range cmds {
-			if cmd.Err() != nil {
-				failed = append(failed, keys[i])
+			// A key not sent (its master skipped) was not written either:
+			// it keeps its previous value, as a call refused before it
+			// starts would.
+			if cmd != nil && cmd.Err() != nil {
+				failed = append(failed, r.key(keys[i]))
 			}
 		}
-		if len(failed) == 0 {
-			failed = keys
+		if len(failed) == 0 && r.nodes == nil {
+			for _, k := range keys {
+				failed = append(failed, r.key(k))
+			}
 		}
 		return r.drop(ctx, r.fail(ctx, "set many", err), failed...)
 	}
@@ -393,14 +588,41 @@ func (r *Redis) DeleteMany(ctx context.Context, keys []string) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = r.key(k)
+	if len(keys) == 0 {
+		return nil
 	}
-	if err := unlink(ctx, r.client, full, r.sharded); err != nil {
+	var err error
+	if r.nodes != nil {
+		err = r.unlinkKeys(ctx, keys)
+	} else {
+		full := make([]string, len(keys))
+		for i, k := range keys {
+			full[i] = r.key(k)
+		}
+		err = unlink(ctx, r.client, full, r.sharded)
+	}
+	if err != nil {
 		return r.fail(ctx, "delete many", err)
 	}
 	return nil
+}
+
+// unlinkKeys UNLINKs keys (without the prefix) on a cluster, one per key in
+// a pipeline.
+func (r *Redis) unlinkKeys(ctx context.Context, keys []string) error {
+	cmds := make([]*redis.IntCmd, len(keys))
+	return r.perKey(ctx, keys, func(p redis.Pipeliner, i int, full string) {
+		cmds[i] = p.Unlink(ctx, full)
+	}, func(i int) error { return cmds[i].Err() })
+}
+
+// unlinkCluster is unlinkKeys for full keys.
+func (r *Redis) unlinkCluster(ctx context.Context, full []string) error {
+	keys := make([]string, len(full))
+	for i, k := range full {
+		keys[i] = strings.TrimPrefix(k, r.prefix)
+	}
+	return r.unlinkKeys(ctx, keys)
 }
 
 // unlink removes keys with one UNLINK, or with one UNLINK per key in a
@@ -427,8 +649,13 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64) (int64, error
 	if err := r.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := r.client.IncrBy(ctx, r.key(key), delta).Result()
+	full := r.key(key)
+	node, err := r.admit(ctx, "incr", full)
 	if err != nil {
+		return 0, err
+	}
+	n, err := r.client.IncrBy(ctx, full, delta).Result()
+	if err = r.done(ctx, node, full, err); err != nil {
 		var rerr redis.Error
 		if errors.As(err, &rerr) && (strings.Contains(err.Error(), "not an integer") ||
 			strings.Contains(err.Error(), "overflow") || strings.HasPrefix(err.Error(), "WRONGTYPE")) {
@@ -440,7 +667,10 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64) (int64, error
 }
 
 // Clear implements [Store]: SCAN MATCH prefix* and UNLINK in batches, on
-// every master of a cluster and every shard of a ring.
+// every master of a cluster and every shard of a ring. On a cluster whose
+// masters do not all answer, it clears those that do and returns a
+// NodeError per master that did not: the keys of such a master are still
+// on its replica, and are back when the replica is promoted.
 func (r *Redis) Clear(ctx context.Context) error {
 	if err := r.check(ctx); err != nil {
 		return err
@@ -448,9 +678,7 @@ func (r *Redis) Clear(ctx context.Context) error {
 	var err error
 	switch c := r.client.(type) {
 	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			return r.clearNode(ctx, node, true)
-		})
+		err = r.clearCluster(ctx, c)
 	case *redis.Ring:
 		err = c.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
 			return r.clearNode(ctx, node, false)
@@ -462,6 +690,57 @@ func (r *Redis) Clear(ctx context.Context) error {
 		return r.fail(ctx, "clear", err)
 	}
 	return nil
+}
+
+// clearCluster clears every master of c at once (ForEachMaster reloads the
+// slot map first, so it sees the masters of now).
+func (r *Redis) clearCluster(ctx context.Context, c *redis.ClusterClient) error {
+	var (
+		mu       sync.Mutex
+		errs     []error
+		answered bool
+	)
+	err := c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		addr := node.Options().Addr
+		err := r.nodes.admitNode(ctx, addr)
+		if err == nil {
+			// A SCAN returns keys of many slots: UNLINK them one by one.
+			err = r.clearNode(ctx, node, true)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			answered = true
+		case errors.Is(err, ErrNodeSkipped):
+			errs = append(errs, err)
+		case nodeUnavailable(ctx, err):
+			r.nodes.failed(ctx, addr, err)
+			errs = append(errs, &NodeError{Node: addr, Err: withContextErr(ctx, err)})
+		default:
+			errs = append(errs, err)
+		}
+		if err == nil || !nodeUnavailable(ctx, err) {
+			r.nodes.succeeded(addr)
+		}
+		return nil
+	})
+	if err != nil {
+		return err // no slot map: no master answers
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	joined := errors.Join(errs...)
+	for _, e := range errs {
+		if !errors.Is(e, ErrNodeDown) {
+			return allNodesDown(joined)
+		}
+	}
+	if !answered {
+		return allNodesDown(joined)
+	}
+	return joined
 }
 
 func (r *Redis) clearNode(ctx context.Context, c redis.Cmdable, perKey bool) error {
@@ -496,13 +775,32 @@ func globEscape(s string) string {
 	return b.String()
 }
 
-// Ping implements [Pinger] with PING.
+// Ping implements [Pinger] with PING. On a cluster or ring it also checks
+// that no node client has client-side caching (ErrClientSideCaching).
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
 	if err := r.client.Ping(ctx).Err(); err != nil {
 		return r.fail(ctx, "ping", err)
+	}
+	var csc atomic.Bool
+	check := func(_ context.Context, node *redis.Client) error {
+		if hasClientSideCaching(node) {
+			csc.Store(true)
+		}
+		return nil
+	}
+	switch c := r.client.(type) {
+	case *redis.ClusterClient:
+		if err := c.ForEachShard(ctx, check); err != nil {
+			return r.fail(ctx, "ping", err)
+		}
+	case *redis.Ring:
+		_ = c.ForEachShard(ctx, check)
+	}
+	if csc.Load() {
+		return ErrClientSideCaching
 	}
 	return nil
 }
@@ -515,69 +813,4 @@ func (r *Redis) Close() error {
 		return nil
 	}
 	return r.client.Close()
-}
-
-// openRedis opens redis:// and rediss:// URLs:
-//
-//	redis://[user:pass@]host[:port][/db]?prefix=app:&default_ttl=5m
-//
-// Parameters: prefix, default_ttl, dial_timeout, read_timeout,
-// write_timeout, pool_size, max_value_size (RedisConfig.MaxValueSize). rediss:// connects with TLS, verifying the
-// server's certificate against host.
-func openRedis(_ context.Context, u *url.URL) (Store, error) {
-	scheme := strings.ToLower(u.Scheme)
-	if u.Opaque != "" {
-		return nil, fmt.Errorf("stores: %s URL: want %s://host:port/db, got an opaque URL", scheme, scheme)
-	}
-	if u.Fragment != "" {
-		return nil, fmt.Errorf("stores: %s URL: unexpected fragment #%s", scheme, u.Fragment)
-	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" {
-		host = "localhost"
-	}
-	if port == "" {
-		port = "6379"
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("stores: %s URL: bad port %q", scheme, port)
-	}
-	opts := &redis.UniversalOptions{Addrs: []string{net.JoinHostPort(host, port)}}
-	if u.User != nil {
-		opts.Username = u.User.Username()
-		opts.Password, _ = u.User.Password()
-	}
-	switch db := strings.TrimPrefix(u.Path, "/"); {
-	case db == "":
-	default:
-		n, err := strconv.Atoi(db)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("stores: %s URL: path %q: want a database number such as /0", scheme, u.Path)
-		}
-		opts.DB = n
-	}
-	if scheme == "rediss" {
-		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-
-	p := NewParams(u)
-	prefix, hasPrefix := p.lookup("prefix")
-	cfg := RedisConfig{Options: opts, Prefix: prefix}
-	cfg.DefaultTTL = p.Duration("default_ttl", 0)
-	cfg.MaxValueSize = p.Bytes("max_value_size", 0)
-	opts.DialTimeout = p.Duration("dial_timeout", 0)
-	opts.ReadTimeout = p.Duration("read_timeout", 0)
-	opts.WriteTimeout = p.Duration("write_timeout", 0)
-	opts.PoolSize = p.Int("pool_size", 0)
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	if hasPrefix && prefix == "" {
-		return nil, fmt.Errorf("stores: %s URL: parameter prefix is empty: Clear needs a namespace", scheme)
-	}
-	return NewRedis(cfg)
-}
-
-func init() {
-	Register("redis", openRedis)
-	Register("rediss", openRedis)
 }

@@ -209,11 +209,16 @@ func (s *mwTestStore) Close() error { return nil }
 
 var errMWStoreDown = errors.New("test store: down")
 
-// forEachMWStore runs f once per real backend (memory, redis, memcached),
-// each with a fresh Cache over a fresh namespace of its own.
+// mwBackends are the real backends the middleware tests run on: the
+// memory store, a redis server, a Redis Cluster, a Sentinel-managed
+// master and a memcached server.
+var mwBackends = []string{"memory", "redis", "redis-cluster", "redis-sentinel", "memcached"}
+
+// forEachMWStore runs f once per real backend (mwBackends), each with a
+// fresh Cache over a fresh namespace of its own.
 func forEachMWStore(t *testing.T, f func(t *testing.T, c *Cache)) {
 	t.Helper()
-	for _, name := range []string{"memory", "redis", "memcached"} {
+	for _, name := range mwBackends {
 		t.Run(name, func(t *testing.T) {
 			f(t, New(openMWStore(t, name)))
 		})
@@ -244,6 +249,11 @@ func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
 			sep = "&"
 		}
 		s, err = stores.Open(context.Background(), u+sep+"prefix="+prefix)
+	case "redis-cluster":
+		s, err = stores.Open(context.Background(), "redis+cluster://"+strings.Join(servertest.RedisClusterAddrs(t), ",")+"/?prefix="+prefix)
+	case "redis-sentinel":
+		addrs, master := servertest.RedisSentinelAddrs(t)
+		s, err = stores.Open(context.Background(), "redis+sentinel://"+strings.Join(addrs, ",")+"/"+master+"?prefix="+prefix)
 	case "memcached":
 		s, err = stores.Open(context.Background(), "memcached://"+servertest.Memcached(t)+"?prefix="+prefix)
 	default:
@@ -263,7 +273,7 @@ func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
 // a new namespace of that backend each time it is called, for table cases.
 func forEachMWBackend(t *testing.T, f func(t *testing.T, open func(t *testing.T) *Cache)) {
 	t.Helper()
-	for _, name := range []string{"memory", "redis", "memcached"} {
+	for _, name := range mwBackends {
 		t.Run(name, func(t *testing.T) {
 			f(t, func(t *testing.T) *Cache { return New(openMWStore(t, name)) })
 		})
@@ -275,7 +285,7 @@ func forEachMWBackend(t *testing.T, f func(t *testing.T, open func(t *testing.T)
 // two Caches share one store object.
 func forEachSharedMWBackend(t *testing.T, f func(t *testing.T, a, b *Cache)) {
 	t.Helper()
-	for _, name := range []string{"memory", "redis", "memcached"} {
+	for _, name := range mwBackends {
 		t.Run(name, func(t *testing.T) {
 			if name == "memory" {
 				s := openMWStore(t, name)

@@ -20,7 +20,8 @@ import (
 )
 
 // typedBackend opens the stores the typed API is tested on: the memory store
-// and real redis and memcached servers.
+// and real servers: redis (one server, a cluster, a sentinel-managed
+// master) and memcached.
 type typedBackend struct {
 	name string
 	// open returns two stores on one fresh namespace: for redis and
@@ -39,6 +40,15 @@ func typedBackends() []typedBackend {
 		}},
 		{name: "redis", minTTL: 500 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
 			u := servertest.Redis(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+			return openStore(t, u), openStore(t, u)
+		}},
+		{name: "redis-cluster", minTTL: 500 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
+			u := "redis+cluster://" + strings.Join(servertest.RedisClusterAddrs(t), ",") + "/?prefix=" + url.QueryEscape(storetest.Namespace(t))
+			return openStore(t, u), openStore(t, u)
+		}},
+		{name: "redis-sentinel", minTTL: 500 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			u := "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
 			return openStore(t, u), openStore(t, u)
 		}},
 		{name: "memcached", minTTL: 2 * time.Second, open: func(t *testing.T) (stores.Store, stores.Store) {

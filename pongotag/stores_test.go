@@ -26,6 +26,13 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 		"redis": func(t *testing.T) string {
 			return servertest.Redis(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
 		},
+		"redis-cluster": func(t *testing.T) string {
+			return "redis+cluster://" + strings.Join(servertest.RedisClusterAddrs(t), ",") + "/?prefix=" + url.QueryEscape(storetest.Namespace(t))
+		},
+		"redis-sentinel": func(t *testing.T) string {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+		},
 		"memcached": func(t *testing.T) string {
 			return "memcached://" + servertest.Memcached(t) + "?prefix=" + url.QueryEscape(strings.ReplaceAll(storetest.Namespace(t), ":", "_"))
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,7 +250,7 @@ func (r *Redis) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, redis.ErrClosed) {
 		err = fmt.Errorf("%w (%v)", ErrClosed, err) // closed by a concurrent Close
 	} else if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		err = fmt.Errorf("%w (%v)", cerr, err)
+		err = fmt.Errorf("%w (%w)", cerr, err) // both: err may be a NodeError
 	}
 	return fmt.Errorf("stores: redis %s: %w", op, err)
 }
@@ -491,14 +492,14 @@ func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipe
 			}
 			continue
 		}
-		if err == nil || !nodeUnavailable(ctx, err) {
-			okAnswer = true
-			if nodes[i] != "" && !contains(answered, nodes[i]) {
-				answered = append(answered, nodes[i])
-			}
-		}
 		if err != nil {
 			failed = append(failed, keyResult{key: keys[i], node: nodes[i], err: err})
+		}
+		if err == nil || !nodeUnavailable(ctx, err) && !errors.Is(ctx.Err(), context.Canceled) {
+			okAnswer = true // the node answered, if only with an error about the data
+			if nodes[i] != "" && !slices.Contains(answered, nodes[i]) {
+				answered = append(answered, nodes[i])
+			}
 		}
 	}
 	if r.nodes == nil {
@@ -514,15 +515,6 @@ func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipe
 		}
 	}
 	return r.nodes.manyError(ctx, failed, r.key)
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // SetMany implements [Store] with one pipeline.
@@ -707,21 +699,17 @@ func (r *Redis) clearCluster(ctx context.Context, c *redis.ClusterClient) error 
 			// A SCAN returns keys of many slots: UNLINK them one by one.
 			err = r.clearNode(ctx, node, true)
 		}
+		switch {
+		case errors.Is(err, ErrNodeSkipped):
+		case r.nodes.record(ctx, addr, err):
+			err = &NodeError{Node: addr, Err: withContextErr(ctx, err)}
+		}
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case err == nil:
+		if err == nil {
 			answered = true
-		case errors.Is(err, ErrNodeSkipped):
+		} else {
 			errs = append(errs, err)
-		case nodeUnavailable(ctx, err):
-			r.nodes.failed(ctx, addr, err)
-			errs = append(errs, &NodeError{Node: addr, Err: withContextErr(ctx, err)})
-		default:
-			errs = append(errs, err)
-		}
-		if err == nil || !nodeUnavailable(ctx, err) {
-			r.nodes.succeeded(addr)
 		}
 		return nil
 	})

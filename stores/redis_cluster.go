@@ -15,13 +15,18 @@ import (
 
 // Per-node skip of a Redis Cluster store: a master that failed
 // nodeSkipAfter times in a row, by a connection error or a timeout, is
-// skipped for nodeSkipFor; then one call probes it, and a success ends the
+// skipped for nodeSkipFor; then one call probes it (the others are skipped
+// for another nodeSkipFor, or until it answers), and a success ends the
 // skip. Skipped calls fail at once with a NodeError whose cause is
 // ErrNodeSkipped, so a wedged master costs each request nothing once it is
-// known, and a failover moves its slots to a node that is not skipped.
+// known, and a failover moves its slots to a node that is not skipped. A
+// node that has not failed for nodeForget is forgotten: after a failover
+// nothing calls the old master, and the store's calls go back to the fast
+// path that looks nothing up.
 const (
 	nodeSkipAfter = 3
 	nodeSkipFor   = 500 * time.Millisecond
+	nodeForget    = 5 * time.Second
 )
 
 // nodeAnswerWindow is how recently some call of a cluster store must have
@@ -31,38 +36,28 @@ const (
 // skips the whole store (see ErrNodeDown).
 const nodeAnswerWindow = time.Second
 
-// clusterNodes tracks the masters of a Redis Cluster store: their recent
-// failures, for the per-node skip, and when a call last succeeded. It is
+// clusterNodes tracks the masters of a Redis Cluster store that failed
+// lately, for the per-node skip, and when a call last succeeded. It is
 // safe for concurrent use.
 type clusterNodes struct {
 	client  *redis.ClusterClient
-	failing atomic.Int32 // nodes with at least one failure in a row
 	lastOK  atomic.Int64 // unix nanos of the last successful call
+	failing atomic.Int32 // len(nodes), read without the lock
 
 	mu    sync.Mutex
-	nodes map[string]*nodeHealth // by host:port
+	nodes map[string]*nodeHealth // the nodes that failed lately, by host:port
+	swept int64                  // unix nanos of the last sweep of nodes
 }
 
-// nodeHealth is one master's record.
+// nodeHealth is the record of a master that failed lately.
 type nodeHealth struct {
-	fails     atomic.Int32 // connection errors and timeouts in a row
-	skipUntil atomic.Int64 // unix nanos; 0: not skipped
-	probing   atomic.Bool  // a call is probing a node whose skip ended
+	fails     int   // connection errors and timeouts in a row
+	skipUntil int64 // unix nanos until which calls skip it; 0: not skipped
+	lastFail  int64 // unix nanos of its last failure
 }
 
 func newClusterNodes(c *redis.ClusterClient) *clusterNodes {
 	return &clusterNodes{client: c, nodes: map[string]*nodeHealth{}}
-}
-
-func (cn *clusterNodes) health(addr string, create bool) *nodeHealth {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	h := cn.nodes[addr]
-	if h == nil && create {
-		h = &nodeHealth{}
-		cn.nodes[addr] = h
-	}
-	return h
 }
 
 // nodeOf returns the host:port of the master that holds the full key in
@@ -75,7 +70,7 @@ func (cn *clusterNodes) nodeOf(ctx context.Context, full string) string {
 	return c.Options().Addr
 }
 
-// admit returns the node that holds full when any node is failing (""
+// admit returns the node that holds full when any node failed lately (""
 // otherwise, at no cost), and a NodeError with ErrNodeSkipped when that
 // node is skipped (pass it through verdict).
 func (cn *clusterNodes) admit(ctx context.Context, full string) (string, error) {
@@ -90,21 +85,43 @@ func (cn *clusterNodes) admit(ctx context.Context, full string) (string, error) 
 }
 
 // admitNode returns a NodeError with ErrNodeSkipped when addr is skipped.
-// When its skip has ended, the first caller probes it and the others are
-// still skipped until that probe has answered.
+// When its skip has ended, the caller probes it and the skip of the others
+// is renewed.
 func (cn *clusterNodes) admitNode(ctx context.Context, addr string) error {
-	h := cn.health(addr, false)
-	if h == nil {
-		return nil
+	now := time.Now().UnixNano()
+	cn.mu.Lock()
+	cn.sweep(now)
+	skip := false
+	if h := cn.nodes[addr]; h != nil && h.skipUntil != 0 {
+		if now < h.skipUntil {
+			skip = true
+		} else {
+			h.skipUntil = now + int64(nodeSkipFor) // this call probes it
+		}
 	}
-	until := h.skipUntil.Load()
-	if until == 0 || (time.Now().UnixNano() >= until && h.probing.CompareAndSwap(false, true)) {
+	cn.mu.Unlock()
+	if !skip {
 		return nil
 	}
 	// While a master is skipped, its slots may be failing over: look for
 	// the new master (go-redis reloads at most once per 200ms).
 	cn.client.ReloadState(ctx)
 	return &NodeError{Node: addr, Err: ErrNodeSkipped}
+}
+
+// sweep forgets the nodes that have not failed for nodeForget. cn.mu is
+// held.
+func (cn *clusterNodes) sweep(now int64) {
+	if now-cn.swept < int64(time.Second) {
+		return
+	}
+	cn.swept = now
+	for addr, h := range cn.nodes {
+		if now-h.lastFail > int64(nodeForget) {
+			delete(cn.nodes, addr)
+		}
+	}
+	cn.failing.Store(int32(len(cn.nodes)))
 }
 
 // succeeded records a call that the node at addr ("" when unknown) answered.
@@ -116,38 +133,51 @@ func (cn *clusterNodes) succeeded(addr string) {
 	if addr == "" || cn.failing.Load() == 0 {
 		return
 	}
-	if h := cn.health(addr, false); h != nil {
-		cn.reset(h)
-	}
-}
-
-func (cn *clusterNodes) reset(h *nodeHealth) {
-	if h.fails.Swap(0) != 0 {
-		cn.failing.Add(-1)
-	}
-	h.skipUntil.Store(0)
-	h.probing.Store(false)
+	cn.mu.Lock()
+	delete(cn.nodes, addr)
+	cn.failing.Store(int32(len(cn.nodes)))
+	cn.mu.Unlock()
 }
 
 // failed records a failure err of the node at addr that says the node did
-// not answer, and asks for a reload of the slot map: the node may have been
-// replaced.
+// not serve a call, and asks for a reload of the slot map: the node may
+// have been replaced.
 func (cn *clusterNodes) failed(ctx context.Context, addr string, err error) {
 	cn.client.ReloadState(ctx)
-	h := cn.health(addr, true)
+	now := time.Now().UnixNano()
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
 	if !nodeUnreachable(err) {
 		// The node answered (LOADING, CLUSTERDOWN ...): no reason to skip it.
-		cn.reset(h)
-		return
+		delete(cn.nodes, addr)
+	} else {
+		h := cn.nodes[addr]
+		if h == nil {
+			h = &nodeHealth{}
+			cn.nodes[addr] = h
+		}
+		h.fails++
+		h.lastFail = now
+		if h.fails >= nodeSkipAfter {
+			h.skipUntil = now + int64(nodeSkipFor)
+		}
 	}
-	n := h.fails.Add(1)
-	if n == 1 {
-		cn.failing.Add(1)
+	cn.failing.Store(int32(len(cn.nodes)))
+}
+
+// record records the outcome err of a call that reached the node at addr,
+// and reports whether err says that the node did not serve it
+// (nodeUnavailable). A call the caller cancelled says nothing of the node.
+func (cn *clusterNodes) record(ctx context.Context, addr string, err error) bool {
+	switch {
+	case nodeUnavailable(ctx, err):
+		cn.failed(ctx, addr, err)
+		return true
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+	default:
+		cn.succeeded(addr) // answered, if only with an error about the data
 	}
-	if n >= nodeSkipAfter {
-		h.skipUntil.Store(time.Now().Add(nodeSkipFor).UnixNano())
-		h.probing.Store(false)
-	}
+	return false
 }
 
 // verdict returns err, a NodeError or a join of them, when some call of the
@@ -192,20 +222,9 @@ type downNode struct{ ne *NodeError }
 func (d *downNode) Error() string { return d.ne.Error() }
 func (d *downNode) Unwrap() error { return d.ne.Err }
 
-// release ends a probe of the node at addr whose outcome says nothing of
-// the node (the caller cancelled it).
-func (cn *clusterNodes) release(addr string) {
-	if addr == "" {
-		return
-	}
-	if h := cn.health(addr, false); h != nil {
-		h.probing.Store(false)
-	}
-}
-
 // done records the outcome of a call on the full key, admitted by admit
 // (addr: its master, when admit looked it up), and returns its error: a
-// NodeError when it says that the key's master did not answer (see
+// NodeError when it says that the key's master did not serve it (see
 // verdict), other errors as they are. A deadline of ctx that cut the call
 // short is part of the cause.
 func (cn *clusterNodes) done(ctx context.Context, addr, full string, err error) error {
@@ -213,16 +232,12 @@ func (cn *clusterNodes) done(ctx context.Context, addr, full string, err error) 
 		return err
 	}
 	if !nodeUnavailable(ctx, err) {
-		if err != nil && errors.Is(ctx.Err(), context.Canceled) {
-			cn.release(addr)
-		} else {
-			cn.succeeded(addr) // answered, if only with an error about the data
-		}
+		cn.record(ctx, addr, err)
 		return err
 	}
 	if addr == "" {
 		if addr = cn.nodeOf(ctx, full); addr == "" {
-			return err // no slot map: nothing answers
+			return err // no slot map: no node answers
 		}
 	}
 	cn.failed(ctx, addr, err)

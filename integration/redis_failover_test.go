@@ -284,7 +284,7 @@ func TestFailoverRedisCluster(t *testing.T) {
 		slowest = max(slowest, d)
 		assert.LessOrEqual(t, d, failoverRecovery, "page %d (on the killed master) was a miss for %v after the promotion", p, d)
 	}
-	t.Logf("cluster failover: %d requests, %d during the outage (%d misses, all on the killed master); promotion %v after the kill; "+
+	t.Logf("cluster failover: %d requests, %d during the outage (%d misses); promotion %v after the kill; "+
 		"the killed master's %d pages were hits again %v after the promotion (the last of them); slowest request %v",
 		len(reqs), outage, outageMisses, promoted.Sub(killed).Round(time.Millisecond), len(deadPages), slowest.Round(time.Millisecond), worst.Round(time.Millisecond))
 }

@@ -331,7 +331,6 @@ func TestRedisClusterMasterDown(t *testing.T) {
 			t.Logf("the killed master's keys answered %v after the promotion", time.Since(promoted).Round(time.Millisecond))
 			break
 		}
-		require.ErrorIs(t, err, stores.ErrNodeDown)
 		require.True(t, time.Now().Before(deadline), "the killed master's keys still fail 5 s after its replica was promoted: %v", err)
 		time.Sleep(10 * time.Millisecond) // pace the polling
 	}
@@ -466,9 +465,9 @@ func TestRedisClusterWedgedMaster(t *testing.T) {
 	elapsed := time.Since(start)
 	assert.Zero(t, healthyErrs.Load(), "calls on healthy masters failed while another was wedged: %v", firstHealthyErr.Load())
 	assert.Positive(t, skipped.Load(), "no call on the wedged master was skipped")
-	// 8 goroutines may all be waiting on it when the skip starts, then one
-	// probe per half second (and its followers in flight).
-	maxSlow := int64(8 + 8*(elapsed/(500*time.Millisecond)+1))
+	// The 8 goroutines may all be waiting on it when the skip starts (twice
+	// over on a slow machine), then one call probes it per half second.
+	maxSlow := int64(2*8 + elapsed/(500*time.Millisecond) + 1)
 	assert.LessOrEqual(t, slow.Load(), maxSlow, "%d of %d calls on the wedged master waited for the timeout in %v; want most skipped",
 		slow.Load(), wedgedCalls.Load(), elapsed)
 	t.Logf("wedged master: %d calls, %d waited for the timeout, %d skipped", wedgedCalls.Load(), slow.Load(), skipped.Load())

@@ -91,6 +91,10 @@ func applyClusterDefaults(o *redis.ClusterOptions) {
 	if o.ClusterStateReloadInterval == 0 {
 		o.ClusterStateReloadInterval = DefaultRedisClusterReloadInterval
 	}
+	// The store sends single-key commands (and PING, SCAN to one node):
+	// each goes to its key's master, with no lookup of the command's
+	// routing policy (COMMAND INFO) on every call.
+	o.DisableRoutingPolicies = true
 }
 
 // newRedisClient builds the store's own client from universal options, the

@@ -57,6 +57,8 @@ func Schemes() []string {
 //	memory://?max_bytes=64MiB&max_entries=10000
 //	file:///var/cache/myapp?max_entries=500
 //	redis://user:pass@127.0.0.1:6379/0?prefix=myapp:
+//	redis+cluster://10.0.0.1:7000,10.0.0.2:7000/?prefix=myapp:
+//	redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster?prefix=myapp:
 //	memcached://127.0.0.1:11211,127.0.0.1:11212?prefix=myapp:
 //
 // A malformed URL, an unknown scheme, an unknown parameter or a bad value is

@@ -135,6 +135,47 @@ func firstHitAfter(reqs []pageRequest, t time.Time) map[int]time.Time {
 	return out
 }
 
+// awaitRecovery waits until every page has been a hit since promoted, lets
+// the load run a little longer, stops it and returns every request.
+func (l *pageLoad) awaitRecovery(t *testing.T, promoted time.Time) []pageRequest {
+	t.Helper()
+	pollUntil(t, failoverRecovery+5*time.Second, "every page is a hit again after the promotion", func(context.Context) bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(firstHitAfter(l.reqs, promoted)) == l.n
+	})
+	time.Sleep(200 * time.Millisecond) // a little load after the recovery; not an assertion
+	return l.finish()
+}
+
+// duringOutage counts the requests answered between the kill and the
+// promotion, and the misses among them.
+func duringOutage(reqs []pageRequest, killed, promoted time.Time) (n, misses int) {
+	for _, r := range reqs {
+		if r.at.After(killed) && r.at.Before(promoted) {
+			n++
+			if !r.hit {
+				misses++
+			}
+		}
+	}
+	return n, misses
+}
+
+// checkRecovered checks that each of pages was a hit again within
+// failoverRecovery of promoted, and returns the longest wait.
+func checkRecovered(t *testing.T, reqs []pageRequest, promoted time.Time, pages []int) time.Duration {
+	t.Helper()
+	hits := firstHitAfter(reqs, promoted)
+	var slowest time.Duration
+	for _, p := range pages {
+		d := hits[p].Sub(promoted)
+		slowest = max(slowest, d)
+		assert.LessOrEqual(t, d, failoverRecovery, "page %d was a miss for %v after the promotion", p, d)
+	}
+	return slowest
+}
+
 // checkAnswered checks that every request was answered whole, with the
 // page it asked for, within the bound.
 func checkAnswered(t *testing.T, reqs []pageRequest, bound time.Duration) time.Duration {
@@ -251,39 +292,17 @@ func TestFailoverRedisCluster(t *testing.T) {
 		}
 		return false
 	})
-	// Every killed master's page is a hit again within failoverRecovery.
-	pollUntil(t, failoverRecovery+5*time.Second, "the killed master's pages are hits", func(context.Context) bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return len(firstHitAfter(l.reqs, promoted)) == pages
-	})
-	time.Sleep(200 * time.Millisecond) // a little load after the recovery; not an assertion
-	reqs := l.finish()
-
+	reqs := l.awaitRecovery(t, promoted)
 	worst := checkAnswered(t, reqs, 2*failoverStoreTimeout)
-	var healthyMisses, outage, outageMisses int
+	healthyMisses := 0
 	for _, r := range reqs {
-		if !r.at.After(killed) {
-			continue
-		}
-		if slices.Contains(healthyPages, r.page) && !r.hit {
+		if r.at.After(killed) && slices.Contains(healthyPages, r.page) && !r.hit {
 			healthyMisses++
-		}
-		if r.at.Before(promoted) {
-			outage++
-			if !r.hit {
-				outageMisses++
-			}
 		}
 	}
 	assert.Zero(t, healthyMisses, "requests for pages on the healthy masters missed while another master was down")
-	hits := firstHitAfter(reqs, promoted)
-	var slowest time.Duration
-	for _, p := range deadPages {
-		d := hits[p].Sub(promoted)
-		slowest = max(slowest, d)
-		assert.LessOrEqual(t, d, failoverRecovery, "page %d (on the killed master) was a miss for %v after the promotion", p, d)
-	}
+	outage, outageMisses := duringOutage(reqs, killed, promoted)
+	slowest := checkRecovered(t, reqs, promoted, deadPages)
 	t.Logf("cluster failover: %d requests, %d during the outage (%d misses); promotion %v after the kill; "+
 		"the killed master's %d pages were hits again %v after the promotion (the last of them); slowest request %v",
 		len(reqs), outage, outageMisses, promoted.Sub(killed).Round(time.Millisecond), len(deadPages), slowest.Round(time.Millisecond), worst.Round(time.Millisecond))
@@ -329,31 +348,14 @@ func TestFailoverRedisSentinel(t *testing.T) {
 		addr, err := set.MasterAddr(ctx)
 		return err == nil && addr != old
 	})
-	pollUntil(t, failoverRecovery+5*time.Second, "the pages are hits on the new master", func(context.Context) bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return len(firstHitAfter(l.reqs, promoted)) == pages
-	})
-	time.Sleep(200 * time.Millisecond) // a little load after the recovery; not an assertion
-	reqs := l.finish()
-
+	reqs := l.awaitRecovery(t, promoted)
 	worst := checkAnswered(t, reqs, 2*failoverStoreTimeout)
-	outage, outageMisses := 0, 0
-	for _, r := range reqs {
-		if r.at.After(killed) && r.at.Before(promoted) {
-			outage++
-			if !r.hit {
-				outageMisses++
-			}
-		}
-	}
-	hits := firstHitAfter(reqs, promoted)
-	var slowest time.Duration
+	outage, outageMisses := duringOutage(reqs, killed, promoted)
+	var all []int
 	for p := range pages {
-		d := hits[p].Sub(promoted)
-		slowest = max(slowest, d)
-		assert.LessOrEqual(t, d, failoverRecovery, "page %d was a miss for %v after the promotion", p, d)
+		all = append(all, p)
 	}
+	slowest := checkRecovered(t, reqs, promoted, all)
 	t.Logf("sentinel failover: %d requests, %d during the outage (%d misses); promotion %v after the kill; "+
 		"every page was a hit again %v after the promotion; slowest request %v",
 		len(reqs), outage, outageMisses, promoted.Sub(killed).Round(time.Millisecond), slowest.Round(time.Millisecond), worst.Round(time.Millisecond))

@@ -49,26 +49,17 @@ func openURL(t testing.TB, rawURL string) stores.Store {
 func TestRedisClusterConformance(t *testing.T) {
 	addrs := servertest.RedisClusterAddrs(t)
 	raw := rawCluster(t, addrs)
-	other := "other:" + storetest.Namespace(t)
 	open := func(t *testing.T, extra string) stores.Store {
 		s, err := stores.Open(t.Context(), clusterURL(addrs, "max_value_size=1MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
 		require.NoError(t, err)
 		return s
 	}
-	storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, storetest.Options{
+	storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, conformanceOptions{
 		MaxValueSize: 1 << 20,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return open(t, "&default_ttl="+def.String())
 		},
-		Plant: func(t *testing.T, key string) {
-			require.NoError(t, raw.Set(t.Context(), other+key, "planted", time.Hour).Err())
-		},
-		PlantedExists: func(t *testing.T, key string) bool {
-			n, err := raw.Exists(t.Context(), other+key).Result()
-			require.NoError(t, err)
-			return n == 1
-		},
-	})
+	}.plantIn(raw))
 }
 
 // mastersHolding returns, per master address, how many keys of the
@@ -323,7 +314,6 @@ func TestRedisClusterMasterDown(t *testing.T) {
 	// The replica takes over; the store follows within 5 s of it.
 	require.NoError(t, replicas[0].Resume())
 	promoted := waitPromoted(t, c, prefix+victimKey, dead)
-	require.NoError(t, s.Set(ctx, "marker", []byte("m"), time.Hour), "a write once the cluster is whole again")
 	deadline := promoted.Add(5 * time.Second)
 	for {
 		_, err := s.Get(ctx, victimKey)

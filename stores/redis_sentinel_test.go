@@ -38,25 +38,16 @@ func rawFailover(t testing.TB, addrs []string, master string) *redis.Client {
 func TestRedisSentinelConformance(t *testing.T) {
 	addrs, master := servertest.RedisSentinelAddrs(t)
 	raw := rawFailover(t, addrs, master)
-	other := "other:" + storetest.Namespace(t)
 	open := func(t *testing.T, extra string) stores.Store {
 		s, err := stores.Open(t.Context(), sentinelURL(addrs, master, "prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
 		require.NoError(t, err)
 		return s
 	}
-	storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, storetest.Options{
+	storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, conformanceOptions{
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return open(t, "&default_ttl="+def.String())
 		},
-		Plant: func(t *testing.T, key string) {
-			require.NoError(t, raw.Set(t.Context(), other+key, "planted", time.Hour).Err())
-		},
-		PlantedExists: func(t *testing.T, key string) bool {
-			n, err := raw.Exists(t.Context(), other+key).Result()
-			require.NoError(t, err)
-			return n == 1
-		},
-	})
+	}.plantIn(raw))
 }
 
 // TestRedisSentinelDatabase checks that the path's /MASTER/DB selects the

@@ -49,22 +49,31 @@ func randomHex(n int) string {
 
 func TestRedisConformance(t *testing.T) {
 	raw := rawRedis(t)
-	other := "other:" + storetest.Namespace(t)
 	storetest.Run(t, func(t *testing.T) stores.Store {
 		return openRedisURL(t, "prefix="+url.QueryEscape(storetest.Namespace(t)))
-	}, storetest.Options{
+	}, conformanceOptions{
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return openRedisURL(t, "prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 		},
-		Plant: func(t *testing.T, key string) {
-			require.NoError(t, raw.Set(t.Context(), other+key, "planted", time.Hour).Err())
-		},
-		PlantedExists: func(t *testing.T, key string) bool {
-			n, err := raw.Exists(t.Context(), other+key).Result()
-			require.NoError(t, err)
-			return n == 1
-		},
-	})
+	}.plantIn(raw))
+}
+
+// conformanceOptions are the storetest options of a redis store; plantIn
+// adds Plant and PlantedExists on raw, a client of the same servers, under
+// a namespace of its own.
+type conformanceOptions storetest.Options
+
+func (o conformanceOptions) plantIn(raw redis.Cmdable) storetest.Options {
+	other := "other:" + randomHex(6) + ":"
+	o.Plant = func(t *testing.T, key string) {
+		require.NoError(t, raw.Set(t.Context(), other+key, "planted", time.Hour).Err())
+	}
+	o.PlantedExists = func(t *testing.T, key string) bool {
+		n, err := raw.Exists(t.Context(), other+key).Result()
+		require.NoError(t, err)
+		return n == 1
+	}
+	return storetest.Options(o)
 }
 
 // TestRedisConformanceSharedClient runs the suite on stores that share one
@@ -253,35 +262,40 @@ func TestRedisURLCredentials(t *testing.T) {
 	assert.NotContains(t, err.Error(), "wrong-secret", "the error shows the password")
 }
 
-// TestRedissUsesTLS checks that rediss:// opens a TLS connection: the first
-// byte a server sees is a TLS handshake record (0x16).
+// TestRedissUsesTLS checks that rediss://, rediss+cluster:// and
+// rediss+sentinel:// open TLS connections: the first byte a server sees is
+// a TLS handshake record (0x16).
 func TestRedissUsesTLS(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	first := make(chan byte, 1)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		b := make([]byte, 1)
-		if _, err := c.Read(b); err == nil {
-			first <- b[0]
-		}
-	}()
-	s, err := stores.Open(t.Context(), "rediss://"+l.Addr().String()+"/0?prefix=tls:&dial_timeout=500ms")
-	require.NoError(t, err)
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
-	require.Error(t, stores.Ping(ctx, s), "Ping of a listener that never answers the handshake")
-	select {
-	case b := <-first:
-		assert.Equal(t, byte(0x16), b, "first byte sent by rediss://: want a TLS handshake record")
-	case <-time.After(2 * time.Second):
-		t.Fatal("rediss:// never connected")
+	for _, form := range []string{"rediss://%s/0?prefix=tls:", "rediss+cluster://%s/?prefix=tls:", "rediss+sentinel://%s/mymaster?prefix=tls:"} {
+		t.Run(form, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer l.Close()
+			first := make(chan byte, 1)
+			go func() {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				b := make([]byte, 1)
+				if _, err := c.Read(b); err == nil {
+					first <- b[0]
+				}
+			}()
+			s, err := stores.Open(t.Context(), fmt.Sprintf(form, l.Addr().String())+"&dial_timeout=500ms&read_timeout=500ms")
+			require.NoError(t, err)
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			require.Error(t, stores.Ping(ctx, s), "Ping of a listener that never answers the handshake")
+			select {
+			case b := <-first:
+				assert.Equal(t, byte(0x16), b, "first byte sent: want a TLS handshake record")
+			case <-time.After(2 * time.Second):
+				t.Fatal("never connected")
+			}
+		})
 	}
 }
 

@@ -131,18 +131,15 @@ func checkRedisURLShape(u *url.URL, scheme, form string) error {
 }
 
 // replicaReads are the go-redis parameters that send reads to replicas,
-// refused by the cluster and sentinel forms.
-var replicaReads = map[string]string{
-	"read_only":                  "reads from replicas",
-	"route_by_latency":           "reads from replicas",
-	"route_by_latency_tolerance": "reads from replicas",
-	"route_randomly":             "reads from replicas",
-	"replica_only":               "reads from replicas",
-	"use_disconnected_replicas":  "reads from replicas",
-}
-
-// replicaReadsWhy explains the refusal of replicaReads.
-const replicaReadsWhy = ": a replica lags its master, so a read right after the store's own write could return the previous value"
+// refused by the cluster and sentinel forms, with the reason.
+var replicaReads = func() map[string]string {
+	const why = "it reads from replicas, which lag their master: a read right after the store's own write could return the previous value"
+	m := map[string]string{}
+	for _, name := range []string{"read_only", "route_by_latency", "route_by_latency_tolerance", "route_randomly", "replica_only", "use_disconnected_replicas"} {
+		m[name] = why
+	}
+	return m
+}()
 
 // openRedisCluster opens redis+cluster:// and rediss+cluster:// URLs:
 //
@@ -173,11 +170,7 @@ func openRedisCluster(_ context.Context, u *url.URL) (Store, error) {
 	p := NewParams(u)
 	rp := readRedisParams(p)
 	seeds = append(seeds, p.addrs("addr")...)
-	refuse := map[string]string{"db": "a cluster has only database 0"}
-	for k, v := range replicaReads {
-		refuse[k] = v + replicaReadsWhy
-	}
-	rest := p.forward(refuse)
+	rest := p.forward(replicaReads, map[string]string{"db": "a cluster has only database 0"})
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
@@ -239,16 +232,12 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 	seeds = append(seeds, p.addrs("addr")...)
 	sentinelUser := p.String("sentinel_username", "")
 	sentinelPass, hasSentinelPass := p.lookup("sentinel_password") // never in an error: not read by a parser that prints values
-	refuse := map[string]string{
+	rest := p.forward(replicaReads, map[string]string{
 		"master_name": "the master's name is the URL's path: /MASTER_NAME",
 		"db":          "the database is the URL's path: /MASTER_NAME/DB",
 		"username":    "the master's credentials are the URL's user:pass@",
 		"password":    "the master's credentials are the URL's user:pass@",
-	}
-	for k, v := range replicaReads {
-		refuse[k] = v + replicaReadsWhy
-	}
-	rest := p.forward(refuse)
+	})
 	if err := p.Err(); err != nil {
 		return nil, err
 	}
@@ -356,9 +345,9 @@ func (p *Params) addrs(name string) []string {
 
 // forward returns the parameters that nobody has read, and marks them
 // read, for a store that hands them to a library's own URL parser. A name
-// in refuse, or one given more than once, is an error (refuse gives the
-// reason).
-func (p *Params) forward(refuse map[string]string) url.Values {
+// in one of the refuse maps, or one given more than once, is an error (the
+// map gives the reason).
+func (p *Params) forward(refuse ...map[string]string) url.Values {
 	names := make([]string, 0, len(p.q))
 	for name := range p.q {
 		if !p.used[name] {
@@ -369,7 +358,7 @@ func (p *Params) forward(refuse map[string]string) url.Values {
 	out := url.Values{}
 	for _, name := range names {
 		p.used[name] = true
-		if why, ok := refuse[name]; ok {
+		if why := refusal(name, refuse); why != "" {
 			if p.err == nil {
 				p.err = fmt.Errorf("stores: %s URL: parameter %s is not supported: %s", p.scheme, name, why)
 			}
@@ -384,6 +373,17 @@ func (p *Params) forward(refuse map[string]string) url.Values {
 		out[name] = p.q[name]
 	}
 	return out
+}
+
+// refusal returns the reason for refusing name from the first map that
+// has it, or "".
+func refusal(name string, refuse []map[string]string) string {
+	for _, m := range refuse {
+		if why, ok := m[name]; ok {
+			return why
+		}
+	}
+	return ""
 }
 
 // goRedisURLError rewords an error of go-redis's URL parsing for scheme.

@@ -1,11 +1,7 @@
 package stores_test
 
 import (
-	"context"
-	"fmt"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -120,39 +116,5 @@ func TestRedisClusterSentinelURLNeverEchoesPasswords(t *testing.T) {
 		_, err := stores.Open(t.Context(), u)
 		require.Error(t, err, "Open(%q)", u)
 		assert.NotContains(t, err.Error(), secret, "Open(%q) echoed the password", u)
-	}
-}
-
-// TestRedisClusterSentinelTLS checks that the TLS forms open TLS
-// connections: the first byte a server sees is a TLS handshake record.
-func TestRedisClusterSentinelTLS(t *testing.T) {
-	for _, form := range []string{"rediss+cluster://%s/?prefix=tls:", "rediss+sentinel://%s/mymaster?prefix=tls:"} {
-		t.Run(form, func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
-			defer l.Close()
-			first := make(chan byte, 1)
-			go func() {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				b := make([]byte, 1)
-				if _, err := c.Read(b); err == nil {
-					first <- b[0]
-				}
-			}()
-			s := openURL(t, fmt.Sprintf(form, l.Addr().String())+"&dial_timeout=500ms&read_timeout=500ms")
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-			defer cancel()
-			require.Error(t, stores.Ping(ctx, s), "Ping of a listener that never answers the handshake")
-			select {
-			case b := <-first:
-				assert.Equal(t, byte(0x16), b, "first byte sent: want a TLS handshake record")
-			case <-time.After(3 * time.Second):
-				t.Fatal("never connected")
-			}
-		})
 	}
 }

@@ -578,15 +578,26 @@ func TestTypedFailOpen(t *testing.T) {
 		require.ErrorIs(t, m.Forget(ctx, "a"), errBoom, "Memoized.Forget")
 		require.ErrorIs(t, m.ForgetAll(ctx), errBoom, "Memoized.ForgetAll")
 
-		// The store comes back: values are cached again.
+		// The store comes back: values are cached again. The background
+		// removal of the keys the outage left unsettled can land after the
+		// first write of the same key and undo it (one more load, never a
+		// stale value: it was seen on a cluster, whose pipelines dial
+		// connections of their own), so the value is cached within a few
+		// calls.
 		fs.fail.Store(false)
-		cnt.n.Store(0)
-		for range 2 {
-			v, err := f.Get(ctx)
-			require.NoError(t, err)
-			assert.Equal(t, "computed", v)
+		cached := false
+		for range 3 {
+			cnt.n.Store(0)
+			for range 2 {
+				v, err := f.Get(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, "computed", v)
+			}
+			if cached = cnt.calls() < 2; cached { // the second call hit
+				break
+			}
 		}
-		assert.Equal(t, int64(1), cnt.calls(), "cached again once the store answers")
+		assert.True(t, cached, "cached again once the store answers")
 	})
 }
 

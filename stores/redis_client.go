@@ -15,10 +15,12 @@ const (
 	// backstop for changes that cause no errors (a master added); a failed
 	// or moved node reloads the map at once.
 	DefaultRedisClusterReloadInterval = 10 * time.Second
-	// DefaultRedisClusterMinRetryBackoff and DefaultRedisClusterMaxRetryBackoff
-	// bound the pause between two attempts of one command on a cluster,
-	// so that a retry after a failover reaches the new master quickly.
+	// DefaultRedisClusterMinRetryBackoff is the shortest pause between two
+	// attempts of one command on a cluster (go-redis's MinRetryBackoff).
 	DefaultRedisClusterMinRetryBackoff = 5 * time.Millisecond
+	// DefaultRedisClusterMaxRetryBackoff is the longest pause between two
+	// attempts of one command on a cluster (go-redis's MaxRetryBackoff):
+	// short, so that a retry after a failover soon reaches the new master.
 	DefaultRedisClusterMaxRetryBackoff = 50 * time.Millisecond
 )
 

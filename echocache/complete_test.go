@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,35 +96,60 @@ func httpGet(t *testing.T, url string) (int, http.Header, string) {
 // from outer or inner middleware; an inner ContextTimeout that the handler
 // beat (and that cancels its context on the way out) stores the page.
 func TestCachedContextEnded(t *testing.T) {
-	// The deadline of the requests that must see it pass is short; the
-	// others get one they cannot reach.
+	// Inside the cache, Echo's ContextTimeout bounds the handler only, so a
+	// short one ends while the handler waits. Outside it, a deadline would
+	// also bound the store calls, and one that a loaded store's lookup
+	// outlasts would test the lookup's failure instead: the first request
+	// gets a deadline that passes when its handler starts.
 	const short, long = 20 * time.Millisecond, time.Hour
 	tests := []struct {
 		name       string
-		outer      bool // ContextTimeout outside the cache, else inside it
+		outer      bool // the deadline is set outside the cache, else inside it
 		firstWaits bool // the first call waits for its context to end
-		timeout    time.Duration
 	}{
-		{name: "nok, outer deadline passed", outer: true, firstWaits: true, timeout: short},
-		{name: "nok, inner deadline passed", firstWaits: true, timeout: short},
-		{name: "ok, inner deadline not reached", timeout: long},
-		{name: "ok, outer deadline not reached", outer: true, timeout: long},
+		{name: "nok, outer deadline passed", outer: true, firstWaits: true},
+		{name: "nok, inner deadline passed", firstWaits: true},
+		{name: "ok, inner deadline not reached"},
+		{name: "ok, outer deadline not reached", outer: true},
 	}
 	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				env := newRouteEnv(t, open(t))
+				var pass func() // ends the first request's outer deadline
 				h := env.counted(func(c echo.Context) error {
 					if tt.firstWaits && env.calls.Load() == 1 {
+						if pass != nil {
+							pass()
+						}
 						<-c.Request().Context().Done()
 						return c.String(http.StatusOK, "no results")
 					}
 					return c.String(http.StatusOK, "results")
 				})
-				timeout := middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: tt.timeout})
-				mws := []echo.MiddlewareFunc{env.c.CachedWithConfig(env.cfg(time.Minute)), timeout}
+				cached := env.c.CachedWithConfig(env.cfg(time.Minute))
+				var mws []echo.MiddlewareFunc
 				if tt.outer {
-					mws = []echo.MiddlewareFunc{timeout, mws[0]}
+					first := tt.firstWaits
+					outer := func(next echo.HandlerFunc) echo.HandlerFunc {
+						return func(c echo.Context) error {
+							if !first {
+								return next(c)
+							}
+							first = false
+							ctx := &deadlineCtx{Context: c.Request().Context(), done: make(chan struct{})}
+							pass = ctx.pass
+							c.SetRequest(c.Request().WithContext(ctx))
+							return next(c)
+						}
+					}
+					mws = []echo.MiddlewareFunc{outer, cached}
+				} else {
+					timeout := long
+					if tt.firstWaits {
+						timeout = short
+					}
+					mws = []echo.MiddlewareFunc{cached, middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: timeout})}
 				}
 				env.e.GET("/q", h, mws...)
 
@@ -141,6 +167,27 @@ func TestCachedContextEnded(t *testing.T) {
 			})
 		}
 	})
+}
+
+// deadlineCtx is a request context whose deadline passes when pass is
+// called: Done closes and Err reports context.DeadlineExceeded, as for a
+// deadline set with context.WithTimeout, at a moment the test chooses.
+type deadlineCtx struct {
+	context.Context
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *deadlineCtx) pass()                 { c.once.Do(func() { close(c.done) }) }
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 // A request with Range, If-Range or a precondition may get an answer

@@ -49,3 +49,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./echocache
 	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime 30s ./internal/mcbin
 	$(GO) test -run '^$$' -fuzz '^FuzzGetMultiReplies$$' -fuzztime 30s ./internal/mcbin
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime 30s ./stores

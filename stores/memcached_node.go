@@ -137,10 +137,17 @@ func (n binaryNode) deleteMulti(ctx context.Context, keys []string) error {
 
 // incr creates an absent counter in the same request: memcached's binary
 // Increment takes the initial value and the expiration of a counter it
-// creates (doc/protocol-binary.xml §4.5).
+// creates (doc/protocol-binary.xml §4.5). Of two clients creating it at
+// once, memcached tells one "not stored" (it adds the item); that one
+// increments again, the counter being there now.
 func (n binaryNode) incr(ctx context.Context, key string, delta, initial uint64) (uint64, error) {
-	v, err := n.c.Incr(ctx, key, delta, initial, 0)
-	return v, binaryErr(err)
+	for range 3 {
+		v, err := n.c.Incr(ctx, key, delta, initial, 0)
+		if err = binaryErr(err); !errors.Is(err, errMCNotStored) {
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("stores: memcached: counter %s keeps disappearing", key)
 }
 
 func (n binaryNode) decr(ctx context.Context, key string, delta uint64) (uint64, error) {

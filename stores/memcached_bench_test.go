@@ -188,7 +188,7 @@ func BenchmarkMemcachedLargeGet(b *testing.B) {
 	b.Cleanup(func() { raw.Close() })
 	item := stores.DefaultMemcachedMaxItemSize - 512
 	for _, n := range []int{1 << 20, 4 << 20} {
-		name := fmt.Sprint(n >> 20, "MiB")
+		name := fmt.Sprint(n>>20, "MiB")
 		if err := s.Set(ctx, "large"+name, pattern(2, n), 0); err != nil {
 			b.Fatal(err)
 		}

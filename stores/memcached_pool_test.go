@@ -417,6 +417,7 @@ func TestMemcachedRestartUsedWithinASecond(t *testing.T) {
 			require.Eventually(t, func() bool { return s.Servers()[0].Down }, 10*time.Second, 5*time.Millisecond, "the breaker did not open")
 			require.NoError(t, srv.Restart())
 			back := time.Now()
+			time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
 			var first time.Time
 			after := 0
 			for r := range results {

@@ -12,8 +12,9 @@ const memcachedRelativeLimit = 30 * 24 * 60 * 60
 
 // The flags of every item the store writes say what the item is and when
 // it expires, so that a compare-and-swap can write an item back with the
-// expiry it had (neither protocol can read an item's remaining TTL over
-// SASL, and Incr must keep it). Bit 31 marks the manifest of a chunked
+// expiry it had: Incr must keep it, and the binary protocol, the only one
+// a SASL server speaks, cannot read an item's remaining TTL (the ASCII meta
+// commands can, but not over SASL). Bit 31 marks the manifest of a chunked
 // value (memcached_chunks.go); bits 0-30 hold the absolute Unix time the
 // item expires, in seconds, or 0 for an item without expiry. memcached
 // keeps its own expiry in 32 bits too, so the two agree until 2038.

@@ -114,9 +114,10 @@ func (m *Memcached) observe(ctx context.Context, s *mcServer, t0 time.Time, err 
 		if s.slowSince.Load() != 0 {
 			s.slowSince.Store(0)
 		}
-	case ctx.Err() != nil && !slow:
-		// The caller gave up early (cancelled, or a short deadline): that
-		// says nothing about the server.
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up: that says nothing about the server. (A
+		// deadline that passed does: the server did not answer in the
+		// time the caller had.)
 	default:
 		s.failures.Add(1)
 		if s.fails.Add(1) >= memcachedFailThreshold {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -337,7 +336,7 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		if err := waitListening(addr, exited); err != nil {
+		if err := waitListening(addr, &stderr, exited); err != nil {
 			_ = cmd.Process.Kill()
 			lastErr = fmt.Errorf("%s: %v\n%s", name, err, stderr.String())
 			continue
@@ -376,9 +375,11 @@ func run(t *testing.T, bins, name, cacheURL string) (string, error) {
 	return string(out), err
 }
 
-// waitListening polls addr until it accepts a connection, the process
-// exits, or ten seconds pass.
-func waitListening(addr string, exited <-chan error) error {
+// waitListening waits until the process says, on out, that it listens on
+// addr (demo's "NAME: listening on http://ADDR"), exits, or ten seconds
+// pass. A connection to addr alone would not do: another process may
+// hold the port for a moment before the example fails to bind it.
+func waitListening(addr string, out *syncbuf.Buffer, exited <-chan error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -386,8 +387,7 @@ func waitListening(addr string, exited <-chan error) error {
 			return fmt.Errorf("exited before listening: %v", err)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if strings.Contains(out.String(), "listening on http://"+addr) {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -50,7 +50,7 @@ func TestMemcachedChunkedValues(t *testing.T) {
 	for _, protocol := range []string{stores.MemcachedBinary, stores.MemcachedASCII} {
 		t.Run(protocol, func(t *testing.T) {
 			ctx := t.Context()
-			s := newMemcached(t, stores.MemcachedConfig{Servers: servertest.MemcachedPool(t), Protocol: protocol})
+			s := newMemcached(t, stores.MemcachedConfig{Servers: servertest.MemcachedPool(t), Protocol: protocol, Timeout: 5 * time.Second})
 			item := stores.DefaultMemcachedMaxItemSize - 512
 			sizes := []int{item, item + 1, 1 << 20, 4 << 20, 2*item + 1}
 			for i, n := range sizes {
@@ -187,7 +187,7 @@ func (f echoLikeLogger) Warnf(format string, args ...any) { f(format, args...) }
 // value exactly, never the old value's tail.
 func TestMemcachedChunkedOverwrite(t *testing.T) {
 	ctx := t.Context()
-	s := newMemcached(t, stores.MemcachedConfig{})
+	s := newMemcached(t, stores.MemcachedConfig{Timeout: 5 * time.Second})
 	for i, n := range []int{5 << 20, 3 << 20, 1<<20 + 1, 100, 4 << 20} {
 		v := pattern(byte(i), n)
 		require.NoError(t, s.Set(ctx, "k", v, 0))
@@ -203,7 +203,9 @@ func TestMemcachedChunkedOverwrite(t *testing.T) {
 // value that does not match it (a miss is fine).
 func TestMemcachedChunkedNoTornReads(t *testing.T) {
 	srv := servertest.StartMemcached(t, "-m", "64")
-	s := newMemcached(t, stores.MemcachedConfig{Servers: []string{srv.Addr()}})
+	// A generous Timeout: a write of 3 MiB on a loaded machine is slow,
+	// and this test is about what readers see, not about time.
+	s := newMemcached(t, stores.MemcachedConfig{Servers: []string{srv.Addr()}, Timeout: 10 * time.Second})
 	ctx := t.Context()
 	const writes = 150
 	value := func(i int) []byte {
@@ -235,11 +237,12 @@ func TestMemcachedChunkedNoTornReads(t *testing.T) {
 			}
 		})
 	}
+	stop := func() { done.Store(true); wg.Wait() }
+	defer stop() // the readers end before the store is closed, whatever happens
 	for i := range writes {
 		require.NoError(t, s.Set(ctx, "k", value(i), 0))
 	}
-	done.Store(true)
-	wg.Wait()
+	stop()
 	t.Logf("%d writes of 1-2.8 MiB: %d whole reads, %d misses, %d torn", writes, hits.Load(), misses.Load(), torn.Load())
 	assert.Zero(t, torn.Load(), "torn reads")
 	assert.Positive(t, hits.Load(), "no read succeeded")

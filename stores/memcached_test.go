@@ -90,7 +90,8 @@ func TestMemcachedConformance(t *testing.T) {
 		t.Run(mc.name, func(t *testing.T) {
 			base := mc.url(t)
 			open := func(t *testing.T, def time.Duration) stores.Store {
-				s, err := stores.Open(t.Context(), base+"prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+				// timeout=5s: a 5 MiB value on a loaded machine is slow.
+				s, err := stores.Open(t.Context(), base+"timeout=5s&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 				require.NoError(t, err)
 				return s
 			}

@@ -25,7 +25,7 @@ import (
 // on a shared machine; they report each variant's time per call and its
 // ratio to the first (the bare client):
 //
-//	go test -run '^$' -bench 'Memcached(RouteHit|LargeGet)' -count 6 ./stores
+//	go test -run '^$' -bench 'Memcached(Get|RouteHit|LargeGet)' -benchtime 300x -count 6 ./stores
 
 type benchVariant struct {
 	name string
@@ -171,6 +171,51 @@ func BenchmarkMemcachedRouteHit(b *testing.B) {
 			benchVariant{"bare-mcbin-sasl", serve(bareSASL)},
 			benchVariant{"route-sasl", serve(saslHit)})
 	})
+}
+
+// BenchmarkMemcachedGet compares the store's Get of a 2 KiB value (one
+// round trip for the entry and its server's generation) with a bare
+// gomemcache Get of the same bytes, with and without a context that has a
+// deadline (what echocache passes), on the binary and the ASCII protocol.
+func BenchmarkMemcachedGet(b *testing.B) {
+	ctx := context.Background()
+	addr := servertest.Memcached(b)
+	gm := memcache.New(addr)
+	gm.MaxIdleConns = stores.DefaultMemcachedMaxIdleConns
+	gm.Timeout = stores.DefaultMemcachedTimeout
+	b.Cleanup(func() { gm.Close() })
+	if err := gm.Set(&memcache.Item{Key: "bench:bare-get", Value: benchPage}); err != nil {
+		b.Fatal(err)
+	}
+	binary := newMemcached(b, stores.MemcachedConfig{Servers: []string{addr}})
+	ascii := newMemcached(b, stores.MemcachedConfig{Servers: []string{addr}, Protocol: stores.MemcachedASCII})
+	for _, s := range []*stores.Memcached{binary, ascii} {
+		if err := s.Set(ctx, "k", benchPage, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	get := func(s *stores.Memcached, timeout bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			c := ctx
+			if timeout {
+				var cancel context.CancelFunc
+				c, cancel = context.WithTimeout(ctx, echocache.DefaultStoreTimeout)
+				defer cancel()
+			}
+			if v, err := s.Get(c, "k"); err != nil || len(v) != len(benchPage) {
+				b.Fatalf("Get = %d bytes, %v", len(v), err)
+			}
+		}
+	}
+	runInterleaved(b, 100,
+		benchVariant{"bare-gomemcache", func(b *testing.B) {
+			if it, err := gm.Get("bench:bare-get"); err != nil || len(it.Value) != len(benchPage) {
+				b.Fatalf("Get: %v", err)
+			}
+		}},
+		benchVariant{"store-binary", get(binary, false)},
+		benchVariant{"store-binary-deadline", get(binary, true)},
+		benchVariant{"store-ascii-deadline", get(ascii, true)})
 }
 
 // BenchmarkMemcachedLargeGet reads chunked values of 1 MiB (two items) and

@@ -45,7 +45,7 @@ func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64,
 		return 0, m.serverErr("incr", s, nil, err)
 	}
 	t0 := time.Now()
-	n, err := m.incr(ctx, s, m.dataKey(gen, key), delta)
+	n, err := m.incr(ctx, s, m.dataKey(gen, key), delta, &t0)
 	m.observe(ctx, s, t0, err)
 	if err != nil {
 		if errors.Is(err, ErrNotInteger) {
@@ -56,7 +56,10 @@ func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64,
 	return n, nil
 }
 
-func (m *Memcached) incr(ctx context.Context, s *mcServer, k string, delta int64) (int64, error) {
+// incr adds delta to the counter k on s. t0 is the start of the attempt
+// under way, for the breaker: a compare-and-swap loop that waits for other
+// writers is not a slow server.
+func (m *Memcached) incr(ctx context.Context, s *mcServer, k string, delta int64, t0 *time.Time) (int64, error) {
 	if delta >= 0 && delta < nativeIncrMax {
 		n, err := s.node.incr(ctx, k, uint64(delta), uint64(delta))
 		switch {
@@ -72,16 +75,17 @@ func (m *Memcached) incr(ctx context.Context, s *mcServer, k string, delta int64
 		}
 		// A negative counter, or not a number: the CAS loop decides.
 	}
-	return m.casIncr(ctx, s, k, delta)
+	return m.casIncr(ctx, s, k, delta, t0)
 }
 
 // casIncr adds delta with a read and a compare-and-swap that keeps the
 // entry's expiry and flags, retrying when another client wrote in between.
-func (m *Memcached) casIncr(ctx context.Context, s *mcServer, k string, delta int64) (int64, error) {
+func (m *Memcached) casIncr(ctx context.Context, s *mcServer, k string, delta int64, t0 *time.Time) (int64, error) {
 	for attempt := 0; attempt < casAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		*t0 = time.Now()
 		it, err := s.node.get(ctx, k)
 		if errors.Is(err, errMCMiss) {
 			ok, err := s.node.add(ctx, mcbin.Item{Key: k, Value: strconv.AppendInt(nil, delta, 10)})

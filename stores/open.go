@@ -61,6 +61,10 @@ func Schemes() []string {
 //	redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster?prefix=myapp:
 //	memcached://127.0.0.1:11211,127.0.0.1:11212?prefix=myapp:
 //
+// Every scheme but memory and null also takes local=SIZE (and
+// local_max_age=DURATION), which puts a [LocalTier] of that size in front
+// of the store: redis://127.0.0.1:6379/0?prefix=myapp:&local=32MiB.
+//
 // A malformed URL, an unknown scheme, an unknown parameter or a bad value is
 // an error that names it; nothing is silently defaulted. Open does not
 // contact servers; use [Ping] to check one at start-up.
@@ -85,7 +89,7 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	if open == nil {
 		return nil, fmt.Errorf("stores: unknown store scheme %q (want one of %s)", u.Scheme, strings.Join(Schemes(), ", "))
 	}
-	return open(ctx, u)
+	return openLocal(ctx, u, open)
 }
 
 // Params reads the query parameters of a store URL and remembers the first

@@ -130,10 +130,11 @@ type RedisConfig struct {
 // ones, so that the breaker skips the whole store.
 type Redis struct {
 	client     redis.UniversalClient
-	owned      bool                 // the store built client and closes it
-	sharded    bool                 // keys of one call may live on different nodes or slots
-	cluster    *redis.ClusterClient // the client, when it is a cluster client
-	nodes      *clusterNodes        // per-master health, on a cluster
+	owned      bool                   // the store built client and closes it
+	sharded    bool                   // keys of one call may live on different nodes or slots
+	cluster    *redis.ClusterClient   // the client, when it is a cluster client
+	nodes      *clusterNodes          // per-master health, on a cluster
+	sentinel   *redis.FailoverOptions // of a sentinel-backed client the store built (for a local tier)
 	prefix     string
 	defaultTTL time.Duration
 	maxValue   int64
@@ -189,7 +190,13 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newRedisStore(cfg, client, true)
+		r, err := newRedisStore(cfg, client, true)
+		if err == nil && opts.MasterName != "" {
+			fo := opts.Failover()
+			applyFailoverDefaults(fo)
+			r.sentinel = fo
+		}
+		return r, err // NewRedis returns *Redis: a nil one with an error
 	}
 }
 

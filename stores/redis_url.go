@@ -267,7 +267,12 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 	fo.TLSConfig = redisTLS(scheme, fo.TLSConfig != nil && fo.TLSConfig.InsecureSkipVerify)
 	fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout, fo.PoolSize = rp.dial, rp.read, rp.write, rp.poolSize
 	applyFailoverDefaults(fo)
-	return newRedisStore(rp.cfg, redis.NewFailoverClient(fo), true)
+	r, err := newRedisStore(rp.cfg, redis.NewFailoverClient(fo), true)
+	if err != nil {
+		return nil, err
+	}
+	r.sentinel = fo
+	return r, nil
 }
 
 // redisTLS returns the TLS config of a multi-server scheme: nil without

@@ -1,0 +1,116 @@
+package stores
+
+import (
+	"strconv"
+	"testing"
+)
+
+// fakeShared is a store the tier accepts, for the tests of the tier's own
+// bookkeeping.
+type fakeShared struct{ *Null }
+
+func newTestTier(t *testing.T) *LocalTier {
+	t.Helper()
+	tier, err := NewLocalTier(fakeShared{&Null{}}, LocalConfig{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tier.Close() })
+	return tier
+}
+
+// TestLocalTierFillRace checks the guard against the race of client-side
+// caching: a value read from the shared store before another process's
+// write, whose announcement arrives while the read is in flight, must not
+// be kept once the announcement has been handled.
+func TestLocalTierFillRace(t *testing.T) {
+	v := expiring{v: []byte("old"), left: NoExpiry, known: true}
+	tests := []struct {
+		name   string
+		during func(tier *LocalTier) // what happens while the read is in flight
+		kept   bool
+	}{
+		{"ok, nothing happened", func(*LocalTier) {}, true},
+		{"ok, a key of another stripe announced", func(tier *LocalTier) { tier.invalidate(otherStripe(tier, "k")) }, true},
+		{"nok, the key announced", func(tier *LocalTier) { tier.invalidate("k") }, false},
+		{"nok, every key flushed", func(tier *LocalTier) { tier.flush() }, false},
+		{"nok, the connection lost and back", func(tier *LocalTier) { tier.partDown(); tier.partUp() }, false},
+		{"nok, the connection lost", func(tier *LocalTier) { tier.partDown() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tier := newTestTier(t)
+			tk := tier.ticket("k")
+			tt.during(tier)
+			tier.fill(tk, "k", v)
+			tier.down.Store(0)
+			_, kept := tier.lookup("k")
+			if kept != tt.kept {
+				t.Errorf("after %s, a copy kept = %v; want %v", tt.name, kept, tt.kept)
+			}
+		})
+	}
+}
+
+// otherStripe returns a key whose invalidation counter is not key's.
+func otherStripe(tier *LocalTier, key string) string {
+	for i := 0; ; i++ {
+		k := "other-" + strconv.Itoa(i)
+		if tier.stripe(k) != tier.stripe(key) {
+			return k
+		}
+	}
+}
+
+// TestLocalTierDownReadsNothing checks that the tier answers nothing from
+// memory while a part of its channel is down.
+func TestLocalTierDownReadsNothing(t *testing.T) {
+	tier := newTestTier(t)
+	tier.fill(tier.ticket("k"), "k", expiring{v: []byte("v"), left: NoExpiry, known: true})
+	if _, ok := tier.lookup("k"); !ok {
+		t.Fatal("lookup(k) after a fill = miss; want a hit")
+	}
+	tier.down.Add(1) // a part down, without the flush that comes with it
+	if _, _, ok := tier.ViewLocal("k"); ok {
+		t.Error("ViewLocal(k) while a part of the channel is down = hit; want none")
+	}
+	if tk := tier.ticket("k"); tk.ok {
+		t.Error("ticket(k) while down allows a fill")
+	}
+}
+
+// TestLocalTierLifetime checks how long a copy may live.
+func TestLocalTierLifetime(t *testing.T) {
+	tier := newTestTier(t) // no channel: MaxAge is DefaultLocalMaxAge
+	if tier.maxAge != DefaultLocalMaxAge {
+		t.Fatalf("maxAge = %v; want %v", tier.maxAge, DefaultLocalMaxAge)
+	}
+	for _, tt := range []struct {
+		name string
+		e    expiring
+		want bool // a copy is kept
+	}{
+		{"ok, no expiry: MaxAge bounds it", expiring{left: NoExpiry, known: true}, true},
+		{"ok, unknown: MaxAge bounds it", expiring{}, true},
+		{"ok, expires in an hour", expiring{left: 3600e9, known: true}, true},
+	} {
+		tier.fill(tier.ticket(tt.name), tt.name, expiring{v: []byte("v"), left: tt.e.left, known: tt.e.known})
+		e, ok := tier.mem.cache.GetEntry(tt.name)
+		if ok != tt.want {
+			t.Errorf("%s: kept = %v; want %v", tt.name, ok, tt.want)
+			continue
+		}
+		if left := e.ExpiresAfter(); left > DefaultLocalMaxAge {
+			t.Errorf("%s: the copy lives %v; want at most %v", tt.name, left, DefaultLocalMaxAge)
+		}
+	}
+	tier.maxAge = 0 // as in front of redis
+	tier.fill(tier.ticket("unknown"), "unknown", expiring{v: []byte("v")})
+	if _, ok := tier.lookup("unknown"); ok {
+		t.Error("a copy of unknown lifetime kept with no MaxAge to bound it")
+	}
+	tier.fill(tier.ticket("short"), "short", expiring{v: []byte("v"), left: 2e9, known: true})
+	if e, ok := tier.mem.cache.GetEntry("short"); !ok || e.ExpiresAfter() > 2e9 {
+		t.Errorf("a copy of an entry with 2s left lives %v; want at most 2s", e.ExpiresAfter())
+	}
+}

@@ -1,0 +1,598 @@
+package stores
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The invalidation channel of a local tier in front of redis: Redis's
+// client-side caching in broadcasting mode. Each tracking connection is a
+// RESP2 connection that subscribes to __redis__:invalidate and turns on
+// CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <store prefix>
+// when it connects (OnConnect, which go-redis runs on every dial of a
+// PubSub, before it resubscribes), so tracking and subscription live and
+// die together. Redis then announces every change of a key under the
+// prefix on it, whoever made it: a Set, Delete or Clear through any store,
+// redis-cli, an expiry, an eviction; FLUSHDB and FLUSHALL announce a null
+// key, which go-redis reports as an error, and which flushes the tier.
+//
+// A tracking connection is down from the moment a read on it fails (the
+// server gone, or silent for two ping intervals) until go-redis has
+// dialled again and the subscription is confirmed: the tier answers
+// nothing from memory meanwhile, and drops every copy when the
+// confirmation arrives. A Redis Cluster gets one tracking connection per
+// master, following the slot map; a Sentinel-managed master one that
+// dials whatever master the sentinels name, reconnected on +switch-master.
+
+const (
+	// invalidateChannel is where Redis sends the announcements of a
+	// connection that redirects its tracking to itself.
+	invalidateChannel = "__redis__:invalidate"
+	// trackPing is how long a tracking connection may stay silent before
+	// it is pinged; silent for twice as long, it is taken to be down.
+	trackPing = time.Second
+	// trackBackoffMax bounds the pause between two attempts to connect a
+	// tracking connection again (the first is at once, then 50ms doubling).
+	trackBackoffMax = 500 * time.Millisecond
+	// clusterRefresh is how often the masters of a cluster are listed
+	// (CLUSTER SLOTS) to track the new ones.
+	clusterRefresh = time.Second
+)
+
+// localChannel implements localChannelSource.
+func (r *Redis) localChannel(t *LocalTier) (invalidationChannel, error) {
+	switch c := r.client.(type) {
+	case *redis.ClusterClient:
+		return newClusterTracking(t, c, r.prefix), nil
+	case *redis.Client:
+		tr := newTracker(t, c.Options(), r.prefix, "")
+		if r.sentinel != nil {
+			tr.watch = newSentinelWatch(r.sentinel, tr)
+		}
+		tr.start()
+		return tr, nil
+	default:
+		return nil, fmt.Errorf("stores: local tier: a %T announces no changes; use a client of one server, a cluster or a sentinel-managed master", r.client)
+	}
+}
+
+// tracker is one tracking connection.
+type tracker struct {
+	tier   *LocalTier
+	client *redis.Client
+	prefix string
+	node   string // host:port on a cluster, for logs; "" otherwise
+	watch  *sentinelWatch
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	ps       *redis.PubSub // the current subscription
+	up       bool          // subscribed; otherwise counted in tier.down
+	ready    chan struct{} // closed at the first subscription
+	readyNow bool
+	lastErr  error // why the last attempt failed
+	refused  error // a server's refusal of CLIENT TRACKING, until it subscribes
+}
+
+// newTracker returns a tracker on a copy of the options of a node client
+// (for a sentinel-backed client, its dialer asks the sentinels for the
+// master on every dial). It counts in t.down until subscribed.
+func newTracker(t *LocalTier, base *redis.Options, prefix, node string) *tracker {
+	o := *base
+	o.Protocol = 2 // redirected tracking needs RESP2's pub/sub
+	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
+	o.MaxRetries = -1
+	o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
+	prev := base.OnConnect
+	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		if prev != nil {
+			if err := prev(ctx, cn); err != nil {
+				return err
+			}
+		}
+		id, err := cn.ClientID(ctx).Result()
+		if err != nil {
+			return err
+		}
+		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
+	}
+	tr := &tracker{tier: t, client: redis.NewClient(&o), prefix: prefix, node: node, done: make(chan struct{}), ready: make(chan struct{})}
+	tr.ctx, tr.cancel = context.WithCancel(context.Background())
+	t.down.Add(1)
+	return tr
+}
+
+func (tr *tracker) start() {
+	go tr.run()
+	if tr.watch != nil {
+		go tr.watch.run(tr.ctx)
+	}
+}
+
+func (tr *tracker) name() string {
+	if tr.node == "" {
+		return "redis"
+	}
+	return "redis " + tr.node
+}
+
+// run keeps a subscription until the tracker is closed: a new one when
+// the current one is found wedged or is restarted.
+func (tr *tracker) run() {
+	defer close(tr.done)
+	for tr.ctx.Err() == nil {
+		ps := tr.client.Subscribe(tr.ctx, invalidateChannel)
+		tr.mu.Lock()
+		tr.ps = ps
+		tr.mu.Unlock()
+		tr.serve(ps)
+		tr.setDown(nil)
+		_ = ps.Close()
+	}
+}
+
+// restart drops the current subscription (after a failover: the master
+// may have changed without the connection failing); run makes a new one.
+func (tr *tracker) restart() {
+	tr.mu.Lock()
+	ps := tr.ps
+	tr.mu.Unlock()
+	if ps != nil {
+		_ = ps.Close()
+	}
+}
+
+// serve reads the announcements of ps until it is closed or wedged. On a
+// failed read it marks the tracker down and lets go-redis dial again
+// (inside the next ReceiveTimeout), pausing between failed attempts.
+func (tr *tracker) serve(ps *redis.PubSub) {
+	ctx := tr.ctx
+	last := time.Now()
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, trackPing)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			if isTimeout(err) {
+				if time.Since(last) >= 2*trackPing {
+					tr.setDown(fmt.Errorf("no answer for %v", time.Since(last).Round(time.Millisecond)))
+					return // wedged: a new subscription on a new connection
+				}
+				if perr := ps.Ping(ctx); perr != nil {
+					tr.setDown(perr)
+				}
+				continue
+			}
+			// The connection failed (go-redis dials again on the next
+			// read), the server refused tracking, or an announcement
+			// go-redis cannot parse arrived: FLUSHDB's null key, after
+			// which go-redis dials again too. Announcements may be lost
+			// in each case.
+			tr.setDown(err)
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+			backoff = min(max(2*backoff, 50*time.Millisecond), trackBackoffMax)
+			continue
+		}
+		last = time.Now()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				tr.setUp()
+				backoff = 0
+			}
+		case *redis.Message:
+			if m.PayloadSlice == nil {
+				tr.announce(m.Payload)
+			}
+			for _, k := range m.PayloadSlice {
+				tr.announce(k)
+			}
+		}
+	}
+}
+
+// announce drops the copy of the full key k.
+func (tr *tracker) announce(k string) {
+	if key, ok := strings.CutPrefix(k, tr.prefix); ok {
+		tr.tier.invalidate(key)
+	}
+}
+
+func (tr *tracker) setUp() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.refused = nil
+	if !tr.readyNow {
+		tr.readyNow = true
+		close(tr.ready)
+	} else if !tr.up {
+		tr.tier.logf("%s invalidation connection back; local copies dropped", tr.name())
+	}
+	if !tr.up {
+		tr.up = true
+		tr.tier.partUp()
+	} else {
+		tr.tier.flush() // a resubscription we did not see fail
+	}
+}
+
+// setDown marks the tracker down, for cause err (nil when it is closed).
+func (tr *tracker) setDown(err error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if err != nil {
+		tr.lastErr = err
+		var rerr redis.Error
+		if errors.As(err, &rerr) && !redis.IsLoadingError(err) {
+			tr.refused = err
+		}
+	}
+	if tr.up {
+		tr.up = false
+		tr.tier.partDown()
+		if err != nil && tr.ctx.Err() == nil {
+			tr.tier.logf("%s invalidation connection lost (%v); reading from the shared store until it is back", tr.name(), err)
+		}
+	}
+}
+
+// wait implements invalidationChannel.
+func (tr *tracker) wait(ctx context.Context) error {
+	for {
+		tr.mu.Lock()
+		refused, lastErr := tr.refused, tr.lastErr
+		tr.mu.Unlock()
+		if refused != nil {
+			return fmt.Errorf("stores: local tier: %s refused CLIENT TRACKING ... BCAST (Redis 6 or later is needed, and an ACL allowing it): %w", tr.name(), refused)
+		}
+		select {
+		case <-tr.ready:
+			return nil
+		case <-ctx.Done():
+			if lastErr != nil {
+				return fmt.Errorf("stores: local tier: %s invalidation connection not up: %w (%v)", tr.name(), ctx.Err(), lastErr)
+			}
+			return fmt.Errorf("stores: local tier: %s invalidation connection not up: %w", tr.name(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// close stops the tracker and gives back its count in tier.down.
+func (tr *tracker) close() {
+	tr.cancel()
+	tr.restart()
+	<-tr.done
+	_ = tr.client.Close()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !tr.up {
+		tr.tier.down.Add(-1)
+	}
+	tr.up = true // counted out
+}
+
+// isTimeout reports whether err is a read that timed out.
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// sleepCtx waits d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// sentinelWatch listens for +switch-master on the sentinels of a
+// sentinel-backed store: a failover may demote a master that stays up,
+// whose connections do not fail, so the tracker is reconnected (to the
+// master the sentinels name now) and the tier flushed.
+type sentinelWatch struct {
+	fo *redis.FailoverOptions
+	tr *tracker
+}
+
+func newSentinelWatch(fo *redis.FailoverOptions, tr *tracker) *sentinelWatch {
+	return &sentinelWatch{fo: fo, tr: tr}
+}
+
+// run listens on one sentinel at a time, moving to the next when it fails.
+func (w *sentinelWatch) run(ctx context.Context) {
+	var backoff time.Duration
+	for i := 0; ctx.Err() == nil; i++ {
+		addr := w.fo.SentinelAddrs[i%len(w.fo.SentinelAddrs)]
+		if w.listen(ctx, addr) {
+			backoff = 0
+		}
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), trackBackoffMax)
+	}
+}
+
+// listen follows +switch-master on the sentinel at addr until it fails;
+// it reports whether it subscribed.
+func (w *sentinelWatch) listen(ctx context.Context, addr string) (subscribed bool) {
+	fo := w.fo
+	sc := redis.NewSentinelClient(&redis.Options{
+		Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
+		Dialer: fo.Dialer, TLSConfig: fo.TLSConfig, Protocol: 2,
+		DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout,
+		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
+	})
+	defer sc.Close()
+	ps := sc.Subscribe(ctx, "+switch-master")
+	defer ps.Close()
+	last := time.Now()
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, trackPing)
+		if err != nil {
+			if isTimeout(err) && time.Since(last) < 2*trackPing {
+				if ps.Ping(ctx) == nil {
+					continue
+				}
+			}
+			return subscribed
+		}
+		last = time.Now()
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if subscribed {
+				w.switched() // a switch may have gone unseen while the sentinel was away
+			}
+			subscribed = true
+		case *redis.Message:
+			// "<master name> <old ip> <old port> <new ip> <new port>"
+			if f := strings.Fields(m.Payload); len(f) > 0 && f[0] == fo.MasterName {
+				w.switched()
+			}
+		}
+	}
+	return subscribed
+}
+
+func (w *sentinelWatch) switched() {
+	w.tr.tier.flush()
+	w.tr.tier.logf("sentinel failover of %q; local copies dropped", w.fo.MasterName)
+	w.tr.restart()
+}
+
+// clusterTracking keeps one tracker per master of a Redis Cluster,
+// following the slot map (listed every clusterRefresh). The tier answers
+// from memory only while every current master's tracker is subscribed.
+type clusterTracking struct {
+	tier   *LocalTier
+	client *redis.ClusterClient
+	prefix string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	listed chan struct{} // closed once the masters were listed
+
+	mu       sync.Mutex
+	trackers map[string]*tracker // by master host:port
+	lastErr  error
+}
+
+func newClusterTracking(t *LocalTier, c *redis.ClusterClient, prefix string) *clusterTracking {
+	ct := &clusterTracking{tier: t, client: c, prefix: prefix, done: make(chan struct{}), listed: make(chan struct{}), trackers: map[string]*tracker{}}
+	ct.ctx, ct.cancel = context.WithCancel(context.Background())
+	t.down.Add(1) // until the masters are listed
+	go ct.run()
+	return ct
+}
+
+func (ct *clusterTracking) run() {
+	defer close(ct.done)
+	first := true
+	tick := time.NewTicker(clusterRefresh)
+	defer tick.Stop()
+	for {
+		if ct.refresh() && first {
+			first = false
+			close(ct.listed)
+			ct.tier.down.Add(-1)
+		}
+		select {
+		case <-ct.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// refresh lists the masters, tracks the new ones and stops tracking those
+// that are masters no more (a new master is tracked, and so counted down,
+// before an old one is let go). It reports whether the list was read.
+func (ct *clusterTracking) refresh() bool {
+	ctx, cancel := context.WithTimeout(ct.ctx, 2*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	masters := map[string]*redis.Options{}
+	err := ct.client.ForEachMaster(ctx, func(_ context.Context, n *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		masters[n.Options().Addr] = n.Options()
+		return nil
+	})
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if err != nil || len(masters) == 0 || ct.ctx.Err() != nil {
+		if err != nil {
+			ct.lastErr = err
+		}
+		return false
+	}
+	for addr, o := range masters {
+		if ct.trackers[addr] == nil {
+			tr := newTracker(ct.tier, o, ct.prefix, addr)
+			ct.trackers[addr] = tr
+			tr.start()
+		}
+	}
+	for addr, tr := range ct.trackers {
+		if masters[addr] == nil {
+			delete(ct.trackers, addr)
+			go tr.close()
+		}
+	}
+	return true
+}
+
+// wait implements invalidationChannel.
+func (ct *clusterTracking) wait(ctx context.Context) error {
+	select {
+	case <-ct.listed:
+	case <-ctx.Done():
+		ct.mu.Lock()
+		err := ct.lastErr
+		ct.mu.Unlock()
+		return fmt.Errorf("stores: local tier: the cluster's masters not listed: %w (%v)", ctx.Err(), err)
+	}
+	ct.mu.Lock()
+	trs := make([]*tracker, 0, len(ct.trackers))
+	for _, tr := range ct.trackers {
+		trs = append(trs, tr)
+	}
+	ct.mu.Unlock()
+	for _, tr := range trs {
+		if err := tr.wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ct *clusterTracking) close() {
+	ct.cancel()
+	<-ct.done
+	ct.mu.Lock()
+	trs := ct.trackers
+	ct.trackers = nil
+	ct.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, tr := range trs {
+		wg.Add(1)
+		go func() { defer wg.Done(); tr.close() }()
+	}
+	wg.Wait()
+}
+
+// getExpiring implements expiringReader: GET and PTTL in one round trip.
+func (r *Redis) getExpiring(ctx context.Context, key string) (expiring, error) {
+	if err := r.check(ctx); err != nil {
+		return expiring{}, err
+	}
+	full := r.key(key)
+	node, err := r.admit(ctx, "get", full)
+	if err != nil {
+		return expiring{}, err
+	}
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, full)
+		pttl = p.PTTL(ctx, full)
+		return nil
+	})
+	v, err := get.Bytes()
+	err = r.done(ctx, node, full, err)
+	if errors.Is(err, redis.Nil) {
+		return expiring{}, ErrNotFound
+	}
+	if err != nil {
+		return expiring{}, r.fail(ctx, "get", err)
+	}
+	return withPTTL(v, pttl), nil
+}
+
+// withPTTL pairs v with the answer of PTTL: -1 no expiry, -2 gone since
+// (the copy is not kept), or the milliseconds left.
+func withPTTL(v []byte, pttl *redis.DurationCmd) expiring {
+	d, err := pttl.Result()
+	switch {
+	case err != nil || d == -2:
+		return expiring{v: v}
+	case d < 0:
+		return expiring{v: v, left: NoExpiry, known: true}
+	case d == 0:
+		return expiring{v: v}
+	}
+	return expiring{v: v, left: d, known: true}
+}
+
+// getManyExpiring implements expiringReader: a GET and a PTTL per key in
+// one pipeline. Like GetMany, on a cluster whose masters do not all
+// answer it returns the values of those that did with a NodeError.
+func (r *Redis) getManyExpiring(ctx context.Context, keys []string) (map[string]expiring, error) {
+	if err := r.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]expiring, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	gets := make([]*redis.StringCmd, len(keys))
+	pttls := make([]*redis.DurationCmd, len(keys))
+	add := func(p redis.Pipeliner, i int, full string) {
+		gets[i] = p.Get(ctx, full)
+		pttls[i] = p.PTTL(ctx, full)
+	}
+	result := func(i int) error {
+		v, err := gets[i].Bytes()
+		if err == nil {
+			out[keys[i]] = withPTTL(v, pttls[i])
+		} else if errors.Is(err, redis.Nil) {
+			err = nil
+		}
+		return err
+	}
+	var err error
+	if r.sharded {
+		err = r.perKey(ctx, keys, add, result)
+	} else {
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				add(p, i, r.key(k))
+			}
+			return nil
+		})
+		for i := range keys {
+			if e := result(i); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrNodeDown) {
+			return out, r.fail(ctx, "get many", err)
+		}
+		return nil, r.fail(ctx, "get many", err)
+	}
+	return out, nil
+}

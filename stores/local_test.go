@@ -1,0 +1,476 @@
+package stores_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/stores/storetest"
+)
+
+// openTier opens rawURL, which must give a local tier, and waits until
+// its invalidation connections are up (Ping).
+func openTier(t testing.TB, rawURL string) *stores.LocalTier {
+	t.Helper()
+	s, err := stores.Open(t.Context(), rawURL)
+	require.NoError(t, err, "Open(%q)", rawURL)
+	t.Cleanup(func() { s.Close() })
+	tier, ok := s.(*stores.LocalTier)
+	require.True(t, ok, "Open(%q) = %T; want a *stores.LocalTier", rawURL, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, tier.Ping(ctx))
+	return tier
+}
+
+// addQuery appends query parameters to a store URL that may have some.
+func addQuery(rawURL, query string) string {
+	if strings.Contains(rawURL, "?") {
+		return rawURL + "&" + query
+	}
+	return rawURL + "?" + query
+}
+
+// TestLocalTierConformance runs the store suite on local tiers in front of
+// each redis form and memcached.
+func TestLocalTierConformance(t *testing.T) {
+	type form struct {
+		name  string
+		url   func(t *testing.T) string
+		raw   func(t *testing.T) redis.Cmdable
+		extra string
+	}
+	forms := []form{
+		{"redis", func(t *testing.T) string { return servertest.Redis(t) }, func(t *testing.T) redis.Cmdable { return rawRedis(t) }, ""},
+		{"cluster", func(t *testing.T) string { return clusterURL(servertest.RedisClusterAddrs(t), "") }, func(t *testing.T) redis.Cmdable { return rawCluster(t, servertest.RedisClusterAddrs(t)) }, ""},
+		{"sentinel", func(t *testing.T) string {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			return sentinelURL(addrs, master, "")
+		}, func(t *testing.T) redis.Cmdable {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			return rawFailover(t, addrs, master)
+		}, ""},
+	}
+	for _, f := range forms {
+		t.Run(f.name, func(t *testing.T) {
+			base := f.url(t)
+			open := func(t *testing.T, extra string) stores.Store {
+				return openTier(t, addQuery(base, "local=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
+			}
+			storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, conformanceOptions{
+				OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
+					return open(t, "&default_ttl="+def.String())
+				},
+			}.plantIn(f.raw(t)))
+		})
+	}
+	t.Run("memcached", func(t *testing.T) {
+		addr := servertest.Memcached(t)
+		// memcached does not say how long an entry has left, so a copy
+		// lives MaxAge whatever its entry's TTL: the suite's 2s entries
+		// could be read here up to MaxAge after they expired. A MaxAge
+		// below the suite's slack keeps the expiry checks meaningful.
+		open := func(t *testing.T, def time.Duration) stores.Store {
+			return openTier(t, "memcached://"+addr+"?local=8MiB&local_max_age=500ms&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+		}
+		other, err := stores.Open(t.Context(), "memcached://"+addr+"?prefix=other"+randomHex(6)+":")
+		require.NoError(t, err)
+		defer other.Close()
+		storetest.Run(t, func(t *testing.T) stores.Store { return open(t, 0) }, storetest.Options{
+			MaxValueSize:       stores.DefaultMemcachedMaxItemSize - 512,
+			OpenWithDefaultTTL: open,
+			Plant: func(t *testing.T, key string) {
+				require.NoError(t, other.Set(t.Context(), key, []byte("planted"), stores.NoExpiry))
+			},
+			PlantedExists: func(t *testing.T, key string) bool {
+				_, err := other.Get(t.Context(), key)
+				if errors.Is(err, stores.ErrNotFound) {
+					return false
+				}
+				require.NoError(t, err)
+				return true
+			},
+		})
+	})
+}
+
+// TestLocalTierURL checks the local and local_max_age parameters.
+func TestLocalTierURL(t *testing.T) {
+	redisURL := servertest.Redis(t)
+	tests := []struct {
+		name, url, want string
+	}{
+		{"nok, no size", redisURL + "?local=", `parameter local=""`},
+		{"nok, zero size", redisURL + "?local=0", `want a size above zero`},
+		{"nok, bad size", redisURL + "?local=lots", `parameter local="lots"`},
+		{"nok, twice", redisURL + "?local=1MiB&local=2MiB", `parameter local given 2 times`},
+		{"nok, age without size", redisURL + "?local_max_age=1s", `local_max_age without local`},
+		{"nok, bad age", "memcached://127.0.0.1:11211?local=1MiB&local_max_age=soon", `parameter local_max_age="soon"`},
+		{"nok, memory", "memory://?local=1MiB", `already lives in the process`},
+		{"nok, null", "null://?local=1MiB", `already lives in the process`},
+		{"nok, the store's own parameters still checked", redisURL + "?local=1MiB&bogus=1", `unknown parameter "bogus"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := stores.Open(t.Context(), tt.url)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) = %T, nil; want an error naming %q", tt.url, s, tt.want)
+			}
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	t.Run("ok, the store keeps its parameters", func(t *testing.T) {
+		ns := storetest.Namespace(t)
+		tier := openTier(t, redisURL+"?prefix="+url.QueryEscape(ns)+"&local=1MiB&default_ttl=1h")
+		require.NoError(t, tier.Set(t.Context(), "k", []byte("v"), stores.DefaultTTL))
+		ttl, err := rawRedis(t).TTL(t.Context(), ns+"k").Result()
+		require.NoError(t, err)
+		assert.Greater(t, ttl, 59*time.Minute, "default_ttl=1h behind local=: the key's TTL")
+	})
+}
+
+// pollUntil calls f every millisecond until it returns true or the
+// deadline passes; it returns how long it took.
+func pollUntil(t *testing.T, within time.Duration, what string, f func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(within)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// servedLocally polls until five calls of read in a row are answered from
+// tier's copies alone. (A copy made right after a write can be dropped
+// when the write's own announcement arrives a moment later.)
+func servedLocally(t *testing.T, tier *stores.LocalTier, read func()) {
+	t.Helper()
+	pollUntil(t, 2*time.Second, "reads served locally", func() bool {
+		h, m := tier.Stats().Hits, tier.Stats().Misses
+		for range 5 {
+			read()
+		}
+		return tier.Stats().Hits > h && tier.Stats().Misses == m
+	})
+}
+
+// getString reads key from s: its value, or "" for a miss.
+func getString(t *testing.T, s stores.Store, key string) string {
+	t.Helper()
+	v, err := s.Get(t.Context(), key)
+	if errors.Is(err, stores.ErrNotFound) {
+		return ""
+	}
+	require.NoError(t, err)
+	return string(v)
+}
+
+// TestLocalTierCoherence checks, on each redis form, that two tiers (as in
+// two processes: each has its own connections) on one namespace serve
+// their reads locally and see each other's writes, and those of a plain
+// client, within the bound.
+func TestLocalTierCoherence(t *testing.T) {
+	forms := map[string]func(t *testing.T) (string, redis.Cmdable){
+		"redis": func(t *testing.T) (string, redis.Cmdable) { return servertest.Redis(t), rawRedis(t) },
+		"cluster": func(t *testing.T) (string, redis.Cmdable) {
+			addrs := servertest.RedisClusterAddrs(t)
+			return clusterURL(addrs, ""), rawCluster(t, addrs)
+		},
+		"sentinel": func(t *testing.T) (string, redis.Cmdable) {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			return sentinelURL(addrs, master, ""), rawFailover(t, addrs, master)
+		},
+	}
+	for name, form := range forms {
+		t.Run(name, func(t *testing.T) {
+			base, raw := form(t)
+			ns := storetest.Namespace(t)
+			u := addQuery(base, "local=4MiB&prefix="+url.QueryEscape(ns))
+			a, b := openTier(t, u), openTier(t, u)
+			ctx := t.Context()
+			const bound = time.Second // generous: the p99 is measured across processes in integration
+
+			// Reads are served locally once a copy is there.
+			require.NoError(t, a.Set(ctx, "k", []byte("v1"), time.Hour))
+			require.Equal(t, "v1", getString(t, b, "k"))
+			servedLocally(t, b, func() { require.Equal(t, "v1", getString(t, b, "k")) })
+
+			changes := []struct {
+				what   string
+				change func()
+				want   string
+			}{
+				{"overwrite", func() { require.NoError(t, a.Set(ctx, "k", []byte("v2"), time.Hour)) }, "v2"},
+				{"Delete", func() { require.NoError(t, a.Delete(ctx, "k")) }, ""},
+				{"Add", func() {
+					ok, err := a.Add(ctx, "k", []byte("v3"), time.Hour)
+					require.NoError(t, err)
+					require.True(t, ok)
+				}, "v3"},
+				{"SetMany", func() { require.NoError(t, a.SetMany(ctx, map[string][]byte{"k": []byte("v4")}, time.Hour)) }, "v4"},
+				{"DeleteMany", func() { require.NoError(t, a.DeleteMany(ctx, []string{"k", "other"})) }, ""},
+				{"Incr", func() {
+					_, err := a.Incr(ctx, "k", 7)
+					require.NoError(t, err)
+				}, "7"},
+				{"Clear", func() { require.NoError(t, a.Clear(ctx)) }, ""},
+				{"a plain client's SET", func() { require.NoError(t, raw.Set(ctx, ns+"k", "foreign", time.Hour).Err()) }, "foreign"},
+				{"a plain client's DEL", func() { require.NoError(t, raw.Del(ctx, ns+"k").Err()) }, ""},
+				{"expiry", func() { require.NoError(t, raw.Set(ctx, ns+"k", "short", 300*time.Millisecond).Err()) }, ""},
+			}
+			for _, c := range changes {
+				if c.what == "expiry" {
+					// The copy must be read before the entry expires.
+					c.change()
+					require.Equal(t, "short", getString(t, b, "k"))
+				} else {
+					// b holds a copy of what k holds now.
+					getString(t, b, "k")
+					getString(t, b, "k")
+					c.change()
+				}
+				took := pollUntil(t, bound, c.what+" seen by the other tier", func() bool { return getString(t, b, "k") == c.want })
+				t.Logf("%s seen after %v", c.what, took)
+				// and by the writer at once (read your own writes)
+				if c.what != "expiry" {
+					assert.Equal(t, c.want, getString(t, a, "k"), "%s: the writer's own read", c.what)
+				}
+			}
+			// GetMany serves copies and fills them, and sees changes too.
+			require.NoError(t, a.SetMany(ctx, map[string][]byte{"m1": []byte("1"), "m2": []byte("2")}, stores.NoExpiry))
+			got, err := b.GetMany(ctx, []string{"m1", "m2", "m3"})
+			require.NoError(t, err)
+			assert.Equal(t, map[string][]byte{"m1": []byte("1"), "m2": []byte("2")}, got)
+			servedLocally(t, b, func() {
+				got, err := b.GetMany(ctx, []string{"m1", "m2"})
+				require.NoError(t, err)
+				require.Len(t, got, 2)
+			})
+			require.NoError(t, a.Set(ctx, "m2", []byte("two"), stores.NoExpiry))
+			pollUntil(t, bound, "GetMany after an overwrite", func() bool {
+				got, err := b.GetMany(ctx, []string{"m1", "m2"})
+				require.NoError(t, err)
+				return string(got["m2"]) == "two" && string(got["m1"]) == "1"
+			})
+		})
+	}
+}
+
+// TestLocalTierRestartedRedis kills and restarts the redis under two
+// tiers while readers and a writer run: no read that starts after the
+// restart returns a value from before it (the restarted redis is empty),
+// the tiers answer from the shared store while their connection is down,
+// and serve locally again once it is back.
+func TestLocalTierRestartedRedis(t *testing.T) {
+	srv := servertest.StartRedis(t)
+	u := "redis://" + srv.Addr() + "/0?prefix=restart:&local=4MiB"
+	a, b := openTier(t, u), openTier(t, u)
+	ctx := t.Context()
+	require.NoError(t, a.Set(ctx, "k", []byte("before"), stores.NoExpiry))
+	require.Equal(t, "before", getString(t, b, "k"))
+	require.Equal(t, "before", getString(t, a, "k"))
+
+	var restarted atomic.Int64 // unix nanos when the restarted server answered
+	var stale atomic.Int64
+	var staleErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, s := range []*stores.LocalTier{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now().UnixNano()
+				v, err := s.Get(context.Background(), "k")
+				if r := restarted.Load(); err == nil && string(v) == "before" && r != 0 && start > r {
+					stale.Add(1)
+					staleErr.Store(string(v))
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // writes to other keys keep going
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = a.Set(context.Background(), "other", []byte{byte(i)}, time.Minute)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
+	srv.Kill()
+	pollUntil(t, 5*time.Second, "tiers not coherent while redis is down", func() bool {
+		return !a.Stats().Coherent && !b.Stats().Coherent
+	})
+	require.NoError(t, srv.Restart())
+	restarted.Store(time.Now().UnixNano())
+	took := pollUntil(t, 5*time.Second, "tiers coherent again after the restart", func() bool {
+		return a.Stats().Coherent && b.Stats().Coherent
+	})
+	t.Logf("tiers coherent %v after the restarted redis answered", took)
+	// The restarted redis is empty: k is a miss, then a new value, served
+	// locally.
+	assert.Equal(t, "", getString(t, b, "k"))
+	require.NoError(t, a.Set(ctx, "k", []byte("after"), stores.NoExpiry))
+	pollUntil(t, time.Second, "the new value", func() bool { return getString(t, b, "k") == "after" })
+	hits := b.Stats().Hits
+	getString(t, b, "k")
+	close(stop)
+	wg.Wait()
+	assert.Greater(t, b.Stats().Hits, hits, "reads served locally after the restart")
+	assert.Zero(t, stale.Load(), "reads that started after the restart returned the value from before it")
+}
+
+// TestLocalTierFlushAll checks that FLUSHALL, which Redis announces with a
+// null key, drops every copy.
+func TestLocalTierFlushAll(t *testing.T) {
+	srv := servertest.StartRedis(t)
+	tier := openTier(t, "redis://"+srv.Addr()+"/0?prefix=flush:&local=4MiB")
+	ctx := t.Context()
+	require.NoError(t, tier.Set(ctx, "k", []byte("v"), stores.NoExpiry))
+	require.Equal(t, "v", getString(t, tier, "k"))
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	require.NoError(t, raw.FlushAll(ctx).Err())
+	pollUntil(t, 2*time.Second, "FLUSHALL seen", func() bool { return getString(t, tier, "k") == "" })
+}
+
+// TestLocalTierMaxAge checks that in front of memcached, which announces
+// nothing, a copy is served locally and lives at most local_max_age: a
+// change made by another process is seen once it ends.
+func TestLocalTierMaxAge(t *testing.T) {
+	addr := servertest.Memcached(t)
+	ns := storetest.Namespace(t)
+	const maxAge = 300 * time.Millisecond
+	u := "memcached://" + addr + "?local=4MiB&local_max_age=" + maxAge.String() + "&prefix=" + url.QueryEscape(ns)
+	a, b := openTier(t, u), openTier(t, u)
+	ctx := t.Context()
+	require.NoError(t, a.Set(ctx, "k", []byte("v1"), time.Hour))
+	require.Equal(t, "v1", getString(t, b, "k"))
+	filled := time.Now()
+	require.NoError(t, a.Set(ctx, "k", []byte("v2"), time.Hour))
+	assert.Equal(t, "v2", getString(t, a, "k"), "the writer reads its own write")
+	hits := b.Stats().Hits
+	var sawOld bool
+	took := pollUntil(t, 5*time.Second, "the other process's write", func() bool {
+		v := getString(t, b, "k")
+		if v == "v1" {
+			sawOld = true
+		}
+		return v == "v2"
+	})
+	age := time.Since(filled)
+	t.Logf("write seen %v after it, %v after the copy was made", took, age)
+	assert.True(t, sawOld && b.Stats().Hits > hits, "the copy was served locally before it ended")
+	// The copy ended after maxAge; reading it took a few ms more at most,
+	// unless the machine is very loaded.
+	assert.Less(t, age, maxAge+time.Second, "a copy outlived local_max_age")
+
+	// The default is DefaultLocalMaxAge.
+	tier, err := stores.NewLocalTier(must(stores.Open(ctx, "memcached://"+addr+"?prefix="+url.QueryEscape(ns))), stores.LocalConfig{})
+	require.NoError(t, err)
+	defer tier.Close()
+	require.NoError(t, tier.Set(ctx, "d", []byte("x"), time.Hour))
+	require.Equal(t, "x", getString(t, tier, "d"))
+	require.NoError(t, a.Set(ctx, "d", []byte("y"), time.Hour))
+	start := time.Now()
+	pollUntil(t, stores.DefaultLocalMaxAge+5*time.Second, "a write seen after the default max age", func() bool { return getString(t, tier, "d") == "y" })
+	assert.Less(t, time.Since(start), stores.DefaultLocalMaxAge+time.Second)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestLocalTierSentinelFailover checks that after a Sentinel failover that
+// leaves the old master running (SENTINEL FAILOVER), the tier drops its
+// copies and follows the new master: a write made on the new master is
+// seen.
+func TestLocalTierSentinelFailover(t *testing.T) {
+	s := servertest.StartRedisSentinel(t)
+	u := "redis+sentinel://" + strings.Join(s.Addrs(), ",") + "/" + s.Name + "?prefix=fo:&local=4MiB"
+	a, b := openTier(t, u), openTier(t, u)
+	ctx := t.Context()
+	require.NoError(t, a.Set(ctx, "k", []byte("v1"), stores.NoExpiry))
+	require.Equal(t, "v1", getString(t, b, "k"))
+	old, err := s.MasterAddr(ctx)
+	require.NoError(t, err)
+	flushes := b.Stats().Flushes
+
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addrs()[0]})
+	defer sc.Close()
+	require.NoError(t, sc.Failover(ctx, s.Name).Err())
+	pollUntil(t, 20*time.Second, "a new master", func() bool {
+		addr, err := s.MasterAddr(ctx)
+		return err == nil && addr != old
+	})
+	pollUntil(t, 10*time.Second, "the tier flushed after the switch", func() bool { return b.Stats().Flushes > flushes })
+	// A write on the new master, by another client, is seen.
+	raw := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Addrs()})
+	defer raw.Close()
+	pollUntil(t, 10*time.Second, "a write on the new master", func() bool {
+		if raw.Set(ctx, "fo:k", "v2", 0).Err() != nil {
+			return false
+		}
+		return getString(t, b, "k") == "v2"
+	})
+	require.NoError(t, raw.Set(ctx, "fo:k", "v3", 0).Err())
+	pollUntil(t, time.Second, "a second write on the new master", func() bool { return getString(t, b, "k") == "v3" })
+}
+
+// TestLocalTierClusterFailover kills the master of a key under tiers on a
+// cluster of their own: the tiers stop answering locally, follow the
+// promoted replica, and then see its writes.
+func TestLocalTierClusterFailover(t *testing.T) {
+	c := servertest.StartRedisCluster(t)
+	u := clusterURL(c.Addrs(), "prefix=cfo:&local=4MiB")
+	a, b := openTier(t, u), openTier(t, u)
+	ctx := t.Context()
+	require.NoError(t, a.Set(ctx, "k", []byte("v1"), stores.NoExpiry))
+	require.Equal(t, "v1", getString(t, b, "k"))
+	master, _, err := c.MasterOf(ctx, "cfo:k")
+	require.NoError(t, err)
+	master.Kill()
+	pollUntil(t, 5*time.Second, "tier not coherent with a master down", func() bool { return !b.Stats().Coherent })
+	require.NoError(t, c.WaitHealthy(ctx))
+	pollUntil(t, 10*time.Second, "tier coherent on the promoted replica", func() bool { return b.Stats().Coherent })
+	raw := rawCluster(t, c.Addrs())
+	pollUntil(t, 10*time.Second, "a write on the promoted replica", func() bool {
+		if raw.Set(ctx, "cfo:k", "v2", 0).Err() != nil {
+			return false
+		}
+		return getString(t, b, "k") == "v2"
+	})
+	require.NoError(t, raw.Set(ctx, "cfo:k", "v3", 0).Err())
+	pollUntil(t, time.Second, "a second write", func() bool { return getString(t, b, "k") == "v3" })
+}

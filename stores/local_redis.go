@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // The invalidation channel of a local tier in front of redis: Redis's
@@ -92,6 +93,9 @@ func newTracker(t *LocalTier, base *redis.Options, prefix, node string) *tracker
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
 	o.MaxRetries = -1
 	o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
+	// Maintenance notifications need RESP3; the copy must not share the
+	// node client's config either, which go-redis writes to.
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	prev := base.OnConnect
 	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 		if prev != nil {

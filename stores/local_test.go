@@ -340,11 +340,9 @@ func TestLocalTierRestartedRedis(t *testing.T) {
 	assert.Equal(t, "", getString(t, b, "k"))
 	require.NoError(t, a.Set(ctx, "k", []byte("after"), stores.NoExpiry))
 	pollUntil(t, time.Second, "the new value", func() bool { return getString(t, b, "k") == "after" })
-	hits := b.Stats().Hits
-	getString(t, b, "k")
+	servedLocally(t, b, func() { getString(t, b, "k") })
 	close(stop)
 	wg.Wait()
-	assert.Greater(t, b.Stats().Hits, hits, "reads served locally after the restart")
 	assert.Zero(t, stale.Load(), "reads that started after the restart returned the value from before it")
 }
 

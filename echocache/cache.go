@@ -127,7 +127,15 @@ type storeRef struct {
 	s      stores.Store
 	local  bool
 	viewer stores.Viewer // s, when it is local and hands out its own bytes
+	near   nearViewer    // s, when it keeps copies in the process (stores.LocalTier)
 	done   func(error)   // completion of calls to a local store, made once
+}
+
+// nearViewer is a networked store that keeps copies in the process
+// (stores.LocalTier): a read it answers from them needs no store timeout
+// and no breaker, and a page's copy is decoded once (its memo).
+type nearViewer interface {
+	ViewLocal(key string) ([]byte, *stores.Memo, bool)
 }
 
 // New returns a Cache over store with the default config. store may be nil;
@@ -177,7 +185,11 @@ func (c *Cache) Init(store stores.Store) {
 	if local {
 		viewer, _ = store.(stores.Viewer)
 	}
-	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, done: c.localDone})
+	var near nearViewer
+	if !local {
+		near, _ = store.(nearViewer)
+	}
+	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, near: near, done: c.localDone})
 	c.failures.Store(0)
 	c.openUntil.Store(0)
 	c.unsettled.reset() // those keys were another store's
@@ -377,6 +389,9 @@ func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
 	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
 		return nil, stores.ErrNotFound
 	}
+	if v, _, ok := c.viewNear(key); ok {
+		return append([]byte{}, v...), nil
+	}
 	s, sctx, done, err := c.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -395,12 +410,27 @@ func (c *Cache) viewer() stores.Viewer {
 	return nil
 }
 
+// viewNear returns the copy of key that a store with an in-process tier
+// holds, when it can answer from it (see nearViewer). The slice is the
+// tier's: it must not be modified.
+func (c *Cache) viewNear(key string) ([]byte, *stores.Memo, bool) {
+	if r := c.store.Load(); r != nil && r.near != nil {
+		return r.near.ViewLocal(key)
+	}
+	return nil, nil, false
+}
+
 // storeView is storeGet for callers that never modify the value: with a
 // viewer (see Cache.viewer) it reads the store's own bytes instead of a
 // copy, with the value's memo (nil without a viewer, or when the store
 // keeps none), and completes the call like the other local calls.
 func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, *stores.Memo, error) {
 	if viewer == nil {
+		if c.unsettled.n.Load() == 0 {
+			if v, memo, ok := c.viewNear(key); ok {
+				return v, memo, nil
+			}
+		}
 		v, err := c.storeGet(ctx, key)
 		return v, nil, err
 	}

@@ -211,8 +211,8 @@ var errMWStoreDown = errors.New("test store: down")
 
 // mwBackends are the real backends the middleware tests run on: the
 // memory store, a redis server, a Redis Cluster, a Sentinel-managed
-// master and a memcached server.
-var mwBackends = []string{"memory", "redis", "redis-cluster", "redis-sentinel", "memcached"}
+// master, a redis server behind a local tier and a memcached server.
+var mwBackends = []string{"memory", "redis", "redis-cluster", "redis-sentinel", "redis-local", "memcached"}
 
 // forEachMWStore runs f once per real backend (mwBackends), each with a
 // fresh Cache over a fresh namespace of its own.
@@ -249,6 +249,11 @@ func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
 			sep = "&"
 		}
 		s, err = stores.Open(context.Background(), u+sep+"prefix="+prefix)
+	case "redis-local":
+		s, err = stores.Open(context.Background(), servertest.Redis(t)+"?local=4MiB&prefix="+prefix)
+		if err == nil {
+			err = stores.Ping(context.Background(), s)
+		}
 	case "redis-cluster":
 		s, err = stores.Open(context.Background(), "redis+cluster://"+strings.Join(servertest.RedisClusterAddrs(t), ",")+"/?prefix="+prefix)
 	case "redis-sentinel":

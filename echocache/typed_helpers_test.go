@@ -51,6 +51,15 @@ func typedBackends() []typedBackend {
 			u := "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
 			return openStore(t, u), openStore(t, u)
 		}},
+		{name: "redis-local", minTTL: 500 * time.Millisecond, open: func(t *testing.T) (stores.Store, stores.Store) {
+			// Two processes with local tiers: what one writes, the other
+			// sees as soon as redis announces it (within a millisecond).
+			u := servertest.Redis(t) + "?local=4MiB&prefix=" + url.QueryEscape(storetest.Namespace(t))
+			a, b := openStore(t, u), openStore(t, u)
+			require.NoError(t, stores.Ping(t.Context(), a))
+			require.NoError(t, stores.Ping(t.Context(), b))
+			return a, b
+		}},
 		{name: "memcached", minTTL: 2 * time.Second, open: func(t *testing.T) (stores.Store, stores.Store) {
 			u := "memcached://" + servertest.Memcached(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
 			return openStore(t, u), openStore(t, u)

@@ -401,6 +401,18 @@ func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
 	return v, err
 }
 
+// storeRead is storeGet for a caller that only reads the value, and is
+// done with it when it returns: a value the store's in-process tier holds
+// is returned without a copy (see viewNear), and must not be modified.
+func (c *Cache) storeRead(ctx context.Context, key string) ([]byte, error) {
+	if c.unsettled.n.Load() == 0 {
+		if v, _, ok := c.viewNear(key); ok {
+			return v, nil
+		}
+	}
+	return c.storeGet(ctx, key)
+}
+
 // viewer returns the store as a stores.Viewer when it is in-process and can
 // hand out its own bytes, or nil. (Found once, by Init.)
 func (c *Cache) viewer() stores.Viewer {

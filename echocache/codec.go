@@ -16,6 +16,10 @@ import (
 // A codec should also implement [FormatChecker]: without it the typed API
 // cannot tell a corrupt entry from a value read with the wrong Go type, so
 // it keeps every entry the codec fails to decode (see [TypeMismatchError]).
+//
+// Unmarshal must not keep data, nor slices of it, after it returns (as
+// encoding.BinaryUnmarshaler's contract says): it may be the bytes a
+// store's in-process tier holds.
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error

@@ -219,7 +219,7 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
 func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
-	data, err := m.c.storeGet(ctx, m.vkey)
+	data, err := m.c.storeRead(ctx, m.vkey) // read only, to name the entry
 	if err == nil && validVersionToken(data) {
 		return data, nil
 	}

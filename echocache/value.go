@@ -301,7 +301,7 @@ func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bo
 	if !c.hasStore() {
 		return v, false, ErrNoStore
 	}
-	data, err := c.storeGet(ctx, skey)
+	data, err := c.storeRead(ctx, skey) // decodeValue copies what it keeps
 	if err != nil {
 		c.stats.misses.Add(1)
 		if errors.Is(err, stores.ErrNotFound) {

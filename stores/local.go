@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // Defaults of a [LocalTier].
@@ -25,6 +27,10 @@ const (
 // that may fill the tier notes its key's counter before asking the shared
 // store and fills only if the counter has not moved since.
 const localStripes = 1024
+
+// localClockResolution is how often the tier reads the time to expire
+// its copies.
+const localClockResolution = 5 * time.Millisecond
 
 // LocalConfig configures [NewLocalTier].
 type LocalConfig struct {
@@ -94,6 +100,7 @@ type LocalConfig struct {
 type LocalTier struct {
 	shared  Store
 	mem     *Memory
+	clock   *otter.CoarseClock // mem's
 	maxAge  time.Duration
 	expiry  expiringReader      // shared, when it reads remaining TTLs
 	channel invalidationChannel // nil in front of a store without announcements
@@ -171,16 +178,22 @@ func NewLocalTier(shared Store, cfg LocalConfig) (*LocalTier, error) {
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = DefaultLocalMaxBytes
 	}
-	mem, err := NewMemory(MemoryConfig{MaxBytes: cfg.MaxBytes})
+	// Reading the clock on every hit costs as much as the rest of the
+	// lookup; a copy may then be served up to localClockResolution past
+	// its expiry.
+	clock := otter.NewCoarseClock(localClockResolution)
+	mem, err := NewMemory(MemoryConfig{MaxBytes: cfg.MaxBytes, clock: clock})
 	if err != nil {
+		clock.Stop()
 		return nil, fmt.Errorf("stores: local tier: %s", strings.TrimPrefix(err.Error(), "stores: memory: "))
 	}
-	t := &LocalTier{shared: shared, mem: mem, maxAge: cfg.MaxAge, logger: cfg.Logger, seed: maphash.MakeSeed()}
+	t := &LocalTier{shared: shared, mem: mem, clock: clock, maxAge: cfg.MaxAge, logger: cfg.Logger, seed: maphash.MakeSeed()}
 	t.expiry, _ = shared.(expiringReader)
 	if src, ok := shared.(localChannelSource); ok {
 		ch, err := src.localChannel(t)
 		if err != nil {
 			_ = mem.Close()
+			clock.Stop()
 			return nil, err
 		}
 		t.channel = ch
@@ -519,6 +532,7 @@ func (t *LocalTier) Close() error {
 		t.channel.close()
 	}
 	_ = t.mem.Close()
+	t.clock.Stop()
 	return t.shared.Close()
 }
 

@@ -40,6 +40,8 @@ type MemoryConfig struct {
 	// switch to memory:// by changing its scheme alone.
 	// Optional. Default value "".
 	Prefix string
+
+	clock otter.Clock // nil: otter's precise clock (a LocalTier gives a coarse one)
 }
 
 // DefaultMemoryMaxBytes is the default of [MemoryConfig.MaxBytes].
@@ -122,6 +124,7 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 			}
 		}),
 		Logger: &otter.NoopLogger{},
+		Clock:  cfg.clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stores: memory: %w", err)

@@ -52,7 +52,7 @@ func (r *Redis) localChannel(t *LocalTier) (invalidationChannel, error) {
 	case *redis.ClusterClient:
 		return newClusterTracking(t, c, r.prefix), nil
 	case *redis.Client:
-		tr := newTracker(t, c.Options(), r.prefix, "")
+		tr := newTracker(t, c.Options(), r.prefix, "", r.sentinel != nil)
 		if r.sentinel != nil {
 			tr.watch = newSentinelWatch(r.sentinel, tr)
 		}
@@ -87,7 +87,10 @@ type tracker struct {
 // newTracker returns a tracker on a copy of the options of a node client
 // (for a sentinel-backed client, its dialer asks the sentinels for the
 // master on every dial). It counts in t.down until subscribed.
-func newTracker(t *LocalTier, base *redis.Options, prefix, node string) *tracker {
+// With masterOnly, a connection to a server that is not a master (a
+// demoted one, reached through the sentinels before they all knew of the
+// switch) is refused, and dialled again.
+func newTracker(t *LocalTier, base *redis.Options, prefix, node string, masterOnly bool) *tracker {
 	o := *base
 	o.Protocol = 2 // redirected tracking needs RESP2's pub/sub
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
@@ -101,6 +104,15 @@ func newTracker(t *LocalTier, base *redis.Options, prefix, node string) *tracker
 		if prev != nil {
 			if err := prev(ctx, cn); err != nil {
 				return err
+			}
+		}
+		if masterOnly {
+			role, err := cn.Do(ctx, "ROLE").Slice()
+			if err != nil {
+				return err
+			}
+			if len(role) == 0 || role[0] != "master" {
+				return fmt.Errorf("stores: local tier: the server is not a master (ROLE %v)", role)
 			}
 		}
 		id, err := cn.ClientID(ctx).Result()
@@ -454,7 +466,7 @@ func (ct *clusterTracking) refresh() bool {
 	}
 	for addr, o := range masters {
 		if ct.trackers[addr] == nil {
-			tr := newTracker(ct.tier, o, ct.prefix, addr)
+			tr := newTracker(ct.tier, o, ct.prefix, addr, false)
 			ct.trackers[addr] = tr
 			tr.start()
 		}

@@ -81,14 +81,21 @@ func TestLocalTierConformance(t *testing.T) {
 		// lives MaxAge whatever its entry's TTL: the suite's 2s entries
 		// could be read here up to MaxAge after they expired. A MaxAge
 		// below the suite's slack keeps the expiry checks meaningful.
+		// max_value_size=2MiB: below the suite's 5 MiB value, so that
+		// refused writes go through the tier, and above one item, so that
+		// chunked values do too; timeout=5s: a 2 MiB value on a loaded
+		// machine is slow.
 		open := func(t *testing.T, def time.Duration) stores.Store {
-			return openTier(t, "memcached://"+addr+"?local=8MiB&local_max_age=500ms&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+			return openTier(t, "memcached://"+addr+"?local=8MiB&local_max_age=500ms&max_value_size=2MiB&timeout=5s&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 		}
+		// The suite's limit is the one the store behind the tier enforces.
+		maxValue := open(t, 0).(*stores.LocalTier).Shared().(*stores.Memcached).MaxValueSize()
+		require.Equal(t, 2<<20, maxValue, "max_value_size=2MiB behind local=")
 		other, err := stores.Open(t.Context(), "memcached://"+addr+"?prefix=other"+randomHex(6)+":")
 		require.NoError(t, err)
 		defer other.Close()
 		storetest.Run(t, func(t *testing.T) stores.Store { return open(t, 0) }, storetest.Options{
-			MaxValueSize:       stores.DefaultMemcachedMaxItemSize - 512,
+			MaxValueSize:       maxValue,
 			OpenWithDefaultTTL: open,
 			Plant: func(t *testing.T, key string) {
 				require.NoError(t, other.Set(t.Context(), key, []byte("planted"), stores.NoExpiry))
@@ -103,6 +110,62 @@ func TestLocalTierConformance(t *testing.T) {
 			},
 		})
 	})
+}
+
+// TestLocalTierRefusedWrite checks, in front of redis and memcached, that
+// a value the shared store refuses as too large leaves a miss where the
+// tier held a copy of the previous value, in the tier as in the shared
+// store, and that an Add it refuses leaves the present value readable.
+func TestLocalTierRefusedWrite(t *testing.T) {
+	forms := map[string]func(t *testing.T) string{
+		"redis":     func(t *testing.T) string { return servertest.Redis(t) },
+		"memcached": func(t *testing.T) string { return "memcached://" + servertest.Memcached(t) },
+	}
+	for name, base := range forms {
+		t.Run(name, func(t *testing.T) {
+			u := addQuery(base(t), "max_value_size=64KiB&prefix="+url.QueryEscape(storetest.Namespace(t)))
+			tier := openTier(t, addQuery(u, "local=4MiB&local_max_age=1h"))
+			plain, err := stores.Open(t.Context(), u)
+			require.NoError(t, err)
+			defer plain.Close()
+			ctx := t.Context()
+			over := make([]byte, 64<<10+1)
+			// copies makes the tier hold a copy of each key's value.
+			copies := func(keys ...string) {
+				t.Helper()
+				servedLocally(t, tier, func() {
+					for _, k := range keys {
+						require.NotEmpty(t, getString(t, tier, k))
+					}
+				})
+			}
+			miss := func(what, key string) {
+				t.Helper()
+				assert.Equal(t, "", getString(t, tier, key), "%s: the tier's read of %q", what, key)
+				assert.Equal(t, "", getString(t, plain, key), "%s: the shared store's read of %q", what, key)
+			}
+
+			require.NoError(t, tier.Set(ctx, "k", []byte("old"), time.Hour))
+			copies("k")
+			require.ErrorIs(t, tier.Set(ctx, "k", over, time.Hour), stores.ErrTooLarge, "Set of 64 KiB + 1 over a copied key")
+			miss("Set", "k")
+
+			require.NoError(t, tier.SetMany(ctx, map[string][]byte{"a": []byte("old a"), "b": []byte("old b")}, time.Hour))
+			copies("a", "b")
+			require.ErrorIs(t, tier.SetMany(ctx, map[string][]byte{"a": []byte("new a"), "b": over}, time.Hour), stores.ErrTooLarge)
+			miss("SetMany", "b")
+			if v := getString(t, tier, "a"); v != "" {
+				assert.Equal(t, "new a", v, "after a refused SetMany, the tier's read of a key it did not store")
+			}
+
+			require.NoError(t, tier.Set(ctx, "p", []byte("present"), time.Hour))
+			copies("p")
+			ok, err := tier.Add(ctx, "p", over, time.Hour)
+			require.ErrorIs(t, err, stores.ErrTooLarge, "Add of 64 KiB + 1 over a present key")
+			assert.False(t, ok)
+			assert.Equal(t, "present", getString(t, tier, "p"), "a refused Add replaces nothing")
+		})
+	}
 }
 
 // TestLocalTierURL checks the local and local_max_age parameters.

@@ -90,7 +90,9 @@ type LocalConfig struct {
 //
 // A copy never outlives its entry: in front of redis the tier reads the
 // entry's remaining TTL with the value (PTTL, in the same round trip); in
-// front of a store that cannot tell it, a copy lives at most MaxAge.
+// front of memcached, the expiry the store records in each item's flags
+// (whole seconds: the copy ends a second before it); in front of a store
+// that cannot tell it (file), a copy lives at most MaxAge.
 //
 // A read that races with another process's write cannot store a value
 // older than that write: each key belongs to one of 1024 invalidation
@@ -136,7 +138,7 @@ type expiringReader interface {
 // expiring is a value and how long it has left.
 type expiring struct {
 	v     []byte
-	left  time.Duration // > 0: expires after left; NoExpiry: never
+	left  time.Duration // > 0: expires after left; NoExpiry: never; 0: now (no copy is kept)
 	known bool          // left is known; a copy is kept only when it is (or MaxAge bounds it)
 }
 
@@ -261,11 +263,15 @@ func (t *LocalTier) fill(tk ticket, key string, e expiring) {
 	}
 	life := NoExpiry
 	switch {
-	case e.known && e.left > 0:
+	case !e.known:
+		if t.maxAge == 0 {
+			return // nothing bounds a copy of unknown lifetime
+		}
+	case e.left == NoExpiry:
+	case e.left > 0:
 		life = e.left
-	case e.known: // no expiry
-	case t.maxAge == 0:
-		return // nothing bounds a copy of unknown lifetime
+	default:
+		return // the entry expires now
 	}
 	if t.maxAge > 0 && (life == NoExpiry || life > t.maxAge) {
 		life = t.maxAge

@@ -3,6 +3,7 @@ package stores
 import (
 	"strconv"
 	"testing"
+	"time"
 )
 
 // fakeShared is a store the tier accepts, for the tests of the tier's own
@@ -112,5 +113,28 @@ func TestLocalTierLifetime(t *testing.T) {
 	tier.fill(tier.ticket("short"), "short", expiring{v: []byte("v"), left: 2e9, known: true})
 	if e, ok := tier.mem.cache.GetEntry("short"); !ok || e.ExpiresAfter() > 2e9 {
 		t.Errorf("a copy of an entry with 2s left lives %v; want at most 2s", e.ExpiresAfter())
+	}
+}
+
+func TestMemcachedExpiring(t *testing.T) {
+	now := time.Unix(1_000_000, 500_000_000)
+	tests := []struct {
+		name     string
+		exp      uint32
+		wantLeft time.Duration
+	}{
+		{"ok, no expiry", 0, NoExpiry},
+		{"ok, a second before the recorded one", 1_000_010, 8500 * time.Millisecond},
+		{"ok, expires within the second: no copy", 1_000_001, 0},
+		{"ok, expired: no copy", 999_000, 0},
+		{"ok, a foreign item's small flags: no copy", 7, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := memcachedExpiring([]byte("v"), tt.exp, now)
+			if !e.known || e.left != tt.wantLeft || string(e.v) != "v" {
+				t.Errorf("memcachedExpiring(v, %d, %v) = %+v; want known, left %v", tt.exp, now, e, tt.wantLeft)
+			}
+		})
 	}
 }

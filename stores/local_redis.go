@@ -548,16 +548,16 @@ func (r *Redis) getExpiring(ctx context.Context, key string) (expiring, error) {
 }
 
 // withPTTL pairs v with the answer of PTTL: -1 no expiry, -2 gone since
-// (the copy is not kept), or the milliseconds left.
+// or 0 (the copy is not kept), or the milliseconds left.
 func withPTTL(v []byte, pttl *redis.DurationCmd) expiring {
 	d, err := pttl.Result()
 	switch {
-	case err != nil || d == -2:
+	case err != nil:
 		return expiring{v: v}
-	case d < 0:
+	case d == -1:
 		return expiring{v: v, left: NoExpiry, known: true}
-	case d == 0:
-		return expiring{v: v}
+	case d <= 0:
+		return expiring{v: v, known: true}
 	}
 	return expiring{v: v, left: d, known: true}
 }

@@ -77,16 +77,15 @@ func TestLocalTierConformance(t *testing.T) {
 	}
 	t.Run("memcached", func(t *testing.T) {
 		addr := servertest.Memcached(t)
-		// memcached does not say how long an entry has left, so a copy
-		// lives MaxAge whatever its entry's TTL: the suite's 2s entries
-		// could be read here up to MaxAge after they expired. A MaxAge
-		// below the suite's slack keeps the expiry checks meaningful.
+		// The copies live the default local_max_age (5s), longer than the
+		// suite's 2s entries: its expiry checks pass only if a copy ends
+		// with its entry (the expiry recorded in the item's flags).
 		// max_value_size=2MiB: below the suite's 5 MiB value, so that
 		// refused writes go through the tier, and above one item, so that
 		// chunked values do too; timeout=5s: a 2 MiB value on a loaded
 		// machine is slow.
 		open := func(t *testing.T, def time.Duration) stores.Store {
-			return openTier(t, "memcached://"+addr+"?local=8MiB&local_max_age=500ms&max_value_size=2MiB&timeout=5s&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+			return openTier(t, "memcached://"+addr+"?local=8MiB&max_value_size=2MiB&timeout=5s&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 		}
 		// The suite's limit is the one the store behind the tier enforces.
 		maxValue := open(t, 0).(*stores.LocalTier).Shared().(*stores.Memcached).MaxValueSize()
@@ -166,6 +165,38 @@ func TestLocalTierRefusedWrite(t *testing.T) {
 			assert.Equal(t, "present", getString(t, tier, "p"), "a refused Add replaces nothing")
 		})
 	}
+}
+
+// TestLocalTierMemcachedExpiry checks that in front of memcached a copy
+// ends with its entry, whatever local_max_age: once the shared store
+// misses, so does the tier.
+func TestLocalTierMemcachedExpiry(t *testing.T) {
+	u := "memcached://" + servertest.Memcached(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+	tier := openTier(t, u+"&local=4MiB&local_max_age=1h")
+	plain, err := stores.Open(t.Context(), u)
+	require.NoError(t, err)
+	defer plain.Close()
+	ctx := t.Context()
+	for _, ttl := range []time.Duration{time.Second, 2 * time.Second} {
+		key := "k" + ttl.String()
+		require.NoError(t, tier.Set(ctx, key, []byte("v"), ttl))
+		servedLocally(t, tier, func() { require.Equal(t, "v", getString(t, tier, key)) })
+		// The shared store's miss is read first: the tier's read after it
+		// must miss too.
+		pollUntil(t, ttl+5*time.Second, "the entry expired", func() bool {
+			if getString(t, plain, key) != "" {
+				return false
+			}
+			assert.Equal(t, "", getString(t, tier, key), "ttl %v: the tier's read after the shared store missed", ttl)
+			return true
+		})
+	}
+	// An entry without expiry is kept (until local_max_age).
+	require.NoError(t, tier.Set(ctx, "forever", []byte("v"), stores.NoExpiry))
+	servedLocally(t, tier, func() { require.Equal(t, "v", getString(t, tier, "forever")) })
+	got, err := tier.GetMany(ctx, []string{"forever"})
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(got["forever"]))
 }
 
 // TestLocalTierURL checks the local and local_max_age parameters.

@@ -10,38 +10,59 @@ import (
 
 // getOp is Get: one multi-get of the key and its server's generation.
 func (m *Memcached) getOp(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := m.get(ctx, key)
+	return v, err
+}
+
+// get reads key, and the absolute time its entry expires as its flags
+// record it (Unix seconds; 0 for none, see memcached_expiry.go).
+func (m *Memcached) get(ctx context.Context, key string) ([]byte, uint32, error) {
 	if err := m.check(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s := m.pick(key)
 	var (
 		val   []byte
+		exp   uint32
 		found bool
 	)
-	err := m.readServer(ctx, s, []string{key}, func(_ int, v []byte) { val, found = v, true })
+	err := m.readServer(ctx, s, []string{key}, func(_ int, v []byte, e uint32) { val, exp, found = v, e, true })
 	if err != nil {
-		return nil, m.serverErr("get", s, nil, err)
+		return nil, 0, m.serverErr("get", s, nil, err)
 	}
 	if !found {
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	return val, nil
+	return val, exp, nil
 }
 
 // getManyOp is GetMany: one multi-get per server, concurrently, each with
 // that server's generation. The values of the servers that answered are
 // returned even when another failed.
 func (m *Memcached) getManyOp(ctx context.Context, keys []string) (map[string][]byte, error) {
-	if err := m.check(ctx); err != nil {
+	out := make(map[string][]byte, len(keys))
+	err := m.getMany(ctx, keys, func(k string, v []byte, _ uint32) { out[k] = v })
+	if err != nil && !errors.Is(err, ErrNodeDown) {
 		return nil, err
 	}
-	out := make(map[string][]byte, len(keys))
+	return out, err // with ErrNodeDown: the values of the servers that answered
+}
+
+// getMany reads keys like GetMany and calls put, in the caller's
+// goroutine, for each key found with its value and the absolute time its
+// entry expires (as get). With an error wrapping ErrNodeDown, put has been
+// called for the servers that answered.
+func (m *Memcached) getMany(ctx context.Context, keys []string, put func(k string, v []byte, exp uint32)) error {
+	if err := m.check(ctx); err != nil {
+		return err
+	}
 	if len(keys) == 0 {
-		return out, nil
+		return nil
 	}
 	uniq := dedupe(keys)
 	groups := m.group(uniq)
 	vals := make([][]byte, len(uniq))
+	exps := make([]uint32, len(uniq))
 	have := make([]bool, len(uniq))
 	err := m.eachServer("get many", groups, uniq, func(g serverGroup) error {
 		sub := make([]string, len(g.idx))
@@ -49,17 +70,17 @@ func (m *Memcached) getManyOp(ctx context.Context, keys []string) (map[string][]
 			sub[j] = uniq[i]
 		}
 		// Each server writes only its own indexes: no lock needed.
-		return m.readServer(ctx, g.s, sub, func(j int, v []byte) { vals[g.idx[j]], have[g.idx[j]] = v, true })
+		return m.readServer(ctx, g.s, sub, func(j int, v []byte, exp uint32) {
+			i := g.idx[j]
+			vals[i], exps[i], have[i] = v, exp, true
+		})
 	})
 	for i, k := range uniq {
 		if have[i] {
-			out[k] = vals[i]
+			put(k, vals[i], exps[i])
 		}
 	}
-	if err != nil && !errors.Is(err, ErrNodeDown) {
-		return nil, err
-	}
-	return out, err // with ErrNodeDown: the values of the servers that answered
+	return err
 }
 
 // dedupe returns keys without repeats, in order (keys itself when it has
@@ -86,12 +107,13 @@ func dedupe(keys []string) []string {
 }
 
 // readServer reads keys (distinct caller keys, all held by s) in one round
-// trip together with s's generation, and calls found(i, value) for each
-// hit once the generation is confirmed. When the generation moved since it
+// trip together with s's generation, and calls found(i, value, exp) for
+// each hit once the generation is confirmed, exp being the absolute time
+// the entry expires as its flags record it (Unix seconds, 0 for none). When the generation moved since it
 // was seen last (a Clear by another process), it reads again under the new
 // one; when the server has none (it restarted, or lost it), it creates one,
 // and every key misses.
-func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, found func(i int, v []byte)) error {
+func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, found func(i int, v []byte, exp uint32)) error {
 	gen, err := m.genFor(ctx, s)
 	if err != nil {
 		return err
@@ -146,8 +168,9 @@ func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, 
 				continue
 			}
 			it := items[i]
+			exp := it.Flags & mcExpiryMask
 			if it.Flags&mcManifestFlag == 0 {
-				found(i, it.Value)
+				found(i, it.Value, exp)
 				continue
 			}
 			v, ok, err := m.readChunked(ctx, s, gen, it.Value)
@@ -155,7 +178,7 @@ func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, 
 				return err
 			}
 			if ok {
-				found(i, v)
+				found(i, v, exp)
 			}
 		}
 		return nil

@@ -82,8 +82,13 @@ type LocalConfig struct {
 //     write. While such a connection is down the tier answers nothing
 //     from memory (every read goes to the shared store), and when it is
 //     back every copy is dropped, since announcements may have been lost.
-//     After a Sentinel failover (+switch-master) the tier drops every copy
-//     and connects to the new master.
+//     In front of a Sentinel-managed master the connection goes to the
+//     master of the newest configuration the sentinels announce (the
+//     highest config-epoch, followed on every sentinel listed): at each
+//     switch the tier drops every copy and connects to the new master,
+//     answers nothing while no sentinel answers, and nothing while one of
+//     the store's own connections still reaches another server (go-redis
+//     asked a sentinel that has not heard of the switch yet).
 //   - In front of any other store, a copy lives at most MaxAge
 //     (DefaultLocalMaxAge, 5s): another process's change can go unseen
 //     for that long.

@@ -94,6 +94,7 @@ func TestLocalTierLifetime(t *testing.T) {
 		{"ok, no expiry: MaxAge bounds it", expiring{left: NoExpiry, known: true}, true},
 		{"ok, unknown: MaxAge bounds it", expiring{}, true},
 		{"ok, expires in an hour", expiring{left: 3600e9, known: true}, true},
+		{"nok, expires now", expiring{known: true}, false},
 	} {
 		tier.fill(tier.ticket(tt.name), tt.name, expiring{v: []byte("v"), left: tt.e.left, known: tt.e.known})
 		e, ok := tier.mem.cache.GetEntry(tt.name)

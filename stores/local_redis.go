@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,8 @@ import (
 // dialled again and the subscription is confirmed: the tier answers
 // nothing from memory meanwhile, and drops every copy when the
 // confirmation arrives. A Redis Cluster gets one tracking connection per
-// master, following the slot map; a Sentinel-managed master one that
-// dials whatever master the sentinels name, reconnected on +switch-master.
+// master, following the slot map; a Sentinel-managed master one on the
+// master the sentinels name, moved at each switch (local_sentinel.go).
 
 const (
 	// invalidateChannel is where Redis sends the announcements of a
@@ -52,10 +53,15 @@ func (r *Redis) localChannel(t *LocalTier) (invalidationChannel, error) {
 	case *redis.ClusterClient:
 		return newClusterTracking(t, c, r.prefix), nil
 	case *redis.Client:
-		tr := newTracker(t, c.Options(), r.prefix, "", r.sentinel != nil)
-		if r.sentinel != nil {
-			tr.watch = newSentinelWatch(r.sentinel, tr)
+		if r.sentinel == nil {
+			tr := newTracker(t, c.Options(), r.prefix, "")
+			tr.start()
+			return tr, nil
 		}
+		if err := r.conns.attach(t); err != nil {
+			return nil, err
+		}
+		tr := newSentinelTracker(t, c.Options(), r.prefix, r.sentinel, r.conns)
 		tr.start()
 		return tr, nil
 	default:
@@ -69,28 +75,33 @@ type tracker struct {
 	client *redis.Client
 	prefix string
 	node   string // host:port on a cluster, for logs; "" otherwise
-	watch  *sentinelWatch
+
+	// On a Sentinel-managed master (local_sentinel.go): watch names the
+	// master to dial, conns counts the store's connections by server.
+	watch *sentinelWatch
+	conns *masterConns
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
+	kick   chan struct{} // cuts a pause between attempts short: the target changed
 
 	mu       sync.Mutex
 	ps       *redis.PubSub // the current subscription
 	up       bool          // subscribed; otherwise counted in tier.down
 	ready    chan struct{} // closed at the first subscription
 	readyNow bool
-	lastErr  error // why the last attempt failed
-	refused  error // a server's refusal of CLIENT TRACKING, until it subscribes
+	lastErr  error  // why the last attempt failed
+	refused  error  // a server's refusal of CLIENT TRACKING, until it subscribes
+	target   string // sentinel: the master to dial ("" none named)
+	noTarget error  // sentinel: why none is named
+	dialed   string // sentinel: the target the current connection was dialled to
+	remote   string // sentinel: that connection's remote address
 }
 
-// newTracker returns a tracker on a copy of the options of a node client
-// (for a sentinel-backed client, its dialer asks the sentinels for the
-// master on every dial). It counts in t.down until subscribed.
-// With masterOnly, a connection to a server that is not a master (a
-// demoted one, reached through the sentinels before they all knew of the
-// switch) is refused, and dialled again.
-func newTracker(t *LocalTier, base *redis.Options, prefix, node string, masterOnly bool) *tracker {
+// newTracker returns a tracker on a copy of the options of a node client.
+// It counts in t.down until subscribed.
+func newTracker(t *LocalTier, base *redis.Options, prefix, node string) *tracker {
 	o := *base
 	o.Protocol = 2 // redirected tracking needs RESP2's pub/sub
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 0, 0
@@ -99,6 +110,7 @@ func newTracker(t *LocalTier, base *redis.Options, prefix, node string, masterOn
 	// Maintenance notifications need RESP3; the copy must not share the
 	// node client's config either, which go-redis writes to.
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	tr := &tracker{tier: t, prefix: prefix, node: node, ready: make(chan struct{}), kick: make(chan struct{}, 1)}
 	prev := base.OnConnect
 	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
 		if prev != nil {
@@ -106,7 +118,9 @@ func newTracker(t *LocalTier, base *redis.Options, prefix, node string, masterOn
 				return err
 			}
 		}
-		if masterOnly {
+		if tr.watch != nil {
+			// Belt and braces: the sentinels name a promoted master only
+			// once it reports the role.
 			role, err := cn.Do(ctx, "ROLE").Slice()
 			if err != nil {
 				return err
@@ -121,21 +135,59 @@ func newTracker(t *LocalTier, base *redis.Options, prefix, node string, masterOn
 		}
 		return cn.Do(ctx, "CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", prefix).Err()
 	}
-	tr := &tracker{tier: t, client: redis.NewClient(&o), prefix: prefix, node: node, done: make(chan struct{}), ready: make(chan struct{})}
+	tr.client = redis.NewClient(&o)
 	tr.ctx, tr.cancel = context.WithCancel(context.Background())
 	t.down.Add(1)
 	return tr
 }
 
+// newSentinelTracker returns a tracker on the master the sentinels of fo
+// name (base: the options of the store's sentinel-backed client), which it
+// dials itself, and which conns, the store's connections, must all reach.
+func newSentinelTracker(t *LocalTier, base *redis.Options, prefix string, fo *redis.FailoverOptions, conns *masterConns) *tracker {
+	o := *base
+	dial := sentinelDialer(fo)
+	var tr *tracker
+	o.Dialer = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		// go-redis holds the subscription's lock while it dials: the
+		// watch, which closes the subscription when the master changes,
+		// must not be waited for here.
+		tr.mu.Lock()
+		target, none := tr.target, tr.noTarget
+		tr.mu.Unlock()
+		if target == "" {
+			if none == nil {
+				none = fmt.Errorf("no sentinel of %q answered yet", fo.MasterName)
+			}
+			return nil, none
+		}
+		cn, err := dial(ctx, network, target)
+		if err != nil {
+			return nil, err
+		}
+		tr.mu.Lock()
+		tr.dialed, tr.remote = target, cn.RemoteAddr().String()
+		tr.mu.Unlock()
+		return cn, nil
+	}
+	tr = newTracker(t, &o, prefix, "")
+	tr.conns = conns
+	tr.watch = newSentinelWatch(fo, tr)
+	return tr
+}
+
 func (tr *tracker) start() {
-	go tr.run()
+	tr.wg.Go(tr.run)
 	if tr.watch != nil {
-		go tr.watch.run(tr.ctx)
+		tr.wg.Go(func() { tr.watch.run(tr.ctx) })
 	}
 }
 
 func (tr *tracker) name() string {
-	if tr.node == "" {
+	switch {
+	case tr.watch != nil:
+		return fmt.Sprintf("redis master %q", tr.watch.fo.MasterName)
+	case tr.node == "":
 		return "redis"
 	}
 	return "redis " + tr.node
@@ -144,7 +196,6 @@ func (tr *tracker) name() string {
 // run keeps a subscription until the tracker is closed: a new one when
 // the current one is found wedged or is restarted.
 func (tr *tracker) run() {
-	defer close(tr.done)
 	for tr.ctx.Err() == nil {
 		ps := tr.client.Subscribe(tr.ctx, invalidateChannel)
 		tr.mu.Lock()
@@ -156,12 +207,39 @@ func (tr *tracker) run() {
 	}
 }
 
-// restart drops the current subscription (after a failover: the master
-// may have changed without the connection failing); run makes a new one.
+// restart drops the current subscription; run makes a new one.
 func (tr *tracker) restart() {
 	tr.mu.Lock()
 	ps := tr.ps
 	tr.mu.Unlock()
+	if ps != nil {
+		_ = ps.Close()
+	}
+}
+
+// setTarget makes addr the master a sentinel tracker listens to ("" none,
+// for the reason none). A change takes the tracker down, which drops every
+// copy, even if it was down already (on every switch the tier flushes),
+// and ends its subscription, so that run dials addr at once.
+func (tr *tracker) setTarget(addr string, none error) {
+	tr.mu.Lock()
+	tr.noTarget = none
+	if addr == tr.target {
+		tr.mu.Unlock()
+		return
+	}
+	tr.target = addr
+	if tr.up {
+		tr.downLocked()
+	} else {
+		tr.tier.flush()
+	}
+	ps := tr.ps
+	tr.mu.Unlock()
+	select {
+	case tr.kick <- struct{}{}:
+	default:
+	}
 	if ps != nil {
 		_ = ps.Close()
 	}
@@ -196,7 +274,7 @@ func (tr *tracker) serve(ps *redis.PubSub) {
 			// which go-redis dials again too. Announcements may be lost
 			// in each case.
 			tr.setDown(err)
-			if !sleepCtx(ctx, backoff) {
+			if !tr.pause(backoff) {
 				return
 			}
 			backoff = min(max(2*backoff, 50*time.Millisecond), trackBackoffMax)
@@ -206,7 +284,9 @@ func (tr *tracker) serve(ps *redis.PubSub) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				tr.setUp()
+				if !tr.setUp() {
+					return // dialled before the target changed: dial it
+				}
 				backoff = 0
 			}
 		case *redis.Message:
@@ -227,9 +307,32 @@ func (tr *tracker) announce(k string) {
 	}
 }
 
-func (tr *tracker) setUp() {
+// pause waits d between two attempts, or less when the target changes;
+// false when the tracker is closed.
+func (tr *tracker) pause(d time.Duration) bool {
+	if d <= 0 {
+		return tr.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-tr.ctx.Done():
+		return false
+	case <-tr.kick:
+	case <-t.C:
+	}
+	return true
+}
+
+// setUp marks the tracker subscribed, unless it is a sentinel tracker
+// whose connection was dialled to another master than the one named now
+// (false: the caller subscribes again).
+func (tr *tracker) setUp() bool {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	if tr.watch != nil && (tr.target == "" || tr.dialed != tr.target) {
+		return false
+	}
 	tr.refused = nil
 	if !tr.readyNow {
 		tr.readyNow = true
@@ -239,9 +342,24 @@ func (tr *tracker) setUp() {
 	}
 	if !tr.up {
 		tr.up = true
+		if tr.conns != nil {
+			// First, so that the tier stays down while the store's own
+			// connections reach another server.
+			tr.conns.track(tr.remote)
+		}
 		tr.tier.partUp()
 	} else {
 		tr.tier.flush() // a resubscription we did not see fail
+	}
+	return true
+}
+
+// downLocked marks an up tracker down. Called with tr.mu held.
+func (tr *tracker) downLocked() {
+	tr.up = false
+	tr.tier.partDown()
+	if tr.conns != nil {
+		tr.conns.track("") // after: the tier is down already
 	}
 }
 
@@ -257,8 +375,7 @@ func (tr *tracker) setDown(err error) {
 		}
 	}
 	if tr.up {
-		tr.up = false
-		tr.tier.partDown()
+		tr.downLocked()
 		if err != nil && tr.ctx.Err() == nil {
 			tr.tier.logf("%s invalidation connection lost (%v); reading from the shared store until it is back", tr.name(), err)
 		}
@@ -291,7 +408,7 @@ func (tr *tracker) wait(ctx context.Context) error {
 func (tr *tracker) close() {
 	tr.cancel()
 	tr.restart()
-	<-tr.done
+	tr.wg.Wait()
 	_ = tr.client.Close()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -299,6 +416,9 @@ func (tr *tracker) close() {
 		tr.tier.down.Add(-1)
 	}
 	tr.up = true // counted out
+	if tr.conns != nil {
+		tr.conns.detach()
+	}
 }
 
 // isTimeout reports whether err is a read that timed out.
@@ -320,81 +440,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// sentinelWatch listens for +switch-master on the sentinels of a
-// sentinel-backed store: a failover may demote a master that stays up,
-// whose connections do not fail, so the tracker is reconnected (to the
-// master the sentinels name now) and the tier flushed.
-type sentinelWatch struct {
-	fo *redis.FailoverOptions
-	tr *tracker
-}
-
-func newSentinelWatch(fo *redis.FailoverOptions, tr *tracker) *sentinelWatch {
-	return &sentinelWatch{fo: fo, tr: tr}
-}
-
-// run listens on one sentinel at a time, moving to the next when it fails.
-func (w *sentinelWatch) run(ctx context.Context) {
-	var backoff time.Duration
-	for i := 0; ctx.Err() == nil; i++ {
-		addr := w.fo.SentinelAddrs[i%len(w.fo.SentinelAddrs)]
-		if w.listen(ctx, addr) {
-			backoff = 0
-		}
-		if !sleepCtx(ctx, backoff) {
-			return
-		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), trackBackoffMax)
-	}
-}
-
-// listen follows +switch-master on the sentinel at addr until it fails;
-// it reports whether it subscribed.
-func (w *sentinelWatch) listen(ctx context.Context, addr string) (subscribed bool) {
-	fo := w.fo
-	sc := redis.NewSentinelClient(&redis.Options{
-		Addr: addr, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
-		Dialer: fo.Dialer, TLSConfig: fo.TLSConfig, Protocol: 2,
-		DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout,
-		PoolSize: 1, MaxRetries: -1, DialerRetries: 1,
-	})
-	defer sc.Close()
-	ps := sc.Subscribe(ctx, "+switch-master")
-	defer ps.Close()
-	last := time.Now()
-	for ctx.Err() == nil {
-		msg, err := ps.ReceiveTimeout(ctx, trackPing)
-		if err != nil {
-			if isTimeout(err) && time.Since(last) < 2*trackPing {
-				if ps.Ping(ctx) == nil {
-					continue
-				}
-			}
-			return subscribed
-		}
-		last = time.Now()
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if subscribed {
-				w.switched() // a switch may have gone unseen while the sentinel was away
-			}
-			subscribed = true
-		case *redis.Message:
-			// "<master name> <old ip> <old port> <new ip> <new port>"
-			if f := strings.Fields(m.Payload); len(f) > 0 && f[0] == fo.MasterName {
-				w.switched()
-			}
-		}
-	}
-	return subscribed
-}
-
-func (w *sentinelWatch) switched() {
-	w.tr.tier.flush()
-	w.tr.tier.logf("sentinel failover of %q; local copies dropped", w.fo.MasterName)
-	w.tr.restart()
 }
 
 // clusterTracking keeps one tracker per master of a Redis Cluster,
@@ -466,7 +511,7 @@ func (ct *clusterTracking) refresh() bool {
 	}
 	for addr, o := range masters {
 		if ct.trackers[addr] == nil {
-			tr := newTracker(ct.tier, o, ct.prefix, addr, false)
+			tr := newTracker(ct.tier, o, ct.prefix, addr)
 			ct.trackers[addr] = tr
 			tr.start()
 		}

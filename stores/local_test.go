@@ -3,6 +3,8 @@ package stores_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -504,40 +506,114 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// TestLocalTierSentinelFailover checks that after a Sentinel failover that
-// leaves the old master running (SENTINEL FAILOVER), the tier drops its
-// copies and follows the new master: a write made on the new master is
-// seen.
+// TestLocalTierSentinelFailover checks, under concurrent reads, that after
+// a Sentinel failover that leaves the old master running (SENTINEL
+// FAILOVER: it answers as a master, ROLE included, until a sentinel
+// reconfigures it seconds later), every tier drops its copies and listens
+// to the new master, and to it only, and sees the writes made there.
+// Several tiers, as in several processes: each one's go-redis asks a
+// sentinel of its own, which may not have heard of the switch yet when the
+// tier reconnects (a tier that followed go-redis's answer listened to the
+// old master and served a stale copy until the old master was
+// reconfigured).
 func TestLocalTierSentinelFailover(t *testing.T) {
 	s := servertest.StartRedisSentinel(t)
 	u := "redis+sentinel://" + strings.Join(s.Addrs(), ",") + "/" + s.Name + "?prefix=fo:&local=4MiB"
-	a, b := openTier(t, u), openTier(t, u)
+	tiers := make([]*stores.LocalTier, 6)
+	for i := range tiers {
+		tiers[i] = openTier(t, u)
+	}
 	ctx := t.Context()
-	require.NoError(t, a.Set(ctx, "k", []byte("v1"), stores.NoExpiry))
-	require.Equal(t, "v1", getString(t, b, "k"))
+	require.NoError(t, tiers[0].Set(ctx, "k", []byte("v1"), stores.NoExpiry))
+	flushes := make([]int64, len(tiers))
+	for i, tier := range tiers {
+		servedLocally(t, tier, func() { require.Equal(t, "v1", getString(t, tier, "k")) })
+		flushes[i] = tier.Stats().Flushes
+	}
 	old, err := s.MasterAddr(ctx)
 	require.NoError(t, err)
-	flushes := b.Stats().Flushes
+
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for _, tier := range tiers[:2] {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = tier.Get(context.Background(), "k")
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	defer func() { close(stop); readers.Wait() }()
 
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addrs()[0]})
 	defer sc.Close()
 	require.NoError(t, sc.Failover(ctx, s.Name).Err())
-	pollUntil(t, 20*time.Second, "a new master", func() bool {
-		addr, err := s.MasterAddr(ctx)
-		return err == nil && addr != old
+	var master string
+	pollUntil(t, 20*time.Second, "every sentinel names a new master", func() bool {
+		for _, n := range s.Sentinels {
+			c := redis.NewSentinelClient(&redis.Options{Addr: n.Addr()})
+			a, err := c.GetMasterAddrByName(ctx, s.Name).Result()
+			c.Close()
+			if err != nil || net.JoinHostPort(a[0], a[1]) == old {
+				return false
+			}
+			master = net.JoinHostPort(a[0], a[1])
+		}
+		return true
 	})
-	pollUntil(t, 10*time.Second, "the tier flushed after the switch", func() bool { return b.Stats().Flushes > flushes })
-	// A write on the new master, by another client, is seen.
+	for i, tier := range tiers {
+		pollUntil(t, 10*time.Second, fmt.Sprintf("tier %d flushed and coherent again", i), func() bool {
+			return tier.Stats().Flushes > flushes[i] && tier.Stats().Coherent
+		})
+	}
+
+	// No tier listens to the old master; each listens to the new one.
+	oc := redis.NewClient(&redis.Options{Addr: old})
+	defer oc.Close()
+	role, err := oc.Do(ctx, "ROLE").Slice()
+	if err == nil && len(role) > 0 {
+		t.Logf("the old master's role when the tiers were coherent again: %v", role[0])
+	}
+	assert.Zero(t, trackingClients(t, old), "tracking connections on the old master %s", old)
+	assert.Equal(t, len(tiers), trackingClients(t, master), "tracking connections on the new master %s", master)
+
+	// Writes on the new master, by another client, are seen by every tier,
+	// which then serves them locally.
 	raw := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Addrs()})
 	defer raw.Close()
-	pollUntil(t, 10*time.Second, "a write on the new master", func() bool {
-		if raw.Set(ctx, "fo:k", "v2", 0).Err() != nil {
-			return false
+	for _, v := range []string{"v2", "v3"} {
+		require.NoError(t, raw.Set(ctx, "fo:k", v, 0).Err())
+		for i, tier := range tiers {
+			pollUntil(t, 5*time.Second, fmt.Sprintf("tier %d sees %s", i, v), func() bool { return getString(t, tier, "k") == v })
 		}
-		return getString(t, b, "k") == "v2"
-	})
-	require.NoError(t, raw.Set(ctx, "fo:k", "v3", 0).Err())
-	pollUntil(t, time.Second, "a second write on the new master", func() bool { return getString(t, b, "k") == "v3" })
+	}
+	for _, tier := range tiers {
+		servedLocally(t, tier, func() { require.Equal(t, "v3", getString(t, tier, "k")) })
+	}
+}
+
+// trackingClients returns how many clients of the redis server at addr
+// have CLIENT TRACKING on (flag t in CLIENT LIST).
+func trackingClients(t *testing.T, addr string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	list, err := c.ClientList(t.Context()).Result()
+	require.NoError(t, err, "CLIENT LIST on %s", addr)
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		for _, f := range strings.Fields(line) {
+			if flags, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(flags, "t") {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // TestLocalTierClusterFailover kills the master of a key under tiers on a

@@ -135,6 +135,7 @@ type Redis struct {
 	cluster    *redis.ClusterClient   // the client, when it is a cluster client
 	nodes      *clusterNodes          // per-master health, on a cluster
 	sentinel   *redis.FailoverOptions // of a sentinel-backed client the store built (for a local tier)
+	conns      *masterConns           // that client's connections by server (local_sentinel.go)
 	prefix     string
 	defaultTTL time.Duration
 	maxValue   int64
@@ -194,7 +195,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		if err == nil && opts.MasterName != "" {
 			fo := opts.Failover()
 			applyFailoverDefaults(fo)
-			r.sentinel = fo
+			r.setSentinel(fo)
 		}
 		return r, err // NewRedis returns *Redis: a nil one with an error
 	}

@@ -271,7 +271,7 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.sentinel = fo
+	r.setSentinel(fo)
 	return r, nil
 }
 

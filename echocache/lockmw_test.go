@@ -47,12 +47,20 @@ func TestCachedCrossProcessLock(t *testing.T) {
 		doneA := make(chan *httptest.ResponseRecorder)
 		go func() { doneA <- envA.do(http.MethodGet, "/l") }()
 		<-entered
-		doneB := make(chan *httptest.ResponseRecorder)
+		doneB := make(chan *httptest.ResponseRecorder, 1)
 		go func() { doneB <- envB.do(http.MethodGet, "/l") }()
-		<-waiting // B found A's lock and waits for the page
+		var recB *httptest.ResponseRecorder
+		select {
+		case <-waiting: // B found A's lock and waits for the page
+		case recB = <-doneB:
+			t.Error("B answered while A's handler ran: it did not wait for A's lock")
+		}
 		close(release)
 
-		recA, recB := <-doneA, <-doneB
+		recA := <-doneA
+		if recB == nil {
+			recB = <-doneB
+		}
 		assert.Equal(t, "call 1", recA.Body.String())
 		assert.Equal(t, "call 1", recB.Body.String(), "ok, B got A's page")
 		assert.Equal(t, StatusHit, recB.Header().Get("X-Cache"))

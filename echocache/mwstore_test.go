@@ -214,13 +214,28 @@ var errMWStoreDown = errors.New("test store: down")
 // master, a redis server behind a local tier and a memcached server.
 var mwBackends = []string{"memory", "redis", "redis-cluster", "redis-sentinel", "redis-local", "memcached"}
 
+// newMWCache returns a Cache on s for the tests that check what the
+// middleware does on real stores. Their store calls get a generous
+// timeout and no breaker: on a loaded machine a call can outlast
+// DefaultStoreTimeout, and its fail-open miss would show as one more
+// handler run, or one waiter fewer, in a test that counts them. The
+// fail-open tests (failopen_test.go) configure timeouts of their own.
+func newMWCache(t testing.TB, s stores.Store) *Cache {
+	t.Helper()
+	c, err := NewWithConfig(s, Config{StoreTimeout: 10 * time.Second, BreakerThreshold: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // forEachMWStore runs f once per real backend (mwBackends), each with a
 // fresh Cache over a fresh namespace of its own.
 func forEachMWStore(t *testing.T, f func(t *testing.T, c *Cache)) {
 	t.Helper()
 	for _, name := range mwBackends {
 		t.Run(name, func(t *testing.T) {
-			f(t, New(openMWStore(t, name)))
+			f(t, newMWCache(t, openMWStore(t, name)))
 		})
 	}
 }
@@ -234,9 +249,13 @@ func openMWStore(t testing.TB, name string) stores.Store {
 	return openMWStoreNS(t, name, "mwtest-"+hex.EncodeToString(raw[:])+":")
 }
 
-// openMWStoreNS opens a store of a backend on the given namespace.
+// openMWStoreNS opens a store of a backend on the given namespace. Like
+// newMWCache, the store's own timeouts are generous: a store call that
+// fails on a loaded machine makes the middleware fail open, which these
+// tests would read as a behaviour of the middleware.
 func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
 	t.Helper()
+	const redisPatience = "&dial_timeout=5s&read_timeout=5s&write_timeout=5s"
 	var s stores.Store
 	var err error
 	switch name {
@@ -248,19 +267,19 @@ func openMWStoreNS(t testing.TB, name, prefix string) stores.Store {
 		if strings.Contains(u, "?") {
 			sep = "&"
 		}
-		s, err = stores.Open(context.Background(), u+sep+"prefix="+prefix)
+		s, err = stores.Open(context.Background(), u+sep+"prefix="+prefix+redisPatience)
 	case "redis-local":
-		s, err = stores.Open(context.Background(), servertest.Redis(t)+"?local=4MiB&prefix="+prefix)
+		s, err = stores.Open(context.Background(), servertest.Redis(t)+"?local=4MiB&prefix="+prefix+redisPatience)
 		if err == nil {
 			err = stores.Ping(context.Background(), s)
 		}
 	case "redis-cluster":
-		s, err = stores.Open(context.Background(), "redis+cluster://"+strings.Join(servertest.RedisClusterAddrs(t), ",")+"/?prefix="+prefix)
+		s, err = stores.Open(context.Background(), "redis+cluster://"+strings.Join(servertest.RedisClusterAddrs(t), ",")+"/?prefix="+prefix+redisPatience)
 	case "redis-sentinel":
 		addrs, master := servertest.RedisSentinelAddrs(t)
-		s, err = stores.Open(context.Background(), "redis+sentinel://"+strings.Join(addrs, ",")+"/"+master+"?prefix="+prefix)
+		s, err = stores.Open(context.Background(), "redis+sentinel://"+strings.Join(addrs, ",")+"/"+master+"?prefix="+prefix+redisPatience)
 	case "memcached":
-		s, err = stores.Open(context.Background(), "memcached://"+servertest.Memcached(t)+"?prefix="+prefix)
+		s, err = stores.Open(context.Background(), "memcached://"+servertest.Memcached(t)+"?timeout=5s&prefix="+prefix)
 	default:
 		t.Fatalf("unknown store %q", name)
 	}
@@ -280,7 +299,7 @@ func forEachMWBackend(t *testing.T, f func(t *testing.T, open func(t *testing.T)
 	t.Helper()
 	for _, name := range mwBackends {
 		t.Run(name, func(t *testing.T) {
-			f(t, func(t *testing.T) *Cache { return New(openMWStore(t, name)) })
+			f(t, func(t *testing.T) *Cache { return newMWCache(t, openMWStore(t, name)) })
 		})
 	}
 }
@@ -294,13 +313,13 @@ func forEachSharedMWBackend(t *testing.T, f func(t *testing.T, a, b *Cache)) {
 		t.Run(name, func(t *testing.T) {
 			if name == "memory" {
 				s := openMWStore(t, name)
-				f(t, New(s), New(s))
+				f(t, newMWCache(t, s), newMWCache(t, s))
 				return
 			}
 			var raw [6]byte
 			_, _ = rand.Read(raw[:])
 			prefix := "mwtest-" + hex.EncodeToString(raw[:]) + ":"
-			f(t, New(openMWStoreNS(t, name, prefix)), New(openMWStoreNS(t, name, prefix)))
+			f(t, newMWCache(t, openMWStoreNS(t, name, prefix)), newMWCache(t, openMWStoreNS(t, name, prefix)))
 		})
 	}
 }

@@ -35,19 +35,36 @@ func stampede(t *testing.T, env *routeEnv, n int, entered <-chan struct{}, relea
 		recs[0] = env.do(http.MethodGet, "/s")
 	}()
 	<-entered
+	finished := make(chan struct{}, n)
 	for i := 1; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			recs[i] = env.do(http.MethodGet, "/s")
+			finished <- struct{}{}
 		}()
 	}
-	for i := 1; i < n; i++ {
-		<-waiting
-	}
+	awaitWaiting(t, waiting, finished, n-1)
 	close(release)
 	wg.Wait()
 	return recs
+}
+
+// awaitWaiting receives want signals on waiting (the route state's
+// onWait), one per request that waits for the leader. A request that ends
+// first (a signal on finished) did not wait: the test fails, and goes on
+// rather than waiting for a signal that will not come.
+func awaitWaiting(t *testing.T, waiting, finished <-chan struct{}, want int) {
+	t.Helper()
+	for got := 0; got < want; {
+		select {
+		case <-waiting:
+			got++
+		case <-finished:
+			t.Errorf("a request ended while the leader's handler ran: %d of %d waited", got, want)
+			return
+		}
+	}
 }
 
 func TestCachedStampede(t *testing.T) {
@@ -307,16 +324,16 @@ func TestCachedStampedeLeaderGone(t *testing.T) {
 		<-entered
 		recs := make([]*httptest.ResponseRecorder, n)
 		var wg sync.WaitGroup
+		finished := make(chan struct{}, n)
 		for i := range recs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				recs[i] = env.do(http.MethodGet, "/s")
+				finished <- struct{}{}
 			}()
 		}
-		for range n {
-			<-waiting
-		}
+		awaitWaiting(t, waiting, finished, n)
 		cancel()
 		<-leaderDone
 		wg.Wait()
@@ -366,9 +383,11 @@ func TestCachedStampedePerVariant(t *testing.T) {
 
 				recs := make([]*httptest.ResponseRecorder, n)
 				var wg sync.WaitGroup
+				finished := make(chan struct{}, n)
 				send := func(i int) {
 					defer wg.Done()
 					recs[i] = env.do(http.MethodGet, "/v", tt.header, tt.values[i%2])
+					finished <- struct{}{}
 				}
 				wg.Add(1)
 				go send(0)
@@ -377,9 +396,7 @@ func TestCachedStampedePerVariant(t *testing.T) {
 					wg.Add(1)
 					go send(i)
 				}
-				for i := 1; i < n; i++ {
-					<-waiting
-				}
+				awaitWaiting(t, waiting, finished, n-1)
 				close(release)
 				wg.Wait()
 				assert.Equal(t, int64(2), env.calls.Load(), "one run per variant")

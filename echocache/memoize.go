@@ -87,7 +87,7 @@ type Memoized[A comparable, R any] struct {
 // canonical encoding of the argument: structs and arrays by the value of
 // every field (unexported ones included) and element, strings length
 // prefixed, numbers in decimal (-0 and +0 are one key). So a == b exactly
-// when their keys are equal, and functions with different typedNames never share
+// when their keys are equal, and functions with different names never share
 // entries. Argument types holding pointers, channels or interfaces are
 // refused: their identity means nothing to another process.
 //
@@ -215,7 +215,7 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 
 // version returns the function's current version token, creating it when
 // absent. The token never expires, so it cannot vanish before the entries it
-// typedNames; if a bounded store evicts it anyway (or it is corrupt), a fresh
+// names; if a bounded store evicts it anyway (or it is corrupt), a fresh
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
 func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
@@ -272,14 +272,14 @@ func validVersionToken(b []byte) bool {
 	return true
 }
 
-// typedNames records the Function keys and Memoize typedNames of one Cache.
+// typedNames records the Function keys and Memoize names of one Cache.
 type typedNames struct {
 	mu  sync.Mutex
 	set map[string]bool
 }
 
 func registerName(c *Cache, name, what string) {
-	n := state(c, "typed.typedNames", func() *typedNames { return &typedNames{set: map[string]bool{}} })
+	n := state(c, "typed.names", func() *typedNames { return &typedNames{set: map[string]bool{}} })
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.set[name] {
@@ -298,9 +298,9 @@ func typedFlight(c *Cache) *flight.Group[any] {
 	return state(c, "typed.flight", func() *flight.Group[any] { return new(flight.Group[any]) })
 }
 
-// load is the read-through path shared by GetOrSet, Func and Memoized.
+// loadValue is the read-through path shared by GetOrSet, Func and Memoized.
 // skey is the store key ("" when the store cannot be used, e.g. the memoize
-// version is unknown); fkey typedNames the shared call.
+// version is unknown); fkey names the shared call.
 func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !c.hasStore() {
@@ -413,7 +413,7 @@ type typedLoaderError struct{ err error }
 func (e typedLoaderError) Error() string { return e.err.Error() }
 func (e typedLoaderError) Unwrap() error { return e.err }
 
-// fill stores a loadedValue value. It returns the store or encoding error, which
+// fillValue stores a loaded value. It returns the store or encoding error, which
 // has already been logged and counted.
 func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.Duration, o callOptions) error {
 	if !o.cacheZero && isZeroValue(&v) {

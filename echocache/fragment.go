@@ -3,13 +3,14 @@ package echocache
 import (
 	"context"
 	"errors"
+	"github.com/echocache/echocache/internal/keyspace"
 	"sync"
 	"time"
 )
 
 // FragmentPrefix is the store namespace of rendered template fragments
 // (the pongotag package's cache tag). Fragment keys start with it.
-const FragmentPrefix = "f:"
+const FragmentPrefix = keyspace.Fragment
 
 // The fragment calls below are the byte-level, fail-open API the pongotag
 // template tag is built on. They go through the cache's guarded store calls,

@@ -10,11 +10,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/stores"
 )
-
-// tagPrefix is the store namespace of tag versions.
-const tagPrefix = "t:"
 
 // DeletePage removes a cached page, Flask-Caching's delete_cached. target is
 // the URL or path as it was requested, with its query: "/zen?lang=en" or
@@ -81,7 +79,7 @@ func (c *Cache) InvalidateTag(ctx context.Context, tag string) error {
 	}
 	var v [8]byte
 	binary.LittleEndian.PutUint64(v[:], rand.Uint64())
-	return c.storeSet(ctx, tagPrefix+tag, v[:], stores.NoExpiry)
+	return c.storeSet(ctx, keyspace.Tag+tag, v[:], stores.NoExpiry)
 }
 
 // tagVersions reads the current versions of tags, giving a version to those
@@ -91,7 +89,7 @@ func (c *Cache) tagVersions(ctx context.Context, tags []string) ([]tagVersion, e
 	for _, t := range tags {
 		if t != "" && !slices.Contains(names, t) {
 			names = append(names, t)
-			keys = append(keys, tagPrefix+t)
+			keys = append(keys, keyspace.Tag+t)
 		}
 	}
 	if len(names) == 0 {
@@ -139,7 +137,7 @@ func (c *Cache) tagsCurrent(ctx context.Context, e *entry) (bool, error) {
 	tags := e.tagVersions()
 	keys := make([]string, len(tags))
 	for i, t := range tags {
-		keys[i] = tagPrefix + t.name
+		keys[i] = keyspace.Tag + t.name
 	}
 	got, err := c.storeGetMany(ctx, keys)
 	if err != nil {

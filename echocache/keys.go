@@ -11,11 +11,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/labstack/echo/v4"
 )
-
-// routePrefix is the store namespace of cached pages.
-const routePrefix = "r:"
 
 // Cached pages live under two kinds of keys, both in the "r:" namespace:
 //
@@ -53,13 +51,13 @@ func (k *keying) id() string {
 // appendPageKey appends the page key of a request to dst. escPath is the
 // request's escaped path, rawQuery its raw query.
 func (k *keying) appendPageKey(dst []byte, escPath, rawQuery string) []byte {
-	dst = append(dst, routePrefix...)
+	dst = append(dst, keyspace.Route...)
 	if k.prefix == "" {
-		dst = append(dst, 'u')
+		dst = append(dst, keyspace.RoutePath)
 		dst = append(dst, escPath...)
 	} else {
 		expanded := strings.ReplaceAll(k.prefix, "%s", escPath)
-		dst = append(dst, 'p')
+		dst = append(dst, keyspace.RoutePrefix)
 		dst = strconv.AppendInt(dst, int64(len(expanded)), 10)
 		dst = append(dst, ':')
 		dst = append(dst, expanded...)
@@ -73,8 +71,8 @@ func (k *keying) appendPageKey(dst []byte, escPath, rawQuery string) []byte {
 
 // appendCustomPageKey appends the page key for a KeyFunc's result.
 func appendCustomPageKey(dst []byte, key string) []byte {
-	dst = append(dst, routePrefix...)
-	dst = append(dst, 'f')
+	dst = append(dst, keyspace.Route...)
+	dst = append(dst, keyspace.RouteFunc)
 	return append(dst, key...)
 }
 

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/echocache/echocache/internal/keyspace"
 	"math/rand/v2"
 	"time"
 )
-
-// lockPrefix is the store namespace of cross-process locks.
-const lockPrefix = "l:"
 
 // lock takes the cross-process lock named key (stored as "l:"+key) for at
 // most ttl, with the store's atomic Add (SET NX PX on redis, add on
@@ -31,7 +29,7 @@ func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (releas
 	if ttl <= 0 {
 		ttl = time.Second
 	}
-	k := lockPrefix + key
+	k := keyspace.Lock + key
 	var token [16]byte
 	binary.LittleEndian.PutUint64(token[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(token[8:], rand.Uint64())

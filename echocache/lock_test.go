@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -36,7 +37,7 @@ func TestLockReleaseKeepsOthersLock(t *testing.T) {
 		release, ok := c.lock(ctx, "job", 10*time.Second)
 		require.True(t, ok)
 		// The lock expires (simulated by deleting it) and another holder takes it.
-		require.NoError(t, c.storeDelete(ctx, lockPrefix+"job"))
+		require.NoError(t, c.storeDelete(ctx, keyspace.Lock+"job"))
 		rel2, ok2 := c.lock(ctx, "job", 10*time.Second)
 		require.True(t, ok2)
 		release() // the first holder's late release must not free the second's lock

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/echocache/echocache/internal/flight"
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -48,8 +49,8 @@ func Function[R any](c *Cache, key string, ttl time.Duration, fn func(ctx contex
 	if key == "" {
 		panic("echocache: Function needs a key")
 	}
-	registerName(c, valuePrefix+key, "Function key")
-	return &Func[R]{c: c, key: valuePrefix + key, ttl: ttl, opts: applyOptions(opts), fn: fn}
+	registerName(c, keyspace.Value+key, "Function key")
+	return &Func[R]{c: c, key: keyspace.Value + key, ttl: ttl, opts: applyOptions(opts), fn: fn}
 }
 
 // Get returns the cached result, calling the function on a miss.
@@ -111,9 +112,9 @@ func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn f
 	if err != nil {
 		panic(fmt.Sprintf("echocache: Memoize %q: %v", name, err))
 	}
-	registerName(c, memoPrefix+name, "Memoize name")
+	registerName(c, keyspace.Memo+name, "Memoize name")
 	return &Memoized[A, R]{
-		c: c, name: name, vkey: memoVersionPrefix + name,
+		c: c, name: name, vkey: keyspace.MemoVersion + name,
 		ttl: ttl, opts: applyOptions(opts), fn: fn, encFn: enc,
 	}
 }
@@ -157,7 +158,7 @@ func (m *Memoized[A, R]) bind(a A) func(context.Context) (R, error) {
 // store key since versions are not empty.
 func (m *Memoized[A, R]) key(ver []byte, a A) string {
 	var buf [96]byte
-	b := append(buf[:0], memoPrefix...)
+	b := append(buf[:0], keyspace.Memo...)
 	b = append(b, m.name...)
 	b = append(b, ':')
 	b = append(b, ver...)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/labstack/echo/v4"
 )
 
@@ -46,7 +47,7 @@ func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string
 		ctx, cancel := context.WithTimeout(base, m.cfg.RefreshTimeout)
 		defer cancel()
 		if m.cfg.LockTimeout > 0 {
-			release, acquired := m.cache.lock(ctx, "refresh:"+variantKey, m.cfg.LockTimeout)
+			release, acquired := m.cache.lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
 			if !acquired {
 				return // another process refreshes it
 			}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -15,15 +16,6 @@ import (
 // absent, expired, corrupt, or the store could not be asked (fail-open). It
 // is stores.ErrNotFound, so either sentinel matches with errors.Is.
 var ErrNotFound = stores.ErrNotFound
-
-// Key prefixes of the typed API inside the store's namespace. Route entries
-// (r:), tag versions (t:), locks (l:) and fragments (f:) use other prefixes,
-// so no feature can read another's entries.
-const (
-	valuePrefix       = "v:"  // typed values and Function results
-	memoPrefix        = "m:"  // memoized results: m:<name>:<version>:<argument>
-	memoVersionPrefix = "mv:" // memoize version tokens: mv:<name>
-)
 
 // Stored layout of a typed value. The first byte tells what follows, so a
 // cached zero value is told apart from a miss and a corrupt entry is
@@ -365,7 +357,7 @@ func failOpenErr(err error, o callOptions) error {
 // bool, string, []byte, nil; see the codec's doc).
 func Get[T any](ctx context.Context, c *Cache, key string, opts ...CallOption) (T, error) {
 	o := applyOptions(opts)
-	v, hit, err := lookupValue[T](ctx, c, valuePrefix+key)
+	v, hit, err := lookupValue[T](ctx, c, keyspace.Value+key)
 	if hit {
 		return v, nil
 	}
@@ -395,7 +387,7 @@ func Set[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	if !c.hasStore() {
 		return failOpenErr(ErrNoStore, o)
 	}
-	if err := c.storeSet(ctx, valuePrefix+key, data, c.ttl(ttl)); err != nil {
+	if err := c.storeSet(ctx, keyspace.Value+key, data, c.ttl(ttl)); err != nil {
 		return failOpenErr(err, o)
 	}
 	c.stats.stores.Add(1)
@@ -421,7 +413,7 @@ func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	if !c.hasStore() {
 		return false, ErrNoStore
 	}
-	ok, err := c.storeAdd(ctx, valuePrefix+key, data, c.ttl(ttl))
+	ok, err := c.storeAdd(ctx, keyspace.Value+key, data, c.ttl(ttl))
 	if ok {
 		c.stats.stores.Add(1)
 	}
@@ -441,7 +433,7 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 		var zero T
 		return zero, errors.New("echocache: GetOrSet needs a loader")
 	}
-	skey := valuePrefix + key
+	skey := keyspace.Value + key
 	return loadValue(ctx, c, skey, skey, ttl, applyOptions(opts), loader)
 }
 
@@ -466,7 +458,7 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	}
 	skeys := make([]string, len(keys))
 	for i, k := range keys {
-		skeys[i] = valuePrefix + k
+		skeys[i] = keyspace.Value + k
 	}
 	found, err := c.storeGetMany(ctx, skeys)
 	if err != nil && !errors.Is(err, stores.ErrNodeDown) {
@@ -522,7 +514,7 @@ func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.
 		if err != nil {
 			return fmt.Errorf("echocache: SetMany key %q: %w", k, err)
 		}
-		enc[valuePrefix+k] = data
+		enc[keyspace.Value+k] = data
 	}
 	if !c.hasStore() {
 		return failOpenErr(ErrNoStore, o)
@@ -541,7 +533,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	if !c.hasStore() {
 		return ErrNoStore
 	}
-	return c.storeDelete(ctx, valuePrefix+key)
+	return c.storeDelete(ctx, keyspace.Value+key)
 }
 
 // DeleteMany removes the values under keys; absent keys are not an error.
@@ -555,7 +547,7 @@ func (c *Cache) DeleteMany(ctx context.Context, keys ...string) error {
 	}
 	skeys := make([]string, len(keys))
 	for i, k := range keys {
-		skeys[i] = valuePrefix + k
+		skeys[i] = keyspace.Value + k
 	}
 	return c.storeDelete(ctx, skeys...)
 }
@@ -566,7 +558,7 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 	if !c.hasStore() {
 		return false, ErrNoStore
 	}
-	_, err := c.storeGet(ctx, valuePrefix+key)
+	_, err := c.storeGet(ctx, keyspace.Value+key)
 	switch {
 	case err == nil:
 		return true, nil
@@ -587,5 +579,5 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 	if !c.hasStore() {
 		return 0, ErrNoStore
 	}
-	return c.storeIncr(ctx, valuePrefix+key, delta)
+	return c.storeIncr(ctx, keyspace.Value+key, delta)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/keyspace"
 )
 
 // Keyer is implemented by values that choose their own identity as a
@@ -47,9 +48,7 @@ const maxDepth = 32
 // readable part is only there for people looking at a store; the digest
 // alone decides.
 const (
-	namedTag   = "n:"
-	unnamedTag = "u:"
-	shortLen   = 40
+	shortLen = 40
 )
 
 func namedSeed(name string) []byte {
@@ -110,12 +109,12 @@ func finishKey(enc []byte) string {
 	rest := enc[2:]
 	short := rest[:bytes.IndexByte(rest, 0)]
 	sum := sha256.Sum256(enc)
-	tag := unnamedTag
+	tag := keyspace.FragmentUnnamed
 	if kind == 'n' {
-		tag = namedTag
+		tag = keyspace.FragmentNamed
 	}
-	b := make([]byte, 0, len(echocache.FragmentPrefix)+len(tag)+len(short)+1+base64.RawURLEncoding.EncodedLen(len(sum)))
-	b = append(b, echocache.FragmentPrefix...)
+	b := make([]byte, 0, len(keyspace.Fragment)+len(tag)+len(short)+1+base64.RawURLEncoding.EncodedLen(len(sum)))
+	b = append(b, keyspace.Fragment...)
 	b = append(b, tag...)
 	b = append(b, short...)
 	b = append(b, ':')

@@ -386,6 +386,13 @@ func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
 	return v, err
 }
 
+// verifies reports whether records read from the store must have their
+// checksums checked: bytes from an in-process store never left the process.
+func (c *Cache) verifies() bool {
+	r := c.store.Load()
+	return r == nil || !r.local
+}
+
 // viewer returns the store as a stores.Viewer when it is in-process and can
 // hand out its own bytes, or nil. (Found once, by Init.)
 func (c *Cache) viewer() stores.Viewer {

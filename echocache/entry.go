@@ -3,21 +3,23 @@ package echocache
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"net/http"
 	"slices"
 	"strings"
 	"unsafe"
 
+	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/stores"
 )
 
-// A stored page entry is a flat, versioned, checksummed record. It is not
+// A stored page entry is a flat, versioned, checksummed record (framed
+// like every record, see internal/record: the magic "EC", the kind 'R' and
+// the version, then the fields below, then the CRC-32C). It is not
 // gob: decoding never runs code chosen by the data, and the hit path reads
 // fields in place without building an object graph.
 //
 //	offset  size  field
-//	0       3     magic "ECR"
+//	0       3     magic "EC" and kind 'R' (record.Page)
 //	3       1     format version (entryVersion)
 //	4       8     page nonce (uint64 LE)
 //	12      8     stored at (unix nanoseconds, int64 LE)
@@ -53,21 +55,16 @@ import (
 // record altered in place in the process's memory would go unnoticed.
 
 const (
-	entryMagic   = "ECR"
 	entryVersion = 1
 	entryFixed   = 58 // bytes before the key
 	entryMinSize = entryFixed + 1 /* empty key */ + 3 /* three empty lists */ + 4
 )
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-// Decoding errors. They never leave the package: a bad entry is a miss.
+// Decoding errors, besides record's. They never leave the package: a bad
+// entry is a miss.
 var (
-	errEntryShort    = errors.New("echocache: entry truncated")
-	errEntryMagic    = errors.New("echocache: not a page entry")
-	errEntryVersion  = errors.New("echocache: unknown page entry version")
-	errEntryChecksum = errors.New("echocache: page entry checksum mismatch")
-	errEntryCorrupt  = errors.New("echocache: page entry corrupt")
+	errEntryShort   = errors.New("echocache: entry truncated")
+	errEntryCorrupt = errors.New("echocache: page entry corrupt")
 )
 
 // tagVersion is a tag and the version it had when an entry was stored.
@@ -113,9 +110,7 @@ func encodeEntry(d *entryData) []byte {
 	}
 	slices.Sort(names)
 
-	b := make([]byte, 0, size)
-	b = append(b, entryMagic...)
-	b = append(b, entryVersion)
+	b := record.Begin(make([]byte, 0, size), record.Page, entryVersion)
 	b = binary.LittleEndian.AppendUint64(b, d.nonce)
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.storedAt))
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.freshUntil))
@@ -145,7 +140,7 @@ func encodeEntry(d *entryData) []byte {
 		}
 	}
 	b = append(b, d.body...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	return record.Seal(b)
 }
 
 func uvarintSize(n uint64) int {
@@ -203,19 +198,16 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 	if len(raw) < entryMinSize {
 		return e, errEntryShort
 	}
-	if string(raw[:3]) != entryMagic {
-		return e, errEntryMagic
-	}
-	if raw[3] != entryVersion {
-		return e, errEntryVersion
+	if !record.Is(raw, record.Page) {
+		return e, record.ErrKind // checked first: the cheapest refusal of a foreign value
 	}
 	if uint64(binary.LittleEndian.Uint32(raw[54:])) != uint64(len(raw)) {
 		return e, errEntryShort
 	}
-	end := len(raw) - 4
-	if verify && crc32.Checksum(raw[:end], crcTable) != binary.LittleEndian.Uint32(raw[end:]) {
-		return e, errEntryChecksum
+	if _, err := record.Open(raw, record.Page, entryVersion, verify); err != nil {
+		return e, err
 	}
+	end := len(raw) - record.TrailerLen
 	le := binary.LittleEndian
 	e.nonce = le.Uint64(raw[4:])
 	e.storedAt = int64(le.Uint64(raw[12:]))

@@ -3,12 +3,12 @@ package echocache
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/echocache/echocache/internal/record"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -140,7 +140,7 @@ func withCRC(b []byte) []byte {
 	if len(b) >= entryFixed {
 		binary.LittleEndian.PutUint32(b[54:], uint32(len(b)+4))
 	}
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	return binary.LittleEndian.AppendUint32(b, record.Checksum(b))
 }
 
 // FuzzDecodeEntry: arbitrary bytes, as they are and with a correct checksum

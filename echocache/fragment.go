@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"github.com/echocache/echocache/internal/keyspace"
+	"github.com/echocache/echocache/internal/record"
+	"github.com/echocache/echocache/stores"
 	"sync"
 	"time"
 )
@@ -26,7 +28,7 @@ const FragmentPrefix = keyspace.Fragment
 // the failing store again. Hits and misses (failed lookups included, when
 // the cache has a store) are counted in [Stats].
 func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
-	b, err := c.storeGet(ctx, key)
+	b, err := c.fragment(ctx, key)
 	if err != nil {
 		if !errors.Is(err, ErrNoStore) {
 			c.stats.misses.Add(1)
@@ -44,7 +46,8 @@ func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
 // as the bypass "too-large" rather than as a store failure, so it never
 // opens the circuit breaker.
 func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	err := c.storeSet(ctx, key, value, c.ttl(ttl))
+	rec := record.Begin(make([]byte, 0, record.Overhead+len(value)), record.Fragment, fragmentVersion)
+	err := c.storeSet(ctx, key, record.Seal(append(rec, value...)), c.ttl(ttl))
 	if err == nil {
 		c.stats.stores.Add(1)
 	}
@@ -90,7 +93,7 @@ func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration,
 	// The render runs here, on the caller's goroutine, because it uses the
 	// caller's template context. A caller that missed just before the
 	// previous render stored the fragment would otherwise render it again.
-	if b, err := c.storeGet(ctx, key); err == nil {
+	if b, err := c.fragment(ctx, key); err == nil {
 		call.b, call.err = b, nil
 		return b, false, nil
 	}
@@ -105,6 +108,26 @@ func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration,
 	_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
 	call.b, call.err = b, nil
 	return b, false, nil
+}
+
+// A stored fragment is a record (internal/record) of kind 'F' whose payload
+// is the rendered bytes. One that does not open (corrupt, or raw bytes
+// written before fragments were framed) is a miss, which the next render
+// replaces.
+const fragmentVersion = 1
+
+// fragment reads and opens the fragment record under key.
+func (c *Cache) fragment(ctx context.Context, key string) ([]byte, error) {
+	b, err := c.storeGet(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	body, err := record.Open(b, record.Fragment, fragmentVersion, c.verifies())
+	if err != nil {
+		c.logf("fragment %q does not open (%v): rendering it again", key, err)
+		return nil, stores.ErrNotFound
+	}
+	return body, nil
 }
 
 // errFragmentPanicked is what callers sharing a render receive when it

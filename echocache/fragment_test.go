@@ -231,3 +231,33 @@ func TestFillFragmentStoresAfterCallerLeft(t *testing.T) {
 		t.Errorf("stored fragment = %q, %v; want done", got, err)
 	}
 }
+
+// A fragment stored before fragments were framed as records (raw bytes),
+// or one whose bytes changed, is a miss: never served, rendered again.
+func TestFragmentPreviousFormatIsMiss(t *testing.T) {
+	ctx := context.Background()
+	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
+	if err := s.Store.Set(ctx, "f:old", []byte("<b>old</b>"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.GetFragment(ctx, "f:old")
+	if !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, raw bytes of the previous format")
+	}
+
+	if err := c.SetFragment(ctx, "f:new", []byte("<b>new</b>"), 0); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Store.Get(ctx, "f:new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 1
+	if err := s.Store.Set(ctx, "f:new", raw, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetFragment(ctx, "f:new")
+	if !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, a flipped bit from a networked store")
+	}
+}

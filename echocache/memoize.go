@@ -396,7 +396,7 @@ func awaitValue[T any](ctx context.Context, c *Cache, skey string, wait time.Dur
 		if err != nil {
 			return !errors.Is(err, stores.ErrNotFound) // the store cannot tell: stop
 		}
-		got, err := decodeValue[T](c.codec(), data)
+		got, err := decodeValue[T](c.codec(), data, c.verifies())
 		if err == nil {
 			v, found = got, true
 			return true

@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/echocache/echocache/internal/keyspace"
+	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -17,18 +19,24 @@ import (
 // is stores.ErrNotFound, so either sentinel matches with errors.Is.
 var ErrNotFound = stores.ErrNotFound
 
-// Stored layout of a typed value. The first byte tells what follows, so a
-// cached zero value is told apart from a miss and a corrupt entry is
-// recognised instead of misread:
+// Stored layout of a typed value: a record (internal/record: "EC", the
+// kind 'V', the version, a payload, a CRC-32C), or a decimal integer. The
+// payload's first byte tells what follows, so a cached zero value is told
+// apart from a miss and a corrupt entry is recognised instead of misread:
 //
 //   - 'V' then the codec's encoding of the value;
 //   - 'S' then the bytes of a string, 'B' then the bytes of a []byte: the
 //     common text and HTML results skip the codec;
 //   - 'Z' alone: the zero value of the type (nil, 0, "", an empty struct);
-//   - a decimal integer (first byte a digit or '-'): values of integer
-//     kinds are stored as text so that Cache.Incr works on them and Get
-//     reads what Incr wrote.
+//
+// Values of integer kinds are stored unframed, as decimal text (first byte
+// a digit or '-'), so that Cache.Incr works on them and Get reads what Incr
+// wrote. Values written before records were framed (a bare format byte)
+// do not open: they are misses, deleted like corrupt entries, and the next
+// write replaces them.
 const (
+	valueVersion = 1
+
 	fmtValue  byte = 'V'
 	fmtString byte = 'S'
 	fmtBytes  byte = 'B'
@@ -107,6 +115,13 @@ func storedAsInteger(k reflect.Kind) bool {
 // isZeroValue reports whether v is the zero value of T.
 func isZeroValue[T any](v *T) bool { return reflect.ValueOf(v).Elem().IsZero() }
 
+// frameValue returns the record of a value: format byte f, then data.
+func frameValue[S string | []byte](f byte, data S) []byte {
+	b := record.Begin(make([]byte, 0, record.Overhead+1+len(data)), record.Value, valueVersion)
+	b = append(b, f)
+	return record.Seal(append(b, data...))
+}
+
 // encodeValue returns the stored form of v.
 func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 	switch x := any(v).(type) {
@@ -116,14 +131,14 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 		return strconv.AppendInt(nil, x, 10), nil
 	case string:
 		if x == "" {
-			return []byte{fmtZero}, nil
+			return frameValue(fmtZero, ""), nil
 		}
-		return append(append(make([]byte, 0, 1+len(x)), fmtString), x...), nil
+		return frameValue(fmtString, x), nil
 	case []byte:
 		if x == nil {
-			return []byte{fmtZero}, nil
+			return frameValue(fmtZero, ""), nil
 		}
-		return append(append(make([]byte, 0, 1+len(x)), fmtBytes), x...), nil
+		return frameValue(fmtBytes, x), nil
 	}
 	rv := reflect.ValueOf(&v).Elem()
 	if storedAsInteger(rv.Kind()) {
@@ -133,24 +148,22 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 		return strconv.AppendUint(nil, rv.Uint(), 10), nil
 	}
 	if rv.IsZero() {
-		return []byte{fmtZero}, nil
+		return frameValue(fmtZero, ""), nil
 	}
 	b, err := codec.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("echocache: encoding %T: %w", v, err)
 	}
-	out := make([]byte, 1+len(b))
-	out[0] = fmtValue
-	copy(out[1:], b)
-	return out, nil
+	return frameValue(fmtValue, b), nil
 }
 
 // decodeValue reads a stored form written by encodeValue (or by Incr) into
-// a T. Bytes that break the layout or fail the codec's own format check
-// give an error wrapping errCorruptValue; a well-formed value that a T
-// cannot hold gives a *TypeMismatchError (Key unset). It never panics on
-// malformed data.
-func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
+// a T. Bytes that break the layout, fail the record's checksum (checked
+// with verify: bytes from outside the process) or fail the codec's own
+// format check give an error wrapping errCorruptValue; a well-formed value
+// that a T cannot hold gives a *TypeMismatchError (Key unset). It never
+// panics on malformed data.
+func decodeValue[T any](codec Codec, data []byte, verify bool) (v T, err error) {
 	defer func() {
 		// A codec that panics on malformed input must not crash the caller.
 		if r := recover(); r != nil {
@@ -160,6 +173,13 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 	}()
 	if len(data) == 0 {
 		return v, fmt.Errorf("%w: empty", errCorruptValue)
+	}
+	if b := data[0]; b == '-' || '0' <= b && b <= '9' {
+		return decodeInteger[T](data)
+	}
+	data, err = record.Open(data, record.Value, valueVersion, verify)
+	if err != nil || len(data) == 0 {
+		return v, fmt.Errorf("%w: %v", errCorruptValue, cmp.Or(err, errors.New("empty record")))
 	}
 	switch b := data[0]; {
 	case b == fmtZero && len(data) == 1:
@@ -196,8 +216,6 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 			return zero, mismatch[T]("encoded value", err)
 		}
 		return v, nil
-	case b == '-' || '0' <= b && b <= '9':
-		return decodeInteger[T](data)
 	}
 	return v, fmt.Errorf("%w: unknown format byte %#x", errCorruptValue, data[0])
 }
@@ -301,7 +319,7 @@ func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bo
 		}
 		return v, false, err
 	}
-	v, err = decodeValue[T](c.codec(), data)
+	v, err = decodeValue[T](c.codec(), data, c.verifies())
 	if err != nil {
 		c.stats.misses.Add(1)
 		if mm := asMismatch(err, skey); mm != nil {
@@ -468,14 +486,14 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	nodeErr := err // the values of the servers that answered are in found
 	var corrupt []string
 	var mismatches []error
-	codec := c.codec()
+	codec, verify := c.codec(), c.verifies()
 	for i, sk := range skeys {
 		data, ok := found[sk]
 		if !ok {
 			c.stats.misses.Add(1)
 			continue
 		}
-		v, err := decodeValue[T](codec, data)
+		v, err := decodeValue[T](codec, data, verify)
 		if err != nil {
 			c.stats.misses.Add(1)
 			if mm := asMismatch(err, sk); mm != nil {

@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
 func argKey[A comparable](t *testing.T, a A) string {
@@ -151,23 +154,23 @@ func TestIntegersStoredAsText(t *testing.T) {
 		require.NoError(t, err)
 		check(tc.name, b, tc.want)
 	}
-	u, err := decodeValue[uint64](DefaultCodec, []byte("18446744073709551615"))
+	u, err := decodeValue[uint64](DefaultCodec, []byte("18446744073709551615"), true)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(math.MaxUint64), u)
 	// A well-formed integer that the type cannot hold is the caller's
 	// mismatch, not corruption; text that is no 64-bit integer is corrupt.
-	_, err = decodeValue[int8](DefaultCodec, []byte("128"))
+	_, err = decodeValue[int8](DefaultCodec, []byte("128"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "int8 overflow")
-	_, err = decodeValue[uint8](DefaultCodec, []byte("-1"))
+	_, err = decodeValue[uint8](DefaultCodec, []byte("-1"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "negative uint")
-	_, err = decodeValue[int64](DefaultCodec, []byte("18446744073709551615"))
+	_, err = decodeValue[int64](DefaultCodec, []byte("18446744073709551615"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "uint64 above MaxInt64 read as int64")
-	_, err = decodeValue[string](DefaultCodec, []byte("12"))
+	_, err = decodeValue[string](DefaultCodec, []byte("12"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "integer read as a string")
 	for _, bad := range []string{"-", "12abc", "99999999999999999999", "1 "} {
-		_, err = decodeValue[int64](DefaultCodec, []byte(bad))
+		_, err = decodeValue[int64](DefaultCodec, []byte(bad), true)
 		assert.ErrorIs(t, err, errCorruptValue, "%q read as an int64", bad)
-		_, err = decodeValue[any](DefaultCodec, []byte(bad))
+		_, err = decodeValue[any](DefaultCodec, []byte(bad), true)
 		assert.ErrorIs(t, err, errCorruptValue, "%q read as an any", bad)
 	}
 }
@@ -186,21 +189,23 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 			}
 			str, byt, num, pt := enc("eggs"), enc([]byte{1, 2}), enc(42), enc(point{1, 2})
 			for name, err := range map[string]error{
-				"string as int":     second(decodeValue[int](codec, str)),
-				"string as []byte":  second(decodeValue[[]byte](codec, str)),
-				"[]byte as string":  second(decodeValue[string](codec, byt)),
-				"integer as []byte": second(decodeValue[[]byte](codec, num)),
-				"struct as int":     second(decodeValue[int](codec, pt)),
-				"struct as string":  second(decodeValue[string](codec, pt)),
+				"string as int":     second(decodeValue[int](codec, str, true)),
+				"string as []byte":  second(decodeValue[[]byte](codec, str, true)),
+				"[]byte as string":  second(decodeValue[string](codec, byt, true)),
+				"integer as []byte": second(decodeValue[[]byte](codec, num, true)),
+				"struct as int":     second(decodeValue[int](codec, pt, true)),
+				"struct as string":  second(decodeValue[string](codec, pt, true)),
 			} {
 				assert.ErrorIs(t, err, ErrTypeMismatch, name)
 				assert.NotErrorIs(t, err, errCorruptValue, name)
 			}
 			for name, raw := range map[string][]byte{
-				"truncated": pt[:len(pt)-1],
-				"garbage":   []byte("V\xff\xfe\xfd"),
+				"truncated":       pt[:len(pt)-1],
+				"garbage":         frameValue(fmtValue, "\xff\xfe\xfd"),
+				"flipped":         flipped(pt),
+				"previous format": []byte("V\xff\xfe\xfd"),
 			} {
-				_, err := decodeValue[point](codec, raw)
+				_, err := decodeValue[point](codec, raw, true)
 				assert.ErrorIs(t, err, errCorruptValue, name)
 			}
 			// Get[any] returns what was stored.
@@ -215,7 +220,7 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 				"zero":   {enc(0), int64(0)},
 				"empty":  {enc(""), nil},
 			} {
-				got, err := decodeValue[any](codec, tc.raw)
+				got, err := decodeValue[any](codec, tc.raw, true)
 				require.NoError(t, err, name)
 				assert.Equal(t, tc.want, got, name)
 			}
@@ -224,6 +229,13 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// flipped returns b with one payload bit changed.
+func flipped(b []byte) []byte {
+	b = bytes.Clone(b)
+	b[record.HeaderLen+1] ^= 0x10
+	return b
+}
 
 func TestZeroEnvelope(t *testing.T) {
 	for name, enc := range map[string]func() ([]byte, error){
@@ -235,15 +247,15 @@ func TestZeroEnvelope(t *testing.T) {
 	} {
 		b, err := enc()
 		require.NoError(t, err, name)
-		assert.Equal(t, []byte{fmtZero}, b, name)
+		assert.Equal(t, frameValue(fmtZero, ""), b, name)
 	}
 	b, err := encodeValue(DefaultCodec, []int{})
 	require.NoError(t, err)
-	assert.Equal(t, fmtValue, b[0], "an empty non-nil slice is not the zero value")
-	got, err := decodeValue[[]int](DefaultCodec, b)
+	assert.Equal(t, fmtValue, b[record.HeaderLen], "an empty non-nil slice is not the zero value")
+	got, err := decodeValue[[]int](DefaultCodec, b, true)
 	require.NoError(t, err)
 	assert.NotNil(t, got)
-	p, err := decodeValue[*pair](DefaultCodec, []byte{fmtZero})
+	p, err := decodeValue[*pair](DefaultCodec, frameValue(fmtZero, ""), true)
 	require.NoError(t, err)
 	assert.Nil(t, p)
 }
@@ -261,8 +273,8 @@ type fuzzValue struct {
 // wrapping errCorruptValue; it never panics, with any of the codecs.
 func FuzzDecodeValue(f *testing.F) {
 	good, _ := encodeValue(DefaultCodec, fuzzValue{ID: 1, Name: "x", Tags: []string{"a"}, M: map[string]float64{"k": 1}, Sub: &fuzzValue{ID: 2}})
-	for _, seed := range [][]byte{good, {}, {fmtZero}, []byte("V"), []byte("-12"), []byte("V\x9b\xff\xff\xff\xff\xff\xff\xff\xff"),
-		append([]byte("V"), strings.Repeat("\x81", 2000)...), []byte(`V{"ID":1}`), []byte("V\x0c\xff\x81\x03\x01\x01")} {
+	for _, seed := range [][]byte{good, {}, frameValue(fmtZero, ""), frameValue(fmtValue, ""), []byte("-12"), frameValue(fmtValue, "\x9b\xff\xff\xff\xff\xff\xff\xff\xff"),
+		frameValue(fmtValue, strings.Repeat("\x81", 2000)), frameValue(fmtValue, `{"ID":1}`), frameValue(fmtValue, "\x0c\xff\x81\x03\x01\x01"), []byte("V{}")} {
 		f.Add(seed)
 	}
 	codecs := []Codec{CBORCodec{}, JSONCodec{}, GobCodec{}}
@@ -276,12 +288,14 @@ func FuzzDecodeValue(f *testing.F) {
 					t.Fatalf("%T: error %v is both corrupt and a type mismatch", c, err)
 				}
 			}
-			_, err := decodeValue[fuzzValue](c, data)
-			check(err)
-			_, err = decodeValue[any](c, data)
-			check(err)
-			_, err = decodeValue[int16](c, data)
-			check(err)
+			for _, verify := range []bool{true, false} {
+				_, err := decodeValue[fuzzValue](c, data, verify)
+				check(err)
+				_, err = decodeValue[any](c, data, verify)
+				check(err)
+				_, err = decodeValue[int16](c, data, verify)
+				check(err)
+			}
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package stores
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"net/url"
@@ -21,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
 func init() {
@@ -184,36 +184,47 @@ func fileURLDir(u *url.URL) (string, error) {
 	return filepath.FromSlash(dir), nil
 }
 
-// Entry file format (integers little-endian):
+// Entry file format (integers little-endian), a record of kind 'D' (see
+// internal/record):
 //
-//	magic "ecf1" | expiry int64 (Unix ns, 0 = never) | key length uint32 |
+//	"EC" 'D' version | expiry int64 (Unix ns, 0 = never) | key length uint32 |
 //	value length uint64 | key | value | CRC-32C of all before
+//
+// Files written before the store framed its entries like every record
+// start with "ecf1" instead of the record header; their layout is the same
+// otherwise, and they still decode.
 const (
-	fileMagic      = "ecf1"
-	fileHeaderLen  = 4 + 8 + 4 + 8
-	fileTrailerLen = 4
+	fileVersion    = 1
+	fileOldMagic   = "ecf1"
+	fileHeaderLen  = record.HeaderLen + 8 + 4 + 8
+	fileTrailerLen = record.TrailerLen
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errCorrupt marks an entry file that cannot be decoded.
 var errCorrupt = errors.New("stores: file: corrupt entry")
 
 func encodeFileEntry(key string, val []byte, exp int64) []byte {
 	b := make([]byte, fileHeaderLen, fileHeaderLen+len(key)+len(val)+fileTrailerLen)
-	copy(b, fileMagic)
+	record.Begin(b[:0], record.FileEntry, fileVersion)
 	binary.LittleEndian.PutUint64(b[4:], uint64(exp))
 	binary.LittleEndian.PutUint32(b[12:], uint32(len(key)))
 	binary.LittleEndian.PutUint64(b[16:], uint64(len(val)))
 	b = append(b, key...)
 	b = append(b, val...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return record.Seal(b)
+}
+
+// isFileEntry reports whether b starts with the header of an entry file,
+// of this format or the previous one.
+func isFileEntry(b []byte) bool {
+	return len(b) >= record.HeaderLen && (string(b[:4]) == fileOldMagic ||
+		record.Is(b, record.FileEntry) && b[3] == fileVersion)
 }
 
 // decodeFileEntry checks b and returns its value (a sub-slice of b) and
 // expiry. A file that is not a whole entry for key is errCorrupt.
 func decodeFileEntry(b []byte, key string) (val []byte, exp int64, err error) {
-	if len(b) < fileHeaderLen+fileTrailerLen || string(b[:4]) != fileMagic {
+	if len(b) < fileHeaderLen+fileTrailerLen || !isFileEntry(b) {
 		return nil, 0, errCorrupt
 	}
 	klen := uint64(binary.LittleEndian.Uint32(b[12:]))
@@ -223,7 +234,7 @@ func decodeFileEntry(b []byte, key string) (val []byte, exp int64, err error) {
 		return nil, 0, errCorrupt
 	}
 	end := len(b) - fileTrailerLen
-	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
+	if record.Checksum(b[:end]) != binary.LittleEndian.Uint32(b[end:]) {
 		return nil, 0, errCorrupt
 	}
 	if string(b[fileHeaderLen:fileHeaderLen+int(klen)]) != key {
@@ -713,7 +724,7 @@ func (f *File) fileExpired(path string) bool {
 	}
 	defer fh.Close()
 	var hdr [12]byte
-	if _, err := io.ReadFull(fh, hdr[:]); err != nil || !bytes.Equal(hdr[:4], []byte(fileMagic)) {
+	if _, err := io.ReadFull(fh, hdr[:]); err != nil || !isFileEntry(hdr[:]) {
 		return true
 	}
 	return f.expired(int64(binary.LittleEndian.Uint64(hdr[4:])))

@@ -3,6 +3,7 @@ package stores
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
 func testFile(t *testing.T, cfg FileConfig) *File {
@@ -133,18 +136,44 @@ func TestFileDecodeValid(t *testing.T) {
 	assert.Equal(t, len(val), cap(val), "the value must not reach into the checksum")
 }
 
+// previousFormat is an entry file as the store wrote it before its entries
+// were framed like every record: the same layout under the magic "ecf1".
+func previousFormat(key string, val []byte, exp int64) []byte {
+	b := encodeFileEntry(key, val, exp)
+	copy(b, fileOldMagic)
+	end := len(b) - fileTrailerLen
+	return binary.LittleEndian.AppendUint32(b[:end], record.Checksum(b[:end]))
+}
+
+func TestFileDecodePreviousFormat(t *testing.T) {
+	val, exp, err := decodeFileEntry(previousFormat("key", []byte("old"), 7), "key")
+	require.NoError(t, err, "ok, a file of the previous format still decodes")
+	assert.Equal(t, []byte("old"), val)
+	assert.Equal(t, int64(7), exp)
+	b := previousFormat("key", []byte("old"), 7)
+	b[len(b)-1] ^= 1
+	_, _, err = decodeFileEntry(b, "key")
+	assert.ErrorIs(t, err, errCorrupt, "nok, its checksum is still checked")
+}
+
 func FuzzDecodeFileEntry(f *testing.F) {
 	f.Add(encodeFileEntry("k", []byte("v"), 0), "k")
 	f.Add(encodeFileEntry("", nil, -1), "")
 	f.Add(encodeFileEntry("key", bytes.Repeat([]byte{0}, 100), 1<<62), "key")
 	f.Add([]byte("ecf1"), "k")
+	f.Add(previousFormat("k", []byte("v"), 0), "k")
 	f.Fuzz(func(t *testing.T, b []byte, key string) {
 		val, exp, err := decodeFileEntry(b, key)
 		if err != nil {
 			return
 		}
-		// Whatever decodes must be exactly what encode writes.
-		if !bytes.Equal(encodeFileEntry(key, val, exp), b) {
+		// Whatever decodes must be exactly what encode writes (or wrote,
+		// in the previous format).
+		want := encodeFileEntry(key, val, exp)
+		if bytes.HasPrefix(b, []byte(fileOldMagic)) {
+			want = previousFormat(key, val, exp)
+		}
+		if !bytes.Equal(want, b) {
 			t.Fatalf("decode(%q) accepted a file encode would not write", b)
 		}
 	})

@@ -114,9 +114,7 @@ type Cache struct {
 	lastLog    atomic.Int64           // unix nanos of the last log line
 	suppressed atomic.Int64           // log lines dropped since then
 
-	failures  atomic.Int64 // consecutive store failures
-	openUntil atomic.Int64 // unix nanos until which the breaker is open
-	probing   atomic.Bool  // a half-open probe is in flight
+	brk breaker // skips a failing networked store (breaker.go)
 
 	stats     counters
 	unsettled unsettledKeys // keys whose failed write could not be undone (failedwrite.go)
@@ -177,9 +175,16 @@ func (c *Cache) Init(store stores.Store) {
 	if local {
 		viewer, _ = store.(stores.Viewer)
 	}
+	th := c.cfg.BreakerThreshold
+	if th == 0 {
+		th = DefaultBreakerThreshold
+	}
+	cool := c.cfg.BreakerCooldown
+	if cool == 0 {
+		cool = DefaultBreakerCooldown
+	}
+	c.brk.configure(th, cool)
 	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, done: c.localDone})
-	c.failures.Store(0)
-	c.openUntil.Store(0)
 	c.unsettled.reset() // those keys were another store's
 }
 
@@ -265,19 +270,16 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 	if r.local {
 		return r.s, ctx, r.done, nil
 	}
-	probe := false
-	if until := c.openUntil.Load(); until != 0 {
-		if time.Now().UnixNano() < until || !c.probing.CompareAndSwap(false, true) {
-			c.stats.storeErrors.Add(1)
-			return nil, ctx, nopDone, ErrStoreUnavailable
-		}
-		probe = true
+	ok, probe := c.brk.allow(time.Now().UnixNano())
+	if !ok {
+		c.stats.storeErrors.Add(1)
+		return nil, ctx, nopDone, ErrStoreUnavailable
 	}
 	tctx, cancel := context.WithTimeout(ctx, c.storeTimeout())
 	return r.s, tctx, func(err error) {
 		cancel()
 		if probe {
-			c.probing.Store(false)
+			c.brk.endProbe()
 		}
 		c.record(ctx, err)
 	}, nil
@@ -323,11 +325,7 @@ func (c *Cache) record(parent context.Context, err error) {
 		err = nil
 	}
 	if err == nil || errors.Is(err, stores.ErrNotFound) {
-		if c.failures.Load() != 0 {
-			c.failures.Store(0)
-		}
-		if c.openUntil.Load() != 0 {
-			c.openUntil.Store(0)
+		if c.brk.success() {
 			c.logf("store answers again; circuit breaker closed")
 		}
 		c.drainUnsettled()
@@ -343,21 +341,8 @@ func (c *Cache) record(parent context.Context, err error) {
 		// breaker skips it; ours stays as it is for the whole store.
 		return
 	}
-	th := c.cfg.BreakerThreshold
-	if th == 0 {
-		th = DefaultBreakerThreshold
-	}
-	if th < 0 {
-		return
-	}
-	if n := c.failures.Add(1); n >= int64(th) {
-		cool := c.cfg.BreakerCooldown
-		if cool == 0 {
-			cool = DefaultBreakerCooldown
-		}
-		if c.openUntil.Swap(time.Now().Add(cool).UnixNano()) == 0 {
-			c.logf("store failed %d times in a row; skipping it for %v: %v", n, cool, err)
-		}
+	if n := c.brk.failure(time.Now().UnixNano()); n > 0 {
+		c.logf("store failed %d times in a row; skipping it for %v: %v", n, c.brk.cooldown, err)
 	}
 }
 

@@ -95,11 +95,11 @@ func TestBreakerOpensAfterThresholdAndClosesWhenStoreAnswers(t *testing.T) {
 
 	// Cooldown over: one probe goes through; its success closes the breaker.
 	s.setFail(nil)
-	c.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	c.brk.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
 	_, err = c.storeGet(ctx, "k")
 	require.ErrorIs(t, err, stores.ErrNotFound)
 	require.Equal(t, before+1, s.count("get"))
-	require.Zero(t, c.openUntil.Load(), "a successful probe closes the breaker")
+	require.Zero(t, c.brk.openUntil.Load(), "a successful probe closes the breaker")
 	_, err = c.storeGet(ctx, "k")
 	require.ErrorIs(t, err, stores.ErrNotFound)
 
@@ -131,7 +131,7 @@ func TestCallerCancellationDoesNotTripBreaker(t *testing.T) {
 	cancel()
 	_, err = c.storeGet(ctx, "k")
 	require.ErrorIs(t, err, context.Canceled)
-	require.Zero(t, c.openUntil.Load())
+	require.Zero(t, c.brk.openUntil.Load())
 	require.Zero(t, c.Stats().StoreErrors)
 }
 
@@ -217,7 +217,7 @@ func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 	}
 	s.setFail(nil)
 	require.NoError(t, c.storeSet(ctx, "small", []byte("v"), 0))
-	require.Zero(t, c.openUntil.Load(), "refused values must not open the breaker")
+	require.Zero(t, c.brk.openUntil.Load(), "refused values must not open the breaker")
 	require.Zero(t, c.Stats().StoreErrors, "a refusal is not a store error")
 	require.EqualValues(t, 5, c.Stats().Bypasses[BypassTooLarge], "values too large are counted as bypasses")
 }
@@ -238,7 +238,7 @@ func TestBreakerIgnoresNodeErrors(t *testing.T) {
 		require.ErrorIs(t, err, stores.ErrNodeDown, "call %d", i)
 		require.ErrorIs(t, err, errMWStoreDown, "call %d keeps its cause", i)
 	}
-	require.Zero(t, c.openUntil.Load(), "node errors must not open the breaker")
+	require.Zero(t, c.brk.openUntil.Load(), "node errors must not open the breaker")
 	require.EqualValues(t, 10, c.Stats().StoreErrors, "node errors are counted")
 
 	// A failure of the whole store still opens it.

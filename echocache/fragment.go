@@ -3,10 +3,10 @@ package echocache
 import (
 	"context"
 	"errors"
+	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/stores"
-	"sync"
 	"time"
 )
 
@@ -55,58 +55,44 @@ func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl t
 }
 
 // FillFragment renders a fragment that GetFragment missed (with
-// stores.ErrNotFound) and stores it
-// for ttl (as in SetFragment). Concurrent calls for the same key on the same
-// Cache share one call of render, in this process; a call that finds the
-// fragment stored meanwhile returns it without rendering. render runs in
-// the goroutine of the first caller. Its error is returned to every caller
-// sharing the call, and nothing is stored. A store error is logged and
-// counted; the rendered bytes are returned anyway. shared reports whether
-// the bytes came from another caller's render. A caller waiting for another
-// caller's render returns ctx's error as soon as ctx ends. The returned
-// slice must not be modified: callers sharing a render share it.
+// stores.ErrNotFound) and stores it for ttl (as in SetFragment). Concurrent
+// calls for the same key on the same Cache share one render, in this
+// process (a flight.Turns); a call that finds the fragment stored
+// meanwhile returns it without rendering. render runs on the goroutine of
+// the caller holding the turn. Its error is returned to that caller alone,
+// and nothing is stored; the next waiting caller then renders the fragment
+// itself (a render that panics hands the turn on the same way). A store
+// error is logged and counted; the rendered bytes are returned anyway.
+// shared reports whether the bytes came from another caller's render. A
+// caller waiting for another caller's render returns ctx's error as soon
+// as ctx ends. The returned slice must not be modified: callers sharing a
+// render share it.
 func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration, render func() ([]byte, error)) (b []byte, shared bool, err error) {
-	g := state(c, "fragment-flight", func() *fragmentFlight { return &fragmentFlight{calls: map[string]*fragmentCall{}} })
-	g.mu.Lock()
-	if call, ok := g.calls[key]; ok {
-		g.mu.Unlock()
-		// Wait for the render under way, or for this caller's context:
-		// a caller that gives up does not hold up its page.
-		select {
-		case <-call.done:
-			return call.b, true, call.err
-		case <-ctx.Done():
-			return nil, true, ctx.Err()
-		}
+	g := state(c, "fragment-flight", func() *flight.Turns[[]byte] { return new(flight.Turns[[]byte]) })
+	t, b, err := g.Join(ctx, key, nil)
+	if err != nil {
+		return nil, true, err // a caller that gives up does not hold up its page
 	}
-	call := &fragmentCall{done: make(chan struct{}), err: errFragmentPanicked}
-	g.calls[key] = call
-	g.mu.Unlock()
-	defer func() {
-		// Also on a panic in render, so that waiters are never wedged
-		// (they get errFragmentPanicked; the panic goes on up this stack).
-		g.mu.Lock()
-		delete(g.calls, key)
-		g.mu.Unlock()
-		close(call.done)
-	}()
+	if t == nil {
+		return b, true, nil
+	}
+	// Also on an error or a panic in render: the next waiter renders.
+	defer t.End()
 	// The render runs here, on the caller's goroutine, because it uses the
 	// caller's template context. A caller that missed just before the
 	// previous render stored the fragment would otherwise render it again.
 	if b, err := c.fragment(ctx, key); err == nil {
-		call.b, call.err = b, nil
+		t.Share(b)
 		return b, false, nil
 	}
-	b, err = render()
-	if err != nil {
-		call.b, call.err = nil, err
+	if b, err = render(); err != nil {
 		return nil, false, err
 	}
 	// The render is done: store it even if this caller's context ended
 	// meanwhile, for the callers sharing it and those to come (the store
 	// timeout still applies).
 	_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
-	call.b, call.err = b, nil
+	t.Share(b)
 	return b, false, nil
 }
 
@@ -128,21 +114,6 @@ func (c *Cache) fragment(ctx context.Context, key string) ([]byte, error) {
 		return nil, stores.ErrNotFound
 	}
 	return body, nil
-}
-
-// errFragmentPanicked is what callers sharing a render receive when it
-// panicked.
-var errFragmentPanicked = errors.New("echocache: the shared fragment render panicked")
-
-type fragmentFlight struct {
-	mu    sync.Mutex
-	calls map[string]*fragmentCall
-}
-
-type fragmentCall struct {
-	done chan struct{}
-	b    []byte
-	err  error
 }
 
 // DeleteFragment removes the fragments stored under keys. Deleting an

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/echocache/echocache/echocache"
@@ -260,4 +261,50 @@ func TestFragmentPreviousFormatIsMiss(t *testing.T) {
 	if !errors.Is(err, stores.ErrNotFound) {
 		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, a flipped bit from a networked store")
 	}
+}
+
+// A render that fails is its own caller's failure: a caller waiting for it
+// renders the fragment itself and never receives another caller's error.
+// (Before fragments and pages shared one flight, the waiter got the error.)
+func TestFillFragmentFailureIsNotShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := echocache.New(stores.NewNull())
+		ctx := context.Background()
+		boom := errors.New("boom")
+		release := make(chan struct{})
+		var renders atomic.Int64
+		leaderErr := make(chan error, 1)
+		go func() {
+			_, _, err := c.FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+				renders.Add(1)
+				<-release
+				return nil, boom
+			})
+			leaderErr <- err
+		}()
+		synctest.Wait() // the leader is rendering
+		type result struct {
+			b   []byte
+			err error
+		}
+		waiter := make(chan result, 1)
+		go func() {
+			b, _, err := c.FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+				renders.Add(1)
+				return []byte("mine"), nil
+			})
+			waiter <- result{b, err}
+		}()
+		synctest.Wait() // the waiter is queued behind the leader
+		close(release)
+		if err := <-leaderErr; !errors.Is(err, boom) {
+			t.Errorf("leader's FillFragment error = %v; want boom", err)
+		}
+		if got := <-waiter; got.err != nil || string(got.b) != "mine" {
+			t.Errorf("waiter's FillFragment = %q, %v; want its own render %q", got.b, got.err, "mine")
+		}
+		if n := renders.Load(); n != 2 {
+			t.Errorf("renders = %d; want 2 (the leader's, then the waiter's)", n)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -133,7 +134,7 @@ func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
 // awaitOther waits, after another process took the page's lock, for the
 // page to appear in the store, until LockTimeout. done reports whether the
 // request was answered (from the store, or with ctx's error).
-func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *flightTurn) (done bool, err error) {
+func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
 	ctx := ec.Request().Context()
 	if m.st.onWait != nil {
 		m.st.onWait()
@@ -155,14 +156,14 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *fli
 
 // serveFresh looks the page up and, when it is fresh, serves it as a hit
 // and publishes it to t's flight.
-func (m *routeMW) serveFresh(ec echo.Context, kb *keyBuf, pageKey string, lk *lookup, t *flightTurn) (bool, error) {
+func (m *routeMW) serveFresh(ec echo.Context, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
 	now := m.clock()
 	e := m.lookup(lk, ec.Request().Context(), ec, kb, m.cache.viewer(), pageKey, now)
 	if lk.state != lookFresh {
 		return false, nil
 	}
 	m.cache.stats.hits.Add(1)
-	t.entry, t.vary = e.raw, e.varyNames()
+	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
 	return true, m.serve(ec, e, StatusHit, now, ec.Response())
 }
 

@@ -1,7 +1,6 @@
 package echocache
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -395,7 +395,7 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 // must cover.
 type routeState struct {
 	mu       sync.Mutex
-	flights  map[string]*routeFlight
+	flights  flight.Turns[pageFlight] // misses of one page variant in this process
 	keyings  map[string]keying
 	refreshs sync.Map // variant key -> struct{}
 
@@ -405,7 +405,7 @@ type routeState struct {
 
 func routeStateOf(c *Cache) *routeState {
 	return state(c, "echocache.route", func() *routeState {
-		return &routeState{flights: map[string]*routeFlight{}, keyings: map[string]keying{}}
+		return &routeState{keyings: map[string]keying{}}
 	})
 }
 
@@ -431,125 +431,12 @@ func (st *routeState) allKeyings() []keying {
 	return out
 }
 
-// routeFlight is the misses of one page variant in this process. At most
-// limit of its requests run the handler at once, each holding a turn; the
-// others wait in a queue. A runner whose response was stored (or
-// storable) publishes it and ends the flight: every waiter is served from
-// it. A runner that ends any other way hands its turn to the oldest
-// waiter, so that a handler that fails, panics or is cut short runs again
-// for one waiter at a time, never for all of them at once, and no waiter
-// ever sees another's response. When the response was whole but could not
-// be shared (a cookie, private, a status not stored, an error that is an
-// answer such as echo.ErrNotFound), each such answer lets one more waiter
-// run alongside (slow start): waiters that each need an answer of their
-// own get it without a herd. A failure brings the limit back to one.
-type routeFlight struct {
-	done  chan struct{} // closed when entry is published
-	entry []byte        // the published entry
-	vary  []string      // the Vary names of the published response
-
-	// Guarded by routeState.mu.
-	running int             // requests holding a turn
-	limit   int             // turns at once
-	queue   []chan struct{} // waiters, oldest first; a turn is sent on theirs
-}
-
-// flightTurn is what a runner reports when its turn ends.
-type flightTurn struct {
-	entry []byte   // set when the response is shared
-	vary  []string // its Vary names
-	whole bool     // a complete answer that could not be shared
-}
-
-// enter joins the flight of key, starting it if there is none. It returns
-// a nil channel when the caller holds a turn; otherwise the caller waits
-// (await) for a turn on the channel, or for the flight's entry.
-func (st *routeState) enter(key string) (*routeFlight, chan struct{}) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	f := st.flights[key]
-	if f == nil {
-		f = &routeFlight{done: make(chan struct{}), limit: 1}
-		st.flights[key] = f
-	}
-	if f.running < f.limit {
-		f.running++
-		return f, nil
-	}
-	turn := make(chan struct{}, 1)
-	f.queue = append(f.queue, turn)
-	return f, turn
-}
-
-// await waits for a turn or the flight's entry. It reports whether the
-// caller holds a turn; false means f.entry is published. When ctx ends
-// first it leaves the queue (handing on a turn it was given meanwhile) and
-// returns ctx's error.
-func (st *routeState) await(ctx context.Context, key string, f *routeFlight, turn chan struct{}) (bool, error) {
-	select {
-	case <-f.done:
-		return false, nil
-	case <-turn:
-		select {
-		case <-f.done:
-			// Published while the turn was on its way: no need to run.
-			st.mu.Lock()
-			f.running--
-			st.handOn(key, f)
-			st.mu.Unlock()
-			return false, nil
-		default:
-			return true, nil
-		}
-	case <-ctx.Done():
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		if i := slices.Index(f.queue, turn); i >= 0 {
-			f.queue = slices.Delete(f.queue, i, i+1)
-		} else if len(turn) > 0 {
-			<-turn
-			f.running--
-			st.handOn(key, f)
-		}
-		return false, ctx.Err()
-	}
-}
-
-// leave ends a turn: it publishes t's entry, or hands the turn on.
-func (st *routeState) leave(key string, f *routeFlight, t *flightTurn) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	f.running--
-	if t.entry != nil {
-		if st.flights[key] == f {
-			delete(st.flights, key)
-			f.entry, f.vary = t.entry, t.vary
-			f.queue = nil
-			close(f.done)
-		}
-		return
-	}
-	if t.whole {
-		f.limit++
-	} else {
-		f.limit = 1
-	}
-	st.handOn(key, f)
-}
-
-// handOn gives free turns to the oldest waiters, and drops the flight once
-// nobody is left in it. st.mu is held.
-func (st *routeState) handOn(key string, f *routeFlight) {
-	for f.running < f.limit && len(f.queue) > 0 {
-		turn := f.queue[0]
-		f.queue[0] = nil
-		f.queue = f.queue[1:]
-		f.running++
-		turn <- struct{}{}
-	}
-	if f.running == 0 && len(f.queue) == 0 && st.flights[key] == f {
-		delete(st.flights, key)
-	}
+// pageFlight is what the runner of a page variant's misses shares with
+// the requests waiting for it: the entry it stored, and the Vary names of
+// its response.
+type pageFlight struct {
+	entry []byte
+	vary  []string
 }
 
 // clock returns the time a lookup compares entries with, in unix
@@ -740,33 +627,26 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		kb.b = appendHostPart(append(kb.b[:0], pageKey...), ec, m.keying.custom)
 		kb.b = appendVaryValues(kb.b, req.Header, m.vary, vary)
 		flightKey := string(kb.b)
-		f, wait := m.st.enter(flightKey)
-		if wait != nil {
-			if m.st.onWait != nil {
-				m.st.onWait()
-			}
-			turn, err := m.st.await(ctx, flightKey, f, wait)
-			if err != nil {
-				return err
-			}
-			if !turn {
-				// The runner's own encoding, handed over in-process.
-				if e, err := decodeEntry(f.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
-					c.stats.hits.Add(1)
-					return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
-				}
-				if !moved && !slices.Equal(f.vary, vary) {
-					// Another variant, whose Vary names are now known:
-					// wait with the requests of this one.
-					vary, moved = f.vary, true
-					continue
-				}
-				c.stats.misses.Add(1)
-				return m.run(ec, next, params, nil)
-			}
+		t, pub, err := m.st.flights.Join(ctx, flightKey, m.st.onWait)
+		if err != nil {
+			return err
 		}
-		t := &flightTurn{}
-		defer m.st.leave(flightKey, f, t)
+		if t == nil {
+			// The runner's own encoding, handed over in-process.
+			if e, err := decodeEntry(pub.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
+				c.stats.hits.Add(1)
+				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
+			}
+			if !moved && !slices.Equal(pub.vary, vary) {
+				// Another variant, whose Vary names are now known:
+				// wait with the requests of this one.
+				vary, moved = pub.vary, true
+				continue
+			}
+			c.stats.misses.Add(1)
+			return m.run(ec, next, params, nil)
+		}
+		defer t.End()
 		if moved {
 			// The runner of this variant may have stored it and left
 			// before this request joined.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -79,7 +80,7 @@ func Tag(c echo.Context, tags ...string) {
 // run runs the handler for a miss, streams its response to the client while
 // capturing it, and stores it when every rule allows. t, when not nil, is
 // the turn in a flight the outcome is reported to.
-func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *flightTurn) error {
+func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *flight.Turn[pageFlight]) error {
 	c := m.cache
 	res := ec.Response()
 	h := res.Header()
@@ -133,8 +134,8 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 	}
 	if err != nil {
 		c.countBypass(BypassError)
-		if t != nil {
-			t.whole = !isFailure(err) // a 404, say, is the request's answer
+		if t != nil && !isFailure(err) {
+			t.Answered() // a 404, say, is the request's answer
 		}
 		if p.refresh {
 			c.logf("background refresh of %s: %v", ec.Request().URL, err)
@@ -147,14 +148,14 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 	reason, ttl := m.storable(ec, cw, rr, ended)
 	if reason != "" {
 		c.countBypass(reason)
-		if t != nil {
-			t.whole = wholeAnswer(reason, cw.status)
+		if t != nil && wholeAnswer(reason, cw.status) {
+			t.Answered()
 		}
 		return nil
 	}
 	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr, ttl)
 	if t != nil {
-		t.entry, t.vary = rec, cw.vary
+		t.Share(pageFlight{entry: rec, vary: cw.vary})
 	}
 	// The page record and the variant record are the same bytes; see keys.go.
 	items := map[string][]byte{p.pageKey: rec, variantKey: rec}

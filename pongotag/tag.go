@@ -446,10 +446,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		if renderErr != nil {
 			return renderErr // this render's own body failed
 		}
-		if perr, ok := err.(*pongo2.Error); ok {
-			return perr // the shared render of another request failed
-		}
-		return ctx.OrigError(err, n.start)
+		return ctx.OrigError(err, n.start) // this request's context ended while it waited
 	}
 	w.Write(b)
 	return nil

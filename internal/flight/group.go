@@ -1,11 +1,3 @@
-// Package flight runs one call per key at a time and shares its result with
-// every caller that asks for the same key meanwhile (stampede protection).
-//
-// Unlike golang.org/x/sync/singleflight, the shared call runs with its own
-// context, detached from any one caller's: it is cancelled only when every
-// caller waiting for it has given up, so one impatient caller cannot fail
-// the others. A panic in the call is recovered and returned to every caller
-// as an error, so waiters are never wedged.
 package flight
 
 import (
@@ -31,7 +23,13 @@ type call[V any] struct {
 	cancel  context.CancelFunc
 }
 
-// Group deduplicates calls by key. The zero value is ready to use.
+// Group deduplicates calls by key: the call runs on a goroutine of its own,
+// with its own context, detached from any one caller's: it is cancelled
+// only when every caller waiting for it has given up, so one impatient
+// caller cannot fail the others (the shape of tailscale's
+// singleflight.DoChanContext). A panic in the call is recovered and
+// returned to every caller as an error, so waiters are never wedged. The
+// typed API's loaders run in a Group. The zero value is ready to use.
 type Group[V any] struct {
 	mu    sync.Mutex
 	calls map[string]*call[V]

@@ -313,10 +313,10 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 		name    string
 		cfg     func(*RouteConfig)
 		handler echo.HandlerFunc
-		first   []string // headers of the first request
-		second  []string // and of the second
-		reason  string   // the bypass counted, if the first is not stored
-		times   uint64   // how many times (default 2: both requests)
+		first   []string     // headers of the first request
+		second  []string     // and of the second
+		reason  BypassReason // the bypass counted, if the first is not stored
+		times   uint64       // how many times (default 2: both requests)
 	}{
 		{name: "response set-cookie", handler: setRaw("set-cookie", "sid=secret"), reason: BypassSetCookie},
 		{name: "response cache-control private", handler: setRaw("cache-control", "private"), reason: BypassCacheControl},
@@ -485,7 +485,7 @@ func TestCachedFailureAfterWriting(t *testing.T) {
 	tests := []struct {
 		name   string
 		fail   func() error
-		reason string
+		reason BypassReason
 	}{
 		{name: "nok, a panic behind Recover", fail: func() error { panic("after writing") }, reason: BypassPanic},
 		{name: "nok, an error", fail: func() error { return errRouteTest }, reason: BypassError},

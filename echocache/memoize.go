@@ -6,14 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/echocache/echocache/internal/flight"
+	"github.com/echocache/echocache/internal/keyenc"
 	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/stores"
 )
@@ -77,20 +76,43 @@ type Memoized[A comparable, R any] struct {
 	ttl   time.Duration
 	opts  callOptions
 	fn    func(ctx context.Context, a A) (R, error)
-	encFn argEncoderFunc
+	encFn keyenc.Encoder
 }
+
+// Keyer is implemented by values that choose their own identity as a cache
+// key: a Memoize argument, or a vary-on value of a template fragment
+// (pongotag.Keyer is this interface). CacheKey must return the same string
+// for values that are the same to the cache and different strings
+// otherwise.
+type Keyer interface {
+	CacheKey() string
+}
+
+// ErrUnkeyable is returned (wrapped, naming the value) for a value that
+// has no cache key: a func, a channel, or a value nested too deeply (a
+// cycle), and by MarshalText errors. Memoize refuses argument types that
+// hold such values where the type alone tells; an argument found to have
+// none at call time makes the call run uncached (see [Memoize]).
+var ErrUnkeyable = keyenc.ErrUnkeyable
 
 // Memoize returns fn with its results cached for ttl per distinct argument
 // (zero ttl: the cache's default; stores.NoExpiry: no expiry). Several
 // arguments go in a struct.
 //
 // An entry's key is the name, the function's current version token and a
-// canonical encoding of the argument: structs and arrays by the value of
-// every field (unexported ones included) and element, strings length
-// prefixed, numbers in decimal (-0 and +0 are one key). So a == b exactly
-// when their keys are equal, and functions with different names never share
-// entries. Argument types holding pointers, channels or interfaces are
-// refused: their identity means nothing to another process.
+// canonical encoding of the argument, by the rules pongotag.FragmentKey
+// follows too: a value that implements [Keyer] or encoding.TextMarshaler
+// (time.Time, netip.Addr...) is keyed by what that returns; otherwise by
+// value: structs and arrays by every field (unexported ones included) and
+// element, strings length prefixed, numbers in decimal (integers of every
+// type by value, -0 and +0 one key), pointers and interfaces by what they
+// hold. So equal arguments share an entry, and functions with different
+// names never do. Argument types that hold a func, a channel or an
+// unsafe.Pointer (not behind an interface) are refused; an argument that
+// turns out to have no key at call time (an interface holding a func, a
+// cycle) makes that call run fn uncached, logged and counted as the bypass
+// [BypassUnkeyable], or return an error wrapping [ErrUnkeyable] when
+// [Strict].
 //
 // The results obey the same rules as [Function]'s: one call per cold key in
 // this process, loader errors returned and never cached, zero results cached
@@ -108,7 +130,7 @@ func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn f
 	if name == "" || strings.ContainsAny(name, ":") {
 		panic(fmt.Sprintf("echocache: Memoize name %q must be non-empty and contain no ':'", name))
 	}
-	enc, err := compileArgEncoder(reflect.TypeFor[A]())
+	enc, err := keyenc.For(reflect.TypeFor[A]())
 	if err != nil {
 		panic(fmt.Sprintf("echocache: Memoize %q: %v", name, err))
 	}
@@ -123,7 +145,11 @@ func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn f
 func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 	var zero R
 	if !m.c.hasStore() {
-		return loadValue(ctx, m.c, m.key(nil, a), "", m.ttl, m.opts, m.bind(a))
+		fkey, err := m.key(nil, a)
+		if err != nil {
+			return m.unkeyed(ctx, a, err)
+		}
+		return loadValue(ctx, m.c, fkey, "", m.ttl, m.opts, m.bind(a))
 	}
 	ver, err := m.version(ctx)
 	if err != nil {
@@ -133,9 +159,16 @@ func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 		// Fail open: without the version no entry can be named; the call is
 		// still shared with the concurrent callers of a.
 		m.c.stats.misses.Add(1)
-		return loadValue(ctx, m.c, m.key(nil, a), "", m.ttl, m.opts, m.bind(a))
+		fkey, err := m.key(nil, a)
+		if err != nil {
+			return m.unkeyed(ctx, a, err)
+		}
+		return loadValue(ctx, m.c, fkey, "", m.ttl, m.opts, m.bind(a))
 	}
-	skey := m.key(ver, a)
+	skey, err := m.key(ver, a)
+	if err != nil {
+		return m.unkeyed(ctx, a, err)
+	}
 	// The hit path stays free of the closure that binds a.
 	if v, hit, err := lookupValue[R](ctx, m.c, skey); hit {
 		return v, nil
@@ -148,6 +181,18 @@ func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 	return loadMiss(ctx, m.c, skey, skey, m.ttl, m.opts, m.bind(a))
 }
 
+// unkeyed runs fn for an argument that has no key: uncached, or not at all
+// when the call is Strict.
+func (m *Memoized[A, R]) unkeyed(ctx context.Context, a A, err error) (R, error) {
+	if m.opts.strict {
+		var zero R
+		return zero, err
+	}
+	m.c.countBypass(BypassUnkeyable)
+	m.c.logf("memoize %q: %v; calling it uncached", m.name, err)
+	return m.fn(ctx, a)
+}
+
 func (m *Memoized[A, R]) bind(a A) func(context.Context) (R, error) {
 	return func(ctx context.Context) (R, error) { return m.fn(ctx, a) }
 }
@@ -155,8 +200,8 @@ func (m *Memoized[A, R]) bind(a A) func(context.Context) (R, error) {
 // key returns the store key of a's entry under version ver:
 // m:<name>:<ver>:<argument>. A nil ver gives the name of the shared call
 // used when the version is unknown (m:<name>::<argument>), which is never a
-// store key since versions are not empty.
-func (m *Memoized[A, R]) key(ver []byte, a A) string {
+// store key since versions are not empty. The error wraps ErrUnkeyable.
+func (m *Memoized[A, R]) key(ver []byte, a A) (string, error) {
 	var buf [96]byte
 	b := append(buf[:0], keyspace.Memo...)
 	b = append(b, m.name...)
@@ -164,29 +209,28 @@ func (m *Memoized[A, R]) key(ver []byte, a A) string {
 	b = append(b, ver...)
 	b = append(b, ':')
 	// Common argument types skip reflection; they encode exactly as
-	// compileArgEncoder's encoders do.
+	// keyenc's encoders do.
 	switch x := any(a).(type) {
 	case string:
-		b = appendArgString(b, x)
+		b = keyenc.AppendString(b, x)
 	case int:
-		b = append(strconv.AppendInt(b, int64(x), 10), ',')
+		b = keyenc.AppendInt(b, int64(x))
 	case int64:
-		b = append(strconv.AppendInt(b, x, 10), ',')
+		b = keyenc.AppendInt(b, x)
 	default:
 		return m.keySlow(b, a)
 	}
-	return string(b)
+	return string(b), nil
 }
 
-func (m *Memoized[A, R]) keySlow(prefix []byte, a A) string {
+func (m *Memoized[A, R]) keySlow(prefix []byte, a A) (string, error) {
 	b := append(make([]byte, 0, len(prefix)+32), prefix...)
-	return string(m.encFn(b, reflect.ValueOf(a)))
-}
-
-func appendArgString(b []byte, s string) []byte {
-	b = strconv.AppendInt(b, int64(len(s)), 10)
-	b = append(b, ':')
-	return append(b, s...)
+	// Addressable, so that methods of unexported fields can be called.
+	b, err := m.encFn(b, reflect.ValueOf(&a).Elem())
+	if err != nil {
+		return "", fmt.Errorf("echocache: Memoize %q: argument %T: %w", m.name, a, err)
+	}
+	return string(b), nil
 }
 
 // Forget removes the cached result for a. Store errors are returned.
@@ -201,7 +245,11 @@ func (m *Memoized[A, R]) Forget(ctx context.Context, a A) error {
 	if err != nil {
 		return err
 	}
-	return m.c.storeDelete(ctx, m.key(data, a))
+	key, err := m.key(data, a)
+	if err != nil {
+		return err
+	}
+	return m.c.storeDelete(ctx, key)
 }
 
 // ForgetAll drops every cached result of the function in O(1), on every
@@ -418,12 +466,12 @@ func (e typedLoaderError) Unwrap() error { return e.err }
 // has already been logged and counted.
 func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.Duration, o callOptions) error {
 	if !o.cacheZero && isZeroValue(&v) {
-		c.countBypass("zero-result")
+		c.countBypass(BypassZeroResult)
 		return nil
 	}
 	data, err := encodeValue(c.codec(), v)
 	if err != nil {
-		c.countBypass("unencodable")
+		c.countBypass(BypassUnencodable)
 		c.logf("not caching %q: %v", skey, err)
 		return err
 	}
@@ -432,93 +480,4 @@ func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.
 	}
 	c.stats.stores.Add(1)
 	return nil
-}
-
-// argEncoderFunc appends the canonical encoding of an argument to b.
-type argEncoderFunc func(b []byte, v reflect.Value) []byte
-
-// compileArgEncoder builds the encoder of arguments of type t. The encoding is
-// prefix-free for every type (numbers end with ',', strings carry their
-// length, arrays and structs have a fixed shape), so the encodings of
-// distinct values never coincide, and equal values (==) encode alike.
-func compileArgEncoder(t reflect.Type) (argEncoderFunc, error) {
-	switch t.Kind() {
-	case reflect.Bool:
-		return func(b []byte, v reflect.Value) []byte {
-			if v.Bool() {
-				return append(b, 't')
-			}
-			return append(b, 'f')
-		}, nil
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return func(b []byte, v reflect.Value) []byte {
-			return append(strconv.AppendInt(b, v.Int(), 10), ',')
-		}, nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return func(b []byte, v reflect.Value) []byte {
-			return append(strconv.AppendUint(b, v.Uint(), 10), ',')
-		}, nil
-	case reflect.Float32, reflect.Float64:
-		bits := t.Bits()
-		return func(b []byte, v reflect.Value) []byte {
-			return appendArgFloat(b, v.Float(), bits)
-		}, nil
-	case reflect.Complex64, reflect.Complex128:
-		bits := t.Bits() / 2
-		return func(b []byte, v reflect.Value) []byte {
-			c := v.Complex()
-			return appendArgFloat(appendArgFloat(b, real(c), bits), imag(c), bits)
-		}, nil
-	case reflect.String:
-		return func(b []byte, v reflect.Value) []byte {
-			s := v.String()
-			b = strconv.AppendInt(b, int64(len(s)), 10)
-			b = append(b, ':')
-			return append(b, s...)
-		}, nil
-	case reflect.Array:
-		elem, err := compileArgEncoder(t.Elem())
-		if err != nil {
-			return nil, err
-		}
-		n := t.Len()
-		return func(b []byte, v reflect.Value) []byte {
-			for i := range n {
-				b = elem(b, v.Index(i))
-			}
-			return b
-		}, nil
-	case reflect.Struct:
-		var idx []int
-		var encs []argEncoderFunc
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Name == "_" {
-				continue // blank fields take no part in ==
-			}
-			e, err := compileArgEncoder(f.Type)
-			if err != nil {
-				return nil, fmt.Errorf("field %s: %w", f.Name, err)
-			}
-			idx = append(idx, i)
-			encs = append(encs, e)
-		}
-		return func(b []byte, v reflect.Value) []byte {
-			for j, i := range idx {
-				b = encs[j](b, v.Field(i))
-			}
-			return b
-		}, nil
-	}
-	return nil, fmt.Errorf("argument type %s holds a %s, which has no stable value to key on (use its value, an ID or a string)", t, t.Kind())
-}
-
-func appendArgFloat(b []byte, f float64, bits int) []byte {
-	if f == 0 {
-		f = 0 // -0 == +0: one key
-	}
-	if math.IsNaN(f) {
-		return append(b, "NaN,"...)
-	}
-	return append(strconv.AppendFloat(b, f, 'g', -1, bits), ',')
 }

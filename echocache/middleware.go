@@ -42,36 +42,6 @@ const (
 	StatusStale = "STALE"
 )
 
-// Bypass reasons counted in Stats.Bypasses by the route middleware.
-const (
-	BypassNoStore       = "no-store"      // the Cache has no store yet (before Init)
-	BypassMethod        = "method"        // not GET or HEAD, or a HEAD the route does not serve
-	BypassBody          = "body"          // a GET with content, which its answer may depend on
-	BypassAuthorization = "authorization" // the request has Authorization
-	BypassUnless        = "unless"        // RouteConfig.Unless returned true
-	BypassKey           = "key"           // RouteConfig.KeyFunc returned ""
-	BypassHead          = "head"          // a HEAD request missed (HEAD responses are not stored)
-	BypassConditional   = "conditional"   // a miss with Range, If-Range or a precondition (If-None-Match, ...)
-	BypassError         = "error"         // the handler returned an error
-	BypassPanic         = "panic"         // the handler panicked
-	BypassNoResponse    = "no-response"   // the handler wrote nothing
-	BypassHijacked      = "hijacked"      // the handler hijacked the connection
-	BypassContext       = "context"       // the request's context ended before the handler returned
-	BypassWriteError    = "write-error"   // a write or flush to the client failed
-	BypassLength        = "length"        // the body differs from the Content-Length the handler declared
-	BypassTrailer       = "trailer"       // the response has trailers, which are not stored
-	BypassHeaderCase    = "header-case"   // a request header the key varies on is set under a non-canonical name
-	BypassStatus        = "status"        // status not in RouteConfig.AllowedStatuses
-	BypassSetCookie     = "set-cookie"    // the response sets a cookie
-	BypassCacheControl  = "cache-control" // Cache-Control no-store, private or no-cache
-	BypassVary          = "vary"          // Vary: *
-	BypassTooLarge      = "too-large"     // body over RouteConfig.MaxBodySize
-	BypassTTL           = "ttl"           // SetTTL(c, 0) or a max-age of 0
-	BypassFilter        = "filter"        // RouteConfig.ResponseFilter returned false
-	BypassTagError      = "tag-error"     // Tag could not read the tag versions
-	BypassBadHeader     = "bad-header"    // a header name or value that cannot be replayed
-)
-
 // RouteConfig configures the route caching middleware: Flask-Cache's
 // @cache.cached, with HTTP semantics that do not leak one client's response
 // to another.
@@ -596,7 +566,7 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		return next(ec)
 	}
 	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
-	pass := ""
+	var pass BypassReason
 	switch {
 	case req.Method == http.MethodHead:
 		// A HEAD response has no body to store, and a handler may answer

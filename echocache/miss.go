@@ -178,7 +178,7 @@ func contextEnded(before, after context.Context) bool {
 // wholeAnswer reports whether a response not stored for reason was still
 // a complete answer, one that its own request needed (a cookie, private, a
 // 404), as opposed to a failure (an error, a 5xx, a response cut short).
-func wholeAnswer(reason string, status int) bool {
+func wholeAnswer(reason BypassReason, status int) bool {
 	switch reason {
 	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError:
 		return false
@@ -219,7 +219,7 @@ func resetHeader(h, before http.Header) {
 // storable returns why a captured response must not be stored, or "" and
 // the TTL to store it for. ended tells that the request's context ended
 // while the handler ran.
-func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest, ended bool) (string, time.Duration) {
+func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest, ended bool) (BypassReason, time.Duration) {
 	switch {
 	case cw.hijacked:
 		return BypassHijacked, 0

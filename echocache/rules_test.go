@@ -35,7 +35,7 @@ func TestCachedStoreRules(t *testing.T) {
 		wantCode int
 		wantBody string
 		stored   bool
-		reason   string // bypass reason counted when not stored
+		reason   BypassReason // bypass reason counted when not stored
 	}{
 		{name: "ok, GET 200", handler: text(200, "body"), stored: true},
 		{name: "nok, POST", method: http.MethodPost, handler: text(200, "body"), reason: BypassMethod},

@@ -1,7 +1,7 @@
 package echocache
 
 import (
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -18,8 +18,8 @@ type Stats struct {
 	// Stores counts entries written.
 	Stores uint64
 	// Bypasses counts responses or calls that were not cached, by reason
-	// (for example "method", "set-cookie", "authorization").
-	Bypasses map[string]uint64
+	// (BypassMethod, BypassSetCookie, BypassAuthorization...).
+	Bypasses map[BypassReason]uint64
 	// StoreErrors counts store calls that failed or were skipped by the
 	// circuit breaker.
 	StoreErrors uint64
@@ -35,18 +35,18 @@ func (s Stats) TotalBypasses() uint64 {
 }
 
 // BypassReasons returns the reasons in s.Bypasses, sorted.
-func (s Stats) BypassReasons() []string {
-	out := make([]string, 0, len(s.Bypasses))
+func (s Stats) BypassReasons() []BypassReason {
+	out := make([]BypassReason, 0, len(s.Bypasses))
 	for r := range s.Bypasses {
 		out = append(out, r)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
 type counters struct {
 	hits, misses, stale, stores, storeErrors atomic.Uint64
-	bypass                                   sync.Map // string -> *atomic.Uint64
+	bypass                                   sync.Map // BypassReason -> *atomic.Uint64
 }
 
 // Stats returns a snapshot of the cache's counters.
@@ -57,16 +57,16 @@ func (c *Cache) Stats() Stats {
 		StaleHits:   c.stats.stale.Load(),
 		Stores:      c.stats.stores.Load(),
 		StoreErrors: c.stats.storeErrors.Load(),
-		Bypasses:    map[string]uint64{},
+		Bypasses:    map[BypassReason]uint64{},
 	}
 	c.stats.bypass.Range(func(k, v any) bool {
-		s.Bypasses[k.(string)] = v.(*atomic.Uint64).Load()
+		s.Bypasses[k.(BypassReason)] = v.(*atomic.Uint64).Load()
 		return true
 	})
 	return s
 }
 
-func (c *Cache) countBypass(reason string) {
+func (c *Cache) countBypass(reason BypassReason) {
 	v, ok := c.stats.bypass.Load(reason)
 	if !ok {
 		v, _ = c.stats.bypass.LoadOrStore(reason, new(atomic.Uint64))

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,109 +15,7 @@ import (
 	"github.com/echocache/echocache/internal/record"
 )
 
-func argKey[A comparable](t *testing.T, a A) string {
-	t.Helper()
-	enc, err := compileArgEncoder(reflect.TypeFor[A]())
-	require.NoError(t, err)
-	return string(enc(nil, reflect.ValueOf(a)))
-}
-
 type pair struct{ A, B string }
-
-type mixed struct {
-	S    string
-	N    int8
-	U    uint16
-	F    float32
-	C    complex64
-	B    bool
-	Arr  [2]string
-	In   pair
-	priv int
-	_    int
-}
-
-func TestArgKeyDistinct(t *testing.T) {
-	// Each row holds values that are all different: their keys must be too.
-	rows := []struct {
-		name string
-		keys []string
-	}{
-		{"strings with separators", []string{
-			argKey(t, pair{"a:b", ""}), argKey(t, pair{"a", "b"}), argKey(t, pair{"a", ":b"}),
-			argKey(t, pair{"", "a:b"}), argKey(t, pair{"1:a", ""}), argKey(t, pair{"", "1:a"}),
-			argKey(t, pair{"a,", "b"}), argKey(t, pair{"a", ",b"}),
-		}},
-		{"ints", []string{argKey(t, [2]int{1, 23}), argKey(t, [2]int{12, 3}), argKey(t, [2]int{-1, 23}), argKey(t, [2]int{1, -23})}},
-		{"string vs repr", []string{argKey(t, "None"), argKey(t, ""), argKey(t, "0"), argKey(t, "false")}},
-		{"bools", []string{argKey(t, [2]bool{true, false}), argKey(t, [2]bool{false, true}), argKey(t, [2]bool{})}},
-		{"floats", []string{argKey(t, 0.1), argKey(t, 0.1+1e-17+1e-16), argKey(t, math.Inf(1)), argKey(t, math.Inf(-1)), argKey(t, 1e300)}},
-		{"unexported fields", []string{argKey(t, mixed{priv: 1}), argKey(t, mixed{priv: 2}), argKey(t, mixed{})}},
-		{"nested", []string{argKey(t, mixed{In: pair{"x", ""}}), argKey(t, mixed{In: pair{"", "x"}}), argKey(t, mixed{Arr: [2]string{"x", ""}})}},
-	}
-	for _, r := range rows {
-		seen := map[string]int{}
-		for i, k := range r.keys {
-			if j, dup := seen[k]; dup {
-				t.Errorf("%s: values %d and %d share the key %q", r.name, j, i, k)
-			}
-			seen[k] = i
-		}
-	}
-}
-
-func TestArgKeyEqualValues(t *testing.T) {
-	assert.Equal(t, argKey(t, 0.0), argKey(t, math.Copysign(0, -1)), "-0 and +0 are == and must share a key")
-	assert.Equal(t, argKey(t, complex(0, math.Copysign(0, -1))), argKey(t, complex(0, 0)))
-	assert.Equal(t, argKey(t, mixed{S: "x"}), argKey(t, mixed{S: "x"}))
-	type named string
-	assert.Equal(t, "5:hello", argKey(t, named("hello")), "readable key for strings")
-	assert.Equal(t, "42,", argKey(t, 42))
-}
-
-// A randomized check over a small domain, where collisions are likely if the
-// encoding is ambiguous: keys are equal exactly when values are ==.
-func TestArgKeyInjective(t *testing.T) {
-	enc, err := compileArgEncoder(reflect.TypeFor[mixed]())
-	require.NoError(t, err)
-	r := rand.New(rand.NewPCG(1, 2))
-	strs := []string{"", "a", "1:", ":a", "1:a", "a1", ",", "0,"}
-	floats := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5}
-	byKey := map[string]mixed{}
-	for range 20000 {
-		m := mixed{
-			S:    strs[r.IntN(len(strs))],
-			N:    int8(r.IntN(5) - 2),
-			U:    uint16(r.IntN(3)),
-			F:    floats[r.IntN(len(floats))],
-			B:    r.IntN(2) == 0,
-			Arr:  [2]string{strs[r.IntN(len(strs))], strs[r.IntN(len(strs))]},
-			In:   pair{strs[r.IntN(len(strs))], strs[r.IntN(len(strs))]},
-			priv: r.IntN(2),
-		}
-		k := string(enc(nil, reflect.ValueOf(m)))
-		if prev, ok := byKey[k]; ok && prev != m {
-			t.Fatalf("%+v and %+v share the key %q", prev, m, k)
-		}
-		byKey[k] = m
-	}
-}
-
-func TestArgKeyRefusesIdentityTypes(t *testing.T) {
-	for _, typ := range []reflect.Type{
-		reflect.TypeFor[*int](),
-		reflect.TypeFor[chan int](),
-		reflect.TypeFor[any](),
-		reflect.TypeFor[error](),
-		reflect.TypeFor[unsafe.Pointer](),
-		reflect.TypeFor[struct{ P *pair }](),
-		reflect.TypeFor[[3]any](),
-		reflect.TypeFor[struct{ In struct{ C chan int } }](),
-	} {
-		_, err := compileArgEncoder(typ)
-		assert.Error(t, err, "type %s", typ)
-	}
-}
 
 func TestIntegersStoredAsText(t *testing.T) {
 	check := func(name string, enc []byte, want string) {

@@ -70,7 +70,10 @@ const (
 // outside the cache (e.Use it first): a panic it recovers inside the cache
 // after the handler wrote looks like a finished response.
 type RouteConfig struct {
-	// Skipper defines a function to skip the middleware entirely.
+	// Skipper defines a function to skip the middleware entirely: the
+	// request is neither answered from the cache nor stored, and is
+	// counted as BypassSkipper. It is Echo's Skipper and Flask-Caching's
+	// unless.
 	// Optional. Default value middleware.DefaultSkipper.
 	Skipper middleware.Skipper
 
@@ -140,9 +143,10 @@ type RouteConfig struct {
 	// may answer such a request from a stored page.
 	AllowAuthorization bool
 
-	// Unless, when it returns true, bypasses the cache for the request
-	// (Flask-Caching's unless).
-	// Optional. Default value nil.
+	// Unless, when it returns true, skips the middleware like Skipper.
+	//
+	// Deprecated: Unless and Skipper did the same thing; use Skipper. When
+	// both are set, either one returning true skips.
 	Unless func(c echo.Context) bool
 
 	// ResponseFilter decides whether a response that passed every other
@@ -306,6 +310,10 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 	if cfg.Skipper == nil {
 		cfg.Skipper = DefaultRouteConfig.Skipper
 	}
+	if skip, unless := cfg.Skipper, cfg.Unless; unless != nil {
+		cfg.Skipper = func(c echo.Context) bool { return skip(c) || unless(c) }
+		cfg.Unless = nil
+	}
 	if cfg.IgnoreQueryParams == nil {
 		cfg.IgnoreQueryParams = DefaultIgnoreQueryParams
 	}
@@ -444,10 +452,11 @@ type lookup struct {
 
 // handle is the middleware.
 func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
+	c := m.cache
 	if m.cfg.Skipper(ec) {
+		c.countBypass(BypassSkipper)
 		return next(ec)
 	}
-	c := m.cache
 	if c.store.Load() == nil {
 		c.countBypass(BypassNoStore)
 		return next(ec)
@@ -464,10 +473,6 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	}
 	if !m.cfg.AllowAuthorization && len(req.Header[echo.HeaderAuthorization]) > 0 {
 		c.countBypass(BypassAuthorization)
-		return next(ec)
-	}
-	if m.cfg.Unless != nil && m.cfg.Unless(ec) {
-		c.countBypass(BypassUnless)
 		return next(ec)
 	}
 

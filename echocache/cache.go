@@ -302,11 +302,13 @@ func (c *Cache) localDone(err error) {
 }
 
 // refused reports whether err is the store refusing one value (too large
-// for it, or not a counter) rather than failing: the store answered, so
+// for it, or not a counter) or a call it has no way to make (Incr on a
+// store without stores.Incrementer) rather than failing: the store answered, so
 // such an error says nothing about the store's health and never feeds the
 // circuit breaker.
 func refused(err error) bool {
-	return errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrNotInteger)
+	return errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrNotInteger) ||
+		errors.Is(err, errors.ErrUnsupported)
 }
 
 // countRefusal counts a value the store refused as too large as the bypass
@@ -428,7 +430,7 @@ func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]b
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.GetMany(sctx, keys)
+	v, err := stores.GetMany(sctx, s, keys)
 	done(err)
 	return v, err // with stores.ErrNodeDown, v holds the healthy servers' values
 }
@@ -450,7 +452,7 @@ func (c *Cache) storeSet(ctx context.Context, key string, value []byte, ttl time
 func (c *Cache) storeSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	s, sctx, done, err := c.acquire(ctx)
 	if err == nil {
-		err = s.SetMany(sctx, items, ttl)
+		err = stores.SetMany(sctx, s, items, ttl)
 		done(err)
 	}
 	if err != nil || c.unsettled.n.Load() != 0 {
@@ -486,7 +488,7 @@ func (c *Cache) storeDelete(ctx context.Context, keys ...string) error {
 		if len(keys) == 1 {
 			err = s.Delete(sctx, keys[0])
 		} else {
-			err = s.DeleteMany(sctx, keys)
+			err = stores.DeleteMany(sctx, s, keys)
 		}
 		done(err)
 	}
@@ -506,7 +508,7 @@ func (c *Cache) storeIncr(ctx context.Context, key string, delta int64) (int64, 
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.Incr(sctx, key, delta)
+	n, err := stores.Incr(sctx, s, key, delta)
 	done(err)
 	return n, err
 }

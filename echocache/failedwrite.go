@@ -131,7 +131,7 @@ func (c *Cache) removeKeys(ctx context.Context, keys []string) error {
 	if len(keys) == 1 {
 		err = s.Delete(sctx, keys[0])
 	} else {
-		err = s.DeleteMany(sctx, keys)
+		err = stores.DeleteMany(sctx, s, keys)
 	}
 	done(err)
 	return err

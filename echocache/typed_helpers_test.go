@@ -147,28 +147,28 @@ func (s *failingStore) GetMany(ctx context.Context, keys []string) (map[string][
 	if err := s.err(ctx); err != nil {
 		return nil, err
 	}
-	return s.Store.GetMany(ctx, keys)
+	return stores.GetMany(ctx, s.Store, keys)
 }
 
 func (s *failingStore) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := s.err(ctx); err != nil {
 		return err
 	}
-	return s.Store.SetMany(ctx, items, ttl)
+	return stores.SetMany(ctx, s.Store, items, ttl)
 }
 
 func (s *failingStore) DeleteMany(ctx context.Context, keys []string) error {
 	if err := s.err(ctx); err != nil {
 		return err
 	}
-	return s.Store.DeleteMany(ctx, keys)
+	return stores.DeleteMany(ctx, s.Store, keys)
 }
 
 func (s *failingStore) Incr(ctx context.Context, key string, d int64) (int64, error) {
 	if err := s.err(ctx); err != nil {
 		return 0, err
 	}
-	return s.Store.Incr(ctx, key, d)
+	return stores.Incr(ctx, s.Store, key, d)
 }
 
 // logBuffer collects a cache's warnings.

@@ -592,7 +592,9 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 // an absent key is created holding delta, with no expiry. Integers written
 // by Set or GetOrSet can be incremented, and Get of any integer type reads
 // what Incr wrote. A value that is not an integer gives an error wrapping
-// stores.ErrNotInteger and is left as it was. Store errors are returned.
+// stores.ErrNotInteger and is left as it was. A store without an atomic
+// counter (see stores.Incrementer) gives an error wrapping
+// errors.ErrUnsupported. Store errors are returned.
 func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	if !c.hasStore() {
 		return 0, ErrNoStore

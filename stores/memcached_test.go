@@ -130,7 +130,7 @@ func TestMemcachedBadCredentials(t *testing.T) {
 	assert.NotContains(t, err.Error(), "not-the-password", "the error shows the password")
 
 	require.ErrorIs(t, s.Set(t.Context(), "k", []byte("v"), 0), stores.ErrAuth, "Set with bad credentials")
-	_, err = s.Incr(t.Context(), "n", 1)
+	_, err = stores.Incr(t.Context(), s, "n", 1)
 	require.ErrorIs(t, err, stores.ErrAuth, "Incr with bad credentials")
 	require.ErrorIs(t, stores.Ping(t.Context(), s), stores.ErrAuth, "Ping with bad credentials")
 }
@@ -431,7 +431,7 @@ func TestMemcachedDeadServer(t *testing.T) {
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, stores.ErrNotFound, "a dead server is not a miss")
 	require.Error(t, s.Set(context.Background(), "k", []byte("v"), 0))
-	_, err = s.Incr(context.Background(), "n", 1)
+	_, err = stores.Incr(context.Background(), s, "n", 1)
 	require.Error(t, err)
 	require.Error(t, s.Clear(context.Background()))
 	require.Error(t, stores.Ping(context.Background(), s))
@@ -454,12 +454,12 @@ func TestMemcachedSeveralServers(t *testing.T) {
 		items[k] = []byte(k)
 		keys = append(keys, k)
 	}
-	require.NoError(t, s.SetMany(ctx, items, 0))
-	got, err := s.GetMany(ctx, keys)
+	require.NoError(t, stores.SetMany(ctx, s, items, 0))
+	got, err := stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Equal(t, items, got)
 	require.NoError(t, s.Clear(ctx))
-	got, err = s.GetMany(ctx, keys)
+	got, err = stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 	require.NoError(t, stores.Ping(ctx, s))

@@ -57,6 +57,14 @@ import (
 // backends with restricted key alphabets make them safe). Values are
 // arbitrary bytes, including NUL bytes; an empty value is a hit, distinct
 // from a miss. Slices returned by a Store belong to the caller.
+//
+// Store holds what every backend must do. What a backend can do better
+// than a loop over these calls (batch calls, an atomic increment) it adds
+// as an optional interface, the way database/sql/driver does: [MultiGetter],
+// [MultiSetter], [MultiDeleter], [Incrementer] and [Pinger]. Callers use
+// the functions of the same names ([GetMany], [SetMany], [DeleteMany],
+// [Incr], [Ping]), which fall back to single calls. Every backend of this
+// package implements them all.
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
@@ -69,31 +77,11 @@ type Store interface {
 	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// Delete removes key. Deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
-	// GetMany returns the values of the keys that are present; missing keys
-	// are absent from the map, which is not an error.
-	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
-	// SetMany stores every item with the same ttl. When it fails, each key
-	// of items holds its new value or nothing, never its previous value.
-	SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error
-	// DeleteMany removes every key; absent keys are not an error.
-	DeleteMany(ctx context.Context, keys []string) error
-	// Incr atomically adds delta (which may be negative) to the decimal
-	// integer stored under key and returns the new value, keeping the
-	// entry's expiry (Redis's INCRBY). An absent key is created holding
-	// delta, with no expiry. A value that is not a decimal integer gives
-	// ErrNotInteger and is left as it was, expiry included.
-	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	// Clear removes every entry of this store's namespace, and only those.
 	Clear(ctx context.Context) error
 	// Close releases the store's resources. A store that was handed an
 	// existing client does not close that client.
 	Close() error
-}
-
-// Pinger is implemented by stores that talk to a server. Ping checks that the
-// server answers and that any credentials are accepted.
-type Pinger interface {
-	Ping(ctx context.Context) error
 }
 
 // Viewer is implemented by in-process stores that can return a stored value
@@ -142,14 +130,6 @@ func (m *Memo) Store(v any) {
 		return
 	}
 	m.v.Store(&v)
-}
-
-// Ping checks that s can be reached. Stores without a server always answer.
-func Ping(ctx context.Context, s Store) error {
-	if p, ok := s.(Pinger); ok {
-		return p.Ping(ctx)
-	}
-	return ctx.Err()
 }
 
 // TTL values with a special meaning. See the package doc.

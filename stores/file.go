@@ -278,7 +278,7 @@ func (f *File) expired(exp int64) bool {
 // expiry returns the expiry time (Unix ns, 0 = never) of an entry written
 // now with ttl.
 func (f *File) expiry(ttl time.Duration) int64 {
-	d := ResolveTTL(ttl, f.def)
+	d := resolveTTL(ttl, f.def)
 	if d == 0 {
 		return 0
 	}

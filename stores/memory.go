@@ -206,7 +206,7 @@ func (m *Memory) entry(key string, value []byte, ttl time.Duration) (memEntry, e
 	if n := entrySize(key, value); n > m.maxBytes || n > math.MaxUint32 {
 		return memEntry{}, fmt.Errorf("stores: memory: entry of %d bytes exceeds the limit of %d: %w", n, min(m.maxBytes, math.MaxUint32), ErrTooLarge)
 	}
-	return memEntry{val: clone(value), memo: new(Memo), ttl: ResolveTTL(ttl, m.def)}, nil
+	return memEntry{val: clone(value), memo: new(Memo), ttl: resolveTTL(ttl, m.def)}, nil
 }
 
 // Set stores a copy of value under key. A value too large for MaxBytes is

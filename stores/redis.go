@@ -283,7 +283,7 @@ func (r *Redis) done(ctx context.Context, node, full string, err error) error {
 // milliseconds (redis's PX resolution). It never returns a negative value,
 // which go-redis would read as KEEPTTL.
 func (r *Redis) redisTTL(ttl time.Duration) time.Duration {
-	d := ResolveTTL(ttl, r.defaultTTL)
+	d := resolveTTL(ttl, r.defaultTTL)
 	if d <= 0 {
 		return 0
 	}

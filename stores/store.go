@@ -158,10 +158,10 @@ var (
 	ErrAuth = errors.New("stores: authentication failed")
 )
 
-// ResolveTTL applies the TTL rules of the package doc: it returns the
+// resolveTTL applies the TTL rules of the package doc: it returns the
 // effective lifetime of an entry written with ttl on a store whose default is
 // def. A result of zero means the entry never expires.
-func ResolveTTL(ttl, def time.Duration) time.Duration {
+func resolveTTL(ttl, def time.Duration) time.Duration {
 	if ttl == DefaultTTL {
 		ttl = def
 	}

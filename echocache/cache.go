@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -122,10 +123,10 @@ type Cache struct {
 }
 
 type storeRef struct {
-	s      stores.Store
-	local  bool
-	viewer stores.Viewer // s, when it is local and hands out its own bytes
-	done   func(error)   // completion of calls to a local store, made once
+	s     stores.Store
+	local bool            // s lives in the process (internal/inproc)
+	view  inproc.ViewFunc // s's View, when it is local and hands out its own bytes
+	done  func(error)     // completion of calls to a local store, made once
 }
 
 // New returns a Cache over store with the default config. store may be nil;
@@ -167,14 +168,7 @@ func (c *Cache) Init(store stores.Store) {
 		c.store.Store(nil)
 		return
 	}
-	local := false
-	if l, ok := store.(interface{ Local() bool }); ok {
-		local = l.Local()
-	}
-	var viewer stores.Viewer
-	if local {
-		viewer, _ = store.(stores.Viewer)
-	}
+	in, local := inproc.Lookup(store)
 	th := c.cfg.BreakerThreshold
 	if th == 0 {
 		th = DefaultBreakerThreshold
@@ -184,7 +178,7 @@ func (c *Cache) Init(store stores.Store) {
 		cool = DefaultBreakerCooldown
 	}
 	c.brk.configure(th, cool)
-	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, done: c.localDone})
+	c.store.Store(&storeRef{s: store, local: local, view: in.View, done: c.localDone})
 	c.unsettled.reset() // those keys were another store's
 }
 
@@ -380,11 +374,11 @@ func (c *Cache) verifies() bool {
 	return r == nil || !r.local
 }
 
-// viewer returns the store as a stores.Viewer when it is in-process and can
-// hand out its own bytes, or nil. (Found once, by Init.)
-func (c *Cache) viewer() stores.Viewer {
+// viewer returns the store's View when it is in-process and can hand out
+// its own bytes, or nil. (Found once, by Init.)
+func (c *Cache) viewer() inproc.ViewFunc {
 	if r := c.store.Load(); r != nil {
-		return r.viewer
+		return r.view
 	}
 	return nil
 }
@@ -393,7 +387,7 @@ func (c *Cache) viewer() stores.Viewer {
 // viewer (see Cache.viewer) it reads the store's own bytes instead of a
 // copy, with the value's memo (nil without a viewer, or when the store
 // keeps none), and completes the call like the other local calls.
-func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, *stores.Memo, error) {
+func (c *Cache) storeView(ctx context.Context, viewer inproc.ViewFunc, key string) ([]byte, *inproc.Memo, error) {
 	if viewer == nil {
 		v, err := c.storeGet(ctx, key)
 		return v, nil, err
@@ -401,7 +395,7 @@ func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string)
 	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
 		return nil, nil, stores.ErrNotFound
 	}
-	v, memo, err := viewer.View(ctx, key)
+	v, memo, err := viewer(ctx, key)
 	if err != nil {
 		c.localDone(err)
 	}

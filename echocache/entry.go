@@ -8,8 +8,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/internal/record"
-	"github.com/echocache/echocache/stores"
 )
 
 // A stored page entry is a flat, versioned, checksummed record (framed
@@ -45,7 +45,7 @@ import (
 //
 // Bytes read from the network or a file are checked whole: checksum,
 // structure, header names and values. Bytes an in-process store hands out
-// without copying (stores.Viewer) never left the process and are what
+// without copying (internal/inproc) never left the process and are what
 // encodeEntry wrote, so the hit path skips the checksum and the checks of
 // header names and values for them (a 2 KiB checksum costs as much as the
 // rest of a hit), and decodes each such value once, keeping the entry in
@@ -282,12 +282,12 @@ func decodeEntry(raw []byte, verify bool) (entry, error) {
 }
 
 // decodeViewed decodes raw like decodeEntry and returns the entry: buf,
-// which it decodes into, or, with a memo (the stores.Memo an in-process
+// which it decodes into, or, with a memo (the inproc.Memo an in-process
 // store keeps beside raw), an entry decoded once and shared. The first
 // reader of raw decodes it and keeps the entry in the memo; later readers use that. Nothing modifies an entry after
 // decoding, so sharing one is safe. A kept entry is used only for the very
 // bytes it was decoded from.
-func decodeViewed(buf *entry, raw []byte, memo *stores.Memo, verify bool) (*entry, error) {
+func decodeViewed(buf *entry, raw []byte, memo *inproc.Memo, verify bool) (*entry, error) {
 	if memo != nil {
 		if d, ok := memo.Load().(*entry); ok && len(d.raw) == len(raw) && &d.raw[0] == &raw[0] {
 			return d, nil

@@ -25,8 +25,6 @@ type fragStore struct {
 	ttl      time.Duration
 }
 
-func (s *fragStore) Local() bool { return false }
-
 func (s *fragStore) Get(ctx context.Context, key string) ([]byte, error) {
 	s.gets.Add(1)
 	return s.Store.Get(ctx, key)

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/internal/flight"
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -21,7 +22,7 @@ import (
 // lookup reads the page record and, when the request is another variant,
 // the variant record. It returns the entry it found (lk.buf, or an entry
 // kept in the store's memo), or nil; lk.state says whether it is usable.
-func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer stores.Viewer, pageKey string, now int64) *entry {
+func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
 	c := m.cache
 	raw, memo, err := c.storeView(ctx, viewer, pageKey)
 	if err != nil {

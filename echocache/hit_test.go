@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -263,7 +264,8 @@ func TestCachedMemoEntry(t *testing.T) {
 	miss := env.do(http.MethodGet, "/m")
 	require.Equal(t, StatusMiss, miss.Header().Get("X-Cache"))
 	key := string(routeStateOf(c).allKeyings()[0].appendPageKey(nil, "/m", ""))
-	_, memo, err := store.View(context.Background(), key)
+	in, _ := inproc.Lookup(store)
+	_, memo, err := in.View(context.Background(), key)
 	require.NoError(t, err)
 	require.NotNil(t, memo)
 	for i := range 3 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/echocache/echocache/internal/inproc"
 )
 
 func init() {
@@ -23,7 +25,7 @@ type MemoryConfig struct {
 	// MaxBytes bounds the memory the entries use: keys, values and a fixed
 	// per-entry overhead (entryOverhead bytes). A value that alone exceeds
 	// it is refused with ErrTooLarge. What readers keep in values' memos
-	// (see [Memo]; a decoded page, a few hundred bytes) is not counted.
+	// (a decoded page, a few hundred bytes) is not counted.
 	// Optional. Default value 64 MiB.
 	MaxBytes int64
 
@@ -69,7 +71,7 @@ type Memory struct {
 // memEntry is the cached value: the bytes and how long they live.
 type memEntry struct {
 	val  []byte
-	memo *Memo // nil for a value made by Incr
+	memo *inproc.Memo // nil for a value made by Incr
 	// ttl is the lifetime from the write: 0 means never expire, keepTTL
 	// keeps the deadline of the entry it replaces (Incr).
 	ttl time.Duration
@@ -154,9 +156,6 @@ func openMemory(_ context.Context, u *url.URL) (Store, error) {
 	return NewMemory(cfg)
 }
 
-// Local reports that Memory lives in-process.
-func (m *Memory) Local() bool { return true }
-
 func (m *Memory) check(ctx context.Context) error {
 	if m.closed.Load() {
 		return ErrClosed
@@ -206,7 +205,7 @@ func (m *Memory) entry(key string, value []byte, ttl time.Duration) (memEntry, e
 	if n := entrySize(key, value); n > m.maxBytes || n > math.MaxUint32 {
 		return memEntry{}, fmt.Errorf("stores: memory: entry of %d bytes exceeds the limit of %d: %w", n, min(m.maxBytes, math.MaxUint32), ErrTooLarge)
 	}
-	return memEntry{val: clone(value), memo: new(Memo), ttl: resolveTTL(ttl, m.def)}, nil
+	return memEntry{val: clone(value), memo: new(inproc.Memo), ttl: resolveTTL(ttl, m.def)}, nil
 }
 
 // Set stores a copy of value under key. A value too large for MaxBytes is

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -41,9 +42,8 @@ func TestNull(t *testing.T) {
 	require.NoError(t, stores.DeleteMany(ctx, s, []string{"a", "b"}))
 	require.NoError(t, s.Clear(ctx))
 
-	local, ok := s.(interface{ Local() bool })
-	require.True(t, ok, "Null must implement Local")
-	assert.True(t, local.Local())
+	_, local := inproc.Lookup(s)
+	assert.True(t, local, "Null lives in the process")
 	assert.NoError(t, stores.Ping(ctx, s))
 }
 

@@ -46,7 +46,6 @@ package stores
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 )
 
@@ -82,54 +81,6 @@ type Store interface {
 	// Close releases the store's resources. A store that was handed an
 	// existing client does not close that client.
 	Close() error
-}
-
-// Viewer is implemented by in-process stores that can return a stored value
-// without copying it. The returned slice is shared with the store and with
-// every other caller: it must never be modified. View must not retain key
-// after it returns (callers may pass a string that views a reused buffer).
-// Callers that only read a value (the route middleware serving a cached
-// page) use View to skip the copy Get makes.
-//
-// View also returns the value's [Memo], or nil when the store keeps none
-// for it.
-type Viewer interface {
-	View(ctx context.Context, key string) ([]byte, *Memo, error)
-}
-
-// Memo is a slot an in-process store keeps beside one stored value, where a
-// reader can keep what it derived from the value's bytes (a decoded form),
-// so that later reads of the same value skip the work. A memo belongs to
-// one value: the write that replaces the value brings a new, empty memo,
-// so a memo never describes bytes other than the ones it came with.
-//
-// Every reader of the key shares the memo, so what is kept must depend on
-// the value's bytes alone, must not be modified once stored, and should be
-// checked with a type assertion on Load. Its size is not counted against
-// the store's bounds: keep it small. A Memo is safe for concurrent use.
-type Memo struct {
-	v atomic.Pointer[any]
-}
-
-// Load returns what was last stored in m, or nil. A nil *Memo (a value
-// without one) holds nothing.
-func (m *Memo) Load() any {
-	if m == nil {
-		return nil
-	}
-	if p := m.v.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// Store keeps v in m, replacing what was there. On a nil *Memo it does
-// nothing.
-func (m *Memo) Store(v any) {
-	if m == nil {
-		return
-	}
-	m.v.Store(&v)
 }
 
 // TTL values with a special meaning. See the package doc.

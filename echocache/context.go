@@ -38,10 +38,10 @@ func FromContext(ec echo.Context) *Cache {
 // adoptEchoLogger gives c the logger of ec's Echo instance when c has none:
 // the cheap check first, since the middleware calls it on every request.
 func (c *Cache) adoptEchoLogger(ec echo.Context) {
-	if c.cfg.Logger != nil || c.echoLogger.Load() != nil {
+	if c.core().HasLogger() {
 		return
 	}
 	if e := ec.Echo(); e != nil && e.Logger != nil {
-		c.SetEchoLogger(e.Logger)
+		c.core().AdoptLogger(e.Logger)
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/echocache/echocache/internal/record"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
 func sampleEntry() *entryData {

@@ -151,7 +151,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 		for _, tt := range corruptions {
 			t.Run(tt.name, func(t *testing.T) {
 				c := open(t)
-				if tt.checksumOnly && c.viewer() != nil {
+				if tt.checksumOnly && c.core().Viewer() != nil {
 					t.Skip("the store hands out its own bytes; the checksum is not verified on hits")
 				}
 				env := newRouteEnv(t, c)
@@ -167,15 +167,15 @@ func TestCachedCorruptEntry(t *testing.T) {
 				ctx := context.Background()
 				k := keying{ignore: defaultIgnore}
 				pageKey := string(k.appendPageKey(nil, "/c", ""))
-				valid, err := c.storeGet(ctx, pageKey)
+				valid, err := c.core().Get(ctx, pageKey)
 				require.NoError(t, err)
-				require.NoError(t, c.storeSet(ctx, pageKey, tt.f(valid), time.Minute))
+				require.NoError(t, c.core().Set(ctx, pageKey, tt.f(valid), time.Minute))
 
 				fail = true // so that nothing is stored again
 				rec := env.do(http.MethodGet, "/c")
 				assert.Equal(t, http.StatusInternalServerError, rec.Code, "a miss: the handler ran")
 				assert.NotContains(t, rec.Body.String(), "good")
-				_, err = c.storeGet(ctx, pageKey)
+				_, err = c.core().Get(ctx, pageKey)
 				assert.ErrorIs(t, err, stores.ErrNotFound, "the corrupt entry was deleted")
 			})
 		}
@@ -197,7 +197,7 @@ func TestCachedForeignEntry(t *testing.T) {
 		foreign := sampleEntry() // keyed for /zen?a=1 on example.com
 		foreign.freshUntil = env.clock.Now().Add(time.Hour).UnixNano()
 		foreign.swrUntil, foreign.sieUntil = foreign.freshUntil, foreign.freshUntil
-		require.NoError(t, c.storeSet(context.Background(), pageKey, encodeEntry(foreign), time.Minute))
+		require.NoError(t, c.core().Set(context.Background(), pageKey, encodeEntry(foreign), time.Minute))
 
 		rec := env.do(http.MethodGet, "/c")
 		assert.Equal(t, StatusMiss, rec.Header().Get("X-Cache"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -57,22 +58,22 @@ func newFragCache(t *testing.T, cfg echocache.Config) (*echocache.Cache, *fragSt
 func TestFragmentGetSetDelete(t *testing.T) {
 	ctx := context.Background()
 	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
-	if b, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) || b != nil {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) || b != nil {
 		t.Errorf("GetFragment on an empty store = %q, %v; want ErrNotFound", b, err)
 	}
-	if err := c.SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if s.ttl != time.Hour {
 		t.Errorf("SetFragment ttl 0 sent %v; want the cache default 1h", s.ttl)
 	}
-	if err := c.SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
 		t.Errorf("SetFragment ttl -1: %v, store got %v; want no expiry (-1)", err, s.ttl)
 	}
-	if b, err := c.GetFragment(ctx, "f:x"); err != nil || string(b) != "<p>x</p>" {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); err != nil || string(b) != "<p>x</p>" {
 		t.Errorf("GetFragment = %q, %v", b, err)
 	}
-	if b, err := c.GetFragment(ctx, "f:y"); err != nil || b == nil || len(b) != 0 {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:y"); err != nil || b == nil || len(b) != 0 {
 		t.Errorf("empty fragment = %q, %v; want an empty hit", b, err)
 	}
 	if st := c.Stats(); st.Hits != 2 || st.Misses != 1 || st.Stores != 2 {
@@ -84,7 +85,7 @@ func TestFragmentGetSetDelete(t *testing.T) {
 	if err := c.DeleteFragment(ctx); err != nil {
 		t.Errorf("DeleteFragment of nothing: %v", err)
 	}
-	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) {
 		t.Errorf("GetFragment after DeleteFragment = %v; want ErrNotFound", err)
 	}
 }
@@ -92,10 +93,10 @@ func TestFragmentGetSetDelete(t *testing.T) {
 func TestFragmentWithoutStore(t *testing.T) {
 	ctx := context.Background()
 	c := echocache.New(nil)
-	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
 		t.Errorf("GetFragment without a store = %v; want ErrNoStore", err)
 	}
-	if err := c.SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
 		t.Errorf("SetFragment without a store = %v; want ErrNoStore", err)
 	}
 	if err := c.DeleteFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
@@ -110,12 +111,12 @@ func TestFragmentTooLargeKeepsBreakerClosed(t *testing.T) {
 	c, s := newFragCache(t, echocache.Config{BreakerThreshold: 1, BreakerCooldown: time.Hour})
 	s.tooLarge.Store(true)
 	for range 3 {
-		if err := c.SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {
+		if err := (*core.Cache)(c).SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {
 			t.Fatalf("SetFragment = %v; want ErrTooLarge", err)
 		}
 	}
 	before := s.gets.Load()
-	c.GetFragment(ctx, "f:other")
+	(*core.Cache)(c).GetFragment(ctx, "f:other")
 	if s.gets.Load() == before {
 		t.Errorf("the breaker opened after too-large fragments: the store was skipped")
 	}
@@ -145,7 +146,7 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, sh, err := c.FillFragment(ctx, "f:cold", 0, render)
+			b, sh, err := (*core.Cache)(c).FillFragment(ctx, "f:cold", 0, render)
 			if err != nil || string(b) != "body" {
 				t.Errorf("FillFragment = %q, %v", b, err)
 			}
@@ -162,7 +163,7 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 	if got := renders.Load(); got != 1 {
 		t.Errorf("render ran %d times; want 1", got)
 	}
-	if b, err := c.GetFragment(ctx, "f:cold"); err != nil || string(b) != "body" {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:cold"); err != nil || string(b) != "body" {
 		t.Errorf("stored fragment = %q, %v", b, err)
 	}
 }
@@ -170,10 +171,10 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 func TestFillFragmentFindsStoredFragment(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newFragCache(t, echocache.Config{})
-	if err := c.SetFragment(ctx, "f:warm", []byte("stored"), 0); err != nil {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:warm", []byte("stored"), 0); err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := c.FillFragment(ctx, "f:warm", 0, func() ([]byte, error) {
+	b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:warm", 0, func() ([]byte, error) {
 		t.Error("render called although the fragment is stored")
 		return nil, nil
 	})
@@ -186,10 +187,10 @@ func TestFillFragmentRenderError(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newFragCache(t, echocache.Config{})
 	boom := errors.New("boom")
-	if _, _, err := c.FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, _, err := (*core.Cache)(c).FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("FillFragment error = %v; want boom", err)
 	}
-	if _, err := c.GetFragment(ctx, "f:bad"); !errors.Is(err, stores.ErrNotFound) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:bad"); !errors.Is(err, stores.ErrNotFound) {
 		t.Errorf("a failed render was stored (GetFragment error %v)", err)
 	}
 }
@@ -208,7 +209,7 @@ func (l *lines) Warnf(format string, args ...any) {
 func TestWarnfUsesCacheLogger(t *testing.T) {
 	var l lines
 	c, _ := newFragCache(t, echocache.Config{Logger: &l})
-	c.Warnf("pongotag: %s", "bad TTL")
+	(*core.Cache)(c).Logf("pongotag: %s", "bad TTL")
 	if got := l.b.String(); got != "echocache: pongotag: bad TTL\n" {
 		t.Errorf("log = %q", got)
 	}
@@ -219,14 +220,14 @@ func TestWarnfUsesCacheLogger(t *testing.T) {
 func TestFillFragmentStoresAfterCallerLeft(t *testing.T) {
 	c, _ := newFragCache(t, echocache.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	b, _, err := c.FillFragment(ctx, "f:left", 0, func() ([]byte, error) {
+	b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:left", 0, func() ([]byte, error) {
 		cancel()
 		return []byte("done"), nil
 	})
 	if err != nil || string(b) != "done" {
 		t.Fatalf("FillFragment = %q, %v", b, err)
 	}
-	if got, err := c.GetFragment(context.Background(), "f:left"); err != nil || string(got) != "done" {
+	if got, err := (*core.Cache)(c).GetFragment(context.Background(), "f:left"); err != nil || string(got) != "done" {
 		t.Errorf("stored fragment = %q, %v; want done", got, err)
 	}
 }
@@ -239,12 +240,12 @@ func TestFragmentPreviousFormatIsMiss(t *testing.T) {
 	if err := s.Store.Set(ctx, "f:old", []byte("<b>old</b>"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.GetFragment(ctx, "f:old")
+	_, err := (*core.Cache)(c).GetFragment(ctx, "f:old")
 	if !errors.Is(err, stores.ErrNotFound) {
 		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, raw bytes of the previous format")
 	}
 
-	if err := c.SetFragment(ctx, "f:new", []byte("<b>new</b>"), 0); err != nil {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:new", []byte("<b>new</b>"), 0); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := s.Store.Get(ctx, "f:new")
@@ -255,7 +256,7 @@ func TestFragmentPreviousFormatIsMiss(t *testing.T) {
 	if err := s.Store.Set(ctx, "f:new", raw, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.GetFragment(ctx, "f:new")
+	_, err = (*core.Cache)(c).GetFragment(ctx, "f:new")
 	if !errors.Is(err, stores.ErrNotFound) {
 		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, a flipped bit from a networked store")
 	}
@@ -273,7 +274,7 @@ func TestFillFragmentFailureIsNotShared(t *testing.T) {
 		var renders atomic.Int64
 		leaderErr := make(chan error, 1)
 		go func() {
-			_, _, err := c.FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+			_, _, err := (*core.Cache)(c).FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
 				renders.Add(1)
 				<-release
 				return nil, boom
@@ -287,7 +288,7 @@ func TestFillFragmentFailureIsNotShared(t *testing.T) {
 		}
 		waiter := make(chan result, 1)
 		go func() {
-			b, _, err := c.FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+			b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
 				renders.Add(1)
 				return []byte("mine"), nil
 			})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
@@ -24,7 +25,7 @@ import (
 // kept in the store's memo), or nil; lk.state says whether it is usable.
 func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
 	c := m.cache
-	raw, memo, err := c.storeView(ctx, viewer, pageKey)
+	raw, memo, err := c.core().View(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
 			lk.state = lookFailed
@@ -41,7 +42,7 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 		lk.vary = e.varyNames()
 		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, lk.vary)
 		variantKey := string(kb.b)
-		raw, memo, err = c.storeView(ctx, viewer, variantKey)
+		raw, memo, err = c.core().View(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
 				lk.state = lookFailed
@@ -129,7 +130,7 @@ func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, non
 }
 
 func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
-	_ = m.cache.storeDelete(context.WithoutCancel(ctx), strings.Clone(key))
+	_ = m.cache.core().Delete(context.WithoutCancel(ctx), strings.Clone(key))
 }
 
 // awaitOther waits, after another process took the page's lock, for the
@@ -141,7 +142,7 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *fli
 		m.st.onWait()
 	}
 	served := false
-	pollStore(ctx, m.cfg.LockTimeout, func() bool {
+	core.PollStore(ctx, m.cfg.LockTimeout, func() bool {
 		var lk lookup
 		served, err = m.serveFresh(ec, kb, pageKey, &lk, t)
 		return served || lk.state == lookFailed // failed: the store cannot tell, run the handler
@@ -159,11 +160,11 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *fli
 // and publishes it to t's flight.
 func (m *routeMW) serveFresh(ec echo.Context, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
 	now := m.clock()
-	e := m.lookup(lk, ec.Request().Context(), ec, kb, m.cache.viewer(), pageKey, now)
+	e := m.lookup(lk, ec.Request().Context(), ec, kb, m.cache.core().Viewer(), pageKey, now)
 	if lk.state != lookFresh {
 		return false, nil
 	}
-	m.cache.stats.hits.Add(1)
+	m.cache.core().Counters().Hits.Add(1)
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
 	return true, m.serve(ec, e, StatusHit, now, ec.Response())
 }

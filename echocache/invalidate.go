@@ -57,7 +57,7 @@ func (c *Cache) DeletePage(ctx context.Context, target string) error {
 			keys = append(keys, key)
 		}
 	}
-	return c.storeDelete(ctx, keys...)
+	return c.core().Delete(ctx, keys...)
 }
 
 // DeletePageKey removes the cached page of a route with a KeyFunc, given
@@ -66,7 +66,7 @@ func (c *Cache) DeletePageKey(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("echocache: DeletePageKey: empty key")
 	}
-	return c.storeDelete(ctx, string(appendCustomPageKey(nil, key)))
+	return c.core().Delete(ctx, string(appendCustomPageKey(nil, key)))
 }
 
 // InvalidateTag drops every cached page tagged with tag (see Tag), on every
@@ -79,7 +79,7 @@ func (c *Cache) InvalidateTag(ctx context.Context, tag string) error {
 	}
 	var v [8]byte
 	binary.LittleEndian.PutUint64(v[:], rand.Uint64())
-	return c.storeSet(ctx, keyspace.Tag+tag, v[:], stores.NoExpiry)
+	return c.core().Set(ctx, keyspace.Tag+tag, v[:], stores.NoExpiry)
 }
 
 // tagVersions reads the current versions of tags, giving a version to those
@@ -95,7 +95,7 @@ func (c *Cache) tagVersions(ctx context.Context, tags []string) ([]tagVersion, e
 	if len(names) == 0 {
 		return nil, nil
 	}
-	got, err := c.storeGetMany(ctx, keys)
+	got, err := c.core().GetMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -109,16 +109,16 @@ func (c *Cache) tagVersions(ctx context.Context, tags []string) ([]tagVersion, e
 			binary.LittleEndian.PutUint64(v[:], rand.Uint64())
 			var added bool
 			if ok {
-				err = c.storeSet(ctx, keys[i], v[:], stores.NoExpiry)
+				err = c.core().Set(ctx, keys[i], v[:], stores.NoExpiry)
 				added = err == nil
 			} else {
-				added, err = c.storeAdd(ctx, keys[i], v[:], stores.NoExpiry)
+				added, err = c.core().Add(ctx, keys[i], v[:], stores.NoExpiry)
 			}
 			if err != nil {
 				return nil, err
 			}
 			if raw = v[:]; !added {
-				if raw, err = c.storeGet(ctx, keys[i]); err != nil {
+				if raw, err = c.core().Get(ctx, keys[i]); err != nil {
 					return nil, err
 				}
 				if len(raw) != 8 {
@@ -139,7 +139,7 @@ func (c *Cache) tagsCurrent(ctx context.Context, e *entry) (bool, error) {
 	for i, t := range tags {
 		keys[i] = keyspace.Tag + t.name
 	}
-	got, err := c.storeGetMany(ctx, keys)
+	got, err := c.core().GetMany(ctx, keys)
 	if err != nil {
 		return false, err
 	}

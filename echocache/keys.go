@@ -11,8 +11,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/internal/keyspace"
 )
 
 // Cached pages live under two kinds of keys, both in the "r:" namespace:

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/internal/keyenc"
 	"github.com/echocache/echocache/internal/keyspace"
@@ -60,10 +61,10 @@ func (f *Func[R]) Get(ctx context.Context) (R, error) {
 // Forget removes the cached result, so the next Get calls the function.
 // Store errors are returned.
 func (f *Func[R]) Forget(ctx context.Context) error {
-	if !f.c.hasStore() {
+	if !f.c.core().HasStore() {
 		return ErrNoStore
 	}
-	return f.c.storeDelete(ctx, f.key)
+	return f.c.core().Delete(ctx, f.key)
 }
 
 // Memoized is a function of one argument whose results are cached per
@@ -144,7 +145,7 @@ func Memoize[A comparable, R any](c *Cache, name string, ttl time.Duration, fn f
 // Get returns the cached result for a, calling the function on a miss.
 func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 	var zero R
-	if !m.c.hasStore() {
+	if !m.c.core().HasStore() {
 		fkey, err := m.key(nil, a)
 		if err != nil {
 			return m.unkeyed(ctx, a, err)
@@ -158,7 +159,7 @@ func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 		}
 		// Fail open: without the version no entry can be named; the call is
 		// still shared with the concurrent callers of a.
-		m.c.stats.misses.Add(1)
+		m.c.core().Counters().Misses.Add(1)
 		fkey, err := m.key(nil, a)
 		if err != nil {
 			return m.unkeyed(ctx, a, err)
@@ -189,7 +190,7 @@ func (m *Memoized[A, R]) unkeyed(ctx context.Context, a A, err error) (R, error)
 		return zero, err
 	}
 	m.c.countBypass(BypassUnkeyable)
-	m.c.logf("memoize %q: %v; calling it uncached", m.name, err)
+	m.c.core().Logf("memoize %q: %v; calling it uncached", m.name, err)
 	return m.fn(ctx, a)
 }
 
@@ -235,10 +236,10 @@ func (m *Memoized[A, R]) keySlow(prefix []byte, a A) (string, error) {
 
 // Forget removes the cached result for a. Store errors are returned.
 func (m *Memoized[A, R]) Forget(ctx context.Context, a A) error {
-	if !m.c.hasStore() {
+	if !m.c.core().HasStore() {
 		return ErrNoStore
 	}
-	data, err := m.c.storeGet(ctx, m.vkey)
+	data, err := m.c.core().Get(ctx, m.vkey)
 	if errors.Is(err, stores.ErrNotFound) || err == nil && !validVersionToken(data) {
 		return nil // no version yet, or a broken one that Get replaces: nothing is reachable
 	}
@@ -249,17 +250,17 @@ func (m *Memoized[A, R]) Forget(ctx context.Context, a A) error {
 	if err != nil {
 		return err
 	}
-	return m.c.storeDelete(ctx, key)
+	return m.c.core().Delete(ctx, key)
 }
 
 // ForgetAll drops every cached result of the function in O(1), on every
 // store: it replaces the function's version token, so the old entries can no
 // longer be reached (they expire with their TTL). Store errors are returned.
 func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
-	if !m.c.hasStore() {
+	if !m.c.core().HasStore() {
 		return ErrNoStore
 	}
-	return m.c.storeSet(ctx, m.vkey, []byte(newVersionToken()), stores.NoExpiry)
+	return m.c.core().Set(ctx, m.vkey, []byte(newVersionToken()), stores.NoExpiry)
 }
 
 // version returns the function's current version token, creating it when
@@ -268,7 +269,7 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
 func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
-	data, err := m.c.storeGet(ctx, m.vkey)
+	data, err := m.c.core().Get(ctx, m.vkey)
 	if err == nil && validVersionToken(data) {
 		return data, nil
 	}
@@ -277,13 +278,13 @@ func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
 	}
 	tok := []byte(newVersionToken())
 	if err == nil { // present but not a token: replace it
-		m.c.logf("replacing corrupt version token %q", m.vkey)
-		if err := m.c.storeSet(ctx, m.vkey, tok, stores.NoExpiry); err != nil {
+		m.c.core().Logf("replacing corrupt version token %q", m.vkey)
+		if err := m.c.core().Set(ctx, m.vkey, tok, stores.NoExpiry); err != nil {
 			return nil, err
 		}
 		return tok, nil
 	}
-	added, err := m.c.storeAdd(ctx, m.vkey, tok, stores.NoExpiry)
+	added, err := m.c.core().Add(ctx, m.vkey, tok, stores.NoExpiry)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +292,7 @@ func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
 		return tok, nil
 	}
 	// Another caller or process created it first: use theirs.
-	data, err = m.c.storeGet(ctx, m.vkey)
+	data, err = m.c.core().Get(ctx, m.vkey)
 	if err != nil {
 		return nil, err
 	}
@@ -328,7 +329,7 @@ type typedNames struct {
 }
 
 func registerName(c *Cache, name, what string) {
-	n := state(c, "typed.names", func() *typedNames { return &typedNames{set: map[string]bool{}} })
+	n := core.State(c.core(), "typed.names", func() *typedNames { return &typedNames{set: map[string]bool{}} })
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.set[name] {
@@ -344,7 +345,7 @@ type loadedValue[T any] struct {
 }
 
 func typedFlight(c *Cache) *flight.Group[any] {
-	return state(c, "typed.flight", func() *flight.Group[any] { return new(flight.Group[any]) })
+	return core.State(c.core(), "typed.flight", func() *flight.Group[any] { return new(flight.Group[any]) })
 }
 
 // loadValue is the read-through path shared by GetOrSet, Func and Memoized.
@@ -352,7 +353,7 @@ func typedFlight(c *Cache) *flight.Group[any] {
 // version is unknown); fkey names the shared call.
 func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		if o.strict {
 			return zero, ErrNoStore
 		}
@@ -396,7 +397,7 @@ func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.
 			}
 		}
 		if fillOK && o.lockTTL > 0 {
-			release, acquired := c.lock(fctx, skey, o.lockTTL)
+			release, acquired := c.core().Lock(fctx, skey, o.lockTTL)
 			if acquired {
 				defer release()
 			} else if v, ok := awaitValue[T](fctx, c, skey, o.lockTTL); ok {
@@ -439,12 +440,12 @@ func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.
 func awaitValue[T any](ctx context.Context, c *Cache, skey string, wait time.Duration) (T, bool) {
 	var v T
 	found := false
-	pollStore(ctx, wait, func() bool {
-		data, err := c.storeGet(ctx, skey)
+	core.PollStore(ctx, wait, func() bool {
+		data, err := c.core().Get(ctx, skey)
 		if err != nil {
 			return !errors.Is(err, stores.ErrNotFound) // the store cannot tell: stop
 		}
-		got, err := decodeValue[T](c.codec(), data, c.verifies())
+		got, err := decodeValue[T](c.codec(), data, c.core().Verifies())
 		if err == nil {
 			v, found = got, true
 			return true
@@ -472,12 +473,12 @@ func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.
 	data, err := encodeValue(c.codec(), v)
 	if err != nil {
 		c.countBypass(BypassUnencodable)
-		c.logf("not caching %q: %v", skey, err)
+		c.core().Logf("not caching %q: %v", skey, err)
 		return err
 	}
-	if err := c.storeSet(ctx, skey, data, c.ttl(ttl)); err != nil {
+	if err := c.core().Set(ctx, skey, data, c.core().TTL(ttl)); err != nil {
 		return err
 	}
-	c.stats.stores.Add(1)
+	c.core().Counters().Stores.Add(1)
 	return nil
 }

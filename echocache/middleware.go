@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
 )
@@ -382,7 +383,7 @@ type routeState struct {
 }
 
 func routeStateOf(c *Cache) *routeState {
-	return state(c, "echocache.route", func() *routeState {
+	return core.State(c.core(), "echocache.route", func() *routeState {
 		return &routeState{keyings: map[string]keying{}}
 	})
 }
@@ -457,7 +458,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 		c.countBypass(BypassSkipper)
 		return next(ec)
 	}
-	if c.store.Load() == nil {
+	if !c.core().HasStore() {
 		c.countBypass(BypassNoStore)
 		return next(ec)
 	}
@@ -491,7 +492,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	// On an in-process store that hands out its bytes, the lookup needs no
 	// key string of its own: it views kb, which stays unchanged until the
 	// key is cloned below, before anything can keep it.
-	viewer := c.viewer()
+	viewer := c.core().Viewer()
 	viewed := viewer != nil
 	var pageKey string
 	if viewed {
@@ -505,7 +506,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	var lk lookup
 	e := m.lookup(&lk, ctx, ec, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
-		c.stats.hits.Add(1)
+		c.core().Counters().Hits.Add(1)
 		return m.serve(ec, e, StatusHit, now, ec.Response())
 	}
 	if viewed {
@@ -513,7 +514,7 @@ func (m *routeMW) handle(ec echo.Context, next echo.HandlerFunc) error {
 	}
 	switch lk.state {
 	case lookStale:
-		c.stats.stale.Add(1)
+		c.core().Counters().Stale.Add(1)
 		m.refresh(ec, next, pageKey, e.nonce, string(e.key))
 		return m.serve(ec, e, StatusStale, now, ec.Response())
 	case lookFailed:
@@ -584,7 +585,7 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		pass = BypassConditional
 	}
 	if pass != "" {
-		c.stats.misses.Add(1)
+		c.core().Counters().Misses.Add(1)
 		c.countBypass(pass)
 		params.noStore = true
 		return m.run(ec, next, params, nil)
@@ -609,7 +610,7 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		if t == nil {
 			// The runner's own encoding, handed over in-process.
 			if e, err := decodeEntry(pub.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
-				c.stats.hits.Add(1)
+				c.core().Counters().Hits.Add(1)
 				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
 			}
 			if !moved && !slices.Equal(pub.vary, vary) {
@@ -618,7 +619,7 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 				vary, moved = pub.vary, true
 				continue
 			}
-			c.stats.misses.Add(1)
+			c.core().Counters().Misses.Add(1)
 			return m.run(ec, next, params, nil)
 		}
 		defer t.End()
@@ -636,14 +637,14 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		}
 
 		if m.cfg.LockTimeout > 0 {
-			release, acquired := c.lock(ctx, flightKey, m.cfg.LockTimeout)
+			release, acquired := c.core().Lock(ctx, flightKey, m.cfg.LockTimeout)
 			if acquired {
 				defer release()
 			} else if done, err := m.awaitOther(ec, kb, pageKey, t); done {
 				return err
 			}
 		}
-		c.stats.misses.Add(1)
+		c.core().Counters().Misses.Add(1)
 		return m.run(ec, next, params, t)
 	}
 }

@@ -118,7 +118,7 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 
 	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && isFailure(err)) {
 		// stale-if-error: the client gets the stale page, not the failure.
-		c.stats.stale.Add(1)
+		c.core().Counters().Stale.Add(1)
 		res.Writer = orig
 		resetHeader(h, before)
 		var w headerWriter = res
@@ -138,7 +138,7 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 			t.Answered() // a 404, say, is the request's answer
 		}
 		if p.refresh {
-			c.logf("background refresh of %s: %v", ec.Request().URL, err)
+			c.core().Logf("background refresh of %s: %v", ec.Request().URL, err)
 		}
 		return err
 	}
@@ -159,8 +159,8 @@ func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *f
 	}
 	// The page record and the variant record are the same bytes; see keys.go.
 	items := map[string][]byte{p.pageKey: rec, variantKey: rec}
-	if err := c.storeSetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
-		c.stats.stores.Add(1)
+	if err := c.core().SetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
+		c.core().Counters().Stores.Add(1)
 	}
 	return nil
 }
@@ -313,7 +313,7 @@ func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
 			return d
 		}
 	}
-	return m.cache.ttl(m.cfg.TTL)
+	return m.cache.core().TTL(m.cfg.TTL)
 }
 
 // entryFor encodes the entry of a storable response and returns it with its

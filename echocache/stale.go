@@ -5,8 +5,9 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/internal/keyspace"
 )
 
 // stale-while-revalidate: the background refresh of a stale page.
@@ -37,7 +38,7 @@ func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				m.cache.logf("background refresh of %s panicked: %v", r2.URL, r)
+				m.cache.core().Logf("background refresh of %s panicked: %v", r2.URL, r)
 			}
 			m.st.refreshs.Delete(variantKey)
 			if m.st.refreshDone != nil {
@@ -47,7 +48,7 @@ func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string
 		ctx, cancel := context.WithTimeout(base, m.cfg.RefreshTimeout)
 		defer cancel()
 		if m.cfg.LockTimeout > 0 {
-			release, acquired := m.cache.lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
+			release, acquired := m.cache.core().Lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
 			if !acquired {
 				return // another process refreshes it
 			}

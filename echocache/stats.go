@@ -2,8 +2,6 @@ package echocache
 
 import (
 	"slices"
-	"sync"
-	"sync/atomic"
 )
 
 // Stats is a snapshot of a Cache's counters since it was created.
@@ -44,32 +42,21 @@ func (s Stats) BypassReasons() []BypassReason {
 	return out
 }
 
-type counters struct {
-	hits, misses, stale, stores, storeErrors atomic.Uint64
-	bypass                                   sync.Map // BypassReason -> *atomic.Uint64
-}
-
 // Stats returns a snapshot of the cache's counters.
 func (c *Cache) Stats() Stats {
+	n := c.core().Counters()
 	s := Stats{
-		Hits:        c.stats.hits.Load(),
-		Misses:      c.stats.misses.Load(),
-		StaleHits:   c.stats.stale.Load(),
-		Stores:      c.stats.stores.Load(),
-		StoreErrors: c.stats.storeErrors.Load(),
+		Hits:        n.Hits.Load(),
+		Misses:      n.Misses.Load(),
+		StaleHits:   n.Stale.Load(),
+		Stores:      n.Stores.Load(),
+		StoreErrors: n.StoreErrors.Load(),
 		Bypasses:    map[BypassReason]uint64{},
 	}
-	c.stats.bypass.Range(func(k, v any) bool {
-		s.Bypasses[k.(BypassReason)] = v.(*atomic.Uint64).Load()
-		return true
-	})
+	for r, v := range c.core().Bypasses() {
+		s.Bypasses[BypassReason(r)] = v
+	}
 	return s
 }
 
-func (c *Cache) countBypass(reason BypassReason) {
-	v, ok := c.stats.bypass.Load(reason)
-	if !ok {
-		v, _ = c.stats.bypass.LoadOrStore(reason, new(atomic.Uint64))
-	}
-	v.(*atomic.Uint64).Add(1)
-}
+func (c *Cache) countBypass(reason BypassReason) { c.core().CountBypass(string(reason)) }

@@ -92,15 +92,11 @@ func CrossProcessLock(ttl time.Duration) CallOption {
 func CacheZero() CallOption { return func(o *callOptions) { o.cacheZero = true } }
 
 func (c *Cache) codec() Codec {
-	if c.cfg.Codec != nil {
-		return c.cfg.Codec
+	if cd, ok := c.core().Codec().(Codec); ok {
+		return cd
 	}
 	return DefaultCodec
 }
-
-// hasStore reports whether c can be asked at all. A nil *Cache behaves as a
-// Cache without a store, so FromContext's nil result is safe to use.
-func (c *Cache) hasStore() bool { return c != nil && c.store.Load() != nil }
 
 // storedAsInteger reports whether values of kind k are stored as decimal text.
 func storedAsInteger(k reflect.Kind) bool {
@@ -308,29 +304,29 @@ func (e *TypeMismatchError) Unwrap() error { return e.Err }
 // it is kept), never a miss. A corrupt entry is logged, deleted and
 // reported as a miss.
 func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bool, err error) {
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return v, false, ErrNoStore
 	}
-	data, err := c.storeGet(ctx, skey)
+	data, err := c.core().Get(ctx, skey)
 	if err != nil {
-		c.stats.misses.Add(1)
+		c.core().Counters().Misses.Add(1)
 		if errors.Is(err, stores.ErrNotFound) {
 			return v, false, nil
 		}
 		return v, false, err
 	}
-	v, err = decodeValue[T](c.codec(), data, c.verifies())
+	v, err = decodeValue[T](c.codec(), data, c.core().Verifies())
 	if err != nil {
-		c.stats.misses.Add(1)
+		c.core().Counters().Misses.Add(1)
 		if mm := asMismatch(err, skey); mm != nil {
-			c.logf("reading %v; the entry is kept", mm)
+			c.core().Logf("reading %v; the entry is kept", mm)
 			return v, false, mm
 		}
-		c.logf("dropping %q: %v", skey, err)
-		_ = c.storeDelete(ctx, skey)
+		c.core().Logf("dropping %q: %v", skey, err)
+		_ = c.core().Delete(ctx, skey)
 		return v, false, nil
 	}
-	c.stats.hits.Add(1)
+	c.core().Counters().Hits.Add(1)
 	return v, true, nil
 }
 
@@ -402,13 +398,13 @@ func Set[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	if err != nil {
 		return err
 	}
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return failOpenErr(ErrNoStore, o)
 	}
-	if err := c.storeSet(ctx, keyspace.Value+key, data, c.ttl(ttl)); err != nil {
+	if err := c.core().Set(ctx, keyspace.Value+key, data, c.core().TTL(ttl)); err != nil {
 		return failOpenErr(err, o)
 	}
-	c.stats.stores.Add(1)
+	c.core().Counters().Stores.Add(1)
 	return nil
 }
 
@@ -428,12 +424,12 @@ func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	if err != nil {
 		return false, err
 	}
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return false, ErrNoStore
 	}
-	ok, err := c.storeAdd(ctx, keyspace.Value+key, data, c.ttl(ttl))
+	ok, err := c.core().Add(ctx, keyspace.Value+key, data, c.core().TTL(ttl))
 	if ok {
-		c.stats.stores.Add(1)
+		c.core().Counters().Stores.Add(1)
 	}
 	return ok, err
 }
@@ -471,45 +467,45 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	if len(keys) == 0 {
 		return out, nil
 	}
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return out, failOpenErr(ErrNoStore, o)
 	}
 	skeys := make([]string, len(keys))
 	for i, k := range keys {
 		skeys[i] = keyspace.Value + k
 	}
-	found, err := c.storeGetMany(ctx, skeys)
+	found, err := c.core().GetMany(ctx, skeys)
 	if err != nil && !errors.Is(err, stores.ErrNodeDown) {
-		c.stats.misses.Add(uint64(len(keys)))
+		c.core().Counters().Misses.Add(uint64(len(keys)))
 		return out, failOpenErr(err, o)
 	}
 	nodeErr := err // the values of the servers that answered are in found
 	var corrupt []string
 	var mismatches []error
-	codec, verify := c.codec(), c.verifies()
+	codec, verify := c.codec(), c.core().Verifies()
 	for i, sk := range skeys {
 		data, ok := found[sk]
 		if !ok {
-			c.stats.misses.Add(1)
+			c.core().Counters().Misses.Add(1)
 			continue
 		}
 		v, err := decodeValue[T](codec, data, verify)
 		if err != nil {
-			c.stats.misses.Add(1)
+			c.core().Counters().Misses.Add(1)
 			if mm := asMismatch(err, sk); mm != nil {
-				c.logf("reading %v; the entry is kept", mm)
+				c.core().Logf("reading %v; the entry is kept", mm)
 				mismatches = append(mismatches, mm)
 				continue
 			}
-			c.logf("dropping %q: %v", sk, err)
+			c.core().Logf("dropping %q: %v", sk, err)
 			corrupt = append(corrupt, sk)
 			continue
 		}
-		c.stats.hits.Add(1)
+		c.core().Counters().Hits.Add(1)
 		out[keys[i]] = v
 	}
 	if len(corrupt) > 0 {
-		_ = c.storeDelete(ctx, corrupt...)
+		_ = c.core().Delete(ctx, corrupt...)
 	}
 	if o.strict && (len(mismatches) > 0 || nodeErr != nil) {
 		return out, errors.Join(append(mismatches, nodeErr)...)
@@ -534,13 +530,13 @@ func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.
 		}
 		enc[keyspace.Value+k] = data
 	}
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return failOpenErr(ErrNoStore, o)
 	}
-	if err := c.storeSetMany(ctx, enc, c.ttl(ttl)); err != nil {
+	if err := c.core().SetMany(ctx, enc, c.core().TTL(ttl)); err != nil {
 		return failOpenErr(err, o)
 	}
-	c.stats.stores.Add(uint64(len(items)))
+	c.core().Counters().Stores.Add(uint64(len(items)))
 	return nil
 }
 
@@ -548,10 +544,10 @@ func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.
 // Function of that key). Deleting an absent key is not an error. Store
 // errors are returned: a failed invalidation must not go unnoticed.
 func (c *Cache) Delete(ctx context.Context, key string) error {
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return ErrNoStore
 	}
-	return c.storeDelete(ctx, keyspace.Value+key)
+	return c.core().Delete(ctx, keyspace.Value+key)
 }
 
 // DeleteMany removes the values under keys; absent keys are not an error.
@@ -560,23 +556,23 @@ func (c *Cache) DeleteMany(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return ErrNoStore
 	}
 	skeys := make([]string, len(keys))
 	for i, k := range keys {
 		skeys[i] = keyspace.Value + k
 	}
-	return c.storeDelete(ctx, skeys...)
+	return c.core().Delete(ctx, skeys...)
 }
 
 // Has reports whether a value is stored under key. It does not check that
 // the value decodes. Store errors are returned.
 func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return false, ErrNoStore
 	}
-	_, err := c.storeGet(ctx, keyspace.Value+key)
+	_, err := c.core().Get(ctx, keyspace.Value+key)
 	switch {
 	case err == nil:
 		return true, nil
@@ -596,8 +592,8 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 // counter (see stores.Incrementer) gives an error wrapping
 // errors.ErrUnsupported. Store errors are returned.
 func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
-	if !c.hasStore() {
+	if !c.core().HasStore() {
 		return 0, ErrNoStore
 	}
-	return c.storeIncr(ctx, keyspace.Value+key, delta)
+	return c.core().Incr(ctx, keyspace.Value+key, delta)
 }

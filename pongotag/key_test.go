@@ -12,6 +12,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/pongotag"
 )
 
@@ -134,7 +135,7 @@ func TestFragmentKeyErrors(t *testing.T) {
 
 func TestFragmentKeyShape(t *testing.T) {
 	k := mustKey(t, "sidebar", 42)
-	if !strings.HasPrefix(k, echocache.FragmentPrefix+"n:sidebar:") {
+	if !strings.HasPrefix(k, keyspace.Fragment+"n:sidebar:") {
 		t.Errorf("key %q; want it to start with f:n:sidebar:", k)
 	}
 	long := mustKey(t, strings.Repeat("é", 100))

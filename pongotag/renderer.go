@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 )
 
 // RendererConfig configures a [Renderer].
@@ -225,7 +226,7 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 		}
 		if cache != nil {
 			if e := c.Echo(); e != nil && e.Logger != nil {
-				cache.SetEchoLogger(e.Logger)
+				(*core.Cache)(cache).AdoptLogger(e.Logger)
 			}
 		}
 	}

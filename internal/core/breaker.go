@@ -1,4 +1,4 @@
-package echocache
+package core
 
 import (
 	"sync/atomic"
@@ -77,4 +77,15 @@ func (b *breaker) failure(now int64) (opened int64) {
 		return n
 	}
 	return 0
+}
+
+// BreakerOpen reports whether the circuit breaker is skipping the store.
+func (c *Cache) BreakerOpen() bool { return c.brk.openUntil.Load() != 0 }
+
+// EndCooldown lets the next call probe an open breaker at once, as if its
+// cooldown had passed.
+func (c *Cache) EndCooldown() {
+	if c.brk.openUntil.Load() != 0 {
+		c.brk.openUntil.Store(1)
+	}
 }

@@ -1,4 +1,4 @@
-package echocache
+package core
 
 import (
 	"testing"

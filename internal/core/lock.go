@@ -1,15 +1,16 @@
-package echocache
+package core
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"github.com/echocache/echocache/internal/keyspace"
 	"math/rand/v2"
 	"time"
+
+	"github.com/echocache/echocache/internal/keyspace"
 )
 
-// lock takes the cross-process lock named key (stored as "l:"+key) for at
+// Lock takes the cross-process lock named key (stored as "l:"+key) for at
 // most ttl, with the store's atomic Add (SET NX PX on redis, add on
 // memcached). It reports whether the lock was acquired; release gives it
 // back and is safe to call more than once. A lock that is never released
@@ -25,7 +26,7 @@ import (
 // Get followed by a Delete: if the lock expired and another process took
 // it in the instant between the two, that process's lock is deleted. Keep
 // ttl well above the time the guarded work takes.
-func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (release func(), acquired bool) {
+func (c *Cache) Lock(ctx context.Context, key string, ttl time.Duration) (release func(), acquired bool) {
 	if ttl <= 0 {
 		ttl = time.Second
 	}
@@ -33,7 +34,7 @@ func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (releas
 	var token [16]byte
 	binary.LittleEndian.PutUint64(token[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(token[8:], rand.Uint64())
-	ok, err := c.storeAdd(ctx, k, token[:], ttl)
+	ok, err := c.Add(ctx, k, token[:], ttl)
 	if err != nil {
 		return func() {}, true
 	}
@@ -49,19 +50,19 @@ func (c *Cache) lock(ctx context.Context, key string, ttl time.Duration) (releas
 		// The caller's context may be cancelled by now; the lock must still
 		// go, bounded by the store timeout of the core.
 		rctx := context.WithoutCancel(ctx)
-		v, err := c.storeGet(rctx, k)
+		v, err := c.Get(rctx, k)
 		if err != nil || !bytes.Equal(v, token[:]) {
 			return // expired, taken by someone else, or store trouble: it expires by itself
 		}
-		_ = c.storeDelete(rctx, k)
+		_ = c.Delete(rctx, k)
 	}, true
 }
 
-// pollStore is how a process that did not get a lock waits for the one that
+// PollStore is how a process that did not get a lock waits for the one that
 // did: it calls try after 5ms, then at intervals doubling up to 100ms, until
 // try returns true, ctx ends or wait has passed. It reports whether try
 // ended the wait.
-func pollStore(ctx context.Context, wait time.Duration, try func() bool) bool {
+func PollStore(ctx context.Context, wait time.Duration, try func() bool) bool {
 	deadline := time.Now().Add(wait)
 	pause := 5 * time.Millisecond
 	t := time.NewTimer(pause)

@@ -1,4 +1,4 @@
-package echocache
+package core
 
 import (
 	"context"
@@ -115,10 +115,10 @@ func (c *Cache) writeFailed(ctx context.Context, err error, keys []string) {
 		return
 	}
 	if lost := c.unsettled.add(keys); lost > 0 {
-		c.logf("%d keys whose write failed could not be removed and are too many to remember; their previous values may be read once the store answers", lost)
+		c.Logf("%d keys whose write failed could not be removed and are too many to remember; their previous values may be read once the store answers", lost)
 		return
 	}
-	c.logf("write of %d keys failed (%v) and they could not be removed; this process reads them as misses until the store answers again", len(keys), err)
+	c.Logf("write of %d keys failed (%v) and they could not be removed; this process reads them as misses until the store answers again", len(keys), err)
 }
 
 // removeKeys deletes keys through the guarded store calls, without the

@@ -1,0 +1,165 @@
+// Package core is the state behind an echocache.Cache and the plumbing
+// every part of echocache is built on: the store reference, the guarded
+// store calls (timeout, circuit breaker, failed-write bookkeeping), the
+// rate-limited logger, the statistics, the cross-process lock and the
+// fragment calls of the template tag.
+//
+// echocache.Cache is defined as core.Cache (type Cache core.Cache), so the
+// packages of this module that need the plumbing (pongotag, the framework
+// adapters) convert a *echocache.Cache with (*core.Cache)(c), at no cost,
+// while the public API of echocache shows only what a user needs.
+//
+// Files: core.go (the Cache, Init, per-feature state), calls.go (guarded
+// store calls), breaker.go, unsettled.go (failed writes), logger.go,
+// stats.go, lock.go, fragment.go.
+package core
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/echocache/echocache/internal/inproc"
+	"github.com/echocache/echocache/stores"
+)
+
+// Defaults used when a Config field is zero (echocache documents them).
+const (
+	DefaultTTL              = 5 * time.Minute
+	DefaultStoreTimeout     = 250 * time.Millisecond
+	DefaultBreakerThreshold = 5
+	DefaultBreakerCooldown  = 2 * time.Second
+	DefaultLogInterval      = 10 * time.Second
+)
+
+// Errors of the guarded calls; echocache exports them.
+var (
+	ErrNoStore          = errors.New("echocache: cache has no store (call Init)")
+	ErrStoreUnavailable = errors.New("echocache: store unavailable (circuit breaker open)")
+)
+
+// Config is echocache.Config as the core keeps it: zero fields mean the
+// defaults above.
+type Config struct {
+	DefaultTTL       time.Duration
+	StoreTimeout     time.Duration
+	BreakerThreshold int // < 0: no breaker
+	BreakerCooldown  time.Duration
+	Logger           Logger
+	LogInterval      time.Duration
+	Codec            any // the typed API's echocache.Codec, kept for it; nil: its default
+}
+
+// Cache is the state of an echocache.Cache. It is safe for concurrent
+// use; its zero value has the default config and no store.
+type Cache struct {
+	cfg   Config
+	store atomic.Pointer[storeRef]
+
+	echoLogger atomic.Pointer[Logger] // fallback logger found by middleware
+	lastLog    atomic.Int64           // unix nanos of the last log line
+	suppressed atomic.Int64           // log lines dropped since then
+
+	brk breaker // skips a failing networked store (breaker.go)
+
+	stats     Counters
+	bypass    sync.Map      // reason (string) -> *atomic.Uint64
+	unsettled unsettledKeys // keys whose failed write could not be undone (unsettled.go)
+	extra     sync.Map      // per-feature state (see State)
+}
+
+type storeRef struct {
+	s     stores.Store
+	local bool            // s lives in the process (internal/inproc)
+	view  inproc.ViewFunc // s's View, when it is local and hands out its own bytes
+	done  func(error)     // completion of calls to a local store, made once
+}
+
+// Configure sets c's config. Call it before c is used.
+func (c *Cache) Configure(cfg Config) { c.cfg = cfg }
+
+// Codec returns Config.Codec.
+func (c *Cache) Codec() any { return c.cfg.Codec }
+
+// Init sets (or replaces) the cache's store. Middleware and functions
+// created before Init use the store from then on.
+func (c *Cache) Init(store stores.Store) {
+	if store == nil {
+		c.store.Store(nil)
+		return
+	}
+	in, local := inproc.Lookup(store)
+	th := c.cfg.BreakerThreshold
+	if th == 0 {
+		th = DefaultBreakerThreshold
+	}
+	cool := c.cfg.BreakerCooldown
+	if cool == 0 {
+		cool = DefaultBreakerCooldown
+	}
+	c.brk.configure(th, cool)
+	c.store.Store(&storeRef{s: store, local: local, view: in.View, done: c.localDone})
+	c.unsettled.reset() // those keys were another store's
+}
+
+// Store returns the cache's store, or nil before Init.
+func (c *Cache) Store() stores.Store {
+	if r := c.store.Load(); r != nil {
+		return r.s
+	}
+	return nil
+}
+
+// HasStore reports whether c can be asked at all. A nil *Cache has no
+// store.
+func (c *Cache) HasStore() bool { return c != nil && c.store.Load() != nil }
+
+// DefaultTTL returns the TTL used when a call gives none.
+func (c *Cache) DefaultTTL() time.Duration {
+	if c.cfg.DefaultTTL == 0 {
+		return DefaultTTL
+	}
+	return c.cfg.DefaultTTL
+}
+
+// TTL resolves a caller's TTL: zero means the cache's default; the result
+// is passed to the store, where a negative value means no expiry.
+func (c *Cache) TTL(ttl time.Duration) time.Duration {
+	if ttl == 0 {
+		return c.DefaultTTL()
+	}
+	return ttl
+}
+
+func (c *Cache) storeTimeout() time.Duration {
+	if c.cfg.StoreTimeout == 0 {
+		return DefaultStoreTimeout
+	}
+	return c.cfg.StoreTimeout
+}
+
+// Verifies reports whether records read from the store must have their
+// checksums checked: bytes from an in-process store never left the process.
+func (c *Cache) Verifies() bool {
+	r := c.store.Load()
+	return r == nil || !r.local
+}
+
+// Viewer returns the store's View when it is in-process and can hand out
+// its own bytes, or nil. (Found once, by Init.)
+func (c *Cache) Viewer() inproc.ViewFunc {
+	if r := c.store.Load(); r != nil {
+		return r.view
+	}
+	return nil
+}
+
+// State returns per-cache state for a feature, created once by mk.
+func State[T any](c *Cache, key string, mk func() *T) *T {
+	if v, ok := c.extra.Load(key); ok {
+		return v.(*T)
+	}
+	v, _ := c.extra.LoadOrStore(key, mk())
+	return v.(*T)
+}

@@ -41,6 +41,9 @@ func nopDone(error) {}
 // say; refusals such as ErrTooLarge are the caller's to count). Such a
 // store has no timeout and no breaker: it answers or fails at once.
 func (c *Cache) localDone(err error) {
+	if err == nil {
+		return
+	}
 	if refused(err) {
 		c.countRefusal(err)
 		return
@@ -72,6 +75,13 @@ func (c *Cache) countRefusal(err error) {
 
 // record feeds the breaker and the stats with one call's outcome.
 func (c *Cache) record(parent context.Context, err error) {
+	if err == nil {
+		if c.brk.success() {
+			c.Logf("store answers again; circuit breaker closed")
+		}
+		c.drainUnsettled()
+		return
+	}
 	if refused(err) {
 		c.countRefusal(err)
 		err = nil

@@ -406,3 +406,100 @@ func cacheControlTTL(values []string) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// miss handles a request that found no usable page. (A separate function, so
+// that the hit path's lookup stays on the stack.)
+// e is the expired entry lookup found, if any.
+func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageKey string, lk *lookup, e *entry) error {
+	c := m.cache
+	req := ec.Request()
+	ctx := req.Context()
+	var stale *entry
+	if lk.state == lookError {
+		// A copy: e may be lk.buf, on the caller's stack.
+		stale = new(entry)
+		*stale = *e
+	}
+	if !m.cfg.AllowAuthorization && hasHeader(req.Header, echo.HeaderAuthorization) {
+		// Authorization under a non-canonical name: a response to it is
+		// never stored, nor shared with other misses.
+		c.countBypass(BypassAuthorization)
+		return next(ec)
+	}
+	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
+	var pass BypassReason
+	switch {
+	case req.Method == http.MethodHead:
+		// A HEAD response has no body to store, and a handler may answer
+		// HEAD differently; only GET fills the cache.
+		pass = BypassHead
+	case isConditional(req.Header):
+		// Its answer (206, 304, or a 200 chosen by the condition) is not
+		// the page a plain request gets. Hits answer If-None-Match from
+		// the page, and Range with the whole page.
+		pass = BypassConditional
+	}
+	if pass != "" {
+		c.core().Counters().Misses.Add(1)
+		c.countBypass(pass)
+		params.noStore = true
+		return m.run(ec, next, params, nil)
+	}
+
+	// One miss per page and variant: the flight key holds the configured
+	// vary headers and, once a response of the page told them, its Vary
+	// headers.
+	vary := lk.vary
+	if vary == nil && e != nil {
+		vary = e.varyNames()
+	}
+	moved := false
+	for {
+		kb.b = appendHostPart(append(kb.b[:0], pageKey...), ec, m.keying.custom)
+		kb.b = appendVaryValues(kb.b, req.Header, m.vary, vary)
+		flightKey := string(kb.b)
+		t, pub, err := m.st.flights.Join(ctx, flightKey, m.st.onWait)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			// The runner's own encoding, handed over in-process.
+			if e, err := decodeEntry(pub.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
+				c.core().Counters().Hits.Add(1)
+				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
+			}
+			if !moved && !slices.Equal(pub.vary, vary) {
+				// Another variant, whose Vary names are now known:
+				// wait with the requests of this one.
+				vary, moved = pub.vary, true
+				continue
+			}
+			c.core().Counters().Misses.Add(1)
+			return m.run(ec, next, params, nil)
+		}
+		defer t.End()
+		if moved {
+			// The runner of this variant may have stored it and left
+			// before this request joined.
+			var again lookup
+			if served, err := m.serveFresh(ec, kb, pageKey, &again, t); served {
+				return err
+			}
+			if again.hasNonce {
+				// Store this variant beside the others of the page.
+				params.nonce, params.hasNonce = again.nonce, true
+			}
+		}
+
+		if m.cfg.LockTimeout > 0 {
+			release, acquired := c.core().Lock(ctx, flightKey, m.cfg.LockTimeout)
+			if acquired {
+				defer release()
+			} else if done, err := m.awaitOther(ec, kb, pageKey, t); done {
+				return err
+			}
+		}
+		c.core().Counters().Misses.Add(1)
+		return m.run(ec, next, params, t)
+	}
+}

@@ -45,7 +45,14 @@ bench-peers:
 	$(PEERS) $(GO) build -o /dev/null ./cmd/bench-peers
 	GO=$(GO) ./scripts/with-servers.sh sh -c '$(PEERS) exec $(GO) run ./cmd/bench-peers $(BENCH_PEERS_FLAGS)'
 
+# make fuzz: every fuzz target of the module, found with grep, each run
+# alone (-fuzz '^FuzzX$') for FUZZTIME. FUZZ=FuzzX runs one.
+FUZZTIME ?= 30s
+FUZZ ?= Fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./echocache
-	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime 30s ./internal/mcbin
-	$(GO) test -run '^$$' -fuzz '^FuzzGetMultiReplies$$' -fuzztime 30s ./internal/mcbin
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func $(FUZZ)' . | grep -v '^./integration/peers/' | sort); do \
+	  d=$$(dirname $$f); \
+	  for t in $$(grep -o '^func $(FUZZ)[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+	    echo "fuzz $$d $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$d; \
+	  done; \
+	done

@@ -6,14 +6,16 @@
 # first installs missing Debian packages with apt-get (as root), then runs
 # the Go launcher, internal/servertest/cmd/withservers. Tests that kill or
 # wedge a server start their own with servertest. The peer benchmarks are a
-# module of their own (integration/peers); their tests run too.
+# module of their own (integration/peers); their tests run too. First,
+# make cross checks that the repository vets on macOS and builds on Windows
+# (CI runs make test, so it checks both).
 GO ?= go
 PKGS ?= ./...
 PEERS = cd integration/peers &&
 
 .PHONY: test vet cross bench bench-peers fuzz
 
-test:
+test: cross
 	GO=$(GO) ./scripts/with-servers.sh sh -c '$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout 12m $(PKGS) && $(PEERS) $(GO) vet ./... && $(GO) test -race -count=1 ./...'
 
 vet:

@@ -38,7 +38,7 @@ func init() {
 	})
 }
 
-// Key layout. Every key is "f:" (echocache.FragmentPrefix), then
+// Key layout. Every key is "f:" (internal/keyspace), then
 //
 //	n:<name, at most 40 bytes>:<digest>   for a named block
 //	u:<template, at most 40 bytes>:<digest>  for an unnamed block

@@ -126,7 +126,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 		f    func(valid []byte) []byte
 		// Only stores whose values are copied in and out (the network, a
 		// file) get the checksum verified on a hit; an in-process store that
-		// hands out its own bytes (stores.Viewer) skips it, see entry.go.
+		// hands out its own bytes (internal/inproc) skips it, see entry.go.
 		checksumOnly bool
 	}{
 		{"nok, garbage", func([]byte) []byte { return []byte("not an entry at all, just bytes") }, false},

@@ -157,7 +157,7 @@ func (m *Memoized[A, R]) key(ver []byte, a A) (string, error) {
 }
 
 func (m *Memoized[A, R]) keySlow(prefix []byte, a A) (string, error) {
-	b := append(make([]byte, 0, len(prefix)+128), prefix...)
+	b := append(make([]byte, 0, len(prefix)+32), prefix...)
 	// Addressable, so that methods of unexported fields can be called.
 	b, err := m.encFn(b, reflect.ValueOf(&a).Elem())
 	if err != nil {

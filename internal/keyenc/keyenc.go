@@ -5,17 +5,21 @@
 // The rules, the same for both:
 //
 //   - A value whose type implements echocache.Keyer (CacheKey() string) is
-//     keyed by its CacheKey and its type's name; one that implements
-//     encoding.TextMarshaler (time.Time, netip.Addr, uuid.UUID...) by its
-//     text and its type's name.
+//     keyed by its CacheKey; one that implements encoding.TextMarshaler
+//     (time.Time, netip.Addr, uuid.UUID...) by its text.
 //   - Otherwise by value: booleans; integers of every type by their value
 //     (5, int64(5) and uint8(5) are one key); floats by value (-0 and +0
 //     are one key, every NaN is one NaN); strings and byte slices by their
 //     bytes (a string and a []byte are not one key); slices and arrays
 //     element by element; maps by their entries in a fixed order;
 //     pointers and interfaces by what they hold (nil is one key); structs
-//     by their type's name and every field, exported or not (the blank
-//     field aside), as == compares them.
+//     by every field, exported or not (the blank field aside), as ==
+//     compares them.
+//   - Where the Go type is not fixed (a value passed as any, an interface
+//     field), a struct, a Keyer or a TextMarshaler is preceded by its
+//     type's name, so that two types with the same fields never share a
+//     key; a pointer is named by the type it points to. Where the type is
+//     fixed (a Memoize argument's type, its fields), names are left out.
 //   - Functions, channels and unsafe pointers have no value to key on, and
 //     neither does a value nested more than MaxDepth levels (a cycle): they
 //     give ErrUnkeyable. A type that holds one where the type alone tells
@@ -64,6 +68,7 @@ type encFunc func(b []byte, v reflect.Value, depth int) ([]byte, error)
 type compiled struct {
 	enc encFunc
 	err error
+	tag []byte // written before a value of the type where types vary
 }
 
 var (
@@ -108,15 +113,40 @@ func AppendInt(b []byte, n int64) []byte {
 	return append(strconv.AppendInt(b, n, 10), ',')
 }
 
+// appendDynamic appends the key of a value whose type is not fixed: with
+// the type's tag (see typeTag), unless it is a nil pointer.
 func appendDynamic(b []byte, v reflect.Value, depth int) ([]byte, error) {
 	if !v.IsValid() {
 		return append(b, 'n'), nil
 	}
-	enc, err := compile(v.Type())
-	if err != nil {
+	t := v.Type()
+	if _, err := compile(t); err != nil {
 		return b, err
 	}
-	return enc(b, v, depth)
+	c, _ := encoders.Load(t)
+	cc := c.(compiled)
+	if len(cc.tag) > 0 && !(t.Kind() == reflect.Pointer && v.IsNil()) {
+		b = append(b, cc.tag...)
+	}
+	return cc.enc(b, v, depth)
+}
+
+// typeTag names t where types vary: "@" and the length-prefixed name of
+// the type a struct, Keyer or TextMarshaler is (through pointers), or
+// nothing for other kinds, which are keyed by value across types.
+func typeTag(t reflect.Type) []byte {
+	if _, ok := unwraps.Load(t); ok {
+		return nil // the value it unwraps to is tagged
+	}
+	base := t
+	for base.Kind() == reflect.Pointer {
+		base = base.Elem()
+	}
+	if base.Kind() == reflect.Struct || t.Kind() != reflect.Interface && (t.Implements(keyerType) || t.Implements(textType)) ||
+		base.Implements(keyerType) || base.Implements(textType) {
+		return appendLen([]byte{'@'}, typeName(base))
+	}
+	return nil
 }
 
 // compile returns the cached encoder of t, building it once. A recursive
@@ -130,7 +160,8 @@ func compile(t reflect.Type) (encFunc, error) {
 		enc encFunc
 	)
 	wg.Add(1)
-	c, loaded := encoders.LoadOrStore(t, compiled{enc: func(b []byte, v reflect.Value, depth int) ([]byte, error) {
+	tag := typeTag(t)
+	c, loaded := encoders.LoadOrStore(t, compiled{tag: tag, enc: func(b []byte, v reflect.Value, depth int) ([]byte, error) {
 		wg.Wait()
 		return enc(b, v, depth)
 	}})
@@ -142,7 +173,7 @@ func compile(t reflect.Type) (encFunc, error) {
 		enc = func(b []byte, _ reflect.Value, _ int) ([]byte, error) { return b, err }
 	}
 	wg.Done()
-	encoders.Store(t, compiled{enc: enc, err: err})
+	encoders.Store(t, compiled{enc: enc, err: err, tag: tag})
 	return enc, err
 }
 
@@ -195,20 +226,16 @@ func newEncoder(t reflect.Type) (encFunc, error) {
 	if t.Kind() != reflect.Interface {
 		switch {
 		case t.Implements(keyerType):
-			prefix := appendLen([]byte{'K'}, typeName(t))
 			return nilSafe(t, func(b []byte, v reflect.Value, _ int) ([]byte, error) {
-				b = append(b, prefix...)
-				return appendLen(b, exported(v).Interface().(keyer).CacheKey()), nil
+				return appendLen(append(b, 'K'), exported(v).Interface().(keyer).CacheKey()), nil
 			}), nil
 		case t.Implements(textType):
-			prefix := appendLen([]byte{'T'}, typeName(t))
 			return nilSafe(t, func(b []byte, v reflect.Value, _ int) ([]byte, error) {
 				text, err := exported(v).Interface().(encoding.TextMarshaler).MarshalText()
 				if err != nil {
 					return b, fmt.Errorf("%w: %s.MarshalText: %v", ErrUnkeyable, t, err)
 				}
-				b = append(b, prefix...)
-				return appendLen(b, string(text)), nil
+				return appendLen(append(b, 'T'), string(text)), nil
 			}), nil
 		}
 	}
@@ -386,7 +413,6 @@ func mapEncoder(t reflect.Type) (encFunc, error) {
 func structEncoder(t reflect.Type) (encFunc, error) {
 	type field struct {
 		index int
-		name  []byte // length-prefixed
 		enc   encFunc
 	}
 	var fields []field
@@ -401,10 +427,9 @@ func structEncoder(t reflect.Type) (encFunc, error) {
 			return nil, fmt.Errorf("field %s: %w", f.Name, err)
 		}
 		unexported = unexported || !f.IsExported()
-		fields = append(fields, field{index: i, name: appendLen(nil, f.Name), enc: enc})
+		fields = append(fields, field{index: i, enc: enc})
 	}
-	prefix := appendLen([]byte{'S'}, typeName(t))
-	prefix = strconv.AppendInt(prefix, int64(len(fields)), 10)
+	prefix := strconv.AppendInt([]byte{'S'}, int64(len(fields)), 10)
 	prefix = append(prefix, ':')
 	return func(b []byte, v reflect.Value, depth int) ([]byte, error) {
 		if depth > MaxDepth {
@@ -420,7 +445,6 @@ func structEncoder(t reflect.Type) (encFunc, error) {
 		b = append(b, prefix...)
 		var err error
 		for _, f := range fields {
-			b = append(b, f.name...)
 			if b, err = f.enc(b, exported(v.Field(f.index)), depth+1); err != nil {
 				return b, err
 			}

@@ -84,7 +84,18 @@ func newTestCache(t *testing.T, s stores.Store, cfg echocache.Config) *echocache
 		cfg.StoreTimeout = 10 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = echocache.LoggerFunc(func(format string, args ...any) { t.Logf("cache: "+format, args...) })
+		// Until the test ends: a background removal of unsettled keys may
+		// still log after it, which t.Logf must not see.
+		var mu sync.Mutex
+		ended := false
+		t.Cleanup(func() { mu.Lock(); ended = true; mu.Unlock() })
+		cfg.Logger = echocache.LoggerFunc(func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !ended {
+				t.Logf("cache: "+format, args...)
+			}
+		})
 	}
 	if cfg.LogInterval == 0 {
 		cfg.LogInterval = time.Nanosecond

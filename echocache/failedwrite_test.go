@@ -24,9 +24,9 @@ import (
 	"github.com/echocache/echocache/stores/storetest"
 )
 
-// limitedBackends are stores that refuse values of 1 MiB and more: the
-// memory store as memory://?max_bytes=1MiB, memcached with its default
-// 1 MiB items, and redis with max_value_size=1MiB.
+// limitedBackends are stores that refuse values over 1 MiB: the memory
+// store as memory://?max_bytes=1MiB, memcached and redis with
+// max_value_size=1MiB.
 func limitedBackends() []typedBackend {
 	return []typedBackend{
 		{name: "memory", open: func(t *testing.T) (stores.Store, stores.Store) {
@@ -38,7 +38,7 @@ func limitedBackends() []typedBackend {
 			return openStore(t, u), openStore(t, u)
 		}},
 		{name: "memcached", open: func(t *testing.T) (stores.Store, stores.Store) {
-			u := "memcached://" + servertest.Memcached(t) + "?prefix=" + url.QueryEscape(storetest.Namespace(t))
+			u := "memcached://" + servertest.Memcached(t) + "?max_value_size=1MiB&prefix=" + url.QueryEscape(storetest.Namespace(t))
 			return openStore(t, u), openStore(t, u)
 		}},
 	}

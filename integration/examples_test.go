@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,6 +44,8 @@ var backends = []backend{
 	{"redis", func(t *testing.T) string { return servertest.Redis(t) }},
 	{"memcached", func(t *testing.T) string { return "memcached://" + servertest.Memcached(t) }},
 	{"memcached-auth", func(t *testing.T) string { return servertest.MemcachedAuth(t) }},
+	{"memcached-sasl", func(t *testing.T) string { return servertest.MemcachedSASL(t) }},
+	{"memcached-pool", func(t *testing.T) string { return "memcached://" + strings.Join(servertest.MemcachedPool(t), ",") }},
 	// A directory that the processes share, as processes on one host can.
 	{"file", func(t *testing.T) string { return "file://" + filepath.ToSlash(t.TempDir()) }},
 }
@@ -216,6 +217,20 @@ func testClearCache(t *testing.T, bins, server string) {
 	}
 }
 
+// badPassword is the wrong password of TestBadCacheURL's URLs.
+const badPassword = "Wr0ng-pa55word"
+
+// wrongPassword returns rawURL with its password replaced by badPassword.
+func wrongPassword(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		t.Fatalf("store URL %q has no user", rawURL)
+	}
+	u.User = url.UserPassword(u.User.Username(), badPassword)
+	return u.String()
+}
+
 // TestBadCacheURL checks that an example refuses to start on a bad
 // CACHE_URL, with status 1 and one line naming the problem.
 func TestBadCacheURL(t *testing.T) {
@@ -229,6 +244,8 @@ func TestBadCacheURL(t *testing.T) {
 		{"nok, bad value", "template-blocks", "redis://127.0.0.1:6379/zero", `path "/zero"`},
 		{"nok, server down", "cached-function-app", "redis://" + dead + "/0", "does not answer"},
 		{"nok, memcached down", "clear-cache", "memcached://" + dead, "does not answer"},
+		{"nok, memcached -Y password", "cached-app", wrongPassword(t, servertest.MemcachedAuth(t)), "authentication failed"},
+		{"nok, saslmemcached password", "memoize-app", wrongPassword(t, servertest.MemcachedSASL(t)), "authentication failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,6 +262,9 @@ func TestBadCacheURL(t *testing.T) {
 			msg := stderr.String()
 			if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, tt.example+": CACHE_URL ") || !strings.Contains(msg, tt.want) {
 				t.Errorf("%s stderr = %q; want one line %q... naming %q", tt.example, msg, tt.example+": CACHE_URL ", tt.want)
+			}
+			if strings.Contains(msg, badPassword) {
+				t.Errorf("%s stderr = %q shows the password", tt.example, msg)
 			}
 		})
 	}
@@ -316,7 +336,7 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		if err := waitListening(addr, exited); err != nil {
+		if err := waitListening(addr, &stderr, exited); err != nil {
 			_ = cmd.Process.Kill()
 			lastErr = fmt.Errorf("%s: %v\n%s", name, err, stderr.String())
 			continue
@@ -355,9 +375,11 @@ func run(t *testing.T, bins, name, cacheURL string) (string, error) {
 	return string(out), err
 }
 
-// waitListening polls addr until it accepts a connection, the process
-// exits, or ten seconds pass.
-func waitListening(addr string, exited <-chan error) error {
+// waitListening waits until the process says, on out, that it listens on
+// addr (demo's "NAME: listening on http://ADDR"), exits, or ten seconds
+// pass. A connection to addr alone would not do: another process may
+// hold the port for a moment before the example fails to bind it.
+func waitListening(addr string, out *syncbuf.Buffer, exited <-chan error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -365,8 +387,7 @@ func waitListening(addr string, exited <-chan error) error {
 			return fmt.Errorf("exited before listening: %v", err)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
+		if strings.Contains(out.String(), "listening on http://"+addr) {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)

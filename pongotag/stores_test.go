@@ -156,10 +156,10 @@ func TestStoresConcurrentColdBlock(t *testing.T) {
 	}
 }
 
-// A fragment larger than memcached's item limit renders, uncached, and
-// does not count as a store failure.
+// A fragment larger than the memcached store's largest value renders,
+// uncached, and does not count as a store failure.
 func TestMemcachedFragmentTooLarge(t *testing.T) {
-	c := openCache(t, backends(t)["memcached"](t)+"&max_item_size=64KiB")
+	c := openCache(t, backends(t)["memcached"](t)+"&max_value_size=64KiB")
 	big := strings.Repeat("x", 100<<10)
 	tpl := mustParse(t, `{% cache 30 %}{{ big }}{% endcache %}`)
 	for range 2 {

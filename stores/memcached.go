@@ -2,26 +2,25 @@ package stores
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net"
-	"net/url"
-	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/echocache/echocache/internal/mcbin"
+	"github.com/echocache/echocache/internal/rendezvous"
 )
 
 // Defaults of the memcached store.
 const (
-	// DefaultMemcachedTimeout bounds each connect, read and write.
+	// DefaultMemcachedTimeout bounds each call to a server when the
+	// caller's context has no earlier deadline: connect (with
+	// authentication), write and read.
 	DefaultMemcachedTimeout = 500 * time.Millisecond
 	// DefaultMemcachedMaxItemSize is memcached's default item size limit (-I).
 	DefaultMemcachedMaxItemSize = 1 << 20
@@ -29,42 +28,43 @@ const (
 	DefaultMemcachedMaxIdleConns = 16
 )
 
+// memcachedItemOverhead is the room left in an item for the key (at most
+// 250 bytes) and memcached's item header.
+const memcachedItemOverhead = 512
+
+// The wire protocols of [MemcachedConfig.Protocol].
 const (
-	// memcachedItemOverhead is the room left in an item for the key (at
-	// most 250 bytes) and memcached's item header.
-	memcachedItemOverhead = 512
-	// maxMemcachedPrefix keeps prefix + generation + hashed key under
-	// memcached's 250-byte key limit.
-	maxMemcachedPrefix = 128
-	// hashMarker starts the part of a key that is a hash of the caller's
-	// key. A caller's key that starts with it is always hashed, so a plain
-	// key never looks like a hashed one.
-	hashMarker = '#'
-	// memcachedRelativeLimit is the longest exptime memcached reads as
-	// relative seconds; longer values are absolute Unix times.
-	memcachedRelativeLimit = 30 * 24 * 60 * 60
-	// nativeIncrMax bounds the deltas sent to memcached's incr. Below it, a
-	// sum that leaves the int64 range has as many digits as the counter
-	// had, so taking the delta back restores the counter byte for byte
-	// (memcached pads a counter it shrinks in place with spaces). Larger
-	// deltas go through the compare-and-swap loop, which checks first.
-	nativeIncrMax = 1 << 59
-	// casAttempts bounds the compare-and-swap loop of a negative Incr.
-	casAttempts = 1000
-	// manyParallel bounds the concurrent writes of SetMany and DeleteMany.
-	manyParallel = 8
+	// MemcachedBinary is memcached's binary protocol, spoken by the
+	// store's own client (internal/mcbin): credentials authenticate with
+	// SASL PLAIN (RFC 4616), for a server started with -S; Flask-Caching's
+	// SASLMemcachedCache. Without credentials it works with any memcached
+	// 1.4 or later.
+	MemcachedBinary = "binary"
+	// MemcachedASCII is memcached's text protocol, spoken through
+	// gomemcache: credentials authenticate with memcached's ASCII
+	// authentication, for a server started with -Y authfile.
+	MemcachedASCII = "ascii"
 )
 
 // MemcachedConfig configures [NewMemcached].
 type MemcachedConfig struct {
-	// Servers are the host:port addresses of the memcached servers; keys
-	// are spread over them by hash.
+	// Servers are the host:port addresses of the memcached servers. Keys
+	// are spread over them by rendezvous hashing of the names as given
+	// (internal/rendezvous), so every process of an application must list
+	// the same names (their order does not matter).
 	// Required.
 	Servers []string
 
-	// Username and Password turn on memcached's ASCII authentication (a
-	// server started with -Y authfile): every new connection sends them
-	// first. Bad credentials make calls fail with an error wrapping ErrAuth.
+	// Protocol is the wire protocol: MemcachedBinary or MemcachedASCII.
+	// Optional. Default value MemcachedASCII when Username is set (the
+	// ASCII authentication of memcached -Y), MemcachedBinary otherwise.
+	Protocol string
+
+	// Username and Password authenticate every new connection: with SASL
+	// PLAIN over the binary protocol (memcached -S), or with memcached's
+	// ASCII authentication (memcached -Y). Credentials the server refuses
+	// make calls fail with an error wrapping ErrAuth that names the user,
+	// never the password.
 	// Optional. Default value: no authentication.
 	Username string
 	// Password goes with Username.
@@ -81,10 +81,10 @@ type MemcachedConfig struct {
 	// Optional. Default value 0.
 	DefaultTTL time.Duration
 
-	// Timeout bounds each connect (with authentication), read and write on
-	// a server socket. It also bounds calls whose context has no deadline:
-	// gomemcache takes no context, so the store checks the context before
-	// each round trip and relies on Timeout during it.
+	// Timeout bounds each call to a server when the caller's context has
+	// no earlier deadline, connect and authentication included. A server
+	// whose every answer takes more than half of it for a second is
+	// treated as failing (see Memcached).
 	// Optional. Default value DefaultMemcachedTimeout (500ms).
 	Timeout time.Duration
 
@@ -92,16 +92,43 @@ type MemcachedConfig struct {
 	// Optional. Default value DefaultMemcachedMaxIdleConns (16).
 	MaxIdleConns int
 
-	// MaxItemSize is the server's item size limit (memcached's -I). A value
+	// MaxItemSize is the servers' item size limit (memcached -I). A value
 	// longer than MaxItemSize minus 512 bytes (room for the key and the
-	// item header) is refused with ErrTooLarge without a round trip.
+	// item header) is stored in chunks of that size.
 	// Optional. Default value DefaultMemcachedMaxItemSize (1 MiB).
 	MaxItemSize int64
+
+	// MaxValueSize is the longest value stored, in bytes; a longer one is
+	// refused with ErrTooLarge without a round trip, and the key's
+	// previous value is removed. At most 1024 chunks.
+	// Optional. Default value DefaultMemcachedMaxChunks (32) chunks of
+	// MaxItemSize minus 512 bytes: 33,538,048 bytes with 1 MiB items.
+	MaxValueSize int64
+
+	// Logger receives the store's warnings: a server skipped after
+	// failures and back again, a chunked entry that does not match its
+	// manifest. echo.Logger and echocache.Logger satisfy it.
+	// Optional. Default value nil: no logging.
+	Logger interface {
+		Warnf(format string, args ...any)
+	}
 }
 
-// Memcached is a [Store] on one or more memcached servers, through
-// gomemcache, optionally with memcached's ASCII authentication. It is safe
-// for concurrent use.
+// Memcached is a [Store] on one or more memcached servers. It is safe for
+// concurrent use.
+//
+// # Servers
+//
+// Keys are placed on servers by rendezvous hashing: a server joining a
+// pool of N takes about 1/(N+1) of the keys, and one leaving gives up only
+// its own. Each server has its own circuit breaker (memcached_pool.go): a
+// server that fails twice in a row, or is slow on every call for a second,
+// is skipped, its keys miss, and it is probed every 200 ms until it
+// answers. While other servers answer, the calls that needed a skipped or
+// failing server return a *NodeError (errors.Is(err, ErrNodeDown)), which
+// echocache's breaker does not count against the whole store; GetMany then
+// returns the values of the other servers with it. When no server answers,
+// errors are plain.
 //
 // # Keys
 //
@@ -112,48 +139,45 @@ type MemcachedConfig struct {
 //
 // # Clear
 //
-// memcached cannot list keys, and flush_all would wipe every application on
-// a shared server, so the namespace has a generation: a counter stored under
-// prefix + "gen", created with an unpredictable start value and no expiry.
-// Clear increments it; entries of older generations are never read again
-// and age out of memcached's LRU.
+// Each server keeps its own namespace generation (memcached_gen.go): Clear
+// moves all of them, and a server that restarts or joins retires only its
+// own entries. Reads learn a server's generation in the same round trip as
+// the data.
 //
-// Reads learn the current generation without an extra round trip: Get and
-// GetMany fetch the counter together with the data keys of the generation
-// seen last, in one multi-get, and fetch again only when the counter moved.
-// Writes that must be exact (Add, Delete, DeleteMany, Incr) read the counter
-// first. Set and SetMany use the generation seen last: a Set racing with a
-// Clear from another process may land in the retired generation, which reads
-// as if the Set had happened before the Clear.
+// # Large values
+//
+// A value longer than an item is stored in chunks with a manifest and read
+// all or nothing (memcached_chunks.go); MaxValueSize bounds it.
 //
 // # Incr
 //
 // Incr has Redis's signed 64-bit semantics and, like INCRBY, keeps the
-// entry's expiry. A non-negative delta uses memcached's incr, which keeps
-// the expiry itself (adding the key, without expiry, when it is missing);
-// memcached counts unsigned, so negative values and deltas go through a
-// compare-and-swap loop that reads the value with its remaining TTL (a
-// meta get, memcached 1.6 or later) and writes it back with that TTL, to
-// the second.
+// entry's expiry (memcached_incr.go).
 //
 // # Contexts
 //
-// gomemcache takes no context. The store checks the context before every
-// round trip, and a call whose context has a Done channel returns the
-// context's error as soon as the context ends: the round trip under way
-// goes on in the background until it completes or MemcachedConfig.Timeout
-// (per connect, read and write) ends it, and its result is dropped. A call
-// abandoned this way may still take effect, as with any network store.
+// Over the binary protocol, a call's context bounds all of its I/O and
+// cancelling it interrupts the call. gomemcache (the ASCII protocol) takes
+// no context: the store returns the context's error as soon as the context
+// ends, and the round trip under way goes on in the background until it
+// completes or Timeout ends it. A call abandoned this way may still take
+// effect, as with any network store.
 type Memcached struct {
-	client     *memcache.Client
-	servers    *memcache.ServerList
-	meta       *metaConns
+	servers    []*mcServer
+	ring       *rendezvous.Ring
 	prefix     string
-	genKey     string
-	gen        atomic.Pointer[string] // generation seen last; nil until known
 	defaultTTL time.Duration
+	timeout    time.Duration
+	slow       time.Duration // a call this long counts as slow: Timeout/2
+	chunkSize  int           // the largest value of one item
 	maxValue   int
+	logger     interface{ Warnf(string, ...any) }
 	closed     atomic.Bool
+
+	probeMu   sync.Mutex
+	probeStop bool
+	probes    sync.WaitGroup
+	quit      chan struct{}
 }
 
 var _ interface {
@@ -161,8 +185,8 @@ var _ interface {
 	Pinger
 } = (*Memcached)(nil)
 
-// NewMemcached returns a memcached store. It resolves the server addresses
-// but does not contact them; use [Ping] to check them at start-up.
+// NewMemcached returns a memcached store. It checks cfg but does not
+// contact the servers; use [Ping] to check them at start-up.
 func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 	if len(cfg.Servers) == 0 {
 		return nil, errors.New("stores: memcached: no servers")
@@ -170,10 +194,19 @@ func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 	if cfg.DefaultTTL < 0 {
 		return nil, fmt.Errorf("stores: memcached: negative DefaultTTL %s", cfg.DefaultTTL)
 	}
-	if cfg.Timeout < 0 || cfg.MaxIdleConns < 0 || cfg.MaxItemSize < 0 {
-		return nil, errors.New("stores: memcached: negative Timeout, MaxIdleConns or MaxItemSize")
+	if cfg.Timeout < 0 || cfg.MaxIdleConns < 0 || cfg.MaxItemSize < 0 || cfg.MaxValueSize < 0 {
+		return nil, errors.New("stores: memcached: negative Timeout, MaxIdleConns, MaxItemSize or MaxValueSize")
 	}
-	if err := checkCredentials(cfg.Username, cfg.Password); err != nil {
+	protocol := cfg.Protocol
+	switch {
+	case protocol == "" && cfg.Username != "":
+		protocol = MemcachedASCII
+	case protocol == "":
+		protocol = MemcachedBinary
+	case protocol != MemcachedBinary && protocol != MemcachedASCII:
+		return nil, fmt.Errorf("stores: memcached: Protocol %q: want %q or %q", protocol, MemcachedBinary, MemcachedASCII)
+	}
+	if err := checkCredentials(protocol, cfg.Username, cfg.Password); err != nil {
 		return nil, err
 	}
 	prefix := cfg.Prefix
@@ -183,729 +216,187 @@ func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 	if len(prefix) > maxMemcachedPrefix || !legalMemcachedKey(prefix) {
 		return nil, fmt.Errorf("stores: memcached: prefix %q: want at most %d bytes without spaces or control bytes", prefix, maxMemcachedPrefix)
 	}
-	timeout := cfg.Timeout
-	if timeout == 0 {
-		timeout = DefaultMemcachedTimeout
+	timeout := orDefault(cfg.Timeout, DefaultMemcachedTimeout)
+	idle := orDefault(cfg.MaxIdleConns, DefaultMemcachedMaxIdleConns)
+	maxItem := orDefault(cfg.MaxItemSize, DefaultMemcachedMaxItemSize)
+	if maxItem <= memcachedItemOverhead || maxItem > math.MaxInt32 {
+		return nil, fmt.Errorf("stores: memcached: MaxItemSize %d: want more than %d bytes and at most 2 GiB", maxItem, memcachedItemOverhead)
 	}
-	maxItem := cfg.MaxItemSize
-	if maxItem == 0 {
-		maxItem = DefaultMemcachedMaxItemSize
+	chunk := int(maxItem - memcachedItemOverhead)
+	maxValue := orDefault(cfg.MaxValueSize, int64(chunk)*DefaultMemcachedMaxChunks)
+	if maxValue > int64(chunk)*maxMemcachedChunks {
+		return nil, fmt.Errorf("stores: memcached: MaxValueSize %d: want at most %d chunks of %d bytes (%d bytes); raise MaxItemSize (memcached -I) for larger values",
+			maxValue, maxMemcachedChunks, chunk, int64(chunk)*maxMemcachedChunks)
 	}
-	if maxItem <= memcachedItemOverhead {
-		return nil, fmt.Errorf("stores: memcached: MaxItemSize %d is too small", maxItem)
+	ring, err := rendezvous.New(cfg.Servers...)
+	if err != nil {
+		return nil, fmt.Errorf("stores: memcached: servers %v: %w", cfg.Servers, err)
 	}
-	idle := cfg.MaxIdleConns
-	if idle == 0 {
-		idle = DefaultMemcachedMaxIdleConns
+	m := &Memcached{
+		ring:       ring,
+		prefix:     prefix,
+		defaultTTL: cfg.DefaultTTL,
+		timeout:    timeout,
+		slow:       timeout / 2,
+		chunkSize:  chunk,
+		maxValue:   int(maxValue),
+		logger:     cfg.Logger,
+		quit:       make(chan struct{}),
+	}
+	for _, addr := range cfg.Servers {
+		node, err := newMemcachedNode(protocol, addr, cfg.Username, cfg.Password, timeout, idle, int(maxItem))
+		if err != nil {
+			for _, s := range m.servers {
+				s.node.close()
+			}
+			return nil, err
+		}
+		m.servers = append(m.servers, &mcServer{addr: addr, node: node, genKey: genKey(prefix, addr)})
+	}
+	return m, nil
+}
+
+// orDefault returns v, or def when v is zero.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// newMemcachedNode returns the transport to one server.
+func newMemcachedNode(protocol, addr, user, pass string, timeout time.Duration, idle, maxItem int) (mcNode, error) {
+	if protocol == MemcachedBinary {
+		c, err := mcbin.New(mcbin.Config{
+			Addr: addr, Username: user, Password: pass,
+			Timeout: timeout, MaxIdleConns: idle,
+			MaxBody: maxItem + 4096, // an item, its flags and its key
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stores: memcached: server %q: %w", addr, err)
+		}
+		return binaryNode{c}, nil
 	}
 	servers := new(memcache.ServerList)
-	if err := servers.SetServers(cfg.Servers...); err != nil {
-		return nil, fmt.Errorf("stores: memcached: servers %v: %w", cfg.Servers, err)
+	if err := servers.SetServers(addr); err != nil {
+		return nil, fmt.Errorf("stores: memcached: server %q: %w", addr, err)
 	}
 	c := memcache.NewFromSelector(servers)
 	c.Timeout = timeout
 	c.MaxIdleConns = idle
-	dial := (&net.Dialer{Timeout: timeout}).DialContext
-	if cfg.Username != "" {
-		dial = authDialer(cfg.Username, cfg.Password, timeout)
-		c.DialContext = dial
+	if user != "" {
+		c.DialContext = authDialer(user, pass, timeout)
+	} else {
+		c.DialContext = (&net.Dialer{Timeout: timeout}).DialContext
 	}
-	return &Memcached{
-		client:     c,
-		servers:    servers,
-		meta:       &metaConns{dial: dial, timeout: timeout, maxIdle: min(idle, 4)},
-		prefix:     prefix,
-		genKey:     prefix + "gen",
-		defaultTTL: cfg.DefaultTTL,
-		maxValue:   int(min(maxItem-memcachedItemOverhead, math.MaxInt32)),
-	}, nil
+	return asciiNode{c}, nil
 }
 
 // MaxValueSize returns the longest value the store accepts; longer values
 // give ErrTooLarge.
 func (m *Memcached) MaxValueSize() int { return m.maxValue }
 
-// legalMemcachedKey reports whether k can be sent as a memcached key.
-func legalMemcachedKey(k string) bool {
-	if len(k) > 250 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] <= ' ' || k[i] == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// dataKey returns the memcached key of the caller's key in generation gen.
-func (m *Memcached) dataKey(gen, key string) string {
-	k := m.prefix + gen + ":" + key
-	if (key == "" || key[0] != hashMarker) && legalMemcachedKey(k) {
-		return k
-	}
-	sum := sha256.Sum256([]byte(key))
-	return m.prefix + gen + ":" + string(hashMarker) + hex.EncodeToString(sum[:])
-}
-
-// expiration turns a Store ttl into memcached's exptime. memcached counts
-// whole seconds on a clock that ticks once a second, so an exptime of n
-// seconds lives between n-1 and n seconds; the store rounds ttl up and adds
-// one second, so an entry lives at least ttl. Beyond 30 days the exptime is
-// an absolute Unix time; one past 2038 (int32) becomes "never expires".
-func (m *Memcached) expiration(ttl time.Duration, now time.Time) int32 {
-	d := resolveTTL(ttl, m.defaultTTL)
-	if d <= 0 {
-		return 0
-	}
-	secs := int64(d / time.Second)
-	if d%time.Second != 0 {
-		secs++
-	}
-	secs++
-	if secs <= memcachedRelativeLimit {
-		return int32(secs)
-	}
-	abs := now.Unix() + secs
-	if abs > math.MaxInt32 || abs < 0 {
-		return 0
-	}
-	return int32(abs)
-}
-
 func (m *Memcached) check(ctx context.Context) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	return ctx.Err()
-}
-
-// fail wraps an error with the operation, mapping memcached's "object too
-// large" answer to ErrTooLarge.
-func (m *Memcached) fail(op string, err error) error {
-	if !errors.Is(err, ErrTooLarge) && strings.Contains(err.Error(), "too large") {
-		return fmt.Errorf("stores: memcached %s: %w (%v)", op, ErrTooLarge, err)
-	}
-	return fmt.Errorf("stores: memcached %s: %w", op, err)
-}
-
-func (m *Memcached) tooLarge(value []byte) error {
-	if len(value) > m.maxValue {
-		return fmt.Errorf("stores: memcached: %w: %d bytes, limit %d", ErrTooLarge, len(value), m.maxValue)
-	}
-	return nil
-}
-
-// cachedGen returns the generation seen last, loading it on first use.
-func (m *Memcached) cachedGen(ctx context.Context) (string, error) {
-	if g := m.gen.Load(); g != nil {
-		return *g, nil
-	}
-	return m.loadGen(ctx)
-}
-
-// loadGen reads the current generation from the server, creating the
-// counter when it is missing (first use, or evicted: a fresh start value
-// then retires every entry, as a Clear would).
-func (m *Memcached) loadGen(ctx context.Context) (string, error) {
-	for attempt := 0; attempt < 3; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		it, err := m.client.Get(m.genKey)
-		if err == nil {
-			return m.setGen(it.Value)
-		}
-		if !errors.Is(err, memcache.ErrCacheMiss) {
-			return "", err
-		}
-		start := strconv.FormatInt(time.Now().UnixNano(), 10)
-		err = m.client.Add(&memcache.Item{Key: m.genKey, Value: []byte(start)})
-		if err == nil {
-			return m.setGen([]byte(start))
-		}
-		if !errors.Is(err, memcache.ErrNotStored) {
-			return "", err
-		}
-		// Another client created it in between: read it.
-	}
-	return "", errors.New("generation counter keeps disappearing")
-}
-
-func (m *Memcached) setGen(v []byte) (string, error) {
-	s := strings.TrimRight(string(v), " ") // memcached pads counters it shrinks in place
-	if _, err := strconv.ParseUint(s, 10, 64); err != nil {
-		return "", fmt.Errorf("generation counter %s holds %q, not a number", m.genKey, v)
-	}
-	m.gen.Store(&s)
-	return s, nil
-}
-
-// getOp is Get without the context bound.
-func (m *Memcached) getOp(ctx context.Context, key string) ([]byte, error) {
-	vals, err := m.getMany(ctx, []string{key})
-	if err != nil {
-		return nil, m.fail("get", err)
-	}
-	v, ok := vals[key]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return v, nil
-}
-
-// getManyOp is GetMany without the context bound.
-func (m *Memcached) getManyOp(ctx context.Context, keys []string) (map[string][]byte, error) {
-	vals, err := m.getMany(ctx, keys)
-	if err != nil {
-		return nil, m.fail("get many", err)
-	}
-	return vals, nil
-}
-
-func (m *Memcached) getMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	if err := m.check(ctx); err != nil {
-		return nil, err
-	}
-	out := make(map[string][]byte, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	g := m.gen.Load()
-	if g == nil {
-		gen, err := m.loadGen(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return out, m.fetch(ctx, gen, keys, false, out)
-	}
-	return out, m.fetch(ctx, *g, keys, true, out)
-}
-
-// fetch gets keys of generation gen into out. With withGen it fetches the
-// counter in the same round trip and, when the generation has moved,
-// fetches again under the new one.
-func (m *Memcached) fetch(ctx context.Context, gen string, keys []string, withGen bool, out map[string][]byte) error {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	names := make([]string, 0, len(keys)+1)
-	owner := make(map[string]string, len(keys))
-	for _, k := range keys {
-		dk := m.dataKey(gen, k)
-		if _, dup := owner[dk]; !dup {
-			names = append(names, dk)
-			owner[dk] = k
-		}
-	}
-	if withGen {
-		names = append(names, m.genKey)
-	}
-	items, err := m.client.GetMulti(names)
-	if err != nil {
-		return err
-	}
-	if withGen {
-		var cur string
-		if it, ok := items[m.genKey]; ok {
-			if cur, err = m.setGen(it.Value); err != nil {
-				return err
-			}
-		} else if cur, err = m.loadGen(ctx); err != nil {
-			return err
-		}
-		if cur != gen {
-			return m.fetch(ctx, cur, keys, false, out)
-		}
-	}
-	for dk, it := range items {
-		if k, ok := owner[dk]; ok {
-			out[k] = it.Value
-		}
+		return fmt.Errorf("stores: memcached: %w", err)
 	}
 	return nil
 }
 
-// setOp is Set without the context bound.
-func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	gen, err := m.cachedGen(ctx)
-	if err != nil {
-		if tl := m.tooLarge(value); tl != nil {
-			// Refused, and the old value cannot be reached to remove it.
-			return fmt.Errorf("%w; removing the previous value: %v", tl, err)
-		}
-		return m.fail("set", err)
-	}
-	dk := m.dataKey(gen, key)
-	if err := m.tooLarge(value); err != nil {
-		return m.drop(err, dk)
-	}
-	if err := ctx.Err(); err != nil {
-		return m.drop(err, dk)
-	}
-	it := &memcache.Item{Key: dk, Value: value, Expiration: m.expiration(ttl, time.Now())}
-	if err := m.client.Set(it); err != nil {
-		return m.drop(m.fail("set", err), dk)
-	}
-	return nil
-}
-
-// drop removes the data key dk after a write of it failed with err, so
-// that the key does not keep the value the write was meant to replace (see
-// Failed writes in the package doc). memcached already unlinks the item
-// when it refuses a SET; the delete covers the refusals made here and the
-// writes cut short on the network. It returns err, with the delete's own
-// failure when there is one.
-func (m *Memcached) drop(err error, dk string) error {
-	if derr := m.client.Delete(dk); derr != nil && !errors.Is(derr, memcache.ErrCacheMiss) {
-		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
-	}
-	return err
-}
-
-// setManyOp is SetMany without the context bound.
-func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	var refused error
-	for _, v := range items {
-		if refused = m.tooLarge(v); refused != nil {
-			break
-		}
-	}
-	gen, err := m.cachedGen(ctx)
-	if err != nil {
-		if refused != nil {
-			return fmt.Errorf("%w; removing the previous values: %v", refused, err)
-		}
-		return m.fail("set many", err)
-	}
-	exp := m.expiration(ttl, time.Now())
-	var g errgroup.Group
-	g.SetLimit(manyParallel)
-	for k, v := range items {
-		g.Go(func() error {
-			dk := m.dataKey(gen, k)
-			if refused != nil {
-				// One value is refused: none is written and every key
-				// loses its previous value.
-				return m.drop(refused, dk)
-			}
-			err := ctx.Err()
-			if err == nil {
-				err = m.client.Set(&memcache.Item{Key: dk, Value: v, Expiration: exp})
-			}
-			if err != nil {
-				return m.drop(err, dk)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return m.fail("set many", err)
-	}
-	return nil
-}
-
-// addOp is Add without the context bound.
-func (m *Memcached) addOp(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if err := m.check(ctx); err != nil {
-		return false, err
-	}
-	if err := m.tooLarge(value); err != nil {
-		return false, err
-	}
-	gen, err := m.loadGen(ctx)
-	if err != nil {
-		return false, m.fail("add", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
-	err = m.client.Add(&memcache.Item{Key: m.dataKey(gen, key), Value: value, Expiration: m.expiration(ttl, time.Now())})
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, memcache.ErrNotStored):
-		return false, nil
-	default:
-		return false, m.fail("add", err)
+func (m *Memcached) logf(format string, args ...any) {
+	if m.logger != nil {
+		m.logger.Warnf(format, args...)
 	}
 }
 
-// deleteOp is Delete without the context bound.
-func (m *Memcached) deleteOp(ctx context.Context, key string) error {
-	return m.deleteManyOp(ctx, []string{key})
-}
-
-// deleteManyOp is DeleteMany without the context bound.
-func (m *Memcached) deleteManyOp(ctx context.Context, keys []string) error {
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	gen, err := m.loadGen(ctx)
-	if err != nil {
-		return m.fail("delete", err)
-	}
-	var g errgroup.Group
-	g.SetLimit(manyParallel)
-	for _, k := range keys {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if err := m.client.Delete(m.dataKey(gen, k)); err != nil && !errors.Is(err, memcache.ErrCacheMiss) {
-				return err
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return m.fail("delete", err)
-	}
-	return nil
-}
-
-// incrOp is Incr without the context bound.
-func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64, error) {
-	if err := m.check(ctx); err != nil {
-		return 0, err
-	}
-	gen, err := m.loadGen(ctx)
-	if err != nil {
-		return 0, m.fail("incr", err)
-	}
-	k := m.dataKey(gen, key)
-	n, err := m.incr(ctx, k, delta)
-	if err != nil {
-		return 0, m.fail("incr", err)
-	}
-	return n, nil
-}
-
-func (m *Memcached) incr(ctx context.Context, k string, delta int64) (int64, error) {
-	for attempt := 0; delta >= 0 && delta < nativeIncrMax && attempt < casAttempts; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		n, err := m.client.Increment(k, uint64(delta))
-		switch {
-		case err == nil:
-			if n > math.MaxInt64 {
-				// The counter left the signed range: take the delta back,
-				// as Redis would have refused it.
-				_, _ = m.client.Decrement(k, uint64(delta))
-				return 0, fmt.Errorf("%w: incrementing by %d would overflow", ErrNotInteger, delta)
-			}
-			return int64(n), nil
-		case errors.Is(err, memcache.ErrCacheMiss):
-			if ok, err := m.addCounter(k, delta); err != nil || ok {
-				return delta, err
-			}
-			// Created by someone else in between: increment it.
-		case strings.Contains(err.Error(), "non-numeric"):
-			// A negative counter or not a number: the CAS loop decides.
-			return m.casIncr(ctx, k, delta)
-		default:
-			return 0, err
-		}
-	}
-	return m.casIncr(ctx, k, delta)
-}
-
-// addCounter creates a counter holding delta, with no expiry. It reports
-// false when the key exists.
-func (m *Memcached) addCounter(k string, delta int64) (bool, error) {
-	err := m.client.Add(&memcache.Item{Key: k, Value: []byte(strconv.FormatInt(delta, 10))})
-	if errors.Is(err, memcache.ErrNotStored) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// casIncr adds delta with a read and a compare-and-swap that keeps the
-// entry's expiry, retrying when another client wrote in between.
-func (m *Memcached) casIncr(ctx context.Context, k string, delta int64) (int64, error) {
-	for attempt := 0; attempt < casAttempts; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		it, found, err := m.metaGet(k)
-		if err == nil && !found {
-			ok, err := m.addCounter(k, delta)
-			if err != nil {
-				return 0, err
-			}
-			if ok {
-				return delta, nil
-			}
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		cur, err := parseCounter(it.value)
-		if err != nil {
-			return 0, err
-		}
-		if (delta > 0 && cur > math.MaxInt64-delta) || (delta < 0 && cur < math.MinInt64-delta) {
-			return 0, fmt.Errorf("%w: %d%+d would overflow", ErrNotInteger, cur, delta)
-		}
-		next := cur + delta
-		err = m.client.CompareAndSwap(&memcache.Item{
-			Key:        k,
-			Value:      []byte(strconv.FormatInt(next, 10)),
-			CasID:      it.cas,
-			Expiration: keepExpiration(it.ttl, time.Now()),
-		})
-		switch {
-		case err == nil:
-			return next, nil
-		case errors.Is(err, memcache.ErrCASConflict), errors.Is(err, memcache.ErrNotStored), errors.Is(err, memcache.ErrCacheMiss):
-			casBackoff(attempt)
-			continue
-		default:
-			return 0, err
-		}
-	}
-	return 0, fmt.Errorf("incr: still contended after %d compare-and-swap attempts", casAttempts)
-}
-
-// casBackoff sleeps a random moment that grows with attempt (up to 2ms), so
-// that writers contending for one counter stop colliding in lockstep.
-func casBackoff(attempt int) {
-	limit := time.Duration(min(attempt+1, 20)) * 100 * time.Microsecond
-	time.Sleep(rand.N(limit))
-}
-
-// parseCounter reads a counter the way Redis does: a decimal int64 in
-// canonical form (no sign on positives, no leading zeros or spaces). It
-// tolerates the trailing spaces memcached leaves when it shrinks a counter
-// in place.
-func parseCounter(v []byte) (int64, error) {
-	s := strings.TrimRight(string(v), " ")
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || strconv.FormatInt(n, 10) != s {
-		return 0, fmt.Errorf("%w: %.32q", ErrNotInteger, v)
-	}
-	return n, nil
-}
-
-// clearOp is Clear without the context bound.
-func (m *Memcached) clearOp(ctx context.Context) error {
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	n, err := m.client.Increment(m.genKey, 1)
-	if errors.Is(err, memcache.ErrCacheMiss) {
-		// No counter (never created, or evicted): a new one with a fresh
-		// start value retires every entry just as well.
-		m.gen.Store(nil)
-		_, err = m.loadGen(ctx)
-		if err != nil {
-			return m.fail("clear", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return m.fail("clear", err)
-	}
-	s := strconv.FormatUint(n, 10)
-	m.gen.Store(&s)
-	return nil
-}
-
-// pingOp is Ping without the context bound.
-func (m *Memcached) pingOp(ctx context.Context) error {
-	if err := m.check(ctx); err != nil {
-		return err
-	}
-	if err := m.client.Ping(); err != nil {
-		return m.fail("ping", err)
-	}
-	return nil
-}
-
-// Close implements [Store]: it closes idle connections; later calls return
-// ErrClosed.
-func (m *Memcached) Close() error {
-	if m.closed.Swap(true) {
-		return nil
-	}
-	m.meta.close()
-	return m.client.Close()
-}
-
-// openMemcached opens memcached:// URLs:
-//
-//	memcached://host:port[,host2:port]?prefix=app:&default_ttl=5m
-//	memcached://user:pass@host:port
-//
-// A missing port is 11211. Parameters: prefix, default_ttl, timeout,
-// max_item_size, max_idle_conns.
-func openMemcached(_ context.Context, u *url.URL) (Store, error) {
-	if u.Opaque != "" {
-		return nil, errors.New("stores: memcached URL: want memcached://host:port, got an opaque URL")
-	}
-	if u.Fragment != "" {
-		return nil, fmt.Errorf("stores: memcached URL: unexpected fragment #%s", u.Fragment)
-	}
-	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("stores: memcached URL: unexpected path %q", u.Path)
-	}
-	if u.Host == "" {
-		return nil, errors.New("stores: memcached URL: no server (want memcached://host:port)")
-	}
-	var servers []string
-	for _, s := range strings.Split(u.Host, ",") {
-		addr, err := memcachedAddr(s)
-		if err != nil {
-			return nil, err
-		}
-		servers = append(servers, addr)
-	}
-	cfg := MemcachedConfig{Servers: servers}
-	if u.User != nil {
-		cfg.Username = u.User.Username()
-		cfg.Password, _ = u.User.Password()
-	}
-	p := NewParams(u)
-	prefix, hasPrefix := p.lookup("prefix")
-	cfg.Prefix = prefix
-	cfg.DefaultTTL = p.Duration("default_ttl", 0)
-	cfg.Timeout = p.Duration("timeout", 0)
-	cfg.MaxItemSize = p.Bytes("max_item_size", 0)
-	cfg.MaxIdleConns = p.Int("max_idle_conns", 0)
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	if hasPrefix && prefix == "" {
-		return nil, errors.New("stores: memcached URL: parameter prefix is empty: Clear needs a namespace")
-	}
-	return NewMemcached(cfg)
-}
-
-func memcachedAddr(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("stores: memcached URL: empty server in the host list")
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		host, port = strings.Trim(s, "[]"), "11211"
-	}
-	if host == "" {
-		return "", fmt.Errorf("stores: memcached URL: server %q has no host", s)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("stores: memcached URL: server %q: bad port %q", s, port)
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
-func init() {
-	Register("memcached", openMemcached)
-}
-
-// The exported methods run their round trips through bounded, so that a
-// call returns when its context ends even though gomemcache takes no
-// context: the round trip goes on in the background until it completes or
-// MemcachedConfig.Timeout ends it, and its result is dropped. A context
-// without Done (context.Background) costs nothing extra.
-
-func bounded[T any](ctx context.Context, op func() (T, error)) (T, error) {
-	if ctx.Done() == nil {
-		return op()
-	}
-	if err := ctx.Err(); err != nil {
-		var zero T
-		return zero, fmt.Errorf("stores: memcached: %w", err)
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := op()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("stores: memcached: %w", ctx.Err())
-	}
-}
-
-func bounded0(ctx context.Context, op func() error) error {
-	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, op() })
-	return err
-}
-
-// Get implements [Store] with one multi-get of the generation counter and
-// the key (a second get only when the generation moved).
+// Get implements [Store]: one round trip that reads the key and its
+// server's generation (one more for a chunked value).
 func (m *Memcached) Get(ctx context.Context, key string) ([]byte, error) {
-	return bounded(ctx, func() ([]byte, error) { return m.getOp(ctx, key) })
+	return m.getOp(ctx, key)
 }
 
-// GetMany implements [Store] like Get.
+// GetMany implements [Store] like Get, with one round trip per server,
+// servers concurrently. When some servers fail while others answer, it
+// returns the values of those that answered together with an error
+// wrapping ErrNodeDown (one *NodeError per failed server, naming its
+// keys).
 func (m *Memcached) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	return bounded(ctx, func() (map[string][]byte, error) { return m.getManyOp(ctx, keys) })
+	return m.getManyOp(ctx, keys)
 }
 
-// Set implements [Store], in the generation seen last.
+// Set implements [Store], in the generation seen last. A value longer
+// than an item is stored in chunks.
 func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return bounded0(ctx, func() error { return m.setOp(ctx, key, value, ttl) })
+	return m.setOp(ctx, key, value, ttl)
 }
 
-// SetMany implements [Store], in the generation seen last, with a few
-// writes in flight at once. Every value is checked against the size limit
-// before anything is written.
+// SetMany implements [Store], in the generation seen last, with one round
+// trip per server (two with chunked values). Every value is checked
+// against MaxValueSize before anything is written.
 func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	return bounded0(ctx, func() error { return m.setManyOp(ctx, items, ttl) })
+	return m.setManyOp(ctx, items, ttl)
 }
 
 // Add implements [Store] with memcached's add, in the current generation.
 func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	return bounded(ctx, func() (bool, error) { return m.addOp(ctx, key, value, ttl) })
+	return m.addOp(ctx, key, value, ttl)
 }
 
 // Delete implements [Store], in the current generation.
 func (m *Memcached) Delete(ctx context.Context, key string) error {
-	return bounded0(ctx, func() error { return m.deleteOp(ctx, key) })
+	return m.deleteManyOp(ctx, []string{key})
 }
 
-// DeleteMany implements [Store] with one delete per key (a few in flight at
-// once), in the current generation.
+// DeleteMany implements [Store] with one round trip of deletes per server
+// (binary protocol; a few deletes in flight at once on the ASCII one), in
+// the current generation.
 func (m *Memcached) DeleteMany(ctx context.Context, keys []string) error {
-	return bounded0(ctx, func() error { return m.deleteManyOp(ctx, keys) })
+	return m.deleteManyOp(ctx, keys)
 }
 
 // Incr implements [Store] with Redis's signed 64-bit semantics (see the
 // type's doc).
 func (m *Memcached) Incr(ctx context.Context, key string, delta int64) (int64, error) {
-	return bounded(ctx, func() (int64, error) { return m.incrOp(ctx, key, delta) })
+	return m.incrOp(ctx, key, delta)
 }
 
-// Clear implements [Store] by incrementing the namespace's generation; it
-// never flushes the server.
+// Clear implements [Store] by moving every server's generation; it never
+// flushes a server. When some servers cannot be reached it returns a
+// *NodeError for each, and moves their generation before they serve
+// anything again.
 func (m *Memcached) Clear(ctx context.Context) error {
-	return bounded0(ctx, func() error { return m.clearOp(ctx) })
+	return m.clearOp(ctx)
 }
 
 // Ping implements [Pinger]: every server must answer, after accepting the
-// credentials when the store has them.
+// credentials when the store has them. Credentials a server refuses give an
+// error wrapping ErrAuth; a server that does not answer while others do, a
+// *NodeError.
 func (m *Memcached) Ping(ctx context.Context) error {
-	return bounded0(ctx, func() error { return m.pingOp(ctx) })
+	if err := m.check(ctx); err != nil {
+		return err
+	}
+	groups := make([]serverGroup, len(m.servers))
+	for i, s := range m.servers {
+		groups[i] = serverGroup{s: s}
+	}
+	return m.eachServer("ping", groups, nil, func(g serverGroup) error {
+		return g.s.node.probe(ctx)
+	})
+}
+
+// Close implements [Store]: it stops the probes of failed servers and
+// closes idle connections; later calls return ErrClosed.
+func (m *Memcached) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.stopProbes()
+	for _, s := range m.servers {
+		s.node.close()
+	}
+	return nil
 }

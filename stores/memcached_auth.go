@@ -78,13 +78,20 @@ func readLine(c net.Conn, max int) (string, error) {
 }
 
 // checkCredentials rejects credentials that cannot travel in memcached's
-// authentication token ("<user> <pass>" on one line).
-func checkCredentials(user, pass string) error {
+// ASCII authentication token ("<user> <pass>" on one line) or in a SASL
+// PLAIN message (RFC 4616 §2: no NUL bytes).
+func checkCredentials(protocol, user, pass string) error {
 	if user == "" && pass == "" {
 		return nil
 	}
 	if user == "" {
 		return fmt.Errorf("stores: memcached: a password needs a username")
+	}
+	if protocol == MemcachedBinary {
+		if strings.ContainsRune(user, 0) || strings.ContainsRune(pass, 0) {
+			return fmt.Errorf("stores: memcached: username %q or its password holds a NUL byte, which SASL PLAIN cannot carry", user)
+		}
+		return nil
 	}
 	if strings.ContainsAny(user, " :\r\n") || strings.ContainsAny(pass, "\r\n") {
 		return fmt.Errorf("stores: memcached: username %q or its password holds a space, colon or line break", user)

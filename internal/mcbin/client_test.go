@@ -1,10 +1,13 @@
 package mcbin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/echocache/echocache/internal/servertest"
 )
 
 // countingDialer dials TCP and counts the connections it opened. It
@@ -90,6 +95,7 @@ func TestOperations(t *testing.T) {
 			t.Run("TooLarge", func(t *testing.T) { testTooLarge(t, cfg) })
 			t.Run("GetMulti", func(t *testing.T) { testGetMulti(t, cfg) })
 			t.Run("SetMulti", func(t *testing.T) { testSetMulti(t, cfg) })
+			t.Run("DeleteMulti", func(t *testing.T) { testDeleteMulti(t, cfg) })
 			t.Run("BadKey", func(t *testing.T) { testBadKey(t, cfg) })
 			t.Run("Version", func(t *testing.T) { testVersion(t, cfg) })
 		})
@@ -376,6 +382,41 @@ func testSetMulti(t *testing.T, cfg Config) {
 	}
 }
 
+func testDeleteMulti(t *testing.T, cfg Config) {
+	ctx := context.Background()
+	c := newClient(t, cfg)
+	var keys []string
+	for i := range 30 {
+		key := uniq(t, fmt.Sprint(i))
+		keys = append(keys, key)
+		if i%3 == 0 {
+			continue // absent: not an error
+		}
+		if _, err := c.Set(ctx, Item{Key: key, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := uniq(t, "keep")
+	if _, err := c.Set(ctx, Item{Key: keep, Value: []byte("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteMulti(ctx, keys); err != nil {
+		t.Fatalf("DeleteMulti of 20 present and 10 absent keys error = %v; want nil", err)
+	}
+	n := 0
+	if err := c.GetMulti(ctx, append(keys, keep), func(i int, it Item) {
+		n++
+		if it.Key != keep {
+			t.Errorf("%q is still there after DeleteMulti", it.Key)
+		}
+	}); err != nil || n != 1 {
+		t.Fatalf("GetMulti after DeleteMulti: %d items, %v; want only %q", n, err, keep)
+	}
+	if err := c.DeleteMulti(ctx, []string{"ok", ""}); !errors.Is(err, ErrBadKey) {
+		t.Errorf("DeleteMulti with an empty key error = %v; want ErrBadKey", err)
+	}
+}
+
 func testBadKey(t *testing.T, cfg Config) {
 	ctx := context.Background()
 	d := &countingDialer{}
@@ -418,7 +459,7 @@ func TestSASLRefusals(t *testing.T) {
 		{"nok, unknown user", Config{Addr: s.Addr, Username: "nobody", Password: pass}, "refused user"},
 		{"nok, no credentials", Config{Addr: s.Addr}, "no Username is configured"},
 		{"nok, server without SASL", Config{Addr: plainAddr(t), Username: s.Username, Password: pass}, "does not support SASL"},
-		{"nok, server without PLAIN", Config{Addr: startMemcachedSASL(t, "cram-md5").Addr(), Username: saslUser, Password: pass}, `offers SASL mechanisms ["CRAM-MD5"], not PLAIN`},
+		{"nok, server without PLAIN", Config{Addr: cramOnly(t), Username: saslUser, Password: pass}, `offers SASL mechanisms ["CRAM-MD5"], not PLAIN`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,7 +500,7 @@ func TestSASLRefusals(t *testing.T) {
 func TestRestartUsedAtOnce(t *testing.T) {
 	for _, kind := range []string{"plain", "sasl"} {
 		t.Run(kind, func(t *testing.T) {
-			var srv *testServer
+			var srv *servertest.Server
 			cfg := Config{MaxIdleConns: 16}
 			if kind == "plain" {
 				srv = startMemcached(t)
@@ -513,7 +554,6 @@ func TestRestartUsedAtOnce(t *testing.T) {
 			if idle < 2 {
 				t.Fatalf("%d idle connections after concurrent load; want several", idle)
 			}
-			srv.Kill()
 			if err := srv.Restart(); err != nil {
 				t.Fatal(err)
 			}
@@ -556,7 +596,6 @@ func TestRetryOnFreshConnection(t *testing.T) {
 		wg.Wait()
 	}
 	fill()
-	srv.Kill()
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +610,6 @@ func TestRetryOnFreshConnection(t *testing.T) {
 	wg.Wait()
 
 	fill()
-	srv.Kill()
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -691,6 +729,39 @@ func scripted(t *testing.T, reply func(req []byte) []byte) string {
 		}
 		_, _ = nc.Write(reply(buf[:n]))
 		_, _ = nc.Read(buf) // until the client closes
+	})
+}
+
+// cramOnly is a loopback server that answers each request on a
+// connection as a memcached -S offering only CRAM-MD5 would: SASL Auth
+// PLAIN is refused, SASL List Mechs names CRAM-MD5. (A real one cannot be
+// started here: servertest checks every server it starts by logging in
+// with PLAIN.)
+func cramOnly(t *testing.T) string {
+	return serve(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for {
+			var hdr [headerLen]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return
+			}
+			body := make([]byte, binary.BigEndian.Uint32(hdr[8:12]))
+			if _, err := io.ReadFull(br, body); err != nil {
+				return
+			}
+			var out []byte
+			switch hdr[1] {
+			case opSASLAuth:
+				out = reply(hdr[:], StatusAuthError, nil, nil, []byte("Auth failure."))
+			case opSASLListMechs:
+				out = reply(hdr[:], StatusOK, nil, nil, []byte("CRAM-MD5"))
+			default:
+				out = reply(hdr[:], StatusAuthError, nil, nil, []byte("Auth failure."))
+			}
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
 	})
 }
 

@@ -1,8 +1,9 @@
 // Package mcbin is a client for one memcached server over memcached's
 // binary protocol (memcached doc/protocol-binary.xml, "Memcache Binary
 // Protocol"), with SASL PLAIN authentication (RFC 4616) for servers started
-// with -S. It is the transport of the SASL memcached store; the store, not
-// this package, spreads keys over several servers.
+// with -S. It is the transport of the memcached store (stores.Memcached)
+// over the binary protocol, with SASL or without; the store, not this
+// package, spreads keys over several servers.
 //
 // A Client keeps a bounded pool of idle connections. Before an idle
 // connection is reused it is checked without blocking for a close or stray

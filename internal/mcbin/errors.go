@@ -55,6 +55,7 @@ type StatusError struct {
 	Status Status
 }
 
+// Error returns "mcbin: " and the status's meaning.
 func (e *StatusError) Error() string { return "mcbin: " + e.Status.String() }
 
 // Is reports whether target is a *StatusError with the same Status.
@@ -120,10 +121,12 @@ type TransportError struct {
 	Err  error
 }
 
+// Error returns "mcbin: OP ADDR: CAUSE".
 func (e *TransportError) Error() string {
 	return "mcbin: " + e.Op + " " + e.Addr + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // IsServerError reports whether err is a status answer of the server (it

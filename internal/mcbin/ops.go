@@ -194,6 +194,51 @@ func (c *Client) Delete(ctx context.Context, key string) error {
 	return c.status(resp.status)
 }
 
+// DeleteMulti removes the items under keys with quiet Deletes and a Noop
+// (doc/protocol-binary.xml §4.4; a quiet Delete answers only failures), in
+// one round trip for up to 1024 keys. Absent keys are not an error. It
+// returns nil when every key is gone; otherwise the error of the first key
+// refused, naming it, once all answers are read.
+func (c *Client) DeleteMulti(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if !validKey(k) {
+			return fmt.Errorf("%w: %q", ErrBadKey, k)
+		}
+	}
+	var firstErr error
+	for start := 0; start < len(keys); start += maxBatchItems {
+		batch := keys[start:min(start+maxBatchItems, len(keys))]
+		err := c.do(ctx, "deletemulti", true, func(cn *conn) error {
+			cn.begin()
+			base := cn.nextOpaque(len(batch) + 1)
+			for i, k := range batch {
+				cn.appendRequest(opDeleteQ, base+uint32(i), 0, nil, k, nil)
+			}
+			cn.appendRequest(opNoop, base+uint32(len(batch)), 0, nil, "", nil)
+			if err := cn.flush(); err != nil {
+				return err
+			}
+			m := multiReader{r: cn.br, hdr: &cn.hdr, maxBody: c.maxBody, op: opDeleteQ, base: base, n: len(batch)}
+			return m.read(func(i int, resp *response) error {
+				switch resp.status {
+				case StatusOK, StatusKeyNotFound:
+				case StatusAuthError:
+					return c.status(resp.status) // and the server closes the connection
+				default:
+					if firstErr == nil {
+						firstErr = fmt.Errorf("mcbin: delete %q: %w", batch[i], c.status(resp.status))
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return firstErr
+}
+
 // Touch sets the expiration of the item under key (seconds, as
 // Item.Expiration). An absent item is ErrNotFound.
 func (c *Client) Touch(ctx context.Context, key string, expiration uint32) error {

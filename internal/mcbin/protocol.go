@@ -29,6 +29,7 @@ const (
 	opVersion       = 0x0b
 	opGetKQ         = 0x0d
 	opSetQ          = 0x11
+	opDeleteQ       = 0x14
 	opTouch         = 0x1c
 	opSASLListMechs = 0x20
 	opSASLAuth      = 0x21

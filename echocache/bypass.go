@@ -1,5 +1,7 @@
 package echocache
 
+import "github.com/echocache/echocache/internal/pagecache"
+
 // BypassReason says why a request or a call was not answered from the
 // cache or its result not stored. [Stats.Bypasses] counts them.
 type BypassReason string
@@ -7,67 +9,67 @@ type BypassReason string
 // Bypass reasons of the route middleware ([Cache.Cached]).
 const (
 	// BypassNoStore: the Cache has no store yet (before Init).
-	BypassNoStore BypassReason = "no-store"
+	BypassNoStore BypassReason = pagecache.BypassNoStore
 	// BypassSkipper: RouteConfig.Skipper (or the deprecated Unless)
 	// returned true.
-	BypassSkipper BypassReason = "skipper"
+	BypassSkipper BypassReason = pagecache.BypassSkipper
 	// BypassUnless is BypassSkipper.
 	//
 	// Deprecated: RouteConfig.Unless is folded into Skipper; use
 	// BypassSkipper.
 	BypassUnless = BypassSkipper
 	// BypassMethod: not GET or HEAD, or a HEAD the route does not serve.
-	BypassMethod BypassReason = "method"
+	BypassMethod BypassReason = pagecache.BypassMethod
 	// BypassBody: a GET with content, which its answer may depend on.
-	BypassBody BypassReason = "body"
+	BypassBody BypassReason = pagecache.BypassBody
 	// BypassAuthorization: the request has Authorization (RFC 9111, 3.5),
 	// and RouteConfig.AllowAuthorization is false.
-	BypassAuthorization BypassReason = "authorization"
+	BypassAuthorization BypassReason = pagecache.BypassAuthorization
 	// BypassKey: RouteConfig.KeyFunc returned "".
-	BypassKey BypassReason = "key"
+	BypassKey BypassReason = pagecache.BypassKey
 	// BypassHead: a HEAD request missed (HEAD responses are not stored).
-	BypassHead BypassReason = "head"
+	BypassHead BypassReason = pagecache.BypassHead
 	// BypassConditional: a miss with Range, If-Range or a precondition
 	// (If-None-Match, ...; RFC 9110, 13.1), whose answer is not the page.
-	BypassConditional BypassReason = "conditional"
+	BypassConditional BypassReason = pagecache.BypassConditional
 	// BypassError: the handler returned an error.
-	BypassError BypassReason = "error"
+	BypassError BypassReason = pagecache.BypassError
 	// BypassPanic: the handler panicked.
-	BypassPanic BypassReason = "panic"
+	BypassPanic BypassReason = pagecache.BypassPanic
 	// BypassNoResponse: the handler wrote nothing.
-	BypassNoResponse BypassReason = "no-response"
+	BypassNoResponse BypassReason = pagecache.BypassNoResponse
 	// BypassHijacked: the handler hijacked the connection.
-	BypassHijacked BypassReason = "hijacked"
+	BypassHijacked BypassReason = pagecache.BypassHijacked
 	// BypassContext: the request's context ended before the handler
 	// returned.
-	BypassContext BypassReason = "context"
+	BypassContext BypassReason = pagecache.BypassContext
 	// BypassWriteError: a write or flush to the client failed.
-	BypassWriteError BypassReason = "write-error"
+	BypassWriteError BypassReason = pagecache.BypassWriteError
 	// BypassLength: the body differs from the Content-Length the handler
 	// declared.
-	BypassLength BypassReason = "length"
+	BypassLength BypassReason = pagecache.BypassLength
 	// BypassTrailer: the response has trailers, which are not stored.
-	BypassTrailer BypassReason = "trailer"
+	BypassTrailer BypassReason = pagecache.BypassTrailer
 	// BypassHeaderCase: a request header the key varies on is set under a
 	// non-canonical name.
-	BypassHeaderCase BypassReason = "header-case"
+	BypassHeaderCase BypassReason = pagecache.BypassHeaderCase
 	// BypassStatus: the status is not in RouteConfig.AllowedStatuses.
-	BypassStatus BypassReason = "status"
+	BypassStatus BypassReason = pagecache.BypassStatus
 	// BypassSetCookie: the response sets a cookie.
-	BypassSetCookie BypassReason = "set-cookie"
+	BypassSetCookie BypassReason = pagecache.BypassSetCookie
 	// BypassCacheControl: Cache-Control no-store, private or no-cache.
-	BypassCacheControl BypassReason = "cache-control"
+	BypassCacheControl BypassReason = pagecache.BypassCacheControl
 	// BypassVary: the response has Vary: *.
-	BypassVary BypassReason = "vary"
+	BypassVary BypassReason = pagecache.BypassVary
 	// BypassTTL: SetTTL(c, 0), or a max-age of 0 with
 	// RouteConfig.TTLFromCacheControl.
-	BypassTTL BypassReason = "ttl"
+	BypassTTL BypassReason = pagecache.BypassTTL
 	// BypassFilter: RouteConfig.ResponseFilter returned false.
-	BypassFilter BypassReason = "filter"
+	BypassFilter BypassReason = pagecache.BypassFilter
 	// BypassTagError: Tag could not read the tag versions.
-	BypassTagError BypassReason = "tag-error"
+	BypassTagError BypassReason = pagecache.BypassTagError
 	// BypassBadHeader: a header name or value that cannot be replayed.
-	BypassBadHeader BypassReason = "bad-header"
+	BypassBadHeader BypassReason = pagecache.BypassBadHeader
 )
 
 // Bypass reasons of every part of the cache.
@@ -75,7 +77,7 @@ const (
 	// BypassTooLarge: a page over RouteConfig.MaxBodySize, or a value,
 	// page or fragment the store refused as too large
 	// (stores.ErrTooLarge).
-	BypassTooLarge BypassReason = "too-large"
+	BypassTooLarge BypassReason = pagecache.BypassTooLarge
 )
 
 // Bypass reasons of the typed API (GetOrSet, Function, Memoize).

@@ -1,6 +1,33 @@
 package echocache
 
-import "github.com/labstack/echo/v4"
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/internal/pagecache"
+)
+
+// SetTTL sets how long the response being built is cached, overriding the
+// route's TTL (Flask-Caching's CachedResponse). A ttl of 0 (or any negative
+// ttl but stores.NoExpiry) means the response is not stored;
+// stores.NoExpiry keeps it until deleted. Outside cached routes it does
+// nothing. It reaches the route through the request's context, so a
+// handler that replaced c's request with one whose context does not derive
+// from it (context.Background(), say) is not heard.
+func SetTTL(c echo.Context, ttl time.Duration) {
+	pagecache.SetTTL(c.Request().Context(), ttl)
+}
+
+// Tag attaches tags to the response being built, so that InvalidateTag
+// drops it. Tag reads each tag's current version right away: call it
+// before reading the data the response is built from, so that an
+// invalidation that happens while the response is being built is not lost.
+// Outside cached routes it does nothing. If the versions cannot be read
+// (store error), the response is not stored.
+func Tag(c echo.Context, tags ...string) {
+	pagecache.Tag(c.Request().Context(), tags...)
+}
 
 // cacheContextKey is the echo.Context key WithCache stores the Cache under. It is
 // spelled like an import path so that it cannot clash with an application's

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
@@ -165,8 +166,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 				env.do(http.MethodGet, "/c")
 
 				ctx := context.Background()
-				k := keying{ignore: defaultIgnore}
-				pageKey := string(k.appendPageKey(nil, "/c", ""))
+				pageKey := pagecache.PageKeys(c.core(), "/c", "")[0]
 				valid, err := c.core().Get(ctx, pageKey)
 				require.NoError(t, err)
 				require.NoError(t, c.core().Set(ctx, pageKey, tt.f(valid), time.Minute))
@@ -192,16 +192,17 @@ func TestCachedForeignEntry(t *testing.T) {
 	forEachMWStore(t, func(t *testing.T, c *Cache) {
 		env := newRouteEnv(t, c)
 		env.e.GET("/c", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
-		k := keying{ignore: defaultIgnore}
-		pageKey := string(k.appendPageKey(nil, "/c", ""))
-		foreign := sampleEntry() // keyed for /zen?a=1 on example.com
-		foreign.freshUntil = env.clock.Now().Add(time.Hour).UnixNano()
-		foreign.swrUntil, foreign.sieUntil = foreign.freshUntil, foreign.freshUntil
-		require.NoError(t, c.core().Set(context.Background(), pageKey, encodeEntry(foreign), time.Minute))
+		env.e.GET("/zen", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+		env.do(http.MethodGet, "/zen")
+		ctx := context.Background()
+		foreign, err := c.core().Get(ctx, pagecache.PageKeys(c.core(), "/zen", "")[0])
+		require.NoError(t, err)
+		// /zen's valid page under /c's key.
+		require.NoError(t, c.core().Set(ctx, pagecache.PageKeys(c.core(), "/c", "")[0], foreign, time.Minute))
 
 		rec := env.do(http.MethodGet, "/c")
 		assert.Equal(t, StatusMiss, rec.Header().Get("X-Cache"))
-		assert.Equal(t, "page /c #1", rec.Body.String())
+		assert.Equal(t, "page /c #2", rec.Body.String())
 		assert.Equal(t, StatusHit, env.do(http.MethodGet, "/c").Header().Get("X-Cache"), "its own page was stored")
 	})
 }

@@ -1,42 +1,38 @@
 package echocache
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-	"net/textproto"
-	"path"
-	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 // Defaults of RouteConfig.
 const (
 	// DefaultMaxBodySize is the largest response body a route stores. It
 	// keeps entries under memcached's default 1 MB item size.
-	DefaultMaxBodySize = 512 << 10
+	DefaultMaxBodySize = pagecache.DefaultMaxBodySize
 	// DefaultStatusHeader is the response header that tells HIT, MISS or
 	// STALE.
-	DefaultStatusHeader = "X-Cache"
+	DefaultStatusHeader = pagecache.DefaultStatusHeader
 	// DefaultRefreshTimeout bounds a background stale-while-revalidate
 	// refresh.
-	DefaultRefreshTimeout = 30 * time.Second
+	DefaultRefreshTimeout = pagecache.DefaultRefreshTimeout
 )
 
 // DefaultIgnoreQueryParams are the query parameters left out of page keys
 // by default: campaign and click trackers that never change a page.
-var DefaultIgnoreQueryParams = []string{"utm_*", "fbclid", "gclid"}
+var DefaultIgnoreQueryParams = pagecache.DefaultIgnoreQueryParams
 
 // Values of the status header (RouteConfig.StatusHeader).
 const (
-	StatusHit   = "HIT"
-	StatusMiss  = "MISS"
-	StatusStale = "STALE"
+	StatusHit   = pagecache.StatusHit
+	StatusMiss  = pagecache.StatusMiss
+	StatusStale = pagecache.StatusStale
 )
 
 // RouteConfig configures the route caching middleware: Flask-Cache's
@@ -264,46 +260,6 @@ func (c *Cache) CachedWithConfig(cfg RouteConfig) echo.MiddlewareFunc {
 
 // ToMiddleware validates cfg and returns the route caching middleware.
 func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
-	m, err := newRouteMW(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(ec echo.Context) error { return m.handle(ec, next) }
-	}, nil
-}
-
-// routeMW is one route middleware, its config resolved once.
-type routeMW struct {
-	cfg          RouteConfig
-	cache        *Cache
-	keying       keying
-	vary         []string
-	statusHeader string
-	st           *routeState
-}
-
-func newRouteMW(cfg RouteConfig) (*routeMW, error) {
-	if cfg.Cache == nil {
-		return nil, errors.New("echocache: RouteConfig.Cache is required")
-	}
-	if cfg.TTL < 0 && cfg.TTL != stores.NoExpiry {
-		return nil, fmt.Errorf("echocache: RouteConfig.TTL %v is negative (use stores.NoExpiry for no expiry)", cfg.TTL)
-	}
-	if cfg.KeyPrefix != "" && cfg.KeyFunc != nil {
-		return nil, errors.New("echocache: RouteConfig: set KeyPrefix or KeyFunc, not both")
-	}
-	for name, d := range map[string]time.Duration{
-		"StaleWhileRevalidate": cfg.StaleWhileRevalidate, "StaleIfError": cfg.StaleIfError,
-		"LockTimeout": cfg.LockTimeout, "RefreshTimeout": cfg.RefreshTimeout,
-	} {
-		if d < 0 {
-			return nil, fmt.Errorf("echocache: RouteConfig.%s %v is negative", name, d)
-		}
-	}
-	if cfg.MaxBodySize < 0 {
-		return nil, fmt.Errorf("echocache: RouteConfig.MaxBodySize %d is negative", cfg.MaxBodySize)
-	}
 	if cfg.Skipper == nil {
 		cfg.Skipper = DefaultRouteConfig.Skipper
 	}
@@ -314,53 +270,35 @@ func newRouteMW(cfg RouteConfig) (*routeMW, error) {
 	if cfg.IgnoreQueryParams == nil {
 		cfg.IgnoreQueryParams = DefaultIgnoreQueryParams
 	}
-	for _, g := range cfg.IgnoreQueryParams {
-		if _, err := path.Match(g, ""); err != nil {
-			return nil, fmt.Errorf("echocache: RouteConfig.IgnoreQueryParams: bad pattern %q", g)
-		}
+	var cc *core.Cache
+	if cfg.Cache != nil {
+		cc = cfg.Cache.core()
 	}
-	if cfg.AllowedStatuses == nil {
-		cfg.AllowedStatuses = []int{http.StatusOK}
+	eng, err := pagecache.New(pagecache.Config{
+		Cache:                cc,
+		TTL:                  cfg.TTL,
+		KeyPrefix:            cfg.KeyPrefix,
+		CustomKey:            cfg.KeyFunc != nil,
+		IgnoreQueryParams:    cfg.IgnoreQueryParams,
+		DropQuery:            cfg.DropQuery,
+		VaryHeaders:          cfg.VaryHeaders,
+		AllowedStatuses:      cfg.AllowedStatuses,
+		MaxBodySize:          cfg.MaxBodySize,
+		AllowAuthorization:   cfg.AllowAuthorization,
+		Filter:               cfg.ResponseFilter != nil,
+		TTLFromCacheControl:  cfg.TTLFromCacheControl,
+		StatusHeader:         cfg.StatusHeader,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
+		StaleIfError:         cfg.StaleIfError,
+		LockTimeout:          cfg.LockTimeout,
+		RefreshTimeout:       cfg.RefreshTimeout,
+		Now:                  cfg.now,
+	})
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range cfg.AllowedStatuses {
-		switch {
-		case s < 100 || s > 999:
-			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: bad status %d", s)
-		case s < 200:
-			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: %d is informational, not a final response", s)
-		case s == http.StatusPartialContent || s == http.StatusNotModified || s == http.StatusRequestedRangeNotSatisfiable:
-			return nil, fmt.Errorf("echocache: RouteConfig.AllowedStatuses: %d answers a range or conditional request, never the whole page", s)
-		}
-	}
-	if cfg.MaxBodySize == 0 {
-		cfg.MaxBodySize = DefaultMaxBodySize
-	}
-	if cfg.RefreshTimeout == 0 {
-		cfg.RefreshTimeout = DefaultRefreshTimeout
-	}
-	m := &routeMW{
-		cache: cfg.Cache,
-		keying: keying{
-			prefix:    cfg.KeyPrefix,
-			ignore:    compileIgnore(cfg.IgnoreQueryParams),
-			dropQuery: cfg.DropQuery,
-			custom:    cfg.KeyFunc != nil,
-		},
-		vary: canonicalNames(cfg.VaryHeaders),
-	}
-	if slices.Contains(m.vary, "*") {
-		return nil, errors.New(`echocache: RouteConfig.VaryHeaders: "*" would make every request a different page`)
-	}
-	cfg.AllowedStatuses = slices.Clone(cfg.AllowedStatuses)
-	switch cfg.StatusHeader {
-	case "":
-		m.statusHeader = DefaultStatusHeader
-	case "-":
-	default:
-		m.statusHeader = textproto.CanonicalMIMEHeaderKey(cfg.StatusHeader)
-	}
-	m.cfg = cfg
-	m.st = routeStateOf(cfg.Cache)
-	m.st.addKeying(m.keying)
-	return m, nil
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		r := pagecache.NewRoute[echo.Context](eng, &echoRoute{cfg: &cfg, next: next})
+		return r.Handle
+	}, nil
 }

@@ -10,7 +10,7 @@
 //	m:<name>:<version>:<arg>     Memoize results; <arg> is the argument's key
 //	                             (internal/keyenc), <version> the token below
 //	mv:<name>                    Memoize version tokens (ForgetAll replaces them)
-//	r:u<path>?<query>            the page record of a route (see echocache/keys.go)
+//	r:u<path>?<query>            the page record of a route (see internal/pagecache/keys.go)
 //	r:p<len>:<KeyPrefix>?<query> the same for a route with a KeyPrefix
 //	r:f<key>                     the same for a route with a KeyFunc
 //	r:...\x00<nonce>\x00<host>...  the variant records of a page

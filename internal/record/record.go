@@ -39,7 +39,7 @@ type Kind byte
 
 // The kinds of records.
 const (
-	Page      Kind = 'R' // a cached page (echocache/entry.go)
+	Page      Kind = 'R' // a cached page (internal/pagecache/entry.go)
 	Value     Kind = 'V' // a value of the typed API (echocache/value.go)
 	Fragment  Kind = 'F' // a rendered template fragment (pongotag)
 	FileEntry Kind = 'D' // an entry file of the file store (stores/file_entry.go)

@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"encoding/binary"
@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/internal/keyspace"
 )
@@ -222,35 +220,6 @@ func (l *ignoreList) match(name string) bool {
 		}
 	}
 	return false
-}
-
-// appendHostPart appends the scheme and host of a request, lower-cased;
-// pages keyed by a KeyFunc leave them out.
-func appendHostPart(dst []byte, c echo.Context, custom bool) []byte {
-	dst = append(dst, 0)
-	if custom {
-		return dst
-	}
-	dst = appendLower(dst, scheme(c))
-	dst = append(dst, "://"...)
-	return appendLower(dst, c.Request().Host)
-}
-
-// scheme is c.Scheme() without its cost (an IP parse of the peer) when no
-// forwarding header could change the answer.
-func scheme(c echo.Context) string {
-	r := c.Request()
-	if r.TLS != nil {
-		return "https"
-	}
-	h := r.Header
-	if len(h[echo.HeaderXForwardedProto]) == 0 && len(h[echo.HeaderXForwardedProtocol]) == 0 &&
-		len(h[echo.HeaderXForwardedSsl]) == 0 && len(h[echo.HeaderXUrlScheme]) == 0 {
-		if e := c.Echo(); e == nil || e.SchemeExtractor == nil {
-			return "http"
-		}
-	}
-	return c.Scheme()
 }
 
 func appendLower(dst []byte, s string) []byte {

@@ -1,11 +1,8 @@
-package echocache
+package pagecache
 
 import (
 	"context"
 	"net/http"
-	"slices"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/internal/keyspace"
 )
@@ -15,13 +12,14 @@ import (
 // refresh starts one background refresh of a stale page: the handler runs
 // on a copy of the request, detached from the client, with a recorder as
 // its response writer.
-func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string, nonce uint64, variantKey string) {
+func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64, variantKey string) {
+	m := r.Engine
 	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
 		return
 	}
-	e := ec.Echo()
-	req := ec.Request()
-	base := context.WithoutCancel(req.Context())
+	// Detached from the client, and from the miss of any route this one
+	// runs inside: SetTTL and Tag in the refresh reach this route only.
+	base := withRequest(context.WithoutCancel(req.Context()), nil)
 	r2 := req.Clone(base)
 	r2.Method = http.MethodGet
 	r2.Body, r2.ContentLength = http.NoBody, 0
@@ -30,36 +28,32 @@ func (m *routeMW) refresh(ec echo.Context, next echo.HandlerFunc, pageKey string
 	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
 		r2.Header.Del(h)
 	}
-	routePath := ec.Path()
-	names := slices.Clone(ec.ParamNames())
-	values := slices.Clone(ec.ParamValues())
-	// The echo.Context goes back to Echo's pool when this request ends, so
-	// everything the refresh needs is copied above.
+	// The framework's request value may be reused when this request ends,
+	// so Detach copies now what the refresh needs.
+	mk := r.fe.Detach(c)
 	go func() {
 		defer func() {
-			if r := recover(); r != nil {
-				m.cache.core().Logf("background refresh of %s panicked: %v", r2.URL, r)
+			if v := recover(); v != nil {
+				m.cache.Logf("background refresh of %s panicked: %v", r2.URL, v)
 			}
 			m.st.refreshs.Delete(variantKey)
-			if m.st.refreshDone != nil {
-				m.st.refreshDone()
+			if m.st.hooks.RefreshDone != nil {
+				m.st.hooks.RefreshDone()
 			}
 		}()
 		ctx, cancel := context.WithTimeout(base, m.cfg.RefreshTimeout)
 		defer cancel()
 		if m.cfg.LockTimeout > 0 {
-			release, acquired := m.cache.core().Lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
+			release, acquired := m.cache.Lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
 			if !acquired {
 				return // another process refreshes it
 			}
 			defer release()
 		}
 		rec := &refreshRecorder{header: http.Header{}}
-		nc := e.NewContext(r2.WithContext(ctx), rec)
-		nc.SetPath(routePath)
-		nc.SetParamNames(names...)
-		nc.SetParamValues(values...)
-		_ = m.run(nc, next, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, refresh: true}, nil)
+		r3 := r2.WithContext(ctx)
+		nc := mk(r3, rec)
+		_ = r.run(nc, r3, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, refresh: true}, nil)
 	}()
 }
 

@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"bufio"
@@ -8,8 +8,6 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
-
-	"github.com/labstack/echo/v4"
 )
 
 // The response writer that passes a miss to the client and keeps a copy.
@@ -73,13 +71,13 @@ func (w *captureWriter) WriteHeader(code int) {
 	for k, vs := range h {
 		name := textproto.CanonicalMIMEHeaderKey(k)
 		switch name {
-		case echo.HeaderCacheControl:
+		case "Cache-Control":
 			w.cacheControl = append(w.cacheControl, vs...)
-		case echo.HeaderSetCookie:
+		case "Set-Cookie":
 			w.setCookie = w.setCookie || len(vs) > 0
-		case echo.HeaderVary:
+		case "Vary":
 			varyValues = append(varyValues, vs...)
-		case echo.HeaderContentLength:
+		case "Content-Length":
 			w.contentLength = append(w.contentLength, vs...)
 		case "Trailer":
 			w.trailer = w.trailer || len(vs) > 0

@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"net/http"

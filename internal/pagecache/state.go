@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"sync"
@@ -7,26 +7,35 @@ import (
 	"github.com/echocache/echocache/internal/flight"
 )
 
-// routeState is the route caching state shared by every middleware of a
-// Cache: in-flight misses, running refreshes, and the keyings DeletePage
-// must cover.
-type routeState struct {
+// state is the route caching state shared by every route of a Cache,
+// whatever its front end: in-flight misses, running refreshes, and the
+// keyings DeletePage must cover.
+type state struct {
 	mu       sync.Mutex
 	flights  flight.Turns[pageFlight] // misses of one page variant in this process
 	keyings  map[string]keying
 	refreshs sync.Map // variant key -> struct{}
 
-	refreshDone func() // tests: called when a background refresh ends
-	onWait      func() // tests: called when a request starts waiting for another's miss
+	hooks Hooks
 }
 
-func routeStateOf(c *Cache) *routeState {
-	return core.State(c.core(), "echocache.route", func() *routeState {
-		return &routeState{keyings: map[string]keying{}}
+// Hooks let tests see what the routes of a cache do. Set them before the
+// cache serves requests.
+type Hooks struct {
+	RefreshDone func() // a background refresh ended
+	OnWait      func() // a request started waiting for another's miss
+}
+
+func stateOf(c *core.Cache) *state {
+	return core.State(c, "echocache.route", func() *state {
+		return &state{keyings: map[string]keying{}}
 	})
 }
 
-func (st *routeState) addKeying(k keying) {
+// HooksOf returns the test hooks of c's routes.
+func HooksOf(c *core.Cache) *Hooks { return &stateOf(c).hooks }
+
+func (st *state) addKeying(k keying) {
 	if k.custom {
 		return
 	}
@@ -35,7 +44,7 @@ func (st *routeState) addKeying(k keying) {
 	st.mu.Unlock()
 }
 
-func (st *routeState) allKeyings() []keying {
+func (st *state) allKeyings() []keying {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.keyings) == 0 {

@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"context"
@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
@@ -32,137 +30,85 @@ type missParams struct {
 	refresh  bool // background refresh: errors are logged
 }
 
-// routeRequest is the per-request state SetTTL and Tag reach through the
-// echo.Context. Nested route middleware chain theirs through parent.
-type routeRequest struct {
-	cache  *Cache
-	ctx    context.Context
-	parent *routeRequest
-
-	ttl    time.Duration
-	ttlSet bool
-	tags   []tagVersion
-	tagErr bool
-}
-
-const routeRequestKey = "echocache.routeRequest"
-
-// SetTTL sets how long the response being built is cached, overriding the
-// route's TTL (Flask-Caching's CachedResponse). A ttl of 0 (or any negative
-// ttl but stores.NoExpiry) means the response is not stored;
-// stores.NoExpiry keeps it until deleted. Outside
-// cached routes it does nothing.
-func SetTTL(c echo.Context, ttl time.Duration) {
-	rr, _ := c.Get(routeRequestKey).(*routeRequest)
-	for ; rr != nil; rr = rr.parent {
-		rr.ttl, rr.ttlSet = ttl, true
-	}
-}
-
-// Tag attaches tags to the response being built, so that InvalidateTag
-// drops it. Tag reads each tag's current version right away: call it
-// before reading the data the response is built from, so that an
-// invalidation that happens while the response is being built is not lost.
-// Outside cached routes it does nothing. If the versions cannot be read
-// (store error), the response is not stored.
-func Tag(c echo.Context, tags ...string) {
-	rr, _ := c.Get(routeRequestKey).(*routeRequest)
-	for ; rr != nil; rr = rr.parent {
-		tv, err := rr.cache.tagVersions(rr.ctx, tags)
-		if err != nil {
-			rr.tagErr = true
-			continue
-		}
-		rr.tags = append(rr.tags, tv...)
-	}
-}
-
 // run runs the handler for a miss, streams its response to the client while
 // capturing it, and stores it when every rule allows. t, when not nil, is
 // the turn in a flight the outcome is reported to.
-func (m *routeMW) run(ec echo.Context, next echo.HandlerFunc, p missParams, t *flight.Turn[pageFlight]) error {
-	c := m.cache
-	res := ec.Response()
-	h := res.Header()
+func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[pageFlight]) error {
+	m, fe := r.Engine, r.fe
+	inner := fe.Inner(c)
+	h := inner.Header()
 	if m.statusHeader != "" && !p.refresh {
 		h.Set(m.statusHeader, StatusMiss)
 	}
 	if p.noStore && p.stale == nil {
-		return next(ec)
+		return fe.Pass(c)
 	}
 	before := h.Clone()
-	ctx := ec.Request().Context()
-	parent, _ := ec.Get(routeRequestKey).(*routeRequest)
-	rr := &routeRequest{cache: c, ctx: ctx, parent: parent}
-	ec.Set(routeRequestKey, rr)
-	orig := res.Writer
+	ctx := req.Context()
+	rr := &request{cache: m.cache, ctx: ctx, parent: requestOf(ctx)}
 	cw := &captureWriter{
-		ResponseWriter: orig,
+		ResponseWriter: inner,
 		before:         before,
 		max:            m.cfg.MaxBodySize,
 		hold:           p.stale != nil,
 		statusHeader:   m.statusHeader,
 	}
-	res.Writer = cw
 	finished := false
 	defer func() {
-		res.Writer = orig
-		ec.Set(routeRequestKey, parent)
 		if !finished {
-			c.countBypass(BypassPanic) // the panic goes on up the chain
+			m.cache.CountBypass(BypassPanic) // the panic goes on up the chain
 		}
 	}()
-	err := next(ec)
+	after, err := fe.Run(c, req.WithContext(withRequest(ctx, rr)), cw)
 	finished = true
-	ended := contextEnded(ctx, ec.Request().Context())
+	ended := contextEnded(ctx, after.Context())
 
-	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && isFailure(err)) {
+	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && fe.Failure(err)) {
 		// stale-if-error: the client gets the stale page, not the failure.
-		c.core().Counters().Stale.Add(1)
-		res.Writer = orig
+		m.cache.Counters().Stale.Add(1)
 		resetHeader(h, before)
-		var w headerWriter = res
-		if res.Committed {
-			// The held 5xx committed the echo.Response but reached nobody.
-			w = orig
-			res.Status, res.Size = p.stale.status, int64(len(p.stale.body))
-		}
-		return m.serve(ec, p.stale, StatusStale, m.clock(), w)
+		w := fe.StaleWriter(c, p.stale.status, int64(len(p.stale.body)))
+		return m.serve(req, w, p.stale, StatusStale, m.clock())
 	}
 	if cw.held {
 		cw.release()
 	}
 	if err != nil {
-		c.countBypass(BypassError)
-		if t != nil && !isFailure(err) {
+		m.cache.CountBypass(BypassError)
+		if t != nil && !fe.Failure(err) {
 			t.Answered() // a 404, say, is the request's answer
 		}
 		if p.refresh {
-			c.core().Logf("background refresh of %s: %v", ec.Request().URL, err)
+			m.cache.Logf("background refresh of %s: %v", req.URL, err)
 		}
 		return err
 	}
 	if p.noStore {
 		return nil
 	}
-	reason, ttl := m.storable(ec, cw, rr, ended)
+	reason, ttl := r.storable(c, req, cw, rr, ended)
 	if reason != "" {
-		c.countBypass(reason)
+		m.cache.CountBypass(reason)
 		if t != nil && wholeAnswer(reason, cw.status) {
 			t.Answered()
 		}
 		return nil
 	}
-	rec, variantKey, ttl := m.entryFor(ec, p, cw, rr, ttl)
+	rec, variantKey, ttl := r.entryFor(c, req, p, cw, rr, ttl)
 	if t != nil {
 		t.Share(pageFlight{entry: rec, vary: cw.vary})
 	}
 	// The page record and the variant record are the same bytes; see keys.go.
-	items := map[string][]byte{p.pageKey: rec, variantKey: rec}
-	if err := c.core().SetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
-		c.core().Counters().Stores.Add(1)
-	}
+	m.store(ctx, map[string][]byte{p.pageKey: rec, variantKey: rec}, ttl)
 	return nil
+}
+
+// store writes a page's records, after the response was written; a failed
+// write has been counted and logged by the core.
+func (m *Engine) store(ctx context.Context, items map[string][]byte, ttl time.Duration) {
+	if err := m.cache.SetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
+		m.cache.Counters().Stores.Add(1)
+	}
 }
 
 // contextEnded reports whether a request's context ended while the handler
@@ -178,7 +124,7 @@ func contextEnded(before, after context.Context) bool {
 // wholeAnswer reports whether a response not stored for reason was still
 // a complete answer, one that its own request needed (a cookie, private, a
 // 404), as opposed to a failure (an error, a 5xx, a response cut short).
-func wholeAnswer(reason BypassReason, status int) bool {
+func wholeAnswer(reason string, status int) bool {
 	switch reason {
 	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError:
 		return false
@@ -186,22 +132,6 @@ func wholeAnswer(reason BypassReason, status int) bool {
 		return status < 500
 	}
 	return true
-}
-
-// isFailure reports whether a handler error is a failure stale-if-error
-// covers: one that Echo's DefaultHTTPErrorHandler answers with a 5xx. That
-// is any error but an *echo.HTTPError with a code below 500, looked at as
-// that handler does: the error itself (a wrapped one is a 500 to it), or
-// the *echo.HTTPError in its Internal.
-func isFailure(err error) bool {
-	he, ok := err.(*echo.HTTPError)
-	if !ok {
-		return true
-	}
-	if in, ok := he.Internal.(*echo.HTTPError); ok {
-		he = in
-	}
-	return he.Code >= 500
 }
 
 // resetHeader makes h what it was in before.
@@ -219,7 +149,8 @@ func resetHeader(h, before http.Header) {
 // storable returns why a captured response must not be stored, or "" and
 // the TTL to store it for. ended tells that the request's context ended
 // while the handler ran.
-func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest, ended bool) (BypassReason, time.Duration) {
+func (r *Route[C]) storable(c C, req *http.Request, cw *captureWriter, rr *request, ended bool) (string, time.Duration) {
+	m := r.Engine
 	switch {
 	case cw.hijacked:
 		return BypassHijacked, 0
@@ -241,9 +172,9 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest,
 		return BypassTooLarge, 0
 	case !lengthMatches(cw.contentLength, len(cw.body)):
 		return BypassLength, 0
-	case cw.trailer || hasTrailers(ec.Response().Header()):
+	case cw.trailer || hasTrailers(cw.Header()):
 		return BypassTrailer, 0
-	case otherSpelling(ec.Request().Header, m.vary, cw.vary):
+	case otherSpelling(req.Header, m.vary, cw.vary):
 		return BypassHeaderCase, 0
 	case rr.tagErr:
 		return BypassTagError, 0
@@ -254,7 +185,7 @@ func (m *routeMW) storable(ec echo.Context, cw *captureWriter, rr *routeRequest,
 	if ttl == 0 {
 		return BypassTTL, 0
 	}
-	if m.cfg.ResponseFilter != nil && !m.cfg.ResponseFilter(ec, cw.status, ec.Response().Header()) {
+	if m.cfg.Filter && !r.fe.Filter(c, cw.status, cw.Header()) {
 		return BypassFilter, 0
 	}
 	return "", ttl
@@ -301,7 +232,7 @@ func replayable(h http.Header) bool {
 
 // ttlOf resolves a response's TTL: SetTTL, then Cache-Control when enabled,
 // then the route's TTL, then the Cache's default. 0 means do not store.
-func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
+func (m *Engine) ttlOf(cw *captureWriter, rr *request) time.Duration {
 	if rr.ttlSet {
 		if rr.ttl < 0 && rr.ttl != stores.NoExpiry {
 			return 0 // a nonsensical TTL is not a reason to keep a page forever
@@ -313,12 +244,13 @@ func (m *routeMW) ttlOf(cw *captureWriter, rr *routeRequest) time.Duration {
 			return d
 		}
 	}
-	return m.cache.core().TTL(m.cfg.TTL)
+	return m.cache.TTL(m.cfg.TTL)
 }
 
 // entryFor encodes the entry of a storable response and returns it with its
 // variant key and store TTL.
-func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr *routeRequest, ttl time.Duration) ([]byte, string, time.Duration) {
+func (r *Route[C]) entryFor(c C, req *http.Request, p missParams, cw *captureWriter, rr *request, ttl time.Duration) ([]byte, string, time.Duration) {
+	m := r.Engine
 	nonce := p.nonce
 	if !p.hasNonce {
 		nonce = rand.Uint64()
@@ -339,7 +271,7 @@ func (m *routeMW) entryFor(ec echo.Context, p missParams, cw *captureWriter, rr 
 	}
 	kb := keyBufPool.Get().(*keyBuf)
 	defer keyBufPool.Put(kb)
-	kb.b = m.appendVariant(kb.b[:0], ec, p.pageKey, nonce, cw.vary)
+	kb.b = r.appendVariant(kb.b[:0], c, req, p.pageKey, nonce, cw.vary)
 	rec := encodeEntry(&entryData{
 		nonce:      nonce,
 		key:        kb.b,
@@ -410,9 +342,9 @@ func cacheControlTTL(values []string) (time.Duration, bool) {
 // miss handles a request that found no usable page. (A separate function, so
 // that the hit path's lookup stays on the stack.)
 // e is the expired entry lookup found, if any.
-func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageKey string, lk *lookup, e *entry) error {
-	c := m.cache
-	req := ec.Request()
+func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *lookup, e *entry) error {
+	m := r.Engine
+	cc := m.cache
 	ctx := req.Context()
 	var stale *entry
 	if lk.state == lookError {
@@ -420,14 +352,13 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		stale = new(entry)
 		*stale = *e
 	}
-	if !m.cfg.AllowAuthorization && hasHeader(req.Header, echo.HeaderAuthorization) {
+	if !m.cfg.AllowAuthorization && hasHeader(req.Header, "Authorization") {
 		// Authorization under a non-canonical name: a response to it is
 		// never stored, nor shared with other misses.
-		c.countBypass(BypassAuthorization)
-		return next(ec)
+		return r.bypass(c, BypassAuthorization)
 	}
 	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
-	var pass BypassReason
+	var pass string
 	switch {
 	case req.Method == http.MethodHead:
 		// A HEAD response has no body to store, and a handler may answer
@@ -440,10 +371,10 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		pass = BypassConditional
 	}
 	if pass != "" {
-		c.core().Counters().Misses.Add(1)
-		c.countBypass(pass)
+		cc.Counters().Misses.Add(1)
+		cc.CountBypass(pass)
 		params.noStore = true
-		return m.run(ec, next, params, nil)
+		return r.run(c, req, params, nil)
 	}
 
 	// One miss per page and variant: the flight key holds the configured
@@ -455,18 +386,18 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 	}
 	moved := false
 	for {
-		kb.b = appendHostPart(append(kb.b[:0], pageKey...), ec, m.keying.custom)
+		kb.b = r.appendHostPart(append(kb.b[:0], pageKey...), c, req)
 		kb.b = appendVaryValues(kb.b, req.Header, m.vary, vary)
 		flightKey := string(kb.b)
-		t, pub, err := m.st.flights.Join(ctx, flightKey, m.st.onWait)
+		t, pub, err := m.st.flights.Join(ctx, flightKey, m.st.hooks.OnWait)
 		if err != nil {
 			return err
 		}
 		if t == nil {
 			// The runner's own encoding, handed over in-process.
-			if e, err := decodeEntry(pub.entry, false); err == nil && m.matches(ec, kb, pageKey, &e) {
-				c.core().Counters().Hits.Add(1)
-				return m.serve(ec, &e, StatusHit, m.clock(), ec.Response())
+			if e, err := decodeEntry(pub.entry, false); err == nil && r.matches(c, req, kb, pageKey, &e) {
+				cc.Counters().Hits.Add(1)
+				return m.serve(req, r.fe.Writer(c), &e, StatusHit, m.clock())
 			}
 			if !moved && !slices.Equal(pub.vary, vary) {
 				// Another variant, whose Vary names are now known:
@@ -474,15 +405,15 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 				vary, moved = pub.vary, true
 				continue
 			}
-			c.core().Counters().Misses.Add(1)
-			return m.run(ec, next, params, nil)
+			cc.Counters().Misses.Add(1)
+			return r.run(c, req, params, nil)
 		}
 		defer t.End()
 		if moved {
 			// The runner of this variant may have stored it and left
 			// before this request joined.
 			var again lookup
-			if served, err := m.serveFresh(ec, kb, pageKey, &again, t); served {
+			if served, err := r.serveFresh(c, req, kb, pageKey, &again, t); served {
 				return err
 			}
 			if again.hasNonce {
@@ -492,14 +423,14 @@ func (m *routeMW) miss(ec echo.Context, next echo.HandlerFunc, kb *keyBuf, pageK
 		}
 
 		if m.cfg.LockTimeout > 0 {
-			release, acquired := c.core().Lock(ctx, flightKey, m.cfg.LockTimeout)
+			release, acquired := cc.Lock(ctx, flightKey, m.cfg.LockTimeout)
 			if acquired {
 				defer release()
-			} else if done, err := m.awaitOther(ec, kb, pageKey, t); done {
+			} else if done, err := r.awaitOther(c, req, kb, pageKey, t); done {
 				return err
 			}
 		}
-		c.core().Counters().Misses.Add(1)
-		return m.run(ec, next, params, t)
+		cc.Counters().Misses.Add(1)
+		return r.run(c, req, params, t)
 	}
 }

@@ -1,4 +1,4 @@
-package echocache
+package pagecache
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
@@ -23,9 +21,10 @@ import (
 // lookup reads the page record and, when the request is another variant,
 // the variant record. It returns the entry it found (lk.buf, or an entry
 // kept in the store's memo), or nil; lk.state says whether it is usable.
-func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
-	c := m.cache
-	raw, memo, err := c.core().View(ctx, viewer, pageKey)
+func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
+	m := r.Engine
+	ctx := req.Context()
+	raw, memo, err := m.cache.View(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
 			lk.state = lookFailed
@@ -38,11 +37,11 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 		return nil
 	}
 	lk.nonce, lk.hasNonce = e.nonce, true
-	if !m.matches(ec, kb, pageKey, e) {
+	if !r.matches(c, req, kb, pageKey, e) {
 		lk.vary = e.varyNames()
-		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, lk.vary)
+		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, lk.vary)
 		variantKey := string(kb.b)
-		raw, memo, err = c.core().View(ctx, viewer, variantKey)
+		raw, memo, err = m.cache.View(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
 				lk.state = lookFailed
@@ -53,7 +52,7 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 			m.dropCorrupt(ctx, variantKey)
 			return nil
 		}
-		if !m.matches(ec, kb, pageKey, e) {
+		if !r.matches(c, req, kb, pageKey, e) {
 			return nil // another request's entry (a store's hash collision)
 		}
 	}
@@ -68,7 +67,7 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 		return nil
 	}
 	if e.nTags > 0 {
-		ok, err := c.tagsCurrent(ctx, e)
+		ok, err := tagsCurrent(ctx, m.cache, e)
 		if err != nil {
 			lk.state = lookFailed
 		} else if !ok {
@@ -82,9 +81,10 @@ func (m *routeMW) lookup(lk *lookup, ctx context.Context, ec echo.Context, kb *k
 // has for e's page nonce and Vary names. When vary headers are involved it
 // builds that key in kb (where the caller finds it); otherwise it compares
 // the parts in place, which is the common hit path.
-func (m *routeMW) matches(ec echo.Context, kb *keyBuf, pageKey string, e *entry) bool {
+func (r *Route[C]) matches(c C, req *http.Request, kb *keyBuf, pageKey string, e *entry) bool {
+	m := r.Engine
 	if len(m.vary) > 0 || e.nVary > 0 {
-		kb.b = m.appendVariant(kb.b[:0], ec, pageKey, e.nonce, e.varyNames())
+		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, e.varyNames())
 		return string(kb.b) == string(e.key)
 	}
 	// The same layout as appendVariant: page key, nonce, host part.
@@ -100,7 +100,7 @@ func (m *routeMW) matches(ec echo.Context, kb *keyBuf, pageKey string, e *entry)
 	if m.keying.custom {
 		return len(k) == 0
 	}
-	sch, host := scheme(ec), ec.Request().Host
+	sch, host := r.fe.Scheme(c, req), req.Host
 	if len(k) != len(sch)+3+len(host) || !equalLower(k[:len(sch)], sch) || string(k[len(sch):len(sch)+3]) != "://" {
 		return false
 	}
@@ -122,29 +122,44 @@ func equalLower(lower []byte, s string) bool {
 	return true
 }
 
-func (m *routeMW) appendVariant(dst []byte, ec echo.Context, pageKey string, nonce uint64, respVary []string) []byte {
+// appendVariant appends the variant key of the request for a page nonce
+// and the Vary names of its response (see keys.go).
+func (r *Route[C]) appendVariant(dst []byte, c C, req *http.Request, pageKey string, nonce uint64, respVary []string) []byte {
 	dst = append(dst, pageKey...)
 	dst = appendNonce(dst, nonce)
-	dst = appendHostPart(dst, ec, m.keying.custom)
-	return appendVaryValues(dst, ec.Request().Header, m.vary, respVary)
+	dst = r.appendHostPart(dst, c, req)
+	return appendVaryValues(dst, req.Header, r.vary, respVary)
 }
 
-func (m *routeMW) dropCorrupt(ctx context.Context, key string) {
-	_ = m.cache.core().Delete(context.WithoutCancel(ctx), strings.Clone(key))
+// appendHostPart appends the scheme and host of a request, lower-cased;
+// pages keyed by a key function leave them out.
+func (r *Route[C]) appendHostPart(dst []byte, c C, req *http.Request) []byte {
+	dst = append(dst, 0)
+	if r.keying.custom {
+		return dst
+	}
+	dst = appendLower(dst, r.fe.Scheme(c, req))
+	dst = append(dst, "://"...)
+	return appendLower(dst, req.Host)
+}
+
+func (m *Engine) dropCorrupt(ctx context.Context, key string) {
+	_ = m.cache.Delete(context.WithoutCancel(ctx), strings.Clone(key))
 }
 
 // awaitOther waits, after another process took the page's lock, for the
 // page to appear in the store, until LockTimeout. done reports whether the
 // request was answered (from the store, or with ctx's error).
-func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
-	ctx := ec.Request().Context()
-	if m.st.onWait != nil {
-		m.st.onWait()
+func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
+	m := r.Engine
+	ctx := req.Context()
+	if m.st.hooks.OnWait != nil {
+		m.st.hooks.OnWait()
 	}
 	served := false
 	core.PollStore(ctx, m.cfg.LockTimeout, func() bool {
 		var lk lookup
-		served, err = m.serveFresh(ec, kb, pageKey, &lk, t)
+		served, err = r.serveFresh(c, req, kb, pageKey, &lk, t)
 		return served || lk.state == lookFailed // failed: the store cannot tell, run the handler
 	})
 	if served {
@@ -158,29 +173,21 @@ func (m *routeMW) awaitOther(ec echo.Context, kb *keyBuf, pageKey string, t *fli
 
 // serveFresh looks the page up and, when it is fresh, serves it as a hit
 // and publishes it to t's flight.
-func (m *routeMW) serveFresh(ec echo.Context, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
-	now := m.clock()
-	e := m.lookup(lk, ec.Request().Context(), ec, kb, m.cache.core().Viewer(), pageKey, now)
+func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
+	now := r.clock()
+	e := r.lookup(lk, c, req, kb, r.cache.Viewer(), pageKey, now)
 	if lk.state != lookFresh {
 		return false, nil
 	}
-	m.cache.core().Counters().Hits.Add(1)
+	r.cache.Counters().Hits.Add(1)
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
-	return true, m.serve(ec, e, StatusHit, now, ec.Response())
+	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, now)
 }
 
-// headerWriter is where a cached response is written: the echo.Response, or
-// the writer under it when the response was already committed.
-type headerWriter interface {
-	WriteHeader(code int)
-	Write(b []byte) (int, error)
-}
-
-// serve writes a cached entry: its status, headers and body (none for HEAD,
-// 304 for a matching If-None-Match), plus the status header and Age.
-func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w headerWriter) error {
-	req := ec.Request()
-	h := ec.Response().Header()
+// serve writes a cached entry to w: its status, headers and body (none for
+// HEAD, 304 for a matching If-None-Match), plus the status header and Age.
+func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status string, now int64) error {
+	h := w.Header()
 	notModified := false
 	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
 		etag := e.etag()
@@ -209,8 +216,8 @@ func (m *routeMW) serve(ec echo.Context, e *entry, status string, now int64, w h
 	}
 	if req.Method == http.MethodHead {
 		// No body follows to let net/http count it.
-		if len(h[echo.HeaderContentLength]) == 0 {
-			h.Set(echo.HeaderContentLength, strconv.Itoa(len(e.body)))
+		if len(h["Content-Length"]) == 0 {
+			h.Set("Content-Length", strconv.Itoa(len(e.body)))
 		}
 	}
 	w.WriteHeader(e.status)

@@ -233,6 +233,9 @@ func (m *Engine) clock() int64 {
 	if m.cfg.Now != nil {
 		return m.cfg.Now().UnixNano()
 	}
+	if now := m.st.hooks.Now; now != nil {
+		return now().UnixNano()
+	}
 	return time.Now().UnixNano()
 }
 

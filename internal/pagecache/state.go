@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"sync"
+	"time"
 
 	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
@@ -22,8 +23,9 @@ type state struct {
 // Hooks let tests see what the routes of a cache do. Set them before the
 // cache serves requests.
 type Hooks struct {
-	RefreshDone func() // a background refresh ended
-	OnWait      func() // a request started waiting for another's miss
+	RefreshDone func()           // a background refresh ended
+	OnWait      func()           // a request started waiting for another's miss
+	Now         func() time.Time // the clock, for routes without Config.Now
 }
 
 func stateOf(c *core.Cache) *state {

@@ -51,7 +51,9 @@ func (a *v5App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	}
 	rc.AllowAuthorization = cfg.AllowAuthorization
 	if cfg.ResponseFilter != nil {
-		rc.ResponseFilter = func(c *echo.Context, status int, h http.Header) bool { return cfg.ResponseFilter(c.Request(), status, h) }
+		rc.ResponseFilter = func(c *echo.Context, status int, h http.Header) bool {
+			return cfg.ResponseFilter(c.Request(), status, h)
+		}
 	}
 	rc.TTLFromCacheControl = cfg.TTLFromCacheControl
 	if cfg.StatusHeader != "" {

@@ -226,7 +226,9 @@ type route struct {
 
 func (f *route) Skip(c call) bool { return f.cfg.Skipper != nil && f.cfg.Skipper(c.r) }
 
-func (f *route) AdoptLogger(call) { (*core.Cache)(f.cfg.Cache).AdoptLogger(core.SlogLogger(slog.Default())) }
+func (f *route) AdoptLogger(call) {
+	(*core.Cache)(f.cfg.Cache).AdoptLogger(core.SlogLogger(slog.Default()))
+}
 
 func (f *route) Request(c call) *http.Request { return c.r }
 

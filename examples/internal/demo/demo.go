@@ -104,6 +104,11 @@ func OpenStore(ctx context.Context, rawURL string) (stores.Store, error) {
 // cannot be listened on, it prints one line to stderr and exits with
 // status 1.
 func Main(newServer func(stores.Store) *echo.Echo) {
+	MainHandler(func(s stores.Store) http.Handler { return newServer(s) })
+}
+
+// MainHandler is Main for a server of any framework (Echo v5, net/http).
+func MainHandler(newServer func(stores.Store) http.Handler) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := OpenStore(ctx, CacheURL())
@@ -128,7 +133,7 @@ func Run(e *echo.Echo) {
 	}
 }
 
-func listenAndServe(ctx context.Context, e *echo.Echo, storeURL string) error {
+func listenAndServe(ctx context.Context, h http.Handler, storeURL string) error {
 	ln, err := net.Listen("tcp", Addr())
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
@@ -138,13 +143,13 @@ func listenAndServe(ctx context.Context, e *echo.Echo, storeURL string) error {
 		msg += " (store " + storeURL + ")"
 	}
 	fmt.Fprintln(os.Stderr, msg)
-	return Serve(ctx, e, ln)
+	return Serve(ctx, h, ln)
 }
 
-// Serve serves e on ln until ctx is done, then shuts it down gracefully,
+// Serve serves h on ln until ctx is done, then shuts it down gracefully,
 // giving requests in flight up to 5 seconds.
-func Serve(ctx context.Context, e *echo.Echo, ln net.Listener) error {
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+func Serve(ctx context.Context, h http.Handler, ln net.Listener) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 // echoRoute is the route middleware's front end for Echo v4: what the page
@@ -129,9 +131,7 @@ func scheme(c echo.Context, r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
 	}
-	h := r.Header
-	if len(h[echo.HeaderXForwardedProto]) == 0 && len(h[echo.HeaderXForwardedProtocol]) == 0 &&
-		len(h[echo.HeaderXForwardedSsl]) == 0 && len(h[echo.HeaderXUrlScheme]) == 0 {
+	if !pagecache.Forwarded(r.Header) {
 		if e := c.Echo(); e == nil || e.SchemeExtractor == nil {
 			return "http"
 		}

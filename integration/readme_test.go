@@ -61,7 +61,7 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := regexp.MustCompile(`go run \./examples/([a-z-]+)`)
+	run := regexp.MustCompile(`go run \./examples/([a-z0-9-]+)`)
 	named := map[string]bool{}
 	for _, m := range run.FindAllStringSubmatch(string(readme), -1) {
 		named[m[1]] = true

@@ -220,9 +220,7 @@ func (f *route) Scheme(c *echo.Context, r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
 	}
-	h := r.Header
-	if len(h[echo.HeaderXForwardedProto]) == 0 && len(h[echo.HeaderXForwardedProtocol]) == 0 &&
-		len(h[echo.HeaderXForwardedSsl]) == 0 && len(h[echo.HeaderXUrlScheme]) == 0 {
+	if !pagecache.Forwarded(r.Header) {
 		if e := c.Echo(); e == nil || e.SchemeExtractor == nil {
 			return "http"
 		}

@@ -222,6 +222,17 @@ func (l *ignoreList) match(name string) bool {
 	return false
 }
 
+// Forwarded reports whether a request carries a header that a framework
+// may read its scheme from (X-Forwarded-Proto, X-Forwarded-Protocol,
+// X-Forwarded-Ssl, X-Url-Scheme). Without one, and without TLS, the scheme
+// is http: the front ends ask their framework only when it could say
+// otherwise, which spares Echo's Scheme (an IP parse of the peer) on most
+// requests.
+func Forwarded(h http.Header) bool {
+	return len(h["X-Forwarded-Proto"]) > 0 || len(h["X-Forwarded-Protocol"]) > 0 ||
+		len(h["X-Forwarded-Ssl"]) > 0 || len(h["X-Url-Scheme"]) > 0
+}
+
 func appendLower(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		b := s[i]

@@ -232,7 +232,29 @@ func (f *route) Pass(c *echo.Context) error { return f.next(c) }
 
 func (f *route) Writer(c *echo.Context) http.ResponseWriter { return c.Response() }
 
-func (f *route) Inner(c *echo.Context) http.ResponseWriter { return c.Response() }
+// Inner is the request's writer: the *echo.Response, or what middleware
+// outside wrapped it in. A bare *echo.Response is given FlushError, since
+// its Flush drops the error of a failed flush, which the capture writer
+// needs to know that the client did not get the page.
+func (f *route) Inner(c *echo.Context) http.ResponseWriter {
+	w := c.Response()
+	if res, ok := w.(*echo.Response); ok {
+		return responseFlusher{res}
+	}
+	return w
+}
+
+// responseFlusher is an *echo.Response whose flush reports its error. It
+// flushes the writer under the Response, as Response.Flush does.
+type responseFlusher struct{ *echo.Response }
+
+func (r responseFlusher) FlushError() error {
+	return http.NewResponseController(r.Response.ResponseWriter).Flush()
+}
+
+// Unwrap returns the *echo.Response, for echo.UnwrapResponse and
+// http.ResponseController.
+func (r responseFlusher) Unwrap() http.ResponseWriter { return r.Response }
 
 func (f *route) Run(c *echo.Context, r *http.Request, w http.ResponseWriter) (*http.Request, error) {
 	orig, origReq := c.Response(), c.Request()

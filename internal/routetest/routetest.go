@@ -93,6 +93,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("keys", func(t *testing.T) { runKeys(t, fe, open) })
 			t.Run("rules", func(t *testing.T) { runRules(t, fe, open) })
 			t.Run("variants", func(t *testing.T) { variants(t, fe, open(t)) })
+			t.Run("cut-short", func(t *testing.T) { cutShort(t, fe, open) })
 			t.Run("conditional", func(t *testing.T) { conditional(t, fe, open(t)) })
 			t.Run("stale-while-revalidate", func(t *testing.T) { staleWhileRevalidate(t, fe, open(t)) })
 			t.Run("invalidation", func(t *testing.T) { invalidation(t, fe, open(t)) })

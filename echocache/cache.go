@@ -16,6 +16,10 @@
 // (rate-limited), counted in [Stats], and the request or function runs as
 // if nothing were cached. A circuit breaker skips a store that keeps
 // failing until it answers again.
+//
+// The route middleware here is for Echo v4; echocache/echov5 serves Echo v5
+// and echocache/httpcache any net/http router, with the same rules, on the
+// same Cache.
 package echocache
 
 import (

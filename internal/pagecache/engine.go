@@ -9,10 +9,13 @@
 // (entry.go), header names in any case (header.go), the hit path (hit.go),
 // the miss path and the rules that decide whether a response is stored
 // (miss.go), the capture writer (writer.go), stale-while-revalidate
-// (stale.go), tags (tags.go), and the state every route of a cache shares
-// (state.go). Each request's outcome is decided in [Route.Handle] and the
-// functions it calls; bypasses go through Route.bypass and every store
-// write of a page through Engine.store.
+// (stale.go), tags (tags.go), SetTTL and Tag through the request's
+// context (request.go), and the state every route of a cache shares, with
+// its test hooks (state.go). Each request's outcome is decided in
+// [Route.Handle] (bypass, hit, stale, store failure) and in Route.miss and
+// Route.run (not stored, and why; stored); the bypasses before a lookup go
+// through Route.bypass, and every store write of a page through
+// Engine.store.
 //
 // It is internal: the public route API is each front end's RouteConfig.
 package pagecache

@@ -1,9 +1,14 @@
 package echocache
 
-import "github.com/echocache/echocache/internal/pagecache"
+import (
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/pagecache"
+)
 
 // BypassReason says why a request or a call was not answered from the
-// cache or its result not stored. [Stats.Bypasses] counts them.
+// cache or its result not stored. [Stats.Bypasses] counts them; the
+// values are the "detail" tokens of lookups (LookupEvent.Detail) and of
+// Cache-Status (RFC 9211, 2.8).
 type BypassReason string
 
 // Bypass reasons of the route middleware ([Cache.Cached]).
@@ -84,10 +89,10 @@ const (
 const (
 	// BypassZeroResult: a loader returned the zero value of its type,
 	// which is not cached without CacheZero.
-	BypassZeroResult BypassReason = "zero-result"
+	BypassZeroResult BypassReason = core.DetailZeroResult
 	// BypassUnencodable: the Codec could not encode a loader's result.
-	BypassUnencodable BypassReason = "unencodable"
+	BypassUnencodable BypassReason = core.DetailUnencodable
 	// BypassUnkeyable: a Memoize argument had no cache key (see
 	// ErrUnkeyable); the function ran uncached.
-	BypassUnkeyable BypassReason = "unkeyable"
+	BypassUnkeyable BypassReason = core.DetailUnkeyable
 )

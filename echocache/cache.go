@@ -13,9 +13,10 @@
 // Until Init, every cached route and function runs uncached.
 //
 // Every store call is fail-open: a store error or timeout is logged
-// (rate-limited), counted in [Stats], and the request or function runs as
-// if nothing were cached. A circuit breaker skips a store that keeps
-// failing until it answers again.
+// (rate-limited, to slog.Default() unless [Config] names a logger), counted
+// in [Stats], and the request or function runs as if nothing were cached. A
+// circuit breaker skips a store that keeps failing until it answers again.
+// [Config.Observer] is a hook for metrics and tracing.
 //
 // The route middleware here is for Echo v4; echocache/echov5 serves Echo v5
 // and echocache/httpcache any net/http router, with the same rules, on the
@@ -25,6 +26,7 @@ package echocache
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/echocache/echocache/internal/core"
@@ -43,8 +45,8 @@ const (
 	// DefaultBreakerCooldown is how long an open breaker skips the store
 	// before it lets one call through to probe it.
 	DefaultBreakerCooldown = core.DefaultBreakerCooldown
-	// DefaultLogInterval is the shortest time between two log lines about
-	// store errors.
+	// DefaultLogInterval is the shortest time between two log lines of
+	// one message (store errors, say).
 	DefaultLogInterval = core.DefaultLogInterval
 )
 
@@ -55,7 +57,9 @@ var ErrNoStore = core.ErrNoStore
 // is open.
 var ErrStoreUnavailable = core.ErrStoreUnavailable
 
-// Logger receives the cache's warnings. echo.Logger satisfies it.
+// Logger receives the cache's warnings as printf-style lines, through
+// Warnf. echo.Logger satisfies it. [Config.Slog] takes a *slog.Logger
+// instead.
 type Logger interface {
 	Warnf(format string, args ...any)
 }
@@ -90,14 +94,35 @@ type Config struct {
 	// Optional. Default value DefaultBreakerCooldown (2s).
 	BreakerCooldown time.Duration
 
-	// Logger receives store errors, at most one line per LogInterval.
-	// Optional. Default: the Echo instance's logger when the cache is used
-	// by middleware, otherwise nothing is logged.
+	// Slog receives the cache's log lines at slog.LevelWarn: store errors
+	// and timeouts, the circuit breaker opening and closing, corrupt
+	// entries, failed background refreshes, writes that could not be
+	// undone. Each message is rate-limited on its own (LogInterval).
+	// Optional. Default value nil: Logger when it is set, else the
+	// framework's logger that the route middleware, WithCache or the
+	// renderer sees, if that logger shows warnings, else slog.Default()
+	// (read at each line, so slog.SetDefault applies), which prints WARN
+	// with the standard library's defaults. echo.New() sets Echo's logger
+	// to ERROR, which hides warnings, so with Echo's defaults the lines go
+	// to slog.Default().
+	Slog *slog.Logger
+
+	// Logger receives the cache's log lines through Warnf when Slog is
+	// nil. Note that echo.New() sets e.Logger's level to ERROR, which drops
+	// them: lower it (e.Logger.SetLevel(log.WARN)) if you pass e.Logger.
+	// Optional. Default value nil (see Slog).
 	Logger Logger
 
-	// LogInterval is the shortest time between two log lines.
+	// LogInterval is the shortest time between two lines of one message
+	// (store errors, say); the next line says how many were suppressed.
 	// Optional. Default value DefaultLogInterval (10s).
 	LogInterval time.Duration
+
+	// Observer is told of every lookup and every store call, for metrics
+	// and tracing (see Observer; the Prometheus collector of
+	// github.com/echocache/echocache/metrics/prometheus adds itself).
+	// Optional. Default value nil: nothing but Stats counts.
+	Observer Observer
 
 	// Codec encodes values of the typed API (Get, Set, Memoize...).
 	// Optional. Default value DefaultCodec.
@@ -153,6 +178,8 @@ func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
 	if cfg.Logger != nil {
 		cc.Logger = cfg.Logger
 	}
+	cc.Slog = cfg.Slog
+	cc.Observer = cfg.Observer
 	if cfg.Codec != nil {
 		cc.Codec = cfg.Codec
 	}

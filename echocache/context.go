@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/pagecache"
 )
 
@@ -32,12 +33,14 @@ func Tag(c echo.Context, tags ...string) {
 // cacheContextKey is the echo.Context key WithCache stores the Cache under. It is
 // spelled like an import path so that it cannot clash with an application's
 // own keys.
-const cacheContextKey = "github.com/echocache/echocache.Cache"
+const cacheContextKey = core.CacheContextKey
 
 // WithCache returns middleware that puts c in every request's echo.Context,
 // where handlers in any package find it with [FromContext] without
 // importing the package that created it (Flask's current_app.cache). It
-// also gives c the Echo logger, if c's Config has no Logger.
+// also gives c the Echo logger, if c's Config has none and Echo's logger
+// shows warnings (echo.New() sets it to ERROR, which hides them: then the
+// cache keeps logging to slog.Default()).
 //
 //	e.Use(echocache.WithCache(appCache))
 func WithCache(c *Cache) echo.MiddlewareFunc {
@@ -56,9 +59,13 @@ func WithCache(c *Cache) echo.MiddlewareFunc {
 // request did not pass through WithCache. A nil *Cache is safe with the
 // typed API: [Get] misses, [Set] does nothing, [GetOrSet] calls its loader,
 // and the methods that report store errors (Delete, Has, Incr, ...) return
-// ErrNoStore.
+// ErrNoStore. Since that hides a forgotten WithCache, the first nil it
+// returns in a process is logged (once, through slog.Default()).
 func FromContext(ec echo.Context) *Cache {
 	c, _ := ec.Get(cacheContextKey).(*Cache)
+	if c == nil {
+		core.WarnNoCache("e.Use(echocache.WithCache(cache))")
+	}
 	return c
 }
 

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/gommon/log"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,12 +38,11 @@ func TestCachedFailOpen(t *testing.T) {
 			s.local = false
 			tt.setup(s)
 			tt.cfg.BreakerThreshold = -1
+			var logs syncbuf.Buffer
+			tt.cfg.Slog = slog.New(slog.NewTextHandler(&logs, nil))
 			c, err := NewWithConfig(s, tt.cfg)
 			require.NoError(t, err)
 			env := newRouteEnv(t, c)
-			var logs syncbuf.Buffer
-			env.e.Logger.SetOutput(&logs)
-			env.e.Logger.SetLevel(log.WARN)
 			env.e.GET("/f", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
 
 			for i := 1; i <= 5; i++ {

@@ -44,7 +44,7 @@ func Function[R any](c *Cache, key string, ttl time.Duration, fn func(ctx contex
 
 // Get returns the cached result, calling the function on a miss.
 func (f *Func[R]) Get(ctx context.Context) (R, error) {
-	return loadValue(ctx, f.c, f.key, f.key, f.ttl, f.opts, f.fn)
+	return loadValue(ctx, f.c, FeatureValue, f.key, f.key, f.ttl, f.opts, f.fn)
 }
 
 // Forget removes the cached result, so the next Get calls the function.

@@ -28,9 +28,10 @@ func typedFlight(c *Cache) *flight.Group[any] {
 // loadValue is the read-through path shared by GetOrSet, Func and Memoized.
 // skey is the store key ("" when the store cannot be used, e.g. the memoize
 // version is unknown); fkey names the shared call.
-func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
+func loadValue[T any](ctx context.Context, c *Cache, f Feature, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !c.core().HasStore() {
+		c.bypass(ctx, f, BypassNoStore)
 		if o.strict {
 			return zero, ErrNoStore
 		}
@@ -40,7 +41,7 @@ func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time
 		skey = ""
 	}
 	if skey != "" {
-		v, hit, err := lookupValue[T](ctx, c, skey)
+		v, hit, err := lookupValue[T](ctx, c, f, skey)
 		if hit {
 			return v, nil
 		}
@@ -51,21 +52,22 @@ func loadValue[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time
 			skey = ""
 		}
 	}
-	return loadMiss(ctx, c, fkey, skey, ttl, o, fn)
+	return loadMiss(ctx, c, f, fkey, skey, ttl, o, fn)
 }
 
-// loadMiss runs fn for a key that missed, shared with the concurrent callers
-// of fkey, and stores the result under skey unless skey is "".
-func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
+// loadMiss runs fn for a key of feature f that missed, shared with the
+// concurrent callers of fkey, and stores the result under skey unless skey
+// is "".
+func loadMiss[T any](ctx context.Context, c *Cache, f Feature, fkey, skey string, ttl time.Duration, o callOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	storeOK := skey != ""
-	res, _, err := typedFlight(c).Do(ctx, fkey, func(fctx context.Context) (any, error) {
+	res, shared, err := typedFlight(c).Do(ctx, fkey, func(fctx context.Context) (any, error) {
 		var r loadedValue[T]
 		fillOK := storeOK
 		if fillOK {
 			// A shared call that ended between our lookupValue and now has
 			// stored the value: read it rather than call fn again.
-			v, hit, err := lookupValue[T](fctx, c, skey)
+			v, hit, err := lookupValue[T](fctx, c, noCount, skey)
 			if hit {
 				return loadedValue[T]{val: v}, nil
 			}
@@ -93,6 +95,9 @@ func loadMiss[T any](ctx context.Context, c *Cache, fkey, skey string, ttl time.
 		}
 		return r, nil
 	})
+	if shared {
+		c.core().CountCoalesced(f)
+	}
 	var le typedLoaderError
 	if errors.As(err, &le) {
 		return zero, le.err

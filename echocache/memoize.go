@@ -82,7 +82,7 @@ func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 		if err != nil {
 			return m.unkeyed(ctx, a, err)
 		}
-		return loadValue(ctx, m.c, fkey, "", m.ttl, m.opts, m.bind(a))
+		return loadValue(ctx, m.c, FeatureMemoize, fkey, "", m.ttl, m.opts, m.bind(a))
 	}
 	ver, err := m.version(ctx)
 	if err != nil {
@@ -91,27 +91,27 @@ func (m *Memoized[A, R]) Get(ctx context.Context, a A) (R, error) {
 		}
 		// Fail open: without the version no entry can be named; the call is
 		// still shared with the concurrent callers of a.
-		m.c.core().Counters().Misses.Add(1)
+		m.c.countFailedLookup(ctx, FeatureMemoize, err)
 		fkey, err := m.key(nil, a)
 		if err != nil {
 			return m.unkeyed(ctx, a, err)
 		}
-		return loadValue(ctx, m.c, fkey, "", m.ttl, m.opts, m.bind(a))
+		return loadMiss(ctx, m.c, FeatureMemoize, fkey, "", m.ttl, m.opts, m.bind(a))
 	}
 	skey, err := m.key(ver, a)
 	if err != nil {
 		return m.unkeyed(ctx, a, err)
 	}
 	// The hit path stays free of the closure that binds a.
-	if v, hit, err := lookupValue[R](ctx, m.c, skey); hit {
+	if v, hit, err := lookupValue[R](ctx, m.c, FeatureMemoize, skey); hit {
 		return v, nil
 	} else if err != nil {
 		if m.opts.strict {
 			return zero, err
 		}
-		return loadMiss(ctx, m.c, skey, "", m.ttl, m.opts, m.bind(a))
+		return loadMiss(ctx, m.c, FeatureMemoize, skey, "", m.ttl, m.opts, m.bind(a))
 	}
-	return loadMiss(ctx, m.c, skey, skey, m.ttl, m.opts, m.bind(a))
+	return loadMiss(ctx, m.c, FeatureMemoize, skey, skey, m.ttl, m.opts, m.bind(a))
 }
 
 // unkeyed runs fn for an argument that has no key: uncached, or not at all
@@ -121,7 +121,7 @@ func (m *Memoized[A, R]) unkeyed(ctx context.Context, a A, err error) (R, error)
 		var zero R
 		return zero, err
 	}
-	m.c.countBypass(BypassUnkeyable)
+	m.c.bypass(ctx, FeatureMemoize, BypassUnkeyable)
 	m.c.core().Logf("memoize %q: %v; calling it uncached", m.name, err)
 	return m.fn(ctx, a)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/echocache/echocache/internal/keyspace"
@@ -22,26 +23,42 @@ func (c *Cache) codec() Codec {
 	return DefaultCodec
 }
 
-// lookupValue reads and decodes the entry under the full store key skey. hit
-// reports a usable value. err is a store error (the store could not be
-// asked) or a *TypeMismatchError (the entry holds a value a T cannot hold;
-// it is kept), never a miss. A corrupt entry is logged, deleted and
-// reported as a miss.
-func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bool, err error) {
+// noCount is the feature of a lookup that is not counted: a loader's
+// second look at a key its caller has looked up (and counted) already.
+const noCount Feature = 255
+
+// lookupValue reads and decodes the entry under the full store key skey,
+// and counts the lookup as one of f (unless f is noCount). hit reports a
+// usable value. err is a store error (the store could not be asked) or a
+// *TypeMismatchError (the entry holds a value a T cannot hold; it is
+// kept), never a miss. A corrupt entry is logged, deleted and reported as
+// a miss.
+func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (v T, hit bool, err error) {
+	counted := f != noCount
 	if !c.core().HasStore() {
+		if counted {
+			c.bypass(ctx, f, BypassNoStore)
+		}
 		return v, false, ErrNoStore
 	}
 	data, err := c.core().Get(ctx, skey)
 	if err != nil {
-		c.core().Counters().Misses.Add(1)
 		if errors.Is(err, stores.ErrNotFound) {
+			if counted {
+				c.countLookup(ctx, f, ResultMiss)
+			}
 			return v, false, nil
+		}
+		if counted {
+			c.countFailedLookup(ctx, f, err)
 		}
 		return v, false, err
 	}
 	v, err = decodeValue[T](c.codec(), data, c.core().Verifies())
 	if err != nil {
-		c.core().Counters().Misses.Add(1)
+		if counted {
+			c.countLookup(ctx, f, ResultMiss)
+		}
 		if mm := asMismatch(err, skey); mm != nil {
 			c.core().Logf("reading %v; the entry is kept", mm)
 			return v, false, mm
@@ -50,7 +67,9 @@ func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bo
 		_ = c.core().Delete(ctx, skey)
 		return v, false, nil
 	}
-	c.core().Counters().Hits.Add(1)
+	if counted {
+		c.countLookup(ctx, f, ResultHit)
+	}
 	return v, true, nil
 }
 
@@ -85,7 +104,7 @@ func asMismatch(err error, skey string) *TypeMismatchError {
 // bool, string, []byte, nil; see the codec's doc).
 func Get[T any](ctx context.Context, c *Cache, key string, opts ...CallOption) (T, error) {
 	o := applyOptions(opts)
-	v, hit, err := lookupValue[T](ctx, c, keyspace.Value+key)
+	v, hit, err := lookupValue[T](ctx, c, FeatureValue, keyspace.Value+key)
 	if hit {
 		return v, nil
 	}
@@ -162,7 +181,7 @@ func GetOrSet[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 		return zero, errors.New("echocache: GetOrSet needs a loader")
 	}
 	skey := keyspace.Value + key
-	return loadValue(ctx, c, skey, skey, ttl, applyOptions(opts), loader)
+	return loadValue(ctx, c, FeatureValue, skey, skey, ttl, applyOptions(opts), loader)
 }
 
 // GetMany returns the values stored under keys that hold a usable value;
@@ -182,6 +201,9 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 		return out, nil
 	}
 	if !c.core().HasStore() {
+		for range keys {
+			c.bypass(ctx, FeatureValue, BypassNoStore)
+		}
 		return out, failOpenErr(ErrNoStore, o)
 	}
 	skeys := make([]string, len(keys))
@@ -190,7 +212,9 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	}
 	found, err := c.core().GetMany(ctx, skeys)
 	if err != nil && !errors.Is(err, stores.ErrNodeDown) {
-		c.core().Counters().Misses.Add(uint64(len(keys)))
+		for range keys {
+			c.countFailedLookup(ctx, FeatureValue, err)
+		}
 		return out, failOpenErr(err, o)
 	}
 	nodeErr := err // the values of the servers that answered are in found
@@ -200,12 +224,16 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 	for i, sk := range skeys {
 		data, ok := found[sk]
 		if !ok {
-			c.core().Counters().Misses.Add(1)
+			if nodeErr != nil && nodeDownKey(nodeErr, sk) {
+				c.countFailedLookup(ctx, FeatureValue, nodeErr)
+			} else {
+				c.countLookup(ctx, FeatureValue, ResultMiss)
+			}
 			continue
 		}
 		v, err := decodeValue[T](codec, data, verify)
 		if err != nil {
-			c.core().Counters().Misses.Add(1)
+			c.countLookup(ctx, FeatureValue, ResultMiss)
 			if mm := asMismatch(err, sk); mm != nil {
 				c.core().Logf("reading %v; the entry is kept", mm)
 				mismatches = append(mismatches, mm)
@@ -215,7 +243,7 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 			corrupt = append(corrupt, sk)
 			continue
 		}
-		c.core().Counters().Hits.Add(1)
+		c.countLookup(ctx, FeatureValue, ResultHit)
 		out[keys[i]] = v
 	}
 	if len(corrupt) > 0 {
@@ -310,4 +338,19 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 		return 0, ErrNoStore
 	}
 	return c.core().Incr(ctx, keyspace.Value+key, delta)
+}
+
+// nodeDownKey reports whether err, which wraps stores.ErrNodeDown, names
+// key among the keys of a server that did not answer: such a key's miss
+// is a failed lookup. A NodeError without keys concerns every key.
+func nodeDownKey(err error, key string) bool {
+	switch e := err.(type) {
+	case *stores.NodeError:
+		return e.Keys == nil || slices.Contains(e.Keys, key)
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(e.Unwrap(), func(err error) bool { return nodeDownKey(err, key) })
+	case interface{ Unwrap() error }:
+		return nodeDownKey(e.Unwrap(), key)
+	}
+	return false
 }

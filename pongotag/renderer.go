@@ -212,7 +212,10 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 	if e := c.Echo(); e != nil && e.Logger != nil {
 		logger = e.Logger
 	}
-	return r.Execute(w, name, data, c, echocache.FromContext(c), logger)
+	// Not echocache.FromContext, which logs a request without a Cache:
+	// here that is normal (the renderer has its own).
+	reqCache, _ := c.Get(core.CacheContextKey).(*echocache.Cache)
+	return r.Execute(w, name, data, c, reqCache, logger)
 }
 
 // Execute is Render for a request of any framework (pongotag/echov5 renders

@@ -62,10 +62,11 @@ const entryOverhead = 128
 // the context's error when ctx is already done (it never blocks, so that is
 // the only use it makes of ctx), and with ErrClosed after Close.
 type Memory struct {
-	cache    *otter.Cache[string, memEntry]
-	def      time.Duration
-	maxBytes int64
-	closed   atomic.Bool
+	cache     *otter.Cache[string, memEntry]
+	def       time.Duration
+	maxBytes  int64
+	closed    atomic.Bool
+	evictions atomic.Uint64 // entries dropped to make room (Stats)
 }
 
 // memEntry is the cached value: the bytes and how long they live.
@@ -123,6 +124,12 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 				return time.Duration(math.MaxInt64)
 			}
 		}),
+		// Under the entry's bucket lock, so only a counter.
+		OnAtomicDeletion: func(e otter.DeletionEvent[string, memEntry]) {
+			if e.Cause == otter.CauseOverflow {
+				m.evictions.Add(1)
+			}
+		},
 		Logger: &otter.NoopLogger{},
 	})
 	if err != nil {
@@ -130,6 +137,18 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	}
 	m.cache = cache
 	return m, nil
+}
+
+// Stats implements [StatsReporter]. With MaxEntries set, each entry
+// counts for at least MaxBytes/MaxEntries bytes (that is how both bounds
+// hold), so Bytes reaches MaxBytes when either bound is reached.
+func (m *Memory) Stats() StoreStats {
+	return StoreStats{
+		Entries:   int64(m.cache.EstimatedSize()),
+		Bytes:     int64(m.cache.WeightedSize()),
+		MaxBytes:  m.maxBytes,
+		Evictions: m.evictions.Load(),
+	}
 }
 
 func entrySize(key string, val []byte) int64 {

@@ -31,7 +31,7 @@ func Tag(c *echo.Context, tags ...string) {
 // cacheContextKey is the *echo.Context key WithCache stores the Cache
 // under, spelled like an import path so that it cannot clash with an
 // application's own keys.
-const cacheContextKey = "github.com/echocache/echocache/echocache/echov5.Cache"
+const cacheContextKey = core.CacheContextKeyV5
 
 // WithCache returns middleware that puts c in every request's
 // *echo.Context, where handlers find it with FromContext (Flask's
@@ -53,9 +53,14 @@ func WithCache(c *echocache.Cache) echo.MiddlewareFunc {
 
 // FromContext returns the Cache that WithCache put in c, or nil when the
 // request did not pass through WithCache. A nil *echocache.Cache is safe
-// with the typed API (echocache.Get misses, echocache.Set does nothing).
+// with the typed API (echocache.Get misses, echocache.Set does nothing);
+// since that hides a forgotten WithCache, the first nil it returns in a
+// process is logged (once, through slog.Default()).
 func FromContext(c *echo.Context) *echocache.Cache {
 	cache, _ := c.Get(cacheContextKey).(*echocache.Cache)
+	if cache == nil {
+		core.WarnNoCache("e.Use(echov5.WithCache(cache))")
+	}
 	return cache
 }
 

@@ -205,9 +205,14 @@ func WithCache(c *echocache.Cache) func(http.Handler) http.Handler {
 }
 
 // FromContext returns the Cache that WithCache put in ctx (a request's
-// context), or nil.
+// context), or nil. A nil *echocache.Cache is safe with the typed API;
+// since that hides a forgotten WithCache, the first nil it returns in a
+// process is logged (once, through slog.Default()).
 func FromContext(ctx context.Context) *echocache.Cache {
 	c, _ := ctx.Value(cacheKey{}).(*echocache.Cache)
+	if c == nil {
+		core.WarnNoCache("httpcache.WithCache(cache) around the handler")
+	}
 	return c
 }
 

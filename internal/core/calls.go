@@ -25,6 +25,7 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 		c.stats.StoreErrors.Add(1)
 		return nil, ctx, nopDone, ErrStoreUnavailable
 	}
+	start := c.callStart()
 	tctx, cancel := context.WithTimeout(ctx, c.storeTimeout())
 	return r.s, tctx, func(err error) {
 		cancel()
@@ -32,6 +33,7 @@ func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, fun
 			c.brk.endProbe()
 		}
 		c.record(ctx, err)
+		c.observeCall(ctx, start, err)
 	}, nil
 }
 

@@ -11,11 +11,13 @@
 //
 // Files: core.go (the Cache, Init, per-feature state), calls.go (guarded
 // store calls), breaker.go, unsettled.go (failed writes), logger.go,
-// stats.go, lock.go, fragment.go.
+// lookup.go (what a lookup came to), stats.go, observer.go (the metrics
+// hook), lock.go, fragment.go.
 package core
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +48,11 @@ type Config struct {
 	StoreTimeout     time.Duration
 	BreakerThreshold int // < 0: no breaker
 	BreakerCooldown  time.Duration
-	Logger           Logger
+	Slog             *slog.Logger // first choice of sink (logger.go)
+	Logger           Logger       // second choice
 	LogInterval      time.Duration
-	Codec            any // the typed API's echocache.Codec, kept for it; nil: its default
+	Observer         Observer // nil: none
+	Codec            any      // the typed API's echocache.Codec, kept for it; nil: its default
 }
 
 // Cache is the state of an echocache.Cache. It is safe for concurrent
@@ -57,9 +61,9 @@ type Cache struct {
 	cfg   Config
 	store atomic.Pointer[storeRef]
 
-	echoLogger atomic.Pointer[Logger] // fallback logger found by middleware
-	lastLog    atomic.Int64           // unix nanos of the last log line
-	suppressed atomic.Int64           // log lines dropped since then
+	logLimits sync.Map                  // format -> *logLimiter (logger.go)
+	adopted   atomic.Pointer[Logger]    // the framework's logger (AdoptLogger)
+	obs       atomic.Pointer[observers] // nil: nothing observes (observer.go)
 
 	brk breaker // skips a failing networked store (breaker.go)
 
@@ -77,7 +81,10 @@ type storeRef struct {
 }
 
 // Configure sets c's config. Call it before c is used.
-func (c *Cache) Configure(cfg Config) { c.cfg = cfg }
+func (c *Cache) Configure(cfg Config) {
+	c.cfg = cfg
+	c.AddObserver(cfg.Observer)
+}
 
 // Codec returns Config.Codec.
 func (c *Cache) Codec() any { return c.cfg.Codec }

@@ -21,18 +21,20 @@ import (
 // looked up (ErrNoStore, ErrStoreUnavailable, a store failure or timeout);
 // it has been logged and counted, and the caller should render the
 // fragment without storing it: calling FillFragment would only wait for
-// the failing store again. Hits and misses (failed lookups included, when
-// the cache has a store) are counted in the cache's statistics.
+// the failing store again. Each call is counted as one lookup of
+// FeatureFragment: a hit, a miss, an error (a failed lookup) or, without a
+// store, a bypass.
 func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
 	b, err := c.fragment(ctx, key)
-	if err != nil {
-		if !errors.Is(err, ErrNoStore) {
-			c.stats.Misses.Add(1)
-		}
-		return nil, err
+	switch {
+	case err == nil:
+		c.CountLookup(ctx, FeatureFragment, ResultHit, "")
+	case errors.Is(err, stores.ErrNotFound):
+		c.CountLookup(ctx, FeatureFragment, ResultMiss, "")
+	default:
+		c.CountFailedLookup(ctx, FeatureFragment, err)
 	}
-	c.stats.Hits.Add(1)
-	return b, nil
+	return b, err
 }
 
 // SetFragment stores value under key for ttl: zero means the cache's
@@ -70,6 +72,7 @@ func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration,
 		return nil, true, err // a caller that gives up does not hold up its page
 	}
 	if t == nil {
+		c.CountCoalesced(FeatureFragment)
 		return b, true, nil
 	}
 	// Also on an error or a panic in render: the next waiter renders.

@@ -264,11 +264,12 @@ type lookup struct {
 	nonce    uint64 // the page's nonce, when a page record exists
 	hasNonce bool
 	vary     []string // the page record's Vary names, when it is another variant
+	err      error    // why, when state is lookFailed
 }
 
-// bypass runs the handler uncached for reason.
+// bypass runs the handler uncached for reason, a lookup not made.
 func (r *Route[C]) bypass(c C, reason string) error {
-	r.cache.CountBypass(reason)
+	r.cache.CountLookup(r.fe.Request(c).Context(), core.FeaturePage, core.ResultBypass, reason)
 	return r.fe.Pass(c)
 }
 
@@ -324,7 +325,7 @@ func (r *Route[C]) Handle(c C) error {
 	var lk lookup
 	e := r.lookup(&lk, c, req, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
-		cc.Counters().Hits.Add(1)
+		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 		return r.serve(req, fe.Writer(c), e, StatusHit, now)
 	}
 	if viewed {
@@ -332,11 +333,13 @@ func (r *Route[C]) Handle(c C) error {
 	}
 	switch lk.state {
 	case lookStale:
-		cc.Counters().Stale.Add(1)
+		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
 		r.refresh(c, req, pageKey, e.nonce, string(e.key))
 		return r.serve(req, fe.Writer(c), e, StatusStale, now)
 	case lookFailed:
-		// Fail open: the core has counted and logged the store error.
+		// Fail open: the core has counted and logged the store error; the
+		// lookup counts as a miss and an error.
+		cc.CountFailedLookup(req.Context(), core.FeaturePage, lk.err)
 		if m.statusHeader != "" {
 			fe.Writer(c).Header().Set(m.statusHeader, StatusMiss)
 		}

@@ -27,7 +27,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 	raw, memo, err := m.cache.View(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
-			lk.state = lookFailed
+			lk.state, lk.err = lookFailed, err
 		}
 		return nil
 	}
@@ -44,7 +44,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 		raw, memo, err = m.cache.View(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
-				lk.state = lookFailed
+				lk.state, lk.err = lookFailed, err
 			}
 			return nil
 		}
@@ -69,7 +69,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 	if e.nTags > 0 {
 		ok, err := tagsCurrent(ctx, m.cache, e)
 		if err != nil {
-			lk.state = lookFailed
+			lk.state, lk.err = lookFailed, err
 		} else if !ok {
 			lk.state = lookMiss
 		}
@@ -179,7 +179,7 @@ func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string
 	if lk.state != lookFresh {
 		return false, nil
 	}
-	r.cache.Counters().Hits.Add(1)
+	r.cache.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
 	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, now)
 }

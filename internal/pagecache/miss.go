@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/flight"
 	"github.com/echocache/echocache/stores"
 )
@@ -57,6 +58,9 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	defer func() {
 		if !finished {
 			m.cache.CountBypass(BypassPanic) // the panic goes on up the chain
+			if p.stale != nil {
+				m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+			}
 		}
 	}()
 	after, err := fe.Run(c, req.WithContext(withRequest(ctx, rr)), cw)
@@ -65,10 +69,13 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 
 	if p.stale != nil && (cw.held || err != nil && !cw.wroteHeader && fe.Failure(err)) {
 		// stale-if-error: the client gets the stale page, not the failure.
-		m.cache.Counters().Stale.Add(1)
+		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultStale, "")
 		resetHeader(h, before)
 		w := fe.StaleWriter(c, p.stale.status, int64(len(p.stale.body)))
 		return m.serve(req, w, p.stale, StatusStale, m.clock())
+	}
+	if p.stale != nil {
+		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "") // the failure, if any, was not replaced
 	}
 	if cw.held {
 		cw.release()
@@ -89,6 +96,9 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	reason, ttl := r.storable(c, req, cw, rr, ended)
 	if reason != "" {
 		m.cache.CountBypass(reason)
+		if p.refresh {
+			m.cache.Logf("background refresh of %s not stored: %s (status %d)", req.URL, reason, cw.status)
+		}
 		if t != nil && wholeAnswer(reason, cw.status) {
 			t.Answered()
 		}
@@ -339,6 +349,15 @@ func cacheControlTTL(values []string) (time.Duration, bool) {
 	return 0, false
 }
 
+// countMiss counts the lookup of a request that runs the handler as a
+// miss, unless it holds a stale-if-error page: run counts that one once it
+// knows whether the stale page replaced a failure.
+func (m *Engine) countMiss(ctx context.Context, p missParams) {
+	if p.stale == nil {
+		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+	}
+}
+
 // miss handles a request that found no usable page. (A separate function, so
 // that the hit path's lookup stays on the stack.)
 // e is the expired entry lookup found, if any.
@@ -371,7 +390,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		pass = BypassConditional
 	}
 	if pass != "" {
-		cc.Counters().Misses.Add(1)
+		m.countMiss(ctx, params)
 		cc.CountBypass(pass)
 		params.noStore = true
 		return r.run(c, req, params, nil)
@@ -396,7 +415,9 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		if t == nil {
 			// The runner's own encoding, handed over in-process.
 			if e, err := decodeEntry(pub.entry, false); err == nil && r.matches(c, req, kb, pageKey, &e) {
-				cc.Counters().Hits.Add(1)
+				// A miss served by the page another request computed.
+				cc.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+				cc.CountCoalesced(core.FeaturePage)
 				return m.serve(req, r.fe.Writer(c), &e, StatusHit, m.clock())
 			}
 			if !moved && !slices.Equal(pub.vary, vary) {
@@ -405,7 +426,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 				vary, moved = pub.vary, true
 				continue
 			}
-			cc.Counters().Misses.Add(1)
+			m.countMiss(ctx, params)
 			return r.run(c, req, params, nil)
 		}
 		defer t.End()
@@ -430,7 +451,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 				return err
 			}
 		}
-		cc.Counters().Misses.Add(1)
+		m.countMiss(ctx, params)
 		return r.run(c, req, params, t)
 	}
 }

@@ -2,33 +2,34 @@ package pagecache
 
 import "github.com/echocache/echocache/internal/core"
 
-// Bypass reasons of a route, as counted in the core (echocache.BypassReason
-// documents each one under the same name).
+// Bypass reasons of a route: the core's detail reasons (core.Detail*,
+// the vocabulary of lookups and of Cache-Status), under the names
+// echocache.BypassReason documents.
 const (
-	BypassNoStore       = "no-store"
-	BypassSkipper       = "skipper"
-	BypassMethod        = "method"
-	BypassBody          = "body"
-	BypassAuthorization = "authorization"
-	BypassKey           = "key"
-	BypassHead          = "head"
-	BypassConditional   = "conditional"
-	BypassError         = "error"
-	BypassPanic         = "panic"
-	BypassNoResponse    = "no-response"
-	BypassHijacked      = "hijacked"
-	BypassContext       = "context"
-	BypassWriteError    = "write-error"
-	BypassLength        = "length"
-	BypassTrailer       = "trailer"
-	BypassHeaderCase    = "header-case"
-	BypassStatus        = "status"
-	BypassSetCookie     = "set-cookie"
-	BypassCacheControl  = "cache-control"
-	BypassVary          = "vary"
-	BypassTTL           = "ttl"
-	BypassFilter        = "filter"
-	BypassTagError      = "tag-error"
-	BypassBadHeader     = "bad-header"
-	BypassTooLarge      = core.BypassTooLarge
+	BypassNoStore       = core.DetailNoStore
+	BypassSkipper       = core.DetailSkipper
+	BypassMethod        = core.DetailMethod
+	BypassBody          = core.DetailBody
+	BypassAuthorization = core.DetailAuthorization
+	BypassKey           = core.DetailKey
+	BypassHead          = core.DetailHead
+	BypassConditional   = core.DetailConditional
+	BypassError         = core.DetailError
+	BypassPanic         = core.DetailPanic
+	BypassNoResponse    = core.DetailNoResponse
+	BypassHijacked      = core.DetailHijacked
+	BypassContext       = core.DetailContext
+	BypassWriteError    = core.DetailWriteError
+	BypassLength        = core.DetailLength
+	BypassTrailer       = core.DetailTrailer
+	BypassHeaderCase    = core.DetailHeaderCase
+	BypassStatus        = core.DetailStatus
+	BypassSetCookie     = core.DetailSetCookie
+	BypassCacheControl  = core.DetailCacheControl
+	BypassVary          = core.DetailVary
+	BypassTTL           = core.DetailTTL
+	BypassFilter        = core.DetailFilter
+	BypassTagError      = core.DetailTagError
+	BypassBadHeader     = core.DetailBadHeader
+	BypassTooLarge      = core.DetailTooLarge
 )

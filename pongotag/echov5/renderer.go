@@ -18,7 +18,6 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/echocache/echocache/echocache"
-	ecv5 "github.com/echocache/echocache/echocache/echov5"
 	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/pongotag"
 )
@@ -61,5 +60,8 @@ func (r *Renderer) Render(c *echo.Context, w io.Writer, name string, data any) e
 	if e := c.Echo(); e != nil && e.Logger != nil {
 		logger = core.SlogLogger(e.Logger)
 	}
-	return r.Execute(w, name, data, c, ecv5.FromContext(c), logger)
+	// Not echov5.FromContext, which logs a request without a Cache: here
+	// that is normal (the renderer has its own).
+	reqCache, _ := c.Get(core.CacheContextKeyV5).(*echocache.Cache)
+	return r.Execute(w, name, data, c, reqCache, logger)
 }

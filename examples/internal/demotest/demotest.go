@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -88,10 +88,10 @@ func Shorten(tb testing.TB, ttl *time.Duration) {
 	tb.Cleanup(func() { *ttl = old })
 }
 
-// RotateProverbs makes demo.Proverb return the proverbs in turn for the
+// RotateProverbs makes proverbs.Random return the proverbs in turn for the
 // rest of the test, so two calls never agree by chance.
 func RotateProverbs(tb testing.TB) {
-	tb.Cleanup(demo.RotateProverbs())
+	tb.Cleanup(proverbs.Rotate())
 }
 
 // CachedView checks the walkthrough's cached view on h: GET / answers a

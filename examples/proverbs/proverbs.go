@@ -1,4 +1,8 @@
-package demo
+// Package proverbs holds the Go proverbs (go-proverbs.github.io), which
+// stand in for the Zen of Python that the Flask-Cache walkthrough's examples
+// quote: a random line that changes on every call, so that a cached one can
+// be told from a fresh one.
+package proverbs
 
 import (
 	"math/rand/v2"
@@ -34,19 +38,19 @@ var (
 	next   atomic.Uint64
 )
 
-// Proverb returns a random Go proverb.
-func Proverb() string {
+// Random returns a random Go proverb.
+func Random() string {
 	if rotate.Load() {
 		return Proverbs[(next.Add(1)-1)%uint64(len(Proverbs))]
 	}
 	return Proverbs[rand.IntN(len(Proverbs))]
 }
 
-// RotateProverbs makes Proverb return the proverbs in turn instead of at
-// random, so that two calls in a row never return the same one, until the
-// returned function is called. Tests use it to tell a cached proverb from a
-// fresh one without relying on chance.
-func RotateProverbs() (restore func()) {
+// Rotate makes Random return the proverbs in turn instead of at random, so
+// that two calls in a row never return the same one, until the returned
+// function is called. Tests use it to tell a cached proverb from a fresh
+// one without relying on chance.
+func Rotate() (restore func()) {
 	rotate.Store(true)
 	return func() { rotate.Store(false) }
 }

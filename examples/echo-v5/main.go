@@ -30,7 +30,7 @@ func newServer(store stores.Store) http.Handler {
 
 	e := echo.New()
 	e.GET("/", func(c *echo.Context) error {
-		return c.String(http.StatusOK, demo.Now())
+		return c.String(http.StatusOK, time.Now().Format(time.RFC3339Nano))
 	}, echov5.Cached(cache, cachedFor)) // cache this route for 5 minutes
 	return e
 }

@@ -31,7 +31,7 @@ import (
 var examples = []string{
 	"app", "cached-app", "cached-function-app", "modular-views",
 	"cached-blueprint-app", "method-view", "template-blocks", "memoize-app",
-	"arbitrary-objects", "clear-cache", "echo-v5",
+	"arbitrary-objects", "clear-cache", "echo-v5", "production",
 }
 
 // backend is a store server the examples run against.
@@ -321,6 +321,14 @@ func TestMain(m *testing.M) {
 // is stopped with SIGTERM when the test ends, and must exit cleanly.
 func start(t *testing.T, bins, name, cacheURL string) string {
 	t.Helper()
+	base, _ := startLogged(t, bins, name, cacheURL)
+	return base
+}
+
+// startLogged is start, and returns what the example writes to stdout and
+// stderr as well.
+func startLogged(t *testing.T, bins, name, cacheURL string) (string, *syncbuf.Buffer) {
+	t.Helper()
 	var lastErr error
 	for range 3 { // a free port can be taken before the example binds it
 		port, err := servertest.FreePort()
@@ -347,10 +355,10 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 			continue
 		}
 		t.Cleanup(func() { stop(t, name, cmd, exited, &stderr) })
-		return "http://" + addr
+		return "http://" + addr, &stderr
 	}
 	t.Fatal(lastErr)
-	return ""
+	return "", nil
 }
 
 // stop sends SIGTERM and expects a clean exit within ten seconds.

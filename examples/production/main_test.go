@@ -140,4 +140,15 @@ func TestMetrics(t *testing.T) {
 	if after := hits(); after != before+2 {
 		t.Errorf("page hits went from %d to %d after two hits; want +2", before, after)
 	}
+
+	// Compressed once, by the Gzip middleware.
+	rec := do(e, http.MethodGet, "/metrics", "Accept-Encoding", "gzip")
+	zr, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics with gzip: %v", err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil || !strings.Contains(string(body), "echocache_lookups_total{") {
+		t.Errorf("GET /metrics with gzip decompresses to %.200q, %v; want the metrics", body, err)
+	}
 }

@@ -82,6 +82,8 @@ func newServer(store stores.Store) (*echo.Echo, error) {
 		}
 		return c.String(http.StatusOK, fmt.Sprintf("post %d\n", n))
 	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	// Uncached (the Skipper above); compressed by the Gzip middleware, so
+	// not by promhttp too.
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true})))
 	return e, nil
 }

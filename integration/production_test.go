@@ -1,0 +1,141 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/echocache/echocache/internal/servertest"
+	"github.com/echocache/echocache/internal/syncbuf"
+)
+
+// A productionStep is one request to examples/production and what its
+// response must say.
+type productionStep struct {
+	name   string
+	method string
+	header []string // name, value, ...
+	// xCache is the X-Cache the response must carry ("" for none: a
+	// bypassed request).
+	xCache string
+}
+
+// TestProductionExample runs examples/production against a redis server of
+// its own: a miss, a hit, a POST and a request with Authorization; two
+// scrapes of /metrics around a hit; then redis is killed, the app keeps
+// answering, and the outage is in its log, written with Echo's and
+// echocache's default settings, while go-redis's own lines stay few.
+func TestProductionExample(t *testing.T) {
+	bins := build(t)
+	redis := servertest.StartRedis(t)
+	cacheURL := withPrefix(t, "redis://"+redis.Addr()+"/0", namespace("production"))
+	base, logs := startLogged(t, bins, "production", cacheURL)
+
+	for _, st := range []productionStep{
+		{name: "miss", method: http.MethodGet, xCache: "MISS"},
+		{name: "hit", method: http.MethodGet, xCache: "HIT"},
+		{name: "post", method: http.MethodPost},
+		{name: "authorization", method: http.MethodGet, header: []string{"Authorization", "Bearer token"}},
+		{name: "miss after the post", method: http.MethodGet, xCache: "MISS"},
+	} {
+		resp := send(t, st.method, base+"/", st.header...)
+		if got := resp.header.Get("X-Cache"); got != st.xCache {
+			t.Errorf("%s: %s / X-Cache = %q; want %q", st.name, st.method, got, st.xCache)
+		}
+	}
+
+	before := pageHits(t, base)
+	if got := send(t, http.MethodGet, base+"/").header.Get("X-Cache"); got != "HIT" {
+		t.Fatalf("GET / = %s; want a hit", got)
+	}
+	if after := pageHits(t, base); after != before+1 {
+		t.Errorf("page hits on /metrics went from %d to %d over one hit; want +1", before, after)
+	}
+
+	redis.Kill()
+	killed := time.Now()
+	// The app answers every request, uncached, until the log shows the
+	// breaker opening (5 failures in a row by default).
+	deadline := killed.Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "store failed 5 times in a row") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line about the circuit breaker in the log 30s after redis was killed:\n%s", logs.String())
+		}
+		resp := send(t, http.MethodGet, base+"/")
+		if got := resp.header.Get("X-Cache"); got != "MISS" {
+			t.Errorf("GET / with redis down: X-Cache = %q; want MISS (served uncached)", got)
+		}
+	}
+	out := logs.String()
+	for _, want := range []string{
+		`"level":"WARN","msg":"echocache: store error (serving uncached): `,
+		`"level":"WARN","msg":"echocache: store failed 5 times in a row; skipping it for 2s: `,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	// Without the rate limit, go-redis logs a line per failed dial: one
+	// per store call until the breaker opens, and one per probe after.
+	if n, most := goRedisDialLines(logs), 1+int(time.Since(killed)/(10*time.Second)); n > most {
+		t.Errorf("go-redis logged %d failed dials; want at most %d (one line per 10s):\n%s", n, most, out)
+	}
+}
+
+// goRedisDialLines counts go-redis's own lines about failed dials.
+func goRedisDialLines(logs *syncbuf.Buffer) int {
+	n := 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.HasPrefix(line, "redis: ") && strings.Contains(line, "failed to dial") {
+			n++
+		}
+	}
+	return n
+}
+
+var pageHitsLine = regexp.MustCompile(`(?m)^echocache_lookups_total\{feature="page",result="hit"\} (\d+)$`)
+
+// pageHits scrapes /metrics and returns the page hit counter.
+func pageHits(t *testing.T, base string) int {
+	t.Helper()
+	resp := send(t, http.MethodGet, base+"/metrics")
+	m := pageHitsLine.FindStringSubmatch(resp.body)
+	if m == nil {
+		t.Fatalf("/metrics has no page hit counter:\n%s", resp.body)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// send makes a request with the given headers and expects 200.
+func send(t *testing.T, method, target string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.example"
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s = %d %q; want 200", method, target, resp.StatusCode, body)
+	}
+	return response{resp.Header, string(body)}
+}

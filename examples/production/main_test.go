@@ -152,3 +152,16 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("GET /metrics with gzip decompresses to %.200q, %v; want the metrics", body, err)
 	}
 }
+
+// A browser's reload sends Cache-Control: no-cache (and Pragma: no-cache);
+// the app's own cache does not let a client choose to skip it.
+func TestReloadIsAHit(t *testing.T) {
+	e := newTestServer(t)
+	first := do(e, http.MethodGet, "/")
+	for _, h := range [][]string{{"Cache-Control", "no-cache"}, {"Cache-Control", "max-age=0"}, {"Pragma", "no-cache"}, {"Cache-Control", "no-store"}} {
+		rec := do(e, http.MethodGet, "/", h...)
+		if rec.Header().Get("X-Cache") != "HIT" || rec.Body.String() != first.Body.String() {
+			t.Errorf("GET / with %s: %s = %q (X-Cache %q); want the cached page", h[0], h[1], rec.Body.String(), rec.Header().Get("X-Cache"))
+		}
+	}
+}

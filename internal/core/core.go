@@ -11,8 +11,8 @@
 //
 // Files: core.go (the Cache, Init, per-feature state), calls.go (guarded
 // store calls), breaker.go, unsettled.go (failed writes), logger.go,
-// lookup.go (what a lookup came to), stats.go, observer.go (the metrics
-// hook), lock.go, fragment.go.
+// lookup.go (what a lookup came to), cachestatus.go (its RFC 9211
+// header), stats.go, observer.go (the metrics hook), lock.go, fragment.go.
 package core
 
 import (

@@ -455,7 +455,9 @@ func post(t *testing.T, target string) string {
 	return do(t, http.MethodPost, target).body
 }
 
-func do(t *testing.T, method, target string) response {
+// do sends a request with the given headers (name, value, ...) and
+// expects 200.
+func do(t *testing.T, method, target string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
 	if err != nil {
@@ -464,6 +466,9 @@ func do(t *testing.T, method, target string) response {
 	// Page keys include the host. Processes of one app behind a load
 	// balancer see one host, not each its own port.
 	req.Host = "app.example"
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)

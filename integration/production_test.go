@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -42,14 +41,14 @@ func TestProductionExample(t *testing.T) {
 		{name: "authorization", method: http.MethodGet, header: []string{"Authorization", "Bearer token"}},
 		{name: "miss after the post", method: http.MethodGet, xCache: "MISS"},
 	} {
-		resp := send(t, st.method, base+"/", st.header...)
+		resp := do(t, st.method, base+"/", st.header...)
 		if got := resp.header.Get("X-Cache"); got != st.xCache {
 			t.Errorf("%s: %s / X-Cache = %q; want %q", st.name, st.method, got, st.xCache)
 		}
 	}
 
 	before := pageHits(t, base)
-	if got := send(t, http.MethodGet, base+"/").header.Get("X-Cache"); got != "HIT" {
+	if got := do(t, http.MethodGet, base+"/").header.Get("X-Cache"); got != "HIT" {
 		t.Fatalf("GET / = %s; want a hit", got)
 	}
 	if after := pageHits(t, base); after != before+1 {
@@ -65,7 +64,7 @@ func TestProductionExample(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no line about the circuit breaker in the log 30s after redis was killed:\n%s", logs.String())
 		}
-		resp := send(t, http.MethodGet, base+"/")
+		resp := do(t, http.MethodGet, base+"/")
 		if got := resp.header.Get("X-Cache"); got != "MISS" {
 			t.Errorf("GET / with redis down: X-Cache = %q; want MISS (served uncached)", got)
 		}
@@ -102,7 +101,7 @@ var pageHitsLine = regexp.MustCompile(`(?m)^echocache_lookups_total\{feature="pa
 // pageHits scrapes /metrics and returns the page hit counter.
 func pageHits(t *testing.T, base string) int {
 	t.Helper()
-	resp := send(t, http.MethodGet, base+"/metrics")
+	resp := do(t, http.MethodGet, base+"/metrics")
 	m := pageHitsLine.FindStringSubmatch(resp.body)
 	if m == nil {
 		t.Fatalf("/metrics has no page hit counter:\n%s", resp.body)
@@ -112,30 +111,4 @@ func pageHits(t *testing.T, base string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// send makes a request with the given headers and expects 200.
-func send(t *testing.T, method, target string, header ...string) response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = "app.example"
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s = %d %q; want 200", method, target, resp.StatusCode, body)
-	}
-	return response{resp.Header, string(body)}
 }

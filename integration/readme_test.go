@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/echocache/echocache/echocache"
 )
 
 // TestReadmeCodeIsReal checks that every Go code block of the README is
@@ -217,4 +220,21 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestReadmeConfigTables checks that the README's configuration reference
+// has a row for every exported field of echocache.Config and
+// echocache.RouteConfig.
+func TestReadmeConfigTables(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[echocache.Config](), reflect.TypeFor[echocache.RouteConfig]()} {
+		for f := range typ.Fields() {
+			if f.IsExported() && !strings.Contains(string(readme), "| `"+f.Name+"` |") {
+				t.Errorf("README has no table row for %s.%s", typ.Name(), f.Name)
+			}
+		}
+	}
 }

@@ -139,10 +139,14 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return m, nil
 }
 
-// Stats implements [StatsReporter]. With MaxEntries set, each entry
-// counts for at least MaxBytes/MaxEntries bytes (that is how both bounds
-// hold), so Bytes reaches MaxBytes when either bound is reached.
+// Stats implements [StatsReporter]. It first applies the writes the
+// eviction policy has not processed yet (otter does that in the
+// background), so that Bytes and Evictions are current: call it for
+// metrics, not on every request. With MaxEntries set, each entry counts
+// for at least MaxBytes/MaxEntries bytes (that is how both bounds hold),
+// so Bytes reaches MaxBytes when either bound is reached.
 func (m *Memory) Stats() StoreStats {
+	m.cache.CleanUp()
 	return StoreStats{
 		Entries:   int64(m.cache.EstimatedSize()),
 		Bytes:     int64(m.cache.WeightedSize()),

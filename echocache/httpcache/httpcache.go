@@ -23,7 +23,6 @@ package httpcache
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -231,9 +230,9 @@ type route struct {
 
 func (f *route) Skip(c call) bool { return f.cfg.Skipper != nil && f.cfg.Skipper(c.r) }
 
-func (f *route) AdoptLogger(call) {
-	(*core.Cache)(f.cfg.Cache).AdoptLogger(core.SlogLogger(slog.Default()))
-}
+// AdoptLogger adopts nothing: net/http has no logger of its own, and the
+// cache's default, slog.Default() read at each line, is the one to use.
+func (f *route) AdoptLogger(call) {}
 
 func (f *route) Request(c call) *http.Request { return c.r }
 

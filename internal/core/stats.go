@@ -51,21 +51,28 @@ func (c *Cache) CountLookup(ctx context.Context, f Feature, r Result, detail str
 	}
 }
 
-// CountFailedLookup counts a lookup of f that failed with err (a store
-// error, or ErrStoreUnavailable from the breaker) as ResultError, with the
-// detail that names which (DetailContext when ctx ended first). ErrNoStore
-// is a bypass (DetailNoStore).
+// CountFailedLookup counts a lookup of f that failed with err as
+// LookupFailure classifies it.
 func (c *Cache) CountFailedLookup(ctx context.Context, f Feature, err error) {
+	r, detail := LookupFailure(ctx, err)
+	c.CountLookup(ctx, f, r, detail)
+}
+
+// LookupFailure returns what a lookup that failed with err came to: a
+// store error, or ErrStoreUnavailable from the breaker, is ResultError with
+// the detail that names which (DetailContext when ctx ended first);
+// ErrNoStore is a bypass (DetailNoStore). The statistics and Cache-Status
+// both say it so.
+func LookupFailure(ctx context.Context, err error) (Result, string) {
 	switch {
 	case errors.Is(err, ErrNoStore):
-		c.CountLookup(ctx, f, ResultBypass, DetailNoStore)
+		return ResultBypass, DetailNoStore
 	case ctx.Err() != nil:
-		c.CountLookup(ctx, f, ResultError, DetailContext) // the caller gave up
+		return ResultError, DetailContext // the caller gave up
 	case errors.Is(err, ErrStoreUnavailable):
-		c.CountLookup(ctx, f, ResultError, DetailStoreUnavailable)
-	default:
-		c.CountLookup(ctx, f, ResultError, DetailStoreError)
+		return ResultError, DetailStoreUnavailable
 	}
+	return ResultError, DetailStoreError
 }
 
 // CountCoalesced counts a lookup of f that waited for another caller's

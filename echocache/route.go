@@ -22,6 +22,9 @@ const (
 	// DefaultRefreshTimeout bounds a background stale-while-revalidate
 	// refresh.
 	DefaultRefreshTimeout = pagecache.DefaultRefreshTimeout
+	// DefaultCacheStatusName is the name the route cache gives itself in
+	// the Cache-Status header (RFC 9211).
+	DefaultCacheStatusName = pagecache.DefaultCacheStatusName
 )
 
 // DefaultIgnoreQueryParams are the query parameters left out of page keys
@@ -154,10 +157,46 @@ type RouteConfig struct {
 	// Optional. Default value false.
 	TTLFromCacheControl bool
 
-	// StatusHeader is the response header set to HIT, MISS or STALE.
+	// StatusHeader is the response header set to HIT, MISS or STALE, for
+	// compatibility with tools that read X-Cache; Cache-Status (see
+	// CacheStatusName) says more. A hit is HIT (a miss that waited for
+	// another request's page too), a stale page STALE; a miss and a failed
+	// lookup are MISS; a bypass sets none.
 	// Optional. Default value DefaultStatusHeader ("X-Cache"); "-" sets no
-	// header.
+	// header. "Cache-Status" is refused: that header is CacheStatusName's.
 	StatusHeader string
+
+	// CacheStatusName is the name of the route's cache in the Cache-Status
+	// response header (RFC 9211), which every response the middleware sees
+	// carries, bypasses included: its member is added after any member the
+	// handler (a cache behind it) set, and says what the cache did:
+	//
+	//	echocache; hit; ttl=42                       a hit, fresh for 42 more seconds
+	//	echocache; hit; ttl=-3                       a stale page, refreshed in the background
+	//	echocache; fwd=uri-miss; ttl=60; stored      a miss, stored for 60 s
+	//	echocache; fwd=vary-miss; ttl=60; stored     another variant of a stored page
+	//	echocache; fwd=stale; ttl=60; stored         an expired (or invalidated) page, replaced
+	//	echocache; fwd=uri-miss; detail=set-cookie   a miss not stored, and why (a BypassReason)
+	//	echocache; fwd=uri-miss; collapsed           served the page a concurrent miss computed
+	//	echocache; fwd=stale; fwd-status=503; ttl=-3; detail=status
+	//	                                             a stale page in place of a failure (StaleIfError)
+	//	echocache; fwd=method; detail=method         not GET or HEAD
+	//	echocache; fwd=bypass; detail=authorization  a bypass, and why (a BypassReason)
+	//	echocache; fwd=miss; detail=store-error      the store failed (store-unavailable: the breaker is open)
+	//
+	// A miss's member is decided when the handler writes the header, by
+	// every rule the status and the header decide; what only the body or
+	// the end of the request tells (a body over MaxBodySize without a
+	// Content-Length that says so, a body shorter than its Content-Length,
+	// the client leaving, SetTTL or Tag after the first write, the
+	// ResponseFilter, the store write) comes too late for it: such a
+	// response says "stored" and is not, as Stats.Bypasses and the
+	// observers tell. Cache-Status tells anyone who can send a request
+	// whether a page was cached (RFC 9211, section 6); turn it off where
+	// that matters.
+	// Optional. Default value DefaultCacheStatusName ("echocache"); a name
+	// that is not an sf-token is quoted; "-" sends no Cache-Status.
+	CacheStatusName string
 
 	// StaleWhileRevalidate is how long after its TTL a page is still
 	// served, marked STALE, while one background request refreshes it. The
@@ -211,6 +250,7 @@ var DefaultRouteConfig = RouteConfig{
 	AllowedStatuses:   []int{http.StatusOK},
 	MaxBodySize:       DefaultMaxBodySize,
 	StatusHeader:      DefaultStatusHeader,
+	CacheStatusName:   DefaultCacheStatusName,
 	RefreshTimeout:    DefaultRefreshTimeout,
 }
 
@@ -288,6 +328,7 @@ func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		Filter:               cfg.ResponseFilter != nil,
 		TTLFromCacheControl:  cfg.TTLFromCacheControl,
 		StatusHeader:         cfg.StatusHeader,
+		CacheStatusName:      cfg.CacheStatusName,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
 		StaleIfError:         cfg.StaleIfError,
 		LockTimeout:          cfg.LockTimeout,

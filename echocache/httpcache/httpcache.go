@@ -102,6 +102,13 @@ type RouteConfig struct {
 	// Optional. Default value echocache.DefaultStatusHeader ("X-Cache").
 	StatusHeader string
 
+	// CacheStatusName is the name of the route's cache in the Cache-Status
+	// response header (RFC 9211) every response the middleware sees
+	// carries; see echocache.RouteConfig.CacheStatusName for what it says.
+	// Optional. Default value echocache.DefaultCacheStatusName
+	// ("echocache"); "-" sends no Cache-Status.
+	CacheStatusName string
+
 	// StaleWhileRevalidate is how long after its TTL a page is still
 	// served, marked STALE, while one background request refreshes it.
 	// Optional. Default value 0 (off).
@@ -160,6 +167,7 @@ func (cfg RouteConfig) ToMiddleware() (func(http.Handler) http.Handler, error) {
 		Filter:               cfg.ResponseFilter != nil,
 		TTLFromCacheControl:  cfg.TTLFromCacheControl,
 		StatusHeader:         cfg.StatusHeader,
+		CacheStatusName:      cfg.CacheStatusName,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
 		StaleIfError:         cfg.StaleIfError,
 		LockTimeout:          cfg.LockTimeout,

@@ -70,6 +70,7 @@ type Config struct {
 	Filter               bool // the front end's Filter decides (a ResponseFilter)
 	TTLFromCacheControl  bool
 	StatusHeader         string // "-": none
+	CacheStatusName      string // "" DefaultCacheStatusName, "-": no Cache-Status
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
 	LockTimeout          time.Duration
@@ -139,6 +140,7 @@ type Engine struct {
 	keying       keying
 	vary         []string
 	statusHeader string
+	cs           *cacheStatus // nil: no Cache-Status
 	st           *state
 }
 
@@ -224,6 +226,19 @@ func New(cfg Config) (*Engine, error) {
 	default:
 		m.statusHeader = textproto.CanonicalMIMEHeaderKey(cfg.StatusHeader)
 	}
+	switch cfg.CacheStatusName {
+	case "":
+		m.cs = newCacheStatus(DefaultCacheStatusName)
+	case "-":
+	default:
+		if !core.ValidCacheStatusName(cfg.CacheStatusName) {
+			return nil, fmt.Errorf("echocache: RouteConfig.CacheStatusName %q: a cache name in Cache-Status is printable ASCII", cfg.CacheStatusName)
+		}
+		m.cs = newCacheStatus(cfg.CacheStatusName)
+	}
+	if m.cs != nil && m.statusHeader == headerCacheStatus {
+		return nil, errors.New(`echocache: RouteConfig.StatusHeader "Cache-Status" is the RFC 9211 header the route writes itself (see CacheStatusName); name another header`)
+	}
 	m.cfg = cfg
 	m.st = stateOf(cfg.Cache)
 	m.st.addKeying(m.keying)
@@ -265,12 +280,13 @@ type lookup struct {
 	hasNonce bool
 	vary     []string // the page record's Vary names, when it is another variant
 	err      error    // why, when state is lookFailed
+	expired  bool     // an entry was found but is past its lifetime or its tags'
 }
 
 // bypass runs the handler uncached for reason, a lookup not made.
 func (r *Route[C]) bypass(c C, reason string) error {
 	r.cache.CountLookup(r.fe.Request(c).Context(), core.FeaturePage, core.ResultBypass, reason)
-	return r.fe.Pass(c)
+	return r.pass(c, r.cs.passed(core.ResultBypass, reason))
 }
 
 // Handle answers one request: the checks that bypass the cache, the key,
@@ -326,7 +342,7 @@ func (r *Route[C]) Handle(c C) error {
 	e := r.lookup(&lk, c, req, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
-		return r.serve(req, fe.Writer(c), e, StatusHit, now)
+		return r.serve(req, fe.Writer(c), e, StatusHit, m.cs.hit(e, now), now)
 	}
 	if viewed {
 		pageKey = strings.Clone(pageKey)
@@ -335,15 +351,16 @@ func (r *Route[C]) Handle(c C) error {
 	case lookStale:
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
 		r.refresh(c, req, pageKey, e.nonce, string(e.key))
-		return r.serve(req, fe.Writer(c), e, StatusStale, now)
+		return r.serve(req, fe.Writer(c), e, StatusStale, m.cs.hit(e, now), now)
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error; the
 		// lookup counts as a miss and an error.
-		cc.CountFailedLookup(req.Context(), core.FeaturePage, lk.err)
+		res, detail := core.LookupFailure(req.Context(), lk.err)
+		cc.CountLookup(req.Context(), core.FeaturePage, res, detail)
 		if m.statusHeader != "" {
 			fe.Writer(c).Header().Set(m.statusHeader, StatusMiss)
 		}
-		return fe.Pass(c)
+		return r.pass(c, m.cs.passed(res, detail))
 	}
 
 	return r.miss(c, req, kb, pageKey, &lk, e)

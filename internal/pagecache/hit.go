@@ -64,6 +64,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 	case now < e.sieUntil:
 		lk.state = lookError
 	default:
+		lk.expired = true
 		return nil
 	}
 	if e.nTags > 0 {
@@ -71,7 +72,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 		if err != nil {
 			lk.state, lk.err = lookFailed, err
 		} else if !ok {
-			lk.state = lookMiss
+			lk.state, lk.expired = lookMiss, true
 		}
 	}
 	return e
@@ -181,12 +182,13 @@ func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string
 	}
 	r.cache.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
-	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, now)
+	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now), now)
 }
 
 // serve writes a cached entry to w: its status, headers and body (none for
-// HEAD, 304 for a matching If-None-Match), plus the status header and Age.
-func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status string, now int64) error {
+// HEAD, 304 for a matching If-None-Match), plus the status header, Age and
+// the Cache-Status member (none when it is "").
+func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status, member string, now int64) error {
 	h := w.Header()
 	notModified := false
 	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
@@ -194,17 +196,25 @@ func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, statu
 		notModified = etag != "" && etagMatch(inm, etag)
 	}
 
-	// One allocation holds every header value: the status header's, Age's
-	// and the entry's.
-	vals := make([]string, 2+e.nVals)
+	// One allocation holds every header value: the status header's, Age's,
+	// Cache-Status's and the entry's.
+	vals := make([]string, 3+e.nVals)
 	if notModified {
-		e.applyHeaders(h, vals[2:], keepOn304)
+		e.applyHeaders(h, vals[3:], keepOn304)
 	} else {
-		e.applyHeaders(h, vals[2:], nil)
+		e.applyHeaders(h, vals[3:], nil)
 	}
 	if m.statusHeader != "" {
 		vals[0] = status
 		h[m.statusHeader] = vals[0:1:1]
+	}
+	if member != "" {
+		if len(h[headerCacheStatus]) > 0 {
+			addMember(h, member) // after the members stored with the page
+		} else {
+			vals[2] = member
+			h[headerCacheStatus] = vals[2:3:3]
+		}
 	}
 	age := max((now-e.storedAt)/int64(time.Second), 0)
 	vals[1] = strconv.FormatInt(age, 10)

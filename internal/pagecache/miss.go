@@ -27,8 +27,10 @@ type missParams struct {
 	stale    *entry // served on a handler failure (stale-if-error)
 	nonce    uint64
 	hasNonce bool
-	noStore  bool // run and pass through only (HEAD)
-	refresh  bool // background refresh: errors are logged
+	noStore  bool   // run and pass through only (HEAD)
+	pass     string // why noStore: BypassHead or BypassConditional
+	refresh  bool   // background refresh: errors are logged
+	fwd      string // Cache-Status's fwd: why the request went forward
 }
 
 // run runs the handler for a miss, streams its response to the client while
@@ -42,7 +44,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		h.Set(m.statusHeader, StatusMiss)
 	}
 	if p.noStore && p.stale == nil {
-		return fe.Pass(c)
+		return r.pass(c, m.cs.missed(p.fwd, p.pass))
 	}
 	before := h.Clone()
 	ctx := req.Context()
@@ -54,12 +56,19 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		hold:           p.stale != nil,
 		statusHeader:   m.statusHeader,
 	}
+	member := m.cs != nil && !p.refresh // the response gets a Cache-Status member
+	if member {
+		cw.onHeader = func() { addMember(h, r.missMember(req, cw, rr, &p)) }
+	}
 	finished := false
 	defer func() {
 		if !finished {
 			m.cache.CountBypass(BypassPanic) // the panic goes on up the chain
 			if p.stale != nil {
 				m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+			}
+			if member && !cw.wroteHeader {
+				addMember(h, m.cs.missed(p.fwd, BypassPanic)) // for whoever recovers it
 			}
 		}
 	}()
@@ -71,14 +80,31 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		// stale-if-error: the client gets the stale page, not the failure.
 		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultStale, "")
 		resetHeader(h, before)
+		fwdStatus := 0 // a handler error
+		if cw.held {
+			fwdStatus = cw.status
+		}
 		w := fe.StaleWriter(c, p.stale.status, int64(len(p.stale.body)))
-		return m.serve(req, w, p.stale, StatusStale, m.clock())
+		now := m.clock()
+		return m.serve(req, w, p.stale, StatusStale, m.cs.staleOnError(p.stale, now, fwdStatus), now)
 	}
 	if p.stale != nil {
 		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "") // the failure, if any, was not replaced
 	}
 	if cw.held {
 		cw.release()
+	}
+	if member && !cw.wroteHeader && !cw.hijacked {
+		// The member goes into the header the framework writes: its error
+		// handler's response, or an empty one.
+		reason := BypassNoResponse
+		switch {
+		case err != nil:
+			reason = BypassError
+		case p.noStore:
+			reason = p.pass
+		}
+		addMember(h, m.cs.missed(p.fwd, reason))
 	}
 	if err != nil {
 		m.cache.CountBypass(BypassError)
@@ -170,26 +196,9 @@ func (r *Route[C]) storable(c C, req *http.Request, cw *captureWriter, rr *reque
 		return BypassContext, 0
 	case cw.failed:
 		return BypassWriteError, 0
-	case !slices.Contains(m.cfg.AllowedStatuses, cw.status):
-		return BypassStatus, 0
-	case cw.setCookie:
-		return BypassSetCookie, 0
-	case cw.varyStar:
-		return BypassVary, 0
-	case cacheControlForbids(cw.cacheControl):
-		return BypassCacheControl, 0
-	case cw.overflow || int64(len(cw.body)) > math.MaxUint32:
-		return BypassTooLarge, 0
-	case !lengthMatches(cw.contentLength, len(cw.body)):
-		return BypassLength, 0
-	case cw.trailer || hasTrailers(cw.Header()):
-		return BypassTrailer, 0
-	case otherSpelling(req.Header, m.vary, cw.vary):
-		return BypassHeaderCase, 0
-	case rr.tagErr:
-		return BypassTagError, 0
-	case !replayable(cw.captured):
-		return BypassBadHeader, 0
+	}
+	if reason := r.refusal(req, cw, rr, true); reason != "" {
+		return reason, 0
 	}
 	ttl := m.ttlOf(cw, rr)
 	if ttl == 0 {
@@ -199,6 +208,49 @@ func (r *Route[C]) storable(c C, req *http.Request, cw *captureWriter, rr *reque
 		return BypassFilter, 0
 	}
 	return "", ttl
+}
+
+// refusal returns the first rule of a response's status, header and body
+// that keeps it out of the store, or "". Before the body is known (whole
+// false: the header is being written, for Cache-Status) it judges the
+// body by the Content-Length the handler declared, if any.
+func (r *Route[C]) refusal(req *http.Request, cw *captureWriter, rr *request, whole bool) string {
+	m := r.Engine
+	switch {
+	case !slices.Contains(m.cfg.AllowedStatuses, cw.status):
+		return BypassStatus
+	case cw.setCookie:
+		return BypassSetCookie
+	case cw.varyStar:
+		return BypassVary
+	case cacheControlForbids(cw.cacheControl):
+		return BypassCacheControl
+	case whole && (cw.overflow || int64(len(cw.body)) > math.MaxUint32),
+		!whole && declaredOver(cw.contentLength, m.cfg.MaxBodySize):
+		return BypassTooLarge
+	case whole && !lengthMatches(cw.contentLength, len(cw.body)):
+		return BypassLength
+	case cw.trailer || whole && hasTrailers(cw.Header()):
+		return BypassTrailer
+	case otherSpelling(req.Header, m.vary, cw.vary):
+		return BypassHeaderCase
+	case rr.tagErr:
+		return BypassTagError
+	case !replayable(cw.captured):
+		return BypassBadHeader
+	}
+	return ""
+}
+
+// declaredOver reports whether a Content-Length a handler declared is over
+// max bytes.
+func declaredOver(declared []string, max int64) bool {
+	for _, v := range declared {
+		if d, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && d > max {
+			return true
+		}
+	}
+	return false
 }
 
 // lengthMatches reports whether every Content-Length a handler declared is
@@ -376,7 +428,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		// never stored, nor shared with other misses.
 		return r.bypass(c, BypassAuthorization)
 	}
-	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce}
+	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, fwd: missFwd(lk)}
 	var pass string
 	switch {
 	case req.Method == http.MethodHead:
@@ -392,7 +444,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 	if pass != "" {
 		m.countMiss(ctx, params)
 		cc.CountBypass(pass)
-		params.noStore = true
+		params.noStore, params.pass = true, pass
 		return r.run(c, req, params, nil)
 	}
 
@@ -418,7 +470,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 				// A miss served by the page another request computed.
 				cc.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
 				cc.CountCoalesced(core.FeaturePage)
-				return m.serve(req, r.fe.Writer(c), &e, StatusHit, m.clock())
+				return m.serve(req, r.fe.Writer(c), &e, StatusHit, m.cs.collapsed(params.fwd), m.clock())
 			}
 			if !moved && !slices.Equal(pub.vary, vary) {
 				// Another variant, whose Vary names are now known:

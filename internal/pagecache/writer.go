@@ -26,6 +26,7 @@ type captureWriter struct {
 	max          int64
 	hold         bool
 	statusHeader string
+	onHeader     func() // called as the final header is written (Cache-Status)
 
 	wroteHeader bool
 	held        bool
@@ -94,6 +95,9 @@ func (w *captureWriter) WriteHeader(code int) {
 		w.captured[k] = slices.Clone(vs)
 	}
 	w.vary, w.varyStar = responseVary(varyValues)
+	if w.onHeader != nil {
+		w.onHeader()
+	}
 	if w.hold && code >= 500 {
 		w.held = true
 		return

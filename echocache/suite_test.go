@@ -61,6 +61,9 @@ func (a *v4App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	if cfg.StatusHeader != "" {
 		rc.StatusHeader = cfg.StatusHeader
 	}
+	if cfg.CacheStatusName != "" {
+		rc.CacheStatusName = cfg.CacheStatusName
+	}
 	rc.StaleWhileRevalidate = cfg.StaleWhileRevalidate
 	rc.StaleIfError = cfg.StaleIfError
 	rc.LockTimeout = cfg.LockTimeout

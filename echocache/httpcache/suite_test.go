@@ -42,6 +42,7 @@ func (a *httpApp) Route(path string, cfg routetest.Config, h routetest.Handler) 
 		ResponseFilter:       cfg.ResponseFilter,
 		TTLFromCacheControl:  cfg.TTLFromCacheControl,
 		StatusHeader:         cfg.StatusHeader,
+		CacheStatusName:      cfg.CacheStatusName,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
 		StaleIfError:         cfg.StaleIfError,
 		LockTimeout:          cfg.LockTimeout,

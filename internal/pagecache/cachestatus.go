@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"math"
 	"net"
@@ -155,15 +156,37 @@ func (cs *cacheStatus) missed(fwd, reason string) string {
 	return cs.build(core.CacheStatus{Result: core.ResultMiss, Fwd: fwd, Detail: reason})
 }
 
-// missFwd returns the fwd parameter of a miss after lk.
+// missFwd returns the fwd parameter of a miss after lk: stale when an
+// entry was found past its lifetime (or its tags'), vary-miss when the
+// page was found but not the request's variant, else uri-miss.
 func missFwd(lk *lookup) string {
 	switch {
 	case lk.state == lookError || lk.expired:
 		return core.FwdStale
-	case lk.vary != nil:
+	case lk.hasNonce && !lk.otherURI:
 		return core.FwdVaryMiss
 	}
 	return core.FwdURIMiss
+}
+
+// otherURI reports whether e, the page record found under the request's
+// page key, was stored for another scheme or host: the request's URI has
+// no response stored, however its variants would compare.
+func (r *Route[C]) otherURI(c C, req *http.Request, pageKey string, e *entry) bool {
+	if r.keying.custom {
+		return false // no scheme nor host in the key
+	}
+	k := e.key // the layout of appendVariant
+	if len(k) < len(pageKey)+10 {
+		return true
+	}
+	k = k[len(pageKey)+10:]
+	if i := bytes.IndexByte(k, 0); i >= 0 {
+		k = k[:i] // the vary values follow
+	}
+	sch, host := r.fe.Scheme(c, req), req.Host
+	return len(k) != len(sch)+3+len(host) || !equalLower(k[:len(sch)], sch) ||
+		string(k[len(sch):len(sch)+3]) != "://" || !equalLower(k[len(sch)+3:], host)
 }
 
 // missMember returns the member of a miss whose response header is being

@@ -281,6 +281,7 @@ type lookup struct {
 	vary     []string // the page record's Vary names, when it is another variant
 	err      error    // why, when state is lookFailed
 	expired  bool     // an entry was found but is past its lifetime or its tags'
+	otherURI bool     // the page record found is another scheme's or host's
 }
 
 // bypass runs the handler uncached for reason, a lookup not made.

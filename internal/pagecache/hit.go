@@ -38,6 +38,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 	}
 	lk.nonce, lk.hasNonce = e.nonce, true
 	if !r.matches(c, req, kb, pageKey, e) {
+		lk.otherURI = r.otherURI(c, req, pageKey, e)
 		lk.vary = e.varyNames()
 		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, lk.vary)
 		variantKey := string(kb.b)

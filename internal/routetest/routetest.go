@@ -15,8 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/faultproxy"
 	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
@@ -65,6 +70,7 @@ type Config struct {
 	ResponseFilter       func(r *http.Request, status int, h http.Header) bool
 	TTLFromCacheControl  bool
 	StatusHeader         string
+	CacheStatusName      string
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
 	LockTimeout          time.Duration
@@ -100,6 +106,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("stampede", func(t *testing.T) { stampede(t, fe, open(t)) })
 		})
 	}
+	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })
 }
 
 func openStore(t *testing.T, name string) stores.Store {
@@ -157,8 +164,13 @@ type Step struct {
 	Header  []string      // name/value pairs; "Host" sets the host
 	Advance time.Duration // clock advance before the request
 
-	Status int               // default 200
-	Cache  string            // the X-Cache value; "" means absent
+	Status int    // default 200
+	Cache  string // the X-Cache value; "" means absent
+	// CS is the Cache-Status value, its field lines joined with ", "; ""
+	// means absent. Where the front ends answer a handler error apart
+	// (Echo's error handler writes after the middleware, a net/http
+	// handler inside it), it lists the values allowed, separated by " | ".
+	CS     string
 	Body   string            // exact body; "" skips the check
 	NoBody bool              // the body must be empty
 	Want   map[string]string // response headers that must have these values ("" for absent)
@@ -200,128 +212,190 @@ func status(code int) func(int64, Ctx) error {
 
 const minute = time.Minute
 
+// The Cache-Status members of the route cache, named DefaultCacheStatusName
+// (RFC 9211): a miss stored for a minute, a hit, and the members of the
+// responses not stored.
+const (
+	storedMinute = "echocache; fwd=uri-miss; ttl=60; stored"
+	hitMinute    = "echocache; hit; ttl=60"
+)
+
+// cs is the route cache's member with params.
+func cs(params string) string { return "echocache; " + params }
+
+// notStored is the member of a miss not stored for reason.
+func notStored(reason echocache.BypassReason) string {
+	return cs("fwd=uri-miss; detail=" + string(reason))
+}
+
 // Cases is the table of the suite.
 var Cases = []Case{
 	{Name: "ok, a miss is stored and served as a hit with Age and a strong ETag", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Cache: "MISS", Body: "page /p #1", Want: map[string]string{"Age": ""}},
-		{Advance: 3 * time.Second, Cache: "HIT", Body: "page /p #1", Calls: 1,
+		{Cache: "MISS", CS: storedMinute, Body: "page /p #1", Want: map[string]string{"Age": ""}},
+		{Advance: 3 * time.Second, Cache: "HIT", CS: cs("hit; ttl=57"), Body: "page /p #1", Calls: 1,
 			Want: map[string]string{"Age": "3", "Content-Type": "text/plain; charset=UTF-8"}},
 	}},
 	{Name: "ok, a page expires after its TTL", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Cache: "MISS"},
-		{Advance: minute, Cache: "MISS", Body: "page /p #2"},
+		{Cache: "MISS", CS: storedMinute},
+		{Advance: minute - time.Millisecond, Cache: "HIT", CS: cs("hit; ttl=0")},
+		{Advance: time.Millisecond, Cache: "MISS", CS: cs("fwd=stale; ttl=60; stored"), Body: "page /p #2"},
 	}},
 	{Name: "ok, the query is canonical: order, encoding and trackers do not matter", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Target: "/p?b=2&a=1", Cache: "MISS"},
-		{Target: "/p?a=%31&b=2&utm_source=x", Cache: "HIT", Calls: 1},
-		{Target: "/p?a=1&b=3", Cache: "MISS", Calls: 2},
+		{Target: "/p?b=2&a=1", Cache: "MISS", CS: storedMinute},
+		{Target: "/p?a=%31&b=2&utm_source=x", Cache: "HIT", CS: hitMinute, Calls: 1},
+		{Target: "/p?a=1&b=3", Cache: "MISS", CS: storedMinute, Calls: 2},
 	}},
 	{Name: "ok, DropQuery keys the path only", Config: Config{TTL: minute, DropQuery: true}, Handler: page, Steps: []Step{
-		{Target: "/p?a=1", Cache: "MISS"},
-		{Target: "/p?a=2", Cache: "HIT", Calls: 1},
+		{Target: "/p?a=1", Cache: "MISS", CS: storedMinute},
+		{Target: "/p?a=2", Cache: "HIT", CS: hitMinute, Calls: 1},
 	}},
 	{Name: "ok, hosts are pages of their own", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Header: []string{"Host", "a.example"}, Cache: "MISS"},
-		{Header: []string{"Host", "b.example"}, Cache: "MISS", Calls: 2},
-		{Header: []string{"Host", "A.EXAMPLE"}, Cache: "HIT", Calls: 2},
+		{Header: []string{"Host", "a.example"}, Cache: "MISS", CS: storedMinute},
+		{Header: []string{"Host", "b.example"}, Cache: "MISS", CS: storedMinute, Calls: 2},
+		{Header: []string{"Host", "A.EXAMPLE"}, Cache: "HIT", CS: hitMinute, Calls: 2},
 	}},
 	{Name: "ok, a KeyFunc key ignores path and host", Config: Config{TTL: minute, KeyFunc: func(r *http.Request) string { return r.URL.Query().Get("k") }}, Handler: page, Steps: []Step{
-		{Target: "/p?k=one&x=1", Cache: "MISS"},
-		{Target: "/p?k=one&x=2", Header: []string{"Host", "b.example"}, Cache: "HIT", Calls: 1},
-		{Target: "/p", Cache: "", Calls: 2},
+		{Target: "/p?k=one&x=1", Cache: "MISS", CS: storedMinute},
+		{Target: "/p?k=one&x=2", Header: []string{"Host", "b.example"}, Cache: "HIT", CS: hitMinute, Calls: 1},
+		{Target: "/p", Cache: "", CS: cs("fwd=bypass; detail=key"), Calls: 2},
 	}},
 	{Name: "ok, a response's Vary keys its variants apart", Config: Config{TTL: minute}, Handler: with("Vary", "Accept-Language"), Steps: []Step{
-		{Header: []string{"Accept-Language", "en"}, Cache: "MISS", Body: "page /p #1"},
-		{Header: []string{"Accept-Language", "fr"}, Cache: "MISS", Body: "page /p #2"},
-		{Header: []string{"Accept-Language", "en"}, Cache: "HIT", Body: "page /p #1"},
-		{Header: []string{"Accept-Language", "fr"}, Cache: "HIT", Body: "page /p #2"},
-		{Cache: "MISS", Body: "page /p #3"},
+		{Header: []string{"Accept-Language", "en"}, Cache: "MISS", CS: storedMinute, Body: "page /p #1"},
+		{Header: []string{"Accept-Language", "fr"}, Cache: "MISS", CS: cs("fwd=vary-miss; ttl=60; stored"), Body: "page /p #2"},
+		{Header: []string{"Accept-Language", "en"}, Cache: "HIT", CS: hitMinute, Body: "page /p #1"},
+		{Header: []string{"Accept-Language", "fr"}, Cache: "HIT", CS: hitMinute, Body: "page /p #2"},
+		{Cache: "MISS", CS: cs("fwd=vary-miss; ttl=60; stored"), Body: "page /p #3"},
 	}},
 	{Name: "ok, configured VaryHeaders are part of the key", Config: Config{TTL: minute, VaryHeaders: []string{"x-tenant"}}, Handler: page, Steps: []Step{
-		{Header: []string{"X-Tenant", "a"}, Cache: "MISS"},
-		{Header: []string{"X-Tenant", "b"}, Cache: "MISS", Calls: 2},
-		{Header: []string{"X-Tenant", "a"}, Cache: "HIT", Body: "page /p #1"},
+		{Header: []string{"X-Tenant", "a"}, Cache: "MISS", CS: storedMinute},
+		{Header: []string{"X-Tenant", "b"}, Cache: "MISS", CS: cs("fwd=vary-miss; ttl=60; stored"), Calls: 2},
+		{Header: []string{"X-Tenant", "a"}, Cache: "HIT", CS: hitMinute, Body: "page /p #1"},
 	}},
 	{Name: "nok, Vary: * is never stored", Config: Config{TTL: minute}, Handler: with("Vary", "*"), Steps: []Step{
-		{Cache: "MISS"}, {Cache: "MISS", Calls: 2},
+		{Cache: "MISS", CS: notStored(echocache.BypassVary)}, {Cache: "MISS", CS: notStored(echocache.BypassVary), Calls: 2},
 	}},
 	{Name: "nok, a request with Authorization neither hits nor fills the cache", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Header: []string{"Authorization", "Bearer a"}, Cache: "", Body: "page /p #1"},
-		{Cache: "MISS", Body: "page /p #2"},
-		{Header: []string{"Authorization", "Bearer a"}, Cache: "", Body: "page /p #3"},
+		{Header: []string{"Authorization", "Bearer a"}, Cache: "", CS: cs("fwd=bypass; detail=authorization"), Body: "page /p #1"},
+		{Cache: "MISS", CS: storedMinute, Body: "page /p #2"},
+		{Header: []string{"Authorization", "Bearer a"}, Cache: "", CS: cs("fwd=bypass; detail=authorization"), Body: "page /p #3"},
 	}},
 	{Name: "ok, AllowAuthorization shares pages with credentials", Config: Config{TTL: minute, AllowAuthorization: true}, Handler: page, Steps: []Step{
-		{Header: []string{"Authorization", "Bearer a"}, Cache: "MISS"},
-		{Header: []string{"Authorization", "Bearer b"}, Cache: "HIT", Calls: 1},
+		{Header: []string{"Authorization", "Bearer a"}, Cache: "MISS", CS: storedMinute},
+		{Header: []string{"Authorization", "Bearer b"}, Cache: "HIT", CS: hitMinute, Calls: 1},
 	}},
 	{Name: "nok, a response that sets a cookie is not stored", Config: Config{TTL: minute}, Handler: with("Set-Cookie", "session=1"), Steps: []Step{
-		{Cache: "MISS", Want: map[string]string{"Set-Cookie": "session=1"}}, {Cache: "MISS", Calls: 2},
+		{Cache: "MISS", CS: notStored(echocache.BypassSetCookie), Want: map[string]string{"Set-Cookie": "session=1"}},
+		{Cache: "MISS", CS: notStored(echocache.BypassSetCookie), Calls: 2},
 	}},
 	{Name: "nok, a cookie set under a lower-case name is heard", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
 		c.Response().Header()["set-cookie"] = []string{"session=1"}
 		return page(calls, c)
-	}, Steps: []Step{{Cache: "MISS"}, {Cache: "MISS", Calls: 2}}},
+	}, Steps: []Step{{Cache: "MISS", CS: notStored(echocache.BypassSetCookie)}, {Cache: "MISS", CS: notStored(echocache.BypassSetCookie), Calls: 2}}},
 	{Name: "nok, Cache-Control private, no-store or no-cache is not stored", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
 		c.Response().Header().Set("Cache-Control", []string{"private", "no-store", "no-cache, max-age=5"}[calls%3])
 		return page(calls, c)
-	}, Steps: []Step{{Cache: "MISS"}, {Cache: "MISS"}, {Cache: "MISS"}, {Cache: "MISS", Calls: 4}}},
+	}, Steps: []Step{
+		{Cache: "MISS", CS: notStored(echocache.BypassCacheControl)}, {Cache: "MISS", CS: notStored(echocache.BypassCacheControl)},
+		{Cache: "MISS", CS: notStored(echocache.BypassCacheControl)}, {Cache: "MISS", CS: notStored(echocache.BypassCacheControl), Calls: 4},
+	}},
 	{Name: "nok, a 404 is not stored by default", Config: Config{TTL: minute}, Handler: status(http.StatusNotFound), Steps: []Step{
-		{Status: 404, Cache: "MISS"}, {Status: 404, Cache: "MISS", Calls: 2},
+		{Status: 404, Cache: "MISS", CS: notStored(echocache.BypassStatus)}, {Status: 404, Cache: "MISS", CS: notStored(echocache.BypassStatus), Calls: 2},
 	}},
 	{Name: "ok, AllowedStatuses stores a 404", Config: Config{TTL: minute, AllowedStatuses: []int{200, 404}}, Handler: status(http.StatusNotFound), Steps: []Step{
-		{Status: 404, Cache: "MISS"}, {Status: 404, Cache: "HIT", Calls: 1, Body: "page /p #1"},
+		{Status: 404, Cache: "MISS", CS: storedMinute}, {Status: 404, Cache: "HIT", CS: hitMinute, Calls: 1, Body: "page /p #1"},
 	}},
 	{Name: "nok, a 500 is not stored", Config: Config{TTL: minute}, Handler: status(http.StatusInternalServerError), Steps: []Step{
-		{Status: 500, Cache: "MISS"}, {Status: 500, Cache: "MISS", Calls: 2},
+		{Status: 500, Cache: "MISS", CS: notStored(echocache.BypassStatus)}, {Status: 500, Cache: "MISS", CS: notStored(echocache.BypassStatus), Calls: 2},
 	}},
 	{Name: "nok, a handler error is not stored", Config: Config{TTL: minute}, Handler: func(int64, Ctx) error { return errors.New("boom") }, Steps: []Step{
-		{Status: 500, Cache: "MISS"}, {Status: 500, Cache: "MISS", Calls: 2},
+		{Status: 500, Cache: "MISS", CS: handlerError}, {Status: 500, Cache: "MISS", CS: handlerError, Calls: 2},
 	}},
 	{Name: "nok, a 404 error is an answer, not stored", Config: Config{TTL: minute}, Handler: func(int64, Ctx) error { return StatusError(http.StatusNotFound) }, Steps: []Step{
-		{Status: 404, Cache: "MISS"}, {Status: 404, Cache: "MISS", Calls: 2},
+		{Status: 404, Cache: "MISS", CS: handlerError}, {Status: 404, Cache: "MISS", CS: handlerError, Calls: 2},
 	}},
 	{Name: "ok, If-None-Match with the ETag gets a 304 from the cache", Config: Config{TTL: minute}, Handler: with("ETag", `"v1"`), Steps: []Step{
-		{Cache: "MISS"},
-		{Header: []string{"If-None-Match", `W/"v1"`}, Status: 304, Cache: "HIT", NoBody: true, Calls: 1, Want: map[string]string{"Etag": `"v1"`, "Content-Type": ""}},
-		{Header: []string{"If-None-Match", `"v0"`}, Cache: "HIT", Body: "page /p #1", Calls: 1},
+		{Cache: "MISS", CS: storedMinute},
+		{Header: []string{"If-None-Match", `W/"v1"`}, Status: 304, Cache: "HIT", CS: hitMinute, NoBody: true, Calls: 1, Want: map[string]string{"Etag": `"v1"`, "Content-Type": ""}},
+		{Header: []string{"If-None-Match", `"v0"`}, Cache: "HIT", CS: hitMinute, Body: "page /p #1", Calls: 1},
 	}},
 	{Name: "nok, a conditional miss is passed through and not stored", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Header: []string{"If-None-Match", `"x"`}, Cache: "MISS"},
-		{Header: []string{"Range", "bytes=0-1"}, Cache: "MISS", Calls: 2},
-		{Cache: "MISS", Calls: 3},
-		{Header: []string{"Range", "bytes=0-1"}, Cache: "HIT", Body: "page /p #3", Calls: 3},
+		{Header: []string{"If-None-Match", `"x"`}, Cache: "MISS", CS: notStored(echocache.BypassConditional)},
+		{Header: []string{"Range", "bytes=0-1"}, Cache: "MISS", CS: notStored(echocache.BypassConditional), Calls: 2},
+		{Cache: "MISS", CS: storedMinute, Calls: 3},
+		{Header: []string{"Range", "bytes=0-1"}, Cache: "HIT", CS: hitMinute, Body: "page /p #3", Calls: 3},
 	}},
 	{Name: "ok, HEAD is answered from the GET's page, without a body", Config: Config{TTL: minute}, Handler: page, Steps: []Step{
-		{Method: http.MethodHead, Cache: "MISS", Calls: 1},
-		{Cache: "MISS", Body: "page /p #2"},
-		{Method: http.MethodHead, Cache: "HIT", NoBody: true, Calls: 2, Want: map[string]string{"Content-Length": "10"}},
+		{Method: http.MethodHead, Cache: "MISS", CS: notStored(echocache.BypassHead), Calls: 1},
+		{Cache: "MISS", CS: storedMinute, Body: "page /p #2"},
+		{Method: http.MethodHead, Cache: "HIT", CS: hitMinute, NoBody: true, Calls: 2, Want: map[string]string{"Content-Length": "10"}},
 	}},
+	// What the header cannot know: the body is judged after the header
+	// went out, with "stored" in it.
 	{Name: "nok, a body shorter than its Content-Length is not stored", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
 		c.Response().Header().Set("Content-Length", "100")
 		return page(calls, c)
-	}, Steps: []Step{{Cache: "MISS"}, {Cache: "MISS", Calls: 2}}},
+	}, Steps: []Step{{Cache: "MISS", CS: storedMinute}, {Cache: "MISS", CS: storedMinute, Calls: 2}}},
 	{Name: "nok, a handler that writes nothing leaves nothing", Config: Config{TTL: minute}, Handler: func(int64, Ctx) error { return nil }, Steps: []Step{
-		{Cache: "MISS", NoBody: true}, {Cache: "MISS", NoBody: true, Calls: 2},
+		{Cache: "MISS", CS: notStored(echocache.BypassNoResponse), NoBody: true}, {Cache: "MISS", CS: notStored(echocache.BypassNoResponse), NoBody: true, Calls: 2},
 	}},
 	{Name: "nok, a body over MaxBodySize reaches the client whole but is not stored", Config: Config{TTL: minute, MaxBodySize: 4}, Handler: page, Steps: []Step{
-		{Cache: "MISS", Body: "page /p #1"}, {Cache: "MISS", Body: "page /p #2"},
+		{Cache: "MISS", CS: storedMinute, Body: "page /p #1"}, {Cache: "MISS", CS: storedMinute, Body: "page /p #2"},
+	}},
+	{Name: "nok, a body over MaxBodySize that its Content-Length declares says so", Config: Config{TTL: minute, MaxBodySize: 4}, Handler: with("Content-Length", "10"), Steps: []Step{
+		{Cache: "MISS", CS: notStored(echocache.BypassTooLarge), Body: "page /p #1"}, {Cache: "MISS", CS: notStored(echocache.BypassTooLarge), Body: "page /p #2"},
 	}},
 	{Name: "nok, SetTTL(0) keeps the response out", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
 		c.SetTTL(0)
 		return page(calls, c)
-	}, Steps: []Step{{Cache: "MISS"}, {Cache: "MISS", Calls: 2}}},
+	}, Steps: []Step{{Cache: "MISS", CS: notStored(echocache.BypassTTL)}, {Cache: "MISS", CS: notStored(echocache.BypassTTL), Calls: 2}}},
 	{Name: "ok, SetTTL sets the page's lifetime", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
 		c.SetTTL(time.Hour)
 		return page(calls, c)
-	}, Steps: []Step{{Cache: "MISS"}, {Advance: 30 * minute, Cache: "HIT", Calls: 1}, {Advance: 31 * minute, Cache: "MISS"}}},
-	{Name: "ok, TTLFromCacheControl reads s-maxage", Config: Config{TTL: minute, TTLFromCacheControl: true}, Handler: with("Cache-Control", "public, max-age=5, s-maxage=600"), Steps: []Step{
-		{Cache: "MISS"}, {Advance: 5 * minute, Cache: "HIT"}, {Advance: 6 * minute, Cache: "MISS"},
+	}, Steps: []Step{
+		{Cache: "MISS", CS: cs("fwd=uri-miss; ttl=3600; stored")},
+		{Advance: 30 * minute, Cache: "HIT", CS: cs("hit; ttl=1800"), Calls: 1},
+		{Advance: 31 * minute, Cache: "MISS", CS: cs("fwd=stale; ttl=3600; stored")},
 	}},
+	{Name: "ok, SetTTL with stores.NoExpiry has no ttl to tell", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
+		c.SetTTL(stores.NoExpiry)
+		return page(calls, c)
+	}, Steps: []Step{
+		{Cache: "MISS", CS: cs("fwd=uri-miss; stored")},
+		{Advance: 1000 * time.Hour, Cache: "HIT", CS: cs("hit"), Calls: 1},
+	}},
+	{Name: "ok, TTLFromCacheControl reads s-maxage", Config: Config{TTL: minute, TTLFromCacheControl: true}, Handler: with("Cache-Control", "public, max-age=5, s-maxage=600"), Steps: []Step{
+		{Cache: "MISS", CS: cs("fwd=uri-miss; ttl=600; stored")},
+		{Advance: 5 * minute, Cache: "HIT", CS: cs("hit; ttl=300")},
+		{Advance: 6 * minute, Cache: "MISS", CS: cs("fwd=stale; ttl=600; stored")},
+	}},
+	// The ResponseFilter decides after the response was written.
 	{Name: "nok, ResponseFilter can refuse a response", Config: Config{TTL: minute, ResponseFilter: func(r *http.Request, status int, h http.Header) bool {
 		return h.Get("X-Keep") == "yes"
-	}}, Handler: with("X-Keep", "no"), Steps: []Step{{Cache: "MISS"}, {Cache: "MISS", Calls: 2}}},
+	}}, Handler: with("X-Keep", "no"), Steps: []Step{{Cache: "MISS", CS: storedMinute}, {Cache: "MISS", CS: storedMinute, Calls: 2}}},
 	{Name: "ok, StatusHeader names the header; - sets none", Config: Config{TTL: minute, StatusHeader: "-"}, Handler: page, Steps: []Step{
-		{Cache: ""}, {Cache: "", Calls: 1},
+		{Cache: "", CS: storedMinute}, {Cache: "", CS: hitMinute, Calls: 1},
+	}},
+	{Name: "ok, CacheStatusName names the cache, quoted when it is not a token", Config: Config{TTL: minute, CacheStatusName: "app cache"}, Handler: page, Steps: []Step{
+		{Cache: "MISS", CS: `"app cache"; fwd=uri-miss; ttl=60; stored`}, {Cache: "HIT", CS: `"app cache"; hit; ttl=60`, Calls: 1},
+		{Method: http.MethodPost, Cache: "", CS: `"app cache"; fwd=method; detail=method`, Calls: 2},
+	}},
+	{Name: "ok, CacheStatusName - sends no Cache-Status", Config: Config{TTL: minute, CacheStatusName: "-"}, Handler: page, Steps: []Step{
+		{Cache: "MISS", CS: ""}, {Cache: "HIT", CS: "", Calls: 1}, {Method: http.MethodPost, Cache: "", CS: "", Calls: 2},
+	}},
+	{Name: "ok, the member follows those of the caches behind the route, and is not stored", Config: Config{TTL: minute}, Handler: func(calls int64, c Ctx) error {
+		c.Response().Header().Add("Cache-Status", "Upstream; fwd=uri-miss")
+		c.Response().Header().Add("Cache-Status", `"Origin cache"; hit`)
+		return page(calls, c)
+	}, Steps: []Step{
+		{Cache: "MISS", CS: `Upstream; fwd=uri-miss, "Origin cache"; hit, ` + storedMinute},
+		{Advance: time.Second, Cache: "HIT", CS: `Upstream; fwd=uri-miss, "Origin cache"; hit, ` + cs("hit; ttl=59"), Calls: 1},
+		{Method: http.MethodPost, Cache: "", CS: `Upstream; fwd=uri-miss, "Origin cache"; hit, ` + cs("fwd=method; detail=method"), Calls: 2},
+		{Header: []string{"Authorization", "Bearer a"}, CS: `Upstream; fwd=uri-miss, "Origin cache"; hit, ` + cs("fwd=bypass; detail=authorization"), Calls: 3},
+	}},
+	{Name: "nok, a bypass: a GET with a body, a Skipper", Config: Config{TTL: minute, Skipper: func(r *http.Request) bool { return r.URL.Query().Has("skip") }}, Handler: page, Steps: []Step{
+		{Header: []string{"Content-Length", "3"}, Cache: "", CS: cs("fwd=bypass; detail=body"), Calls: 1},
+		{Target: "/p?skip", Cache: "", CS: cs("fwd=bypass; detail=skipper"), Calls: 2},
+		{Method: http.MethodDelete, Cache: "", CS: cs("fwd=method; detail=method"), Calls: 3},
 	}},
 	{Name: "ok, stale-if-error serves the stale page in place of a failure", Config: Config{TTL: minute, StaleIfError: time.Hour}, Handler: func(calls int64, c Ctx) error {
 		if calls > 1 {
@@ -332,12 +406,20 @@ var Cases = []Case{
 		}
 		return page(calls, c)
 	}, Steps: []Step{
-		{Cache: "MISS", Body: "page /p #1"},
-		{Advance: 2 * minute, Cache: "STALE", Body: "page /p #1", Calls: 2},
-		{Cache: "STALE", Body: "page /p #1", Calls: 3},
-		{Advance: 2 * time.Hour, Status: 500, Cache: "MISS", Calls: 4},
+		{Cache: "MISS", CS: storedMinute, Body: "page /p #1"},
+		{Advance: 2 * minute, Cache: "STALE", Body: "page /p #1", Calls: 2,
+			CS: cs("fwd=stale; ttl=-60; detail=error") + " | " + cs("fwd=stale; fwd-status=500; ttl=-60; detail=status")},
+		{Cache: "STALE", CS: cs("fwd=stale; fwd-status=503; ttl=-60; detail=status"), Body: "page /p #1", Calls: 3},
+		{Advance: 2 * time.Hour, Status: 500, Cache: "MISS", Calls: 4,
+			CS: cs("fwd=stale; detail=error") + " | " + cs("fwd=stale; detail=status")},
 	}},
 }
+
+// handlerError is the member of a miss whose handler returned an error:
+// Echo's error handler answers it after the middleware, in the header the
+// member was put in; a net/http handler answers it itself, with a status
+// that is not stored.
+var handlerError = notStored(echocache.BypassError) + " | " + notStored(echocache.BypassStatus)
 
 // runTable runs every case on a fresh app of fe.
 func runTable(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
@@ -359,6 +441,9 @@ func runTable(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 				if got := rec.Header().Get("X-Cache"); got != s.Cache {
 					t.Errorf("%s: X-Cache %q; want %q", what, got, s.Cache)
 				}
+				if got := cacheStatus(rec.Header()); !slices.Contains(strings.Split(s.CS, " | "), got) {
+					t.Errorf("%s: Cache-Status %q; want %q", what, got, s.CS)
+				}
 				if s.Body != "" && rec.Body.String() != s.Body || s.NoBody && rec.Body.Len() > 0 {
 					t.Errorf("%s: body %q; want %q", what, rec.Body.String(), s.Body)
 				}
@@ -376,6 +461,12 @@ func runTable(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 			}
 		})
 	}
+}
+
+// cacheStatus returns the Cache-Status field lines of h joined as one
+// list (RFC 9110, 5.3).
+func cacheStatus(h http.Header) string {
+	return strings.Join(h.Values("Cache-Status"), ", ")
 }
 
 func or[T comparable](v, def T) T {
@@ -429,10 +520,16 @@ func staleWhileRevalidate(t *testing.T, fe Frontend, c *echocache.Cache) {
 	if rec.Header().Get("X-Cache") != "STALE" || rec.Body.String() != "page /p #1" {
 		t.Fatalf("after the TTL: X-Cache %q, body %q; want STALE and the first page", rec.Header().Get("X-Cache"), rec.Body.String())
 	}
+	if got, want := cacheStatus(rec.Header()), cs("hit; ttl=-60"); got != want {
+		t.Errorf("a stale page while it is refreshed: Cache-Status %q; want %q", got, want)
+	}
 	<-refreshed
 	rec = Do(app, "", "")
 	if rec.Header().Get("X-Cache") != "HIT" || rec.Body.String() != "page /p #2" {
 		t.Errorf("after the refresh: X-Cache %q, body %q; want HIT and the refreshed page", rec.Header().Get("X-Cache"), rec.Body.String())
+	}
+	if got := cacheStatus(rec.Header()); got != hitMinute {
+		t.Errorf("after the refresh: Cache-Status %q; want %q", got, hitMinute)
 	}
 	k.Advance(2 * minute)
 	rec = Do(app, "", "", "If-None-Match", `"old"`)
@@ -457,13 +554,17 @@ func invalidation(t *testing.T, fe Frontend, c *echocache.Cache) {
 	app.Route("/p", Config{TTL: minute}, h)
 	app.Route("/q", Config{TTL: minute, KeyPrefix: "view/%s", IgnoreQueryParams: []string{"ref"}}, h)
 	ctx := context.Background()
-	check := func(target, want string) {
+	check := func(target, want string, wantCS ...string) {
 		t.Helper()
-		if got := Do(app, "", target).Header().Get("X-Cache"); got != want {
+		rec := Do(app, "", target)
+		if got := rec.Header().Get("X-Cache"); got != want {
 			t.Errorf("GET %s: X-Cache %q; want %q", target, got, want)
 		}
+		if got := cacheStatus(rec.Header()); len(wantCS) > 0 && got != wantCS[0] {
+			t.Errorf("GET %s: Cache-Status %q; want %q", target, got, wantCS[0])
+		}
 	}
-	check("/p?a=1", "MISS")
+	check("/p?a=1", "MISS", storedMinute)
 	check("/q?ref=x", "MISS")
 	check("/p?a=1", "HIT")
 	if err := c.DeletePage(ctx, "/p?a=1"); err != nil {
@@ -472,13 +573,13 @@ func invalidation(t *testing.T, fe Frontend, c *echocache.Cache) {
 	if err := c.DeletePage(ctx, "https://other.example/q?ref=y"); err != nil {
 		t.Fatal(err)
 	}
-	check("/p?a=1", "MISS")
+	check("/p?a=1", "MISS", storedMinute) // the page is gone
 	check("/q", "MISS")
 	check("/p?a=1", "HIT")
 	if err := c.InvalidateTag(ctx, "news"); err != nil {
 		t.Fatal(err)
 	}
-	check("/p?a=1", "MISS")
+	check("/p?a=1", "MISS", cs("fwd=stale; ttl=60; stored")) // found, but its tag moved on
 	check("/q", "MISS")
 }
 
@@ -508,9 +609,69 @@ func stampede(t *testing.T, fe Frontend, c *echocache.Cache) {
 	if got := calls.Load(); got != 1 {
 		t.Errorf("the handler ran %d times for %d concurrent misses; want 1", got, n)
 	}
+	statuses := map[string]int{}
 	for i, rec := range recs {
 		if rec.Code != http.StatusOK || rec.Body.String() != "page /p #1" {
 			t.Errorf("request %d: status %d, body %q; want the one page", i, rec.Code, rec.Body.String())
 		}
+		statuses[cacheStatus(rec.Header())]++
 	}
+	if want := map[string]int{storedMinute: 1, cs("fwd=uri-miss; collapsed"): n - 1}; !maps.Equal(statuses, want) {
+		t.Errorf("Cache-Status of the %d requests: %v; want %v", n, statuses, want)
+	}
+}
+
+// storeFailures: a request the store cannot answer is served by the
+// handler and says why in Cache-Status: no store yet (before Init), a
+// store error, the breaker open.
+func storeFailures(t *testing.T, fe Frontend) {
+	route := func(app App) {
+		app.Route("/p", Config{TTL: minute}, func(x Ctx) error { return page(1, x) })
+	}
+	check := func(t *testing.T, app App, wantCache, wantCS string) {
+		t.Helper()
+		rec := Do(app, "", "")
+		if rec.Code != http.StatusOK || rec.Body.String() != "page /p #1" {
+			t.Errorf("status %d, body %q; want the handler's page", rec.Code, rec.Body.String())
+		}
+		if got := rec.Header().Get("X-Cache"); got != wantCache {
+			t.Errorf("X-Cache %q; want %q", got, wantCache)
+		}
+		if got := cacheStatus(rec.Header()); got != wantCS {
+			t.Errorf("Cache-Status %q; want %q", got, wantCS)
+		}
+	}
+	t.Run("nok, no store before Init", func(t *testing.T) {
+		app := fe.NewApp(t, echocache.New(nil))
+		route(app)
+		check(t, app, "", cs("fwd=bypass; detail=no-store"))
+	})
+	t.Run("nok, the store is down, then the breaker open", func(t *testing.T) {
+		u, err := url.Parse(servertest.Redis(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := faultproxy.Start(t, u.Host)
+		u.Host = proxy.Addr()
+		q := u.Query()
+		q.Set("prefix", "routetest-failures:")
+		u.RawQuery = q.Encode()
+		s, err := stores.Open(context.Background(), u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		c, err := echocache.NewWithConfig(s, echocache.Config{
+			BreakerThreshold: 1, BreakerCooldown: time.Hour,
+			Slog: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app := fe.NewApp(t, c)
+		route(app)
+		proxy.Drop()
+		check(t, app, "MISS", cs("fwd=miss; detail=store-error"))
+		check(t, app, "MISS", cs("fwd=miss; detail=store-unavailable"))
+	})
 }

@@ -3,6 +3,7 @@ package routetest
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,9 @@ import (
 
 // RuleCase: the same request twice; the response is stored (the second is
 // a hit) or not, and then Reason is the bypass counted each time ("": not
-// checked, for a reason that differs between front ends).
+// checked, for a reason that differs between front ends). CS is the
+// Cache-Status of the first response (as in Step.CS); a response not
+// stored has it each time, a stored one is then a hit.
 type RuleCase struct {
 	Name     string
 	Config   Config
@@ -23,6 +26,7 @@ type RuleCase struct {
 	Status   int    // default 200
 	Body     string // default "body"; "-" skips the check
 	Stored   bool
+	CS       string
 	Reason   echocache.BypassReason
 	Anything bool // Reason "" means: any bypass, or none
 }
@@ -47,55 +51,66 @@ func withHeader(name, value string) Handler {
 
 var big = strings.Repeat("x", 100)
 
+// bypassMethod is the member of a request the method keeps from the cache.
+var bypassMethod = cs("fwd=method; detail=method")
+
 // RuleCases is the table of the rules that decide whether a response is
 // stored.
 var RuleCases = []RuleCase{
-	{Name: "ok, GET 200", Handler: text(200, "body"), Stored: true},
-	{Name: "nok, POST", Method: http.MethodPost, Handler: text(200, "body"), Reason: echocache.BypassMethod},
-	{Name: "nok, PUT", Method: http.MethodPut, Handler: text(200, "body"), Reason: echocache.BypassMethod},
-	{Name: "nok, DELETE", Method: http.MethodDelete, Handler: text(200, "body"), Reason: echocache.BypassMethod},
-	{Name: "nok, status 404 by default", Handler: text(404, "gone"), Status: 404, Body: "gone", Reason: echocache.BypassStatus},
-	{Name: "nok, status 500", Handler: text(500, "boom"), Status: 500, Body: "boom", Reason: echocache.BypassStatus},
-	{Name: "nok, status 201", Handler: text(201, "made"), Status: 201, Body: "made", Reason: echocache.BypassStatus},
-	{Name: "ok, status 404 when allowed", Config: Config{AllowedStatuses: []int{200, 404}}, Handler: text(404, "gone"), Status: 404, Body: "gone", Stored: true},
-	{Name: "nok, Set-Cookie", Handler: withHeader("Set-Cookie", "session=secret"), Reason: echocache.BypassSetCookie},
-	{Name: "nok, Cache-Control no-store", Handler: withHeader("Cache-Control", "no-store"), Reason: echocache.BypassCacheControl},
-	{Name: "nok, Cache-Control private", Handler: withHeader("Cache-Control", "max-age=60, private"), Reason: echocache.BypassCacheControl},
-	{Name: "nok, Cache-Control private with fields", Handler: withHeader("Cache-Control", `private="X-User"`), Reason: echocache.BypassCacheControl},
-	{Name: "nok, Cache-Control No-Cache", Handler: withHeader("Cache-Control", "public, No-Cache"), Reason: echocache.BypassCacheControl},
-	{Name: "ok, Cache-Control public", Handler: withHeader("Cache-Control", "public, max-age=60"), Stored: true},
-	{Name: "nok, Vary: *", Handler: withHeader("Vary", "Accept, *"), Reason: echocache.BypassVary},
-	{Name: "nok, a header value with a control byte", Handler: withHeader("X-Odd", "a\x01b"), Reason: echocache.BypassBadHeader},
-	{Name: "nok, a header name that is not a token", Handler: func(c Ctx) error {
+	{Name: "ok, GET 200", CS: storedMinute, Handler: text(200, "body"), Stored: true},
+	{Name: "nok, POST", CS: bypassMethod, Method: http.MethodPost, Handler: text(200, "body"), Reason: echocache.BypassMethod},
+	{Name: "nok, PUT", CS: bypassMethod, Method: http.MethodPut, Handler: text(200, "body"), Reason: echocache.BypassMethod},
+	{Name: "nok, DELETE", CS: bypassMethod, Method: http.MethodDelete, Handler: text(200, "body"), Reason: echocache.BypassMethod},
+	{Name: "nok, status 404 by default", CS: notStored(echocache.BypassStatus), Handler: text(404, "gone"), Status: 404, Body: "gone", Reason: echocache.BypassStatus},
+	{Name: "nok, status 500", CS: notStored(echocache.BypassStatus), Handler: text(500, "boom"), Status: 500, Body: "boom", Reason: echocache.BypassStatus},
+	{Name: "nok, status 201", CS: notStored(echocache.BypassStatus), Handler: text(201, "made"), Status: 201, Body: "made", Reason: echocache.BypassStatus},
+	{Name: "ok, status 404 when allowed", CS: storedMinute, Config: Config{AllowedStatuses: []int{200, 404}}, Handler: text(404, "gone"), Status: 404, Body: "gone", Stored: true},
+	{Name: "nok, Set-Cookie", CS: notStored(echocache.BypassSetCookie), Handler: withHeader("Set-Cookie", "session=secret"), Reason: echocache.BypassSetCookie},
+	{Name: "nok, Cache-Control no-store", CS: notStored(echocache.BypassCacheControl), Handler: withHeader("Cache-Control", "no-store"), Reason: echocache.BypassCacheControl},
+	{Name: "nok, Cache-Control private", CS: notStored(echocache.BypassCacheControl), Handler: withHeader("Cache-Control", "max-age=60, private"), Reason: echocache.BypassCacheControl},
+	{Name: "nok, Cache-Control private with fields", CS: notStored(echocache.BypassCacheControl), Handler: withHeader("Cache-Control", `private="X-User"`), Reason: echocache.BypassCacheControl},
+	{Name: "nok, Cache-Control No-Cache", CS: notStored(echocache.BypassCacheControl), Handler: withHeader("Cache-Control", "public, No-Cache"), Reason: echocache.BypassCacheControl},
+	{Name: "ok, Cache-Control public", CS: storedMinute, Handler: withHeader("Cache-Control", "public, max-age=60"), Stored: true},
+	{Name: "nok, Vary: *", CS: notStored(echocache.BypassVary), Handler: withHeader("Vary", "Accept, *"), Reason: echocache.BypassVary},
+	{Name: "nok, a header value with a control byte", CS: notStored(echocache.BypassBadHeader), Handler: withHeader("X-Odd", "a\x01b"), Reason: echocache.BypassBadHeader},
+	{Name: "nok, a header name that is not a token", CS: notStored(echocache.BypassBadHeader), Handler: func(c Ctx) error {
 		c.Response().Header()["Bad Name"] = []string{"v"}
 		return text(http.StatusOK, "body")(c)
 	}, Reason: echocache.BypassBadHeader},
-	{Name: "nok, handler error", Handler: func(Ctx) error { return errors.New("boom") }, Status: 500, Body: "-", Anything: true},
-	{Name: "nok, handler writes nothing", Handler: func(Ctx) error { return nil }, Body: "", Reason: echocache.BypassNoResponse},
-	{Name: "nok, body over MaxBodySize still reaches the client whole", Config: Config{MaxBodySize: 99}, Handler: text(200, big), Body: big, Reason: echocache.BypassTooLarge},
-	{Name: "ok, body of exactly MaxBodySize", Config: Config{MaxBodySize: 100}, Handler: text(200, big), Body: big, Stored: true},
-	{Name: "nok, a body shorter than its Content-Length", Handler: withHeader("Content-Length", "100"), Body: "-", Reason: echocache.BypassLength},
-	{Name: "nok, trailers", Handler: withHeader("Trailer", "X-Checksum"), Reason: echocache.BypassTrailer},
-	{Name: "nok, Authorization", Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Reason: echocache.BypassAuthorization},
-	{Name: "ok, Authorization when allowed", Config: Config{AllowAuthorization: true}, Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Stored: true},
-	{Name: "nok, a GET with a body", Header: []string{"Content-Length", "3"}, Handler: text(200, "body"), Reason: echocache.BypassBody},
-	{Name: "nok, Skipper", Config: Config{Skipper: func(*http.Request) bool { return true }}, Handler: text(200, "body"), Reason: echocache.BypassSkipper},
-	{Name: "nok, ResponseFilter refuses", Config: Config{ResponseFilter: func(_ *http.Request, _ int, h http.Header) bool { return h.Get("X-Draft") == "" }},
+	{Name: "nok, handler error", CS: handlerError, Handler: func(Ctx) error { return errors.New("boom") }, Status: 500, Body: "-", Anything: true},
+	{Name: "nok, handler writes nothing", CS: notStored(echocache.BypassNoResponse), Handler: func(Ctx) error { return nil }, Body: "", Reason: echocache.BypassNoResponse},
+	// The body is judged after the header went out, with "stored" in it,
+	// unless its Content-Length told.
+	{Name: "nok, body over MaxBodySize still reaches the client whole", CS: storedMinute, Config: Config{MaxBodySize: 99}, Handler: text(200, big), Body: big, Reason: echocache.BypassTooLarge},
+	{Name: "nok, body over MaxBodySize, as its Content-Length says", CS: notStored(echocache.BypassTooLarge), Config: Config{MaxBodySize: 99}, Handler: func(c Ctx) error {
+		c.Response().Header().Set("Content-Length", "100")
+		return text(200, big)(c)
+	}, Body: big, Reason: echocache.BypassTooLarge},
+	{Name: "ok, body of exactly MaxBodySize", CS: storedMinute, Config: Config{MaxBodySize: 100}, Handler: text(200, big), Body: big, Stored: true},
+	{Name: "nok, a body shorter than its Content-Length", CS: storedMinute, Handler: withHeader("Content-Length", "100"), Body: "-", Reason: echocache.BypassLength},
+	{Name: "nok, trailers", CS: notStored(echocache.BypassTrailer), Handler: withHeader("Trailer", "X-Checksum"), Reason: echocache.BypassTrailer},
+	{Name: "nok, Authorization", CS: cs("fwd=bypass; detail=authorization"), Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Reason: echocache.BypassAuthorization},
+	{Name: "ok, Authorization when allowed", CS: storedMinute, Config: Config{AllowAuthorization: true}, Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Stored: true},
+	{Name: "nok, a GET with a body", CS: cs("fwd=bypass; detail=body"), Header: []string{"Content-Length", "3"}, Handler: text(200, "body"), Reason: echocache.BypassBody},
+	{Name: "nok, Skipper", CS: cs("fwd=bypass; detail=skipper"), Config: Config{Skipper: func(*http.Request) bool { return true }}, Handler: text(200, "body"), Reason: echocache.BypassSkipper},
+	// The ResponseFilter decides after the response was written.
+	{Name: "nok, ResponseFilter refuses", CS: storedMinute, Config: Config{ResponseFilter: func(_ *http.Request, _ int, h http.Header) bool { return h.Get("X-Draft") == "" }},
 		Handler: withHeader("X-Draft", "1"), Reason: echocache.BypassFilter},
-	{Name: "ok, ResponseFilter accepts", Config: Config{ResponseFilter: func(_ *http.Request, status int, _ http.Header) bool { return status == 200 }},
+	{Name: "ok, ResponseFilter accepts", CS: storedMinute, Config: Config{ResponseFilter: func(_ *http.Request, status int, _ http.Header) bool { return status == 200 }},
 		Handler: text(200, "body"), Stored: true},
-	{Name: "nok, SetTTL 0", Handler: func(c Ctx) error {
+	{Name: "nok, SetTTL 0", CS: notStored(echocache.BypassTTL), Handler: func(c Ctx) error {
 		c.SetTTL(0)
 		return text(http.StatusOK, "body")(c)
 	}, Reason: echocache.BypassTTL},
-	{Name: "nok, max-age=0 with TTLFromCacheControl", Config: Config{TTLFromCacheControl: true}, Handler: withHeader("Cache-Control", "public, max-age=0"), Reason: echocache.BypassTTL},
-	{Name: "nok, KeyFunc gives no key", Config: Config{KeyFunc: func(*http.Request) string { return "" }}, Handler: text(200, "body"), Reason: echocache.BypassKey},
+	{Name: "nok, max-age=0 with TTLFromCacheControl", CS: notStored(echocache.BypassTTL), Config: Config{TTLFromCacheControl: true}, Handler: withHeader("Cache-Control", "public, max-age=0"), Reason: echocache.BypassTTL},
+	{Name: "nok, KeyFunc gives no key", CS: cs("fwd=bypass; detail=key"), Config: Config{KeyFunc: func(*http.Request) string { return "" }}, Handler: text(200, "body"), Reason: echocache.BypassKey},
 }
 
 func runRules(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
 	for _, tc := range RuleCases {
 		t.Run(tc.Name, func(t *testing.T) {
 			c := open(t)
+			newClock(c) // ttl in Cache-Status is 60, whatever the time the test takes
 			app := fe.NewApp(t, c)
 			var calls atomic.Int64
 			cfg := tc.Config
@@ -116,6 +131,13 @@ func runRules(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 				}
 				if wantBody != "-" && rec.Body.String() != wantBody {
 					t.Fatalf("request %d: body %q; want %q", i, rec.Body.String(), wantBody)
+				}
+				wantCS := tc.CS
+				if i == 2 && tc.Stored {
+					wantCS = hitMinute
+				}
+				if got := cacheStatus(rec.Header()); !slices.Contains(strings.Split(wantCS, " | "), got) {
+					t.Errorf("request %d: Cache-Status %q; want %q", i, got, wantCS)
 				}
 			}
 			st := c.Stats()

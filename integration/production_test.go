@@ -21,10 +21,13 @@ type productionStep struct {
 	// xCache is the X-Cache the response must carry ("" for none: a
 	// bypassed request).
 	xCache string
+	// cacheStatus matches the whole Cache-Status (RFC 9211) it must carry.
+	cacheStatus *regexp.Regexp
 }
 
 // TestProductionExample runs examples/production against a redis server of
-// its own: a miss, a hit, a POST and a request with Authorization; two
+// its own: a miss, a hit, a POST and a request with Authorization, each
+// with its X-Cache and Cache-Status; two
 // scrapes of /metrics around a hit; then redis is killed, the app keeps
 // answering, and the outage is in its log, written with Echo's and
 // echocache's default settings, while go-redis's own lines stay few.
@@ -35,15 +38,20 @@ func TestProductionExample(t *testing.T) {
 	base, logs := startLogged(t, bins, "production", cacheURL)
 
 	for _, st := range []productionStep{
-		{name: "miss", method: http.MethodGet, xCache: "MISS"},
-		{name: "hit", method: http.MethodGet, xCache: "HIT"},
-		{name: "post", method: http.MethodPost},
-		{name: "authorization", method: http.MethodGet, header: []string{"Authorization", "Bearer token"}},
-		{name: "miss after the post", method: http.MethodGet, xCache: "MISS"},
+		{name: "miss", method: http.MethodGet, xCache: "MISS", cacheStatus: storedMiss},
+		// The hit's ttl is the page's remaining freshness: 60s or a little less.
+		{name: "hit", method: http.MethodGet, xCache: "HIT", cacheStatus: regexp.MustCompile(`^echocache; hit; ttl=(60|5\d)$`)},
+		{name: "post", method: http.MethodPost, cacheStatus: regexp.MustCompile(`^echocache; fwd=method; detail=method$`)},
+		{name: "authorization", method: http.MethodGet, header: []string{"Authorization", "Bearer token"},
+			cacheStatus: regexp.MustCompile(`^echocache; fwd=bypass; detail=authorization$`)},
+		{name: "miss after the post", method: http.MethodGet, xCache: "MISS", cacheStatus: storedMiss},
 	} {
 		resp := do(t, st.method, base+"/", st.header...)
 		if got := resp.header.Get("X-Cache"); got != st.xCache {
 			t.Errorf("%s: %s / X-Cache = %q; want %q", st.name, st.method, got, st.xCache)
+		}
+		if got := strings.Join(resp.header.Values("Cache-Status"), ", "); !st.cacheStatus.MatchString(got) {
+			t.Errorf("%s: %s / Cache-Status = %q; want a match of %s", st.name, st.method, got, st.cacheStatus)
 		}
 	}
 
@@ -68,6 +76,23 @@ func TestProductionExample(t *testing.T) {
 		if got := resp.header.Get("X-Cache"); got != "MISS" {
 			t.Errorf("GET / with redis down: X-Cache = %q; want MISS (served uncached)", got)
 		}
+		if got := resp.header.Get("Cache-Status"); !storeDown.MatchString(got) {
+			t.Errorf("GET / with redis down: Cache-Status = %q; want a match of %s", got, storeDown)
+		}
+	}
+	// While the breaker is open, Cache-Status says the store was skipped
+	// (each failed probe opens it again).
+	for {
+		got := do(t, http.MethodGet, base+"/").header.Get("Cache-Status")
+		if got == "echocache; fwd=miss; detail=store-unavailable" {
+			break
+		}
+		if !storeDown.MatchString(got) {
+			t.Errorf("GET / with redis down: Cache-Status = %q; want a match of %s", got, storeDown)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Cache-Status with detail=store-unavailable 30s after redis was killed; last %q", got)
+		}
 	}
 	out := logs.String()
 	for _, want := range []string{
@@ -84,6 +109,14 @@ func TestProductionExample(t *testing.T) {
 		t.Errorf("go-redis logged %d failed dials; want at most %d (one line per 10s):\n%s", n, most, out)
 	}
 }
+
+// The Cache-Status of a miss stored for the page's minute, and of a
+// request served uncached because the store failed or the breaker skipped
+// it.
+var (
+	storedMiss = regexp.MustCompile(`^echocache; fwd=uri-miss; ttl=60; stored$`)
+	storeDown  = regexp.MustCompile(`^echocache; fwd=miss; detail=store-(error|unavailable)$`)
+)
 
 // goRedisDialLines counts go-redis's own lines about failed dials.
 func goRedisDialLines(logs *syncbuf.Buffer) int {

@@ -110,7 +110,8 @@ func (c *Cache) writeFailed(ctx context.Context, err error, keys []string) {
 	case errors.Is(err, stores.ErrTooLarge):
 		return // the store removed the keys when it refused the value
 	}
-	if !errors.Is(err, ErrStoreUnavailable) && c.removeKeys(context.WithoutCancel(ctx), keys) == nil {
+	skipped := errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrBudgetSpent)
+	if !skipped && c.removeKeys(context.WithoutCancel(ctx), keys) == nil {
 		c.unsettled.settle(keys...)
 		return
 	}
@@ -124,7 +125,7 @@ func (c *Cache) writeFailed(ctx context.Context, err error, keys []string) {
 // removeKeys deletes keys through the guarded store calls, without the
 // unsettled bookkeeping.
 func (c *Cache) removeKeys(ctx context.Context, keys []string) error {
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err != nil {
 		return err
 	}
@@ -133,8 +134,7 @@ func (c *Cache) removeKeys(ctx context.Context, keys []string) error {
 	} else {
 		err = stores.DeleteMany(sctx, s, keys)
 	}
-	done(err)
-	return err
+	return cl.end(err)
 }
 
 // unsettledRead reports whether key is unsettled, so that a read of it

@@ -340,6 +340,9 @@ func (r *Route[C]) Handle(c C) error {
 		// Fail open: the core has counted and logged the store error; the
 		// lookup counts as a miss and an error.
 		cc.CountFailedLookup(req.Context(), core.FeaturePage, lk.err)
+		if errors.Is(lk.err, core.ErrCallerGone) {
+			return req.Context().Err() // the request ended: nobody would get the handler's answer
+		}
 		if m.statusHeader != "" {
 			fe.Writer(c).Header().Set(m.statusHeader, StatusMiss)
 		}

@@ -1,0 +1,221 @@
+package integration
+
+// Degradation tests: a steady load of cached requests over real HTTP
+// (20 a second, started on a clock, so that they overlap whenever the
+// store is slow) while a redis or memcached server is killed and
+// restarted, wedged or slowed down behind a fault proxy. They measure and
+// bound what the users of a cache see: how soon after its return a server
+// gives hits again, and how long a request waits on a wedged or slow
+// server.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/servertest"
+)
+
+// steadyRate is the load of the degradation tests: a request every
+// 50 ms, whether the ones before have been answered or not.
+const steadyRate = 50 * time.Millisecond
+
+// steadyLoad sends GET base/page/<i mod pages> every steadyRate, each
+// from a goroutine of its own, and records every request.
+type steadyLoad struct {
+	base   string
+	pages  int
+	client *http.Client
+
+	mu      sync.Mutex
+	reqs    []pageRequest
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+func startSteadyLoad(base string, pages int) *steadyLoad {
+	l := &steadyLoad{base: base, pages: pages, stop: make(chan struct{}), client: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+	}}
+	l.wg.Go(func() {
+		tick := time.NewTicker(steadyRate)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			l.wg.Go(func() { l.record(l.get(i % pages)) })
+		}
+	})
+	return l
+}
+
+func (l *steadyLoad) get(page int) pageRequest {
+	r := pageRequest{page: page}
+	start := time.Now()
+	resp, err := l.client.Get(fmt.Sprintf("%s/page/%d", l.base, page))
+	if err == nil {
+		var b []byte
+		b, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.status, r.body, r.hit = resp.StatusCode, string(b), resp.Header.Get("X-Cache") == "HIT"
+	}
+	r.at, r.took, r.err = time.Now(), time.Since(start), err
+	return r
+}
+
+func (l *steadyLoad) record(r pageRequest) {
+	l.mu.Lock()
+	l.reqs = append(l.reqs, r)
+	l.mu.Unlock()
+}
+
+// since returns the requests answered at or after t so far.
+func (l *steadyLoad) since(t time.Time) []pageRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []pageRequest
+	for _, r := range l.reqs {
+		if !r.at.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// firstHit returns when the first hit at or after t was answered.
+func (l *steadyLoad) firstHit(t time.Time) (time.Time, bool) {
+	for _, r := range l.since(t) {
+		if r.hit {
+			return r.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// finish stops the load, waits for the requests under way and returns
+// every request. It may be called more than once.
+func (l *steadyLoad) finish() []pageRequest {
+	l.stopped.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	l.client.CloseIdleConnections()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reqs
+}
+
+// degradeBackend is a server kind the degradation tests kill, restart,
+// wedge and slow down.
+type degradeBackend struct {
+	name  string
+	start func(t *testing.T) *servertest.Server
+	// url is the store URL for a server at addr (the server's, or a
+	// fault proxy's in front of it).
+	url func(addr, prefix string) string
+}
+
+var degradeBackends = []degradeBackend{
+	{"redis", func(t *testing.T) *servertest.Server { return servertest.StartRedis(t) }, func(a, p string) string {
+		return "redis://" + a + "/0?prefix=" + url.QueryEscape(p)
+	}},
+	{"memcached", func(t *testing.T) *servertest.Server { return servertest.StartMemcached(t) }, func(a, p string) string {
+		return "memcached://" + a + "?timeout=5s&prefix=" + url.QueryEscape(p)
+	}},
+	{"memcached-ascii", func(t *testing.T) *servertest.Server { return servertest.StartMemcached(t) }, func(a, p string) string {
+		return "memcached://" + a + "?protocol=ascii&timeout=5s&prefix=" + url.QueryEscape(p)
+	}},
+	{"memcached-Y", func(t *testing.T) *servertest.Server { return servertest.StartMemcachedAuth(t) }, func(a, p string) string {
+		return "memcached://" + servertest.AuthUser + ":" + servertest.AuthPass + "@" + a + "?timeout=5s&prefix=" + url.QueryEscape(p)
+	}},
+	{"saslmemcached", func(t *testing.T) *servertest.Server { return servertest.StartMemcachedSASL(t) }, func(a, p string) string {
+		return "saslmemcached://" + servertest.AuthUser + ":" + servertest.AuthPass + "@" + a + "?timeout=5s&prefix=" + url.QueryEscape(p)
+	}},
+}
+
+// degradeServer serves GET /page/:n, cached by c for an hour, whose body
+// names the page and counts the handler's runs.
+func degradeServer(t *testing.T, c *echocache.Cache) string {
+	t.Helper()
+	var runs atomic.Int64
+	e := echo.New()
+	e.GET("/page/:n", func(ec echo.Context) error {
+		return ec.String(http.StatusOK, fmt.Sprintf("page %s #%d", ec.Param("n"), runs.Add(1)))
+	}, c.Cached(time.Hour))
+	ts := httptest.NewServer(e)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// checkWhole checks that every request was answered whole, with the page
+// it asked for: a store that fails never fails a request.
+func checkWhole(t *testing.T, reqs []pageRequest) {
+	t.Helper()
+	for _, r := range reqs {
+		require.NoError(t, r.err, "GET /page/%d", r.page)
+		require.Equal(t, http.StatusOK, r.status, "GET /page/%d: fail-open, never an error status", r.page)
+		require.True(t, strings.HasPrefix(r.body, fmt.Sprintf("page %d #", r.page)), "GET /page/%d = %q: another page's body", r.page, r.body)
+	}
+}
+
+// restartHitBound is how soon after its restart a server must give hits
+// again under the steady load.
+const restartHitBound = time.Second
+
+// outageAfterOpen is how long a killed server stays dead after the Cache
+// skips it: long enough for client pools to give up on it (go-redis dials
+// a server it failed to reach PoolSize times only once a second).
+const outageAfterOpen = 6 * time.Second
+
+// TestDegradeRestartFirstHit kills each kind of server under the steady
+// load, keeps it dead for a few seconds, restarts it, and measures how
+// long after the restart the first hit comes (the restarted server is
+// empty: a miss stores the page, the next request is the hit). Every
+// request is answered whole throughout.
+func TestDegradeRestartFirstHit(t *testing.T) {
+	for _, be := range degradeBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			srv := be.start(t)
+			c, err := echocache.NewWithConfig(openStore(t, be.url(srv.Addr(), namespace("degrade-restart"))), echocache.Config{
+				StoreTimeout: time.Second, // a loaded machine must not make a live server look slow
+				Logger:       quietLogger,
+			})
+			require.NoError(t, err)
+			l := startSteadyLoad(degradeServer(t, c), 1)
+			defer l.finish()
+			start := time.Now()
+			pollUntil(t, 10*time.Second, "a first hit", func(context.Context) bool { _, ok := l.firstHit(start); return ok })
+
+			srv.Kill()
+			pollUntil(t, 10*time.Second, "the Cache skips the dead server", func(context.Context) bool { return (*core.Cache)(c).ReadsOpen() })
+			time.Sleep(outageAfterOpen) // the outage: not an assertion
+
+			require.NoError(t, srv.Restart())
+			back := time.Now()
+			pollUntil(t, 10*time.Second, "a hit after the restart", func(context.Context) bool { _, ok := l.firstHit(back); return ok })
+			first, _ := l.firstHit(back)
+			d := first.Sub(back)
+			t.Logf("%s: first hit %v after the restart", be.name, d.Round(time.Millisecond))
+			assert.LessOrEqual(t, d, restartHitBound, "first hit after the restart")
+			checkWhole(t, l.finish())
+		})
+	}
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/faultproxy"
 	"github.com/echocache/echocache/internal/servertest"
 )
 
@@ -182,7 +183,7 @@ const restartHitBound = time.Second
 // outageAfterOpen is how long a killed server stays dead after the Cache
 // skips it: long enough for client pools to give up on it (go-redis dials
 // a server it failed to reach PoolSize times only once a second).
-const outageAfterOpen = 6 * time.Second
+const outageAfterOpen = 3 * time.Second
 
 // TestDegradeRestartFirstHit kills each kind of server under the steady
 // load, keeps it dead for a few seconds, restarts it, and measures how
@@ -219,3 +220,125 @@ func TestDegradeRestartFirstHit(t *testing.T) {
 		})
 	}
 }
+
+// Settings of the wedge and slow-server tests.
+const (
+	// wedgeTimeout is the Cache's StoreTimeout: the bound of what a
+	// request may wait on a wedged or slow server.
+	wedgeTimeout = 500 * time.Millisecond
+	// wedgeSlack is what a request may take beyond wedgeTimeout: the
+	// handler, HTTP on loopback and scheduling on a loaded machine.
+	wedgeSlack = 250 * time.Millisecond
+	// comeBackBound is how soon after a fault ends the pages must be hits
+	// again.
+	comeBackBound = time.Second
+)
+
+// proxiedCache starts be's server behind a fault proxy and returns a
+// Cache on it with wedgeTimeout, and the proxy.
+func proxiedCache(t *testing.T, be degradeBackend, ns string) (*echocache.Cache, *faultproxy.Proxy) {
+	t.Helper()
+	srv := be.start(t)
+	p := faultproxy.Start(t, srv.Addr())
+	c, err := echocache.NewWithConfig(openStore(t, be.url(p.Addr(), namespace(ns))), echocache.Config{
+		StoreTimeout: wedgeTimeout,
+		Logger:       quietLogger,
+	})
+	require.NoError(t, err)
+	return c, p
+}
+
+// awaitHits waits until every page has been a hit since t.
+func awaitHits(t *testing.T, l *steadyLoad, t0 time.Time, limit time.Duration) time.Time {
+	t.Helper()
+	return pollUntil(t, limit, "every page a hit", func(context.Context) bool {
+		seen := map[int]bool{}
+		for _, r := range l.since(t0) {
+			if r.hit {
+				seen[r.page] = true
+			}
+		}
+		return len(seen) == l.pages
+	})
+}
+
+// TestDegradeWedge wedges each kind of server (the proxy accepts and reads,
+// and forwards nothing) under the steady load: no request waits on it for
+// more than one store timeout, the Cache soon skips it, and once the wedge
+// ends the pages are hits again within comeBackBound.
+func TestDegradeWedge(t *testing.T) {
+	for _, be := range degradeBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			c, p := proxiedCache(t, be, "degrade-wedge")
+			l := startSteadyLoad(degradeServer(t, c), 4)
+			defer l.finish()
+			awaitHits(t, l, time.Now(), 10*time.Second)
+
+			p.Stall()
+			wedged := time.Now()
+			pollUntil(t, 10*time.Second, "the Cache skips the wedged server", func(context.Context) bool { return (*core.Cache)(c).ReadsOpen() })
+			time.Sleep(time.Second) // the wedge goes on: not an assertion
+			p.Pass()
+			unwedged := time.Now()
+			back := awaitHits(t, l, unwedged, 10*time.Second)
+
+			var worst time.Duration
+			n := 0
+			for _, r := range l.since(wedged) {
+				if r.at.Add(-r.took).Before(unwedged) { // sent during the wedge
+					worst = max(worst, r.took)
+					n++
+				}
+			}
+			t.Logf("%s: %d requests during the wedge, the slowest took %v; every page a hit %v after its end",
+				be.name, n, worst.Round(time.Millisecond), back.Sub(unwedged).Round(time.Millisecond))
+			assert.LessOrEqual(t, worst, wedgeTimeout+wedgeSlack, "the slowest request during the wedge")
+			assert.LessOrEqual(t, back.Sub(unwedged), comeBackBound, "pages hits again after the wedge")
+			checkWhole(t, l.finish())
+		})
+	}
+}
+
+// TestDegradeSlowServer makes each kind of server answer every call just
+// over half the store timeout (the proxy delays each reply), under the
+// steady load: within a couple of seconds the Cache skips it like a
+// server that fails, so requests stop waiting on it; once it is quick
+// again, the pages are hits again within comeBackBound.
+func TestDegradeSlowServer(t *testing.T) {
+	const delay = wedgeTimeout * 6 / 10
+	for _, be := range degradeBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			c, p := proxiedCache(t, be, "degrade-slow")
+			l := startSteadyLoad(degradeServer(t, c), 4)
+			defer l.finish()
+			awaitHits(t, l, time.Now(), 10*time.Second)
+
+			p.Delay(delay)
+			slowed := time.Now()
+			skipped := pollUntil(t, 10*time.Second, "the Cache skips the slow server", func(context.Context) bool { return (*core.Cache)(c).ReadsOpen() })
+			time.Sleep(time.Second) // the server stays slow: not an assertion
+			p.Pass()
+			quick := time.Now()
+			back := awaitHits(t, l, quick, 10*time.Second)
+
+			var worstAfter time.Duration
+			for _, r := range l.since(skipped) {
+				if sent := r.at.Add(-r.took); sent.After(skipped) && sent.Before(quick) {
+					worstAfter = max(worstAfter, r.took)
+				}
+			}
+			t.Logf("%s: skipped %v after it turned slow; the slowest request sent while skipped took %v; every page a hit %v after it was quick",
+				be.name, skipped.Sub(slowed).Round(time.Millisecond), worstAfter.Round(time.Millisecond), back.Sub(quick).Round(time.Millisecond))
+			assert.LessOrEqual(t, skipped.Sub(slowed), 2*slowWindowBound, "the slow server is skipped")
+			assert.Less(t, worstAfter, delay, "a request waited on the skipped server")
+			assert.LessOrEqual(t, back.Sub(quick), comeBackBound, "pages hits again once the server is quick")
+			checkWhole(t, l.finish())
+		})
+	}
+}
+
+// slowWindowBound is how long a slow server may go on being used: the
+// Cache skips a server whose calls were mostly slow for two seconds.
+const slowWindowBound = 2 * time.Second

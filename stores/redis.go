@@ -110,7 +110,7 @@ type RedisConfig struct {
 // cut short on the network) is followed by an UNLINK of its key, so that
 // the key does not keep the value the write was meant to replace. The
 // UNLINK runs even when the caller's context has ended, bounded by one
-// second.
+// second; the call waits for it only while its context allows.
 //
 // A store on a single server, with a client it built, watches the server
 // after a call fails to connect to it, and replaces its client as soon as
@@ -368,17 +368,15 @@ func (r *Redis) tooLarge(value []byte) error {
 
 // drop UNLINKs the full keys after a write of them failed with err, so
 // that they do not keep the values the write was meant to replace (see the
-// type's doc). It returns err, with the UNLINK's own failure when there is
-// one.
+// type's doc), waiting for it while ctx allows (dropAfterFailedWrite). It
+// returns err, with the UNLINK's own failure when there is one.
 func (r *Redis) drop(ctx context.Context, err error, keys ...string) error {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisDropTimeout)
-	defer cancel()
-	var derr error
-	if r.nodes != nil {
-		derr = r.unlinkCluster(dctx, keys)
-	} else {
-		derr = unlink(dctx, r.cli(), keys, r.sharded)
-	}
+	derr := dropAfterFailedWrite(ctx, redisDropTimeout, func(dctx context.Context) error {
+		if r.nodes != nil {
+			return r.unlinkCluster(dctx, keys)
+		}
+		return unlink(dctx, r.cli(), keys, r.sharded)
+	})
 	if derr != nil {
 		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
 	}

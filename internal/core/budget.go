@@ -59,6 +59,10 @@ func budgetOf(ctx context.Context) *budgetCtx {
 	return b
 }
 
+// minAllowance is the least a call is given: a budget with less left is
+// spent (no store answers sooner).
+const minAllowance = time.Millisecond
+
 // allowance returns how long a call with budget b (nil: none) may take:
 // the store timeout, or what b has left when that is less. ok is false
 // when b is spent.
@@ -68,7 +72,7 @@ func (c *Cache) allowance(b *budgetCtx) (d time.Duration, ok bool) {
 		return d, true
 	}
 	left := time.Duration(b.left.Load())
-	if left <= 0 {
+	if left < minAllowance {
 		return 0, false
 	}
 	return min(d, left), true

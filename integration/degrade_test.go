@@ -214,9 +214,17 @@ func TestDegradeRestartFirstHit(t *testing.T) {
 			pollUntil(t, 10*time.Second, "a hit after the restart", func(context.Context) bool { _, ok := l.firstHit(back); return ok })
 			first, _ := l.firstHit(back)
 			d := first.Sub(back)
-			t.Logf("%s: first hit %v after the restart", be.name, d.Round(time.Millisecond))
+			reqs := l.finish()
+			slowed := 0
+			for _, r := range reqs {
+				if r.took >= 100*time.Millisecond {
+					slowed++
+				}
+			}
+			t.Logf("%s: first hit %v after the restart; %d of %d requests took 100 ms or more", be.name, d.Round(time.Millisecond), slowed, len(reqs))
 			assert.LessOrEqual(t, d, restartHitBound, "first hit after the restart")
-			checkWhole(t, l.finish())
+			assert.LessOrEqual(t, slowed, wedgeSlowed, "requests slowed by the outage (a dead server refuses connections at once)")
+			checkWhole(t, reqs)
 		})
 	}
 }
@@ -232,6 +240,11 @@ const (
 	// comeBackBound is how soon after a fault ends the pages must be hits
 	// again.
 	comeBackBound = time.Second
+	// wedgeSlowed bounds the requests that wait on a wedged server: those
+	// sent during the first timeouts, until BreakerThreshold of them have
+	// failed (at 20 requests a second, about 10 for each timeout), with
+	// room for a loaded machine.
+	wedgeSlowed = 25
 )
 
 // proxiedCache starts be's server behind a fault proxy and returns a
@@ -284,16 +297,20 @@ func TestDegradeWedge(t *testing.T) {
 			back := awaitHits(t, l, unwedged, 10*time.Second)
 
 			var worst time.Duration
-			n := 0
+			n, slowed := 0, 0
 			for _, r := range l.since(wedged) {
 				if r.at.Add(-r.took).Before(unwedged) { // sent during the wedge
 					worst = max(worst, r.took)
 					n++
+					if r.took >= wedgeTimeout/2 {
+						slowed++
+					}
 				}
 			}
-			t.Logf("%s: %d requests during the wedge, the slowest took %v; every page a hit %v after its end",
-				be.name, n, worst.Round(time.Millisecond), back.Sub(unwedged).Round(time.Millisecond))
+			t.Logf("%s: %d requests during the wedge, %d slowed by it, the slowest took %v; every page a hit %v after its end",
+				be.name, n, slowed, worst.Round(time.Millisecond), back.Sub(unwedged).Round(time.Millisecond))
 			assert.LessOrEqual(t, worst, wedgeTimeout+wedgeSlack, "the slowest request during the wedge")
+			assert.LessOrEqual(t, slowed, wedgeSlowed, "requests that waited on the wedged server")
 			assert.LessOrEqual(t, back.Sub(unwedged), comeBackBound, "pages hits again after the wedge")
 			checkWhole(t, l.finish())
 		})
@@ -342,3 +359,51 @@ func TestDegradeSlowServer(t *testing.T) {
 // slowWindowBound is how long a slow server may go on being used: the
 // Cache skips a server whose calls were mostly slow for two seconds.
 const slowWindowBound = 2 * time.Second
+
+// TestDegradeRequestEndedDuringLookup sends requests that their clients
+// give up on while the page lookup waits on a wedged server: once the
+// lookup fails, the route returns instead of running the handler for
+// nobody.
+func TestDegradeRequestEndedDuringLookup(t *testing.T) {
+	const requests = 8
+	c, p := proxiedCache(t, degradeBackends[0], "degrade-ended")
+	var runs atomic.Int64
+	handled := make(chan error, requests)
+	e := echo.New()
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(ec echo.Context) error {
+			err := next(ec)
+			handled <- err
+			return err
+		}
+	})
+	e.GET("/page", func(ec echo.Context) error {
+		runs.Add(1)
+		return ec.String(http.StatusOK, "page")
+	}, c.Cached(time.Hour))
+	ts := httptest.NewServer(e)
+	t.Cleanup(ts.Close)
+
+	p.Stall()
+	client := &http.Client{Timeout: wedgeTimeout / 5}
+	var wg sync.WaitGroup
+	for range requests {
+		wg.Go(func() {
+			resp, err := client.Get(ts.URL + "/page")
+			if err == nil {
+				resp.Body.Close()
+			}
+			assert.Error(t, err, "the client gives up before the lookup ends")
+		})
+	}
+	wg.Wait()
+	for range requests {
+		select {
+		case err := <-handled:
+			assert.ErrorIs(t, err, context.Canceled, "what the route returns for a request that ended")
+		case <-time.After(10 * time.Second):
+			t.Fatal("a request is still being handled 10 s after its client gave up")
+		}
+	}
+	assert.Zero(t, runs.Load(), "handler runs for requests whose clients had gone")
+}

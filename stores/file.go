@@ -22,9 +22,11 @@ type FileConfig struct {
 	// Required.
 	Dir string
 
-	// MaxEntries is the number of entries above which the store prunes its
-	// namespace: expired entries first, then the oldest (Flask-Cache's
-	// CACHE_THRESHOLD). A negative value turns pruning off.
+	// MaxEntries is the most entries the namespace holds, across every
+	// process that shares the directory (Flask-Cache's CACHE_THRESHOLD): a
+	// write that would pass it first prunes the namespace to nine tenths
+	// of it, expired entries first, then the oldest. A negative value
+	// turns pruning off.
 	// Optional. Default value 500.
 	MaxEntries int
 

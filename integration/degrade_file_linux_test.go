@@ -2,18 +2,13 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -76,15 +71,9 @@ func fileWritesFail(t *testing.T, fault string) {
 	defer store.Close()
 	c, err := echocache.NewWithConfig(store, echocache.Config{Logger: quietLogger})
 	require.NoError(t, err)
-	var runs atomic.Int64
-	e := echo.New()
-	e.GET("/page/:n", func(ec echo.Context) error {
-		return ec.String(http.StatusOK, fmt.Sprintf("page %s #%d", ec.Param("n"), runs.Add(1)))
-	}, c.Cached(time.Hour))
-	ts := httptest.NewServer(e)
-	defer ts.Close()
+	base := pagesServer(t, c)
 
-	prime := startSteadyLoad(ts.URL, filePrimed)
+	prime := startSteadyLoad(base, filePrimed)
 	awaitHits(t, prime, time.Now(), 10*time.Second)
 	prime.finish()
 
@@ -103,7 +92,7 @@ func fileWritesFail(t *testing.T, fault string) {
 	}
 	require.Error(t, store.Set(t.Context(), "probe-the-fault", []byte("v"), 0), "a write to a %s store", fault)
 
-	l := startSteadyLoad(ts.URL, filePages)
+	l := startSteadyLoad(base, filePages)
 	start := time.Now()
 	pollUntil(t, 30*time.Second, "100 requests", func(context.Context) bool { return len(l.since(start)) >= 100 })
 	reqs := l.finish()

@@ -10,12 +10,9 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,24 +60,10 @@ func startSteadyLoad(base string, pages int) *steadyLoad {
 				return
 			case <-tick.C:
 			}
-			l.wg.Go(func() { l.record(l.get(i % pages)) })
+			l.wg.Go(func() { l.record(getPage(l.client, l.base, i%pages)) })
 		}
 	})
 	return l
-}
-
-func (l *steadyLoad) get(page int) pageRequest {
-	r := pageRequest{page: page}
-	start := time.Now()
-	resp, err := l.client.Get(fmt.Sprintf("%s/page/%d", l.base, page))
-	if err == nil {
-		var b []byte
-		b, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-		r.status, r.body, r.hit = resp.StatusCode, string(b), resp.Header.Get("X-Cache") == "HIT"
-	}
-	r.at, r.took, r.err = time.Now(), time.Since(start), err
-	return r
 }
 
 func (l *steadyLoad) record(r pageRequest) {
@@ -151,31 +134,6 @@ var degradeBackends = []degradeBackend{
 	}},
 }
 
-// degradeServer serves GET /page/:n, cached by c for an hour, whose body
-// names the page and counts the handler's runs.
-func degradeServer(t *testing.T, c *echocache.Cache) string {
-	t.Helper()
-	var runs atomic.Int64
-	e := echo.New()
-	e.GET("/page/:n", func(ec echo.Context) error {
-		return ec.String(http.StatusOK, fmt.Sprintf("page %s #%d", ec.Param("n"), runs.Add(1)))
-	}, c.Cached(time.Hour))
-	ts := httptest.NewServer(e)
-	t.Cleanup(ts.Close)
-	return ts.URL
-}
-
-// checkWhole checks that every request was answered whole, with the page
-// it asked for: a store that fails never fails a request.
-func checkWhole(t *testing.T, reqs []pageRequest) {
-	t.Helper()
-	for _, r := range reqs {
-		require.NoError(t, r.err, "GET /page/%d", r.page)
-		require.Equal(t, http.StatusOK, r.status, "GET /page/%d: fail-open, never an error status", r.page)
-		require.True(t, strings.HasPrefix(r.body, fmt.Sprintf("page %d #", r.page)), "GET /page/%d = %q: another page's body", r.page, r.body)
-	}
-}
-
 // restartHitBound is how soon after its restart a server must give hits
 // again under the steady load.
 const restartHitBound = time.Second
@@ -200,7 +158,7 @@ func TestDegradeRestartFirstHit(t *testing.T) {
 				Logger:       quietLogger,
 			})
 			require.NoError(t, err)
-			l := startSteadyLoad(degradeServer(t, c), 1)
+			l := startSteadyLoad(pagesServer(t, c), 1)
 			defer l.finish()
 			start := time.Now()
 			pollUntil(t, 10*time.Second, "a first hit", func(context.Context) bool { _, ok := l.firstHit(start); return ok })
@@ -284,7 +242,7 @@ func TestDegradeWedge(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			c, p := proxiedCache(t, be, "degrade-wedge")
-			l := startSteadyLoad(degradeServer(t, c), 4)
+			l := startSteadyLoad(pagesServer(t, c), 4)
 			defer l.finish()
 			awaitHits(t, l, time.Now(), 10*time.Second)
 
@@ -328,7 +286,7 @@ func TestDegradeSlowServer(t *testing.T) {
 		t.Run(be.name, func(t *testing.T) {
 			t.Parallel()
 			c, p := proxiedCache(t, be, "degrade-slow")
-			l := startSteadyLoad(degradeServer(t, c), 4)
+			l := startSteadyLoad(pagesServer(t, c), 4)
 			defer l.finish()
 			awaitHits(t, l, time.Now(), 10*time.Second)
 

@@ -106,7 +106,7 @@ func TestBreakerOpensAfterThresholdAndClosesWhenStoreAnswers(t *testing.T) {
 	// store errors must not hide.
 	require.Equal(t, []string{
 		"echocache: store error (serving uncached): test store: down",
-		"echocache: store failed 3 times in a row; skipping it for 1h0m0s: test store: down",
+		"echocache: store failed 3 times in a row; skipping it, probing it every 1h0m0s: test store: down",
 		"echocache: store answers again; circuit breaker closed",
 	}, logs.all())
 }

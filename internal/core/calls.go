@@ -143,7 +143,7 @@ func (c *Cache) record(parent context.Context, brk *breaker, took time.Duration,
 			c.countRefusal(err)
 		}
 		if brk.answered(now, took) {
-			c.opened(brk, fmt.Sprintf("most calls took over %v for %v", time.Duration(brk.slow), slowWindows*slowWindow))
+			c.opened(brk, 0, nil)
 		}
 		if !c.writes.isOpen() {
 			c.drainUnsettled()
@@ -157,10 +157,8 @@ func (c *Cache) record(parent context.Context, brk *breaker, took time.Duration,
 		c.storeError(err)
 	default:
 		c.storeError(err)
-		if n, slow := brk.failure(now, took); n > 0 {
-			c.opened(brk, fmt.Sprintf("%d failures in a row, the last: %v", n, err))
-		} else if slow {
-			c.opened(brk, fmt.Sprintf("most calls took over %v or failed for %v", time.Duration(brk.slow), slowWindows*slowWindow))
+		if n, slow := brk.failure(now, took); n > 0 || slow {
+			c.opened(brk, n, err)
 		}
 	}
 }

@@ -30,13 +30,23 @@ const probeKey = keyspace.Health + "probe"
 // probeTTL is the lifetime of what a write probe stores.
 const probeTTL = time.Second
 
-// opened logs that brk opened, for reason, and starts the prober.
-func (c *Cache) opened(brk *breaker, reason string) {
-	what := "store"
-	if brk == &c.writes {
-		what = "writes to the store"
+// opened logs that brk opened, after n failures in a row whose last was
+// err, or, with n == 0, because most calls were slow, and starts the
+// prober.
+func (c *Cache) opened(brk *breaker, n int64, err error) {
+	switch {
+	case n == 0:
+		what := "store calls"
+		if brk == &c.writes {
+			what = "writes to the store"
+		}
+		c.Logf("most %s took over %v for %v; skipping them, probing the store every %v",
+			what, time.Duration(brk.slow), slowWindows*slowWindow, c.cooldown())
+	case brk == &c.writes:
+		c.Logf("writes to the store failed %d times in a row; skipping writes, probing them every %v: %v", n, c.cooldown(), err)
+	default:
+		c.Logf("store failed %d times in a row; skipping it, probing it every %v: %v", n, c.cooldown(), err)
 	}
-	c.Logf("skipping %s (%s); probing it every %v", what, reason, c.cooldown())
 	c.startProbing()
 }
 

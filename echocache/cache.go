@@ -15,8 +15,11 @@
 // Every store call is fail-open: a store error or timeout is logged
 // (rate-limited, to slog.Default() unless [Config] names a logger), counted
 // in [Stats], and the request or function runs as if nothing were cached. A
-// circuit breaker skips a store that keeps failing until it answers again.
-// [Config.Observer] is a hook for metrics and tracing.
+// circuit breaker skips a store that keeps failing, or that keeps
+// answering slowly, and the Cache probes it in the background until it
+// answers again. Reads and writes have a breaker each, so writes that fail
+// (a full disk) never stop reads that succeed. [Config.Observer] is a hook
+// for metrics and tracing.
 //
 // The route middleware here is for Echo v4; echocache/echov5 serves Echo v5
 // and echocache/httpcache any net/http router, with the same rules, on the
@@ -37,13 +40,14 @@ import (
 const (
 	// DefaultTTL is Flask-Cache's CACHE_DEFAULT_TIMEOUT: 5 minutes.
 	DefaultTTL = core.DefaultTTL
-	// DefaultStoreTimeout bounds each call to a networked store.
+	// DefaultStoreTimeout bounds each call to a networked store, and the
+	// store calls of one cached request together.
 	DefaultStoreTimeout = core.DefaultStoreTimeout
 	// DefaultBreakerThreshold is the number of consecutive store failures
 	// that opens the circuit breaker.
 	DefaultBreakerThreshold = core.DefaultBreakerThreshold
-	// DefaultBreakerCooldown is how long an open breaker skips the store
-	// before it lets one call through to probe it.
+	// DefaultBreakerCooldown is how often the Cache probes a store that
+	// an open breaker skips.
 	DefaultBreakerCooldown = core.DefaultBreakerCooldown
 	// DefaultLogInterval is the shortest time between two log lines of
 	// one message (store errors, say).
@@ -79,19 +83,29 @@ type Config struct {
 	DefaultTTL time.Duration
 
 	// StoreTimeout bounds every call to a networked store; on timeout the
-	// call fails open. Stores in the process (null, memory) are called
-	// without a timeout.
+	// call fails open. A cached route's lookups (page, variant, tags)
+	// share one StoreTimeout between them: a request waits on the store
+	// for one StoreTimeout at most, in total. Stores in the process (null,
+	// memory) are called without a timeout.
 	// Optional. Default value DefaultStoreTimeout (250ms).
 	StoreTimeout time.Duration
 
-	// BreakerThreshold is the number of consecutive store failures after
-	// which the store is skipped for BreakerCooldown.
+	// BreakerThreshold is the number of consecutive failures of reads, or
+	// of writes, after which the circuit breaker skips them: a failing
+	// read skips every call, a failing write only writes. A store whose
+	// calls mostly take over half the StoreTimeout for two seconds is
+	// skipped the same way. While skipped, the store is probed in the
+	// background every BreakerCooldown, and used again as soon as a
+	// probe is answered within half the StoreTimeout.
 	// Optional. Default value DefaultBreakerThreshold (5). A negative value
 	// disables the breaker.
 	BreakerThreshold int
 
-	// BreakerCooldown is how long an open breaker skips the store.
-	// Optional. Default value DefaultBreakerCooldown (2s).
+	// BreakerCooldown is how often the Cache probes a store that an open
+	// breaker skips (a Get, or for writes a Set, of the key "h:probe"
+	// that expires after a second). A store that comes back is used again
+	// within about one BreakerCooldown, whatever the traffic.
+	// Optional. Default value DefaultBreakerCooldown (200ms).
 	BreakerCooldown time.Duration
 
 	// Slog receives the cache's log lines at slog.LevelWarn: store errors

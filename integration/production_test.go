@@ -97,7 +97,7 @@ func TestProductionExample(t *testing.T) {
 	out := logs.String()
 	for _, want := range []string{
 		`"level":"WARN","msg":"echocache: store error (serving uncached): `,
-		`"level":"WARN","msg":"echocache: store failed 5 times in a row; skipping it for 2s: `,
+		`"level":"WARN","msg":"echocache: store failed 5 times in a row; skipping it, probing it every 200ms: `,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)

@@ -22,9 +22,11 @@ type FileConfig struct {
 	// Required.
 	Dir string
 
-	// MaxEntries is the number of entries above which the store prunes its
-	// namespace: expired entries first, then the oldest (Flask-Cache's
-	// CACHE_THRESHOLD). A negative value turns pruning off.
+	// MaxEntries is the most entries the namespace holds, across every
+	// process that shares the directory (Flask-Cache's CACHE_THRESHOLD): a
+	// write that would pass it first prunes the namespace to nine tenths
+	// of it, expired entries first, then the oldest. A negative value
+	// turns pruning off.
 	// Optional. Default value 500.
 	MaxEntries int
 
@@ -58,11 +60,13 @@ const DefaultFileMaxEntries = 500
 // Incr are atomic across processes. On other systems the lock is only
 // in-process and several processes sharing a directory can race.
 //
-// The store counts its own writes and scans the directory only when they
-// could have taken the namespace over MaxEntries; it then prunes the
-// namespace to nine tenths of MaxEntries. With several processes writing,
-// each counts its own writes, so the directory can exceed the threshold by
-// what the other processes wrote since the last scan.
+// The namespace never holds more than MaxEntries entries, however many
+// goroutines and processes write to it: the store keeps the number of its
+// entry files in a count file, under a lock the processes share, and a
+// write that would take it over MaxEntries first prunes the namespace to
+// nine tenths of MaxEntries, expired entries first, then the oldest
+// (file_prune.go). On systems without flock this holds within a process
+// only.
 type File struct {
 	ns     string // namespace directory
 	def    time.Duration
@@ -72,9 +76,7 @@ type File struct {
 
 	locks [fileLockStripes]sync.Mutex
 
-	// budget is the number of writes left before the next directory scan.
-	budget  atomic.Int64
-	pruneMu sync.Mutex
+	countMu sync.Mutex   // the count file's lock within the process (file_prune.go)
 	scans   atomic.Int64 // directory scans so far, for tests
 }
 
@@ -225,35 +227,30 @@ func (f *File) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	path, err := f.set(ctx, key, value, ttl)
-	if err != nil {
-		return err
-	}
-	f.wrote(ctx, 1, path)
-	return nil
+	return f.set(ctx, key, value, ttl)
 }
 
-// set writes an entry and returns the path of its file. When the write
-// fails (a full disk, a file size limit, a lock it could not take), the
-// key's previous file is removed: the key must not keep the value the
-// write was meant to replace (see Failed writes in the package doc).
-func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) (string, error) {
+// set writes an entry. When the write fails (a full disk, a file size
+// limit, a lock it could not take), the key's previous file is removed:
+// the key must not keep the value the write was meant to replace (see
+// Failed writes in the package doc).
+func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	h := keyHash(key)
 	path := f.path(h)
 	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
 	if err != nil {
-		return "", f.drop(err, path)
+		return f.drop(err, path)
 	}
 	unlock, err := f.lock(ctx, h)
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", f.drop(err, path)
+		return f.drop(err, path)
 	}
 	defer unlock()
-	if err := f.install(tmp, path); err != nil {
-		return "", f.drop(err, path)
+	if err := f.installEntry(ctx, tmp, path); err != nil {
+		return f.drop(err, path)
 	}
-	return path, nil
+	return nil
 }
 
 // drop removes the entry file at path after a write of it failed with err,
@@ -286,10 +283,9 @@ func (f *File) Add(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err != nil {
 		return false, err
 	}
-	if err := f.install(tmp, path); err != nil {
+	if err := f.installEntry(ctx, tmp, path); err != nil {
 		return false, err
 	}
-	f.wrote(ctx, 1, path)
 	return true, nil
 }
 
@@ -340,15 +336,12 @@ func (f *File) SetMany(ctx context.Context, items map[string][]byte, ttl time.Du
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	n, last := 0, ""
-	defer func() { f.wrote(ctx, n, last) }()
 	done := make(map[string]bool, len(items))
 	for k, v := range items {
 		err := ctx.Err()
 		if err == nil {
-			var path string
-			if path, err = f.set(ctx, k, v, ttl); err == nil {
-				n, last, done[k] = n+1, path, true
+			if err = f.set(ctx, k, v, ttl); err == nil {
+				done[k] = true
 				continue
 			}
 		}
@@ -408,11 +401,8 @@ func (f *File) Incr(ctx context.Context, key string, delta int64) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := f.install(tmp, path); err != nil {
+	if err := f.installEntry(ctx, tmp, path); err != nil {
 		return 0, err
-	}
-	if st != found {
-		f.wrote(ctx, 1, path)
 	}
 	return n, nil
 }
@@ -442,7 +432,7 @@ func (f *File) Clear(ctx context.Context) error {
 			}
 		}
 	}
-	f.budget.Store(0) // rescan at the next write
+	f.forgetCount(ctx) // rescan at the next new entry
 	return nil
 }
 

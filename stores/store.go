@@ -31,7 +31,12 @@
 // process_update_command); a write that fails on its way (a network error,
 // a server that answers with an error) removes the keys it may not have
 // written, as far as the server can still be reached. A call refused before
-// it starts (ErrClosed, or a context already done) changes nothing.
+// it starts (ErrClosed, or a context already done) changes nothing. The
+// removal runs even when the write's context has ended; the write waits
+// for it only while that context allows (its deadline, its cancellation),
+// and after that it goes on in the background, so that a failed write
+// never keeps its caller past its deadline: until it completes, a reader
+// may still get the previous value.
 //
 // Add never replaces a present value, so a refused Add leaves the key as it
 // was. Incr keeps the expiry of the entry it changes.

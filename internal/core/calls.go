@@ -3,41 +3,98 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/echocache/echocache/internal/deadline"
 	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
-// acquire returns the store and a context for one call, or an error when
-// there is no store or the breaker is open. done must be called with the
-// call's error.
-func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, func(error), error) {
-	r := c.store.Load()
-	if r == nil {
-		return nil, ctx, nopDone, ErrNoStore
-	}
-	if r.local {
-		return r.s, ctx, r.done, nil
-	}
-	ok, probe := c.brk.allow(time.Now().UnixNano())
-	if !ok {
-		c.stats.StoreErrors.Add(1)
-		return nil, ctx, nopDone, ErrStoreUnavailable
-	}
-	start := c.callStart()
-	tctx, cancel := context.WithTimeout(ctx, c.storeTimeout())
-	return r.s, tctx, func(err error) {
-		cancel()
-		if probe {
-			c.brk.endProbe()
-		}
-		c.record(ctx, err)
-		c.observeCall(ctx, start, err)
-	}, nil
+// kind says which breaker a call answers to.
+type kind uint8
+
+const (
+	read  kind = iota // Get, GetMany: the read breaker
+	write             // Set, SetMany, Add, Delete, Incr: the write breaker, and the read one
+)
+
+// call is one guarded store call under way: acquire starts it, end
+// records its outcome.
+type call struct {
+	c      *Cache
+	parent context.Context // the caller's
+	brk    *breaker        // nil: an in-process store, no breaker
+	budget *budgetCtx      // the request's, or nil
+	start  time.Time
+	cancel context.CancelFunc // of a context.WithDeadline, or nil
 }
 
-func nopDone(error) {}
+// acquire returns the store and the context for one call of kind k, or an
+// error when there is no store, a breaker skips the store, or the
+// request's budget is spent. The call must be ended with end.
+//
+// A networked store's call gets a deadline: the store timeout, or what the
+// request's budget has left. A store that honours a deadline alone
+// (internal/deadline) gets it without a timer.
+func (c *Cache) acquire(ctx context.Context, k kind) (stores.Store, context.Context, call, error) {
+	r := c.store.Load()
+	if r == nil {
+		return nil, ctx, call{}, ErrNoStore
+	}
+	if r.local {
+		return r.s, ctx, call{c: c, parent: ctx}, nil
+	}
+	brk := &c.reads
+	if k == write {
+		if c.reads.isOpen() {
+			c.stats.StoreErrors.Add(1)
+			return nil, ctx, call{}, ErrStoreUnavailable
+		}
+		brk = &c.writes
+	}
+	if brk.isOpen() {
+		c.stats.StoreErrors.Add(1)
+		return nil, ctx, call{}, ErrStoreUnavailable
+	}
+	b := budgetOf(ctx)
+	d, ok := c.allowance(b)
+	if !ok {
+		return nil, ctx, call{}, ErrBudgetSpent
+	}
+	cl := call{c: c, parent: ctx, brk: brk, budget: b, start: time.Now()}
+	dl := cl.start.Add(d)
+	if r.timerless {
+		return r.s, deadline.With(ctx, dl), cl, nil
+	}
+	sctx, cancel := context.WithDeadline(ctx, dl)
+	cl.cancel = cancel
+	return r.s, sctx, cl, nil
+}
+
+// end records the outcome err of the call and returns the error its caller
+// gets: err, or, when the caller's context has ended, an error wrapping
+// ErrCallerGone and the context's error.
+func (cl *call) end(err error) error {
+	c := cl.c
+	if cl.brk == nil {
+		c.localDone(err)
+	} else {
+		took := time.Since(cl.start)
+		if cl.cancel != nil {
+			cl.cancel()
+		}
+		cl.budget.spend(took)
+		c.record(cl.parent, cl.brk, took, err)
+		c.observeCall(cl.parent, cl.start, err)
+	}
+	if err != nil && !errors.Is(err, stores.ErrNotFound) {
+		if cerr := cl.parent.Err(); cerr != nil {
+			return fmt.Errorf("%w: %w (%w)", ErrCallerGone, cerr, err)
+		}
+	}
+	return err
+}
 
 // localDone counts and logs the failures of an in-process store (ErrClosed,
 // say; refusals such as ErrTooLarge are the caller's to count). Such a
@@ -50,7 +107,7 @@ func (c *Cache) localDone(err error) {
 		c.countRefusal(err)
 		return
 	}
-	if err != nil && !errors.Is(err, stores.ErrNotFound) &&
+	if !errors.Is(err, stores.ErrNotFound) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		c.storeError(err)
 	}
@@ -75,38 +132,34 @@ func (c *Cache) countRefusal(err error) {
 	}
 }
 
-// record feeds the breaker and the stats with one call's outcome.
-func (c *Cache) record(parent context.Context, err error) {
-	if err == nil {
-		if c.brk.success() {
-			c.Logf("store answers again; circuit breaker closed")
+// record feeds brk and the stats with the outcome err of a call that took
+// took, made for the caller's context parent.
+func (c *Cache) record(parent context.Context, brk *breaker, took time.Duration, err error) {
+	now := time.Now().UnixNano()
+	switch {
+	case err == nil || errors.Is(err, stores.ErrNotFound) || refused(err):
+		// The store answered (a miss, a refusal of one value included).
+		if err != nil {
+			c.countRefusal(err)
 		}
-		c.drainUnsettled()
-		return
-	}
-	if refused(err) {
-		c.countRefusal(err)
-		err = nil
-	}
-	if err == nil || errors.Is(err, stores.ErrNotFound) {
-		if c.brk.success() {
-			c.Logf("store answers again; circuit breaker closed")
+		if brk.answered(now, took) {
+			c.opened(brk, 0, nil)
 		}
-		c.drainUnsettled()
-		return
-	}
-	if parent.Err() != nil {
-		return // the caller gave up; not the store's fault
-	}
-	c.storeError(err)
-	if errors.Is(err, stores.ErrNodeDown) {
+		if !c.writes.isOpen() {
+			c.drainUnsettled()
+		}
+	case parent.Err() != nil:
+		// The caller gave up: not the store's fault.
+	case errors.Is(err, stores.ErrNodeDown):
 		// One server of a store spread over several failed: its keys miss,
 		// the other servers' keys are served. The store's own per-server
 		// breaker skips it; ours stays as it is for the whole store.
-		return
-	}
-	if n := c.brk.failure(time.Now().UnixNano()); n > 0 {
-		c.Logf("store failed %d times in a row; skipping it for %v: %v", n, c.brk.cooldown, err)
+		c.storeError(err)
+	default:
+		c.storeError(err)
+		if n, slow := brk.failure(now, took); n > 0 || slow {
+			c.opened(brk, n, err)
+		}
 	}
 }
 
@@ -117,10 +170,11 @@ func (c *Cache) storeError(err error) {
 }
 
 // The guarded store calls below are what every feature uses. They apply the
-// store timeout and the breaker. A miss is stores.ErrNotFound; any other
-// error means the store could not answer. The writes undo what they can
-// when they fail, and the reads treat the keys they could not undo as
-// misses (see unsettled.go).
+// store timeout (or the request's budget) and the breakers. A miss is
+// stores.ErrNotFound; any other error means the store could not answer,
+// or, wrapping ErrCallerGone, that the caller's context ended. The writes
+// undo what they can when they fail, and the reads treat the keys they
+// could not undo as misses (see unsettled.go).
 
 // Get reads key. A miss is stores.ErrNotFound; any other error means the
 // store could not answer (logged and counted).
@@ -128,19 +182,14 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
 		return nil, stores.ErrNotFound
 	}
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, read)
 	if err != nil {
 		return nil, err
 	}
 	v, err := s.Get(sctx, key)
-	done(err)
-	return v, err
+	return v, cl.end(err)
 }
 
-// View is Get for callers that never modify the value: with a
-// viewer (see Cache.viewer) it reads the store's own bytes instead of a
-// copy, with the value's memo (nil without a viewer, or when the store
-// keeps none), and completes the call like the other local calls.
 // View is Get for callers that never modify the value: with viewer (see
 // Cache.Viewer) it reads the store's own bytes instead of a copy, with the
 // value's memo (nil without a viewer, or when the store keeps none).
@@ -179,21 +228,19 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 			keys = live
 		}
 	}
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, read)
 	if err != nil {
 		return nil, err
 	}
 	v, err := stores.GetMany(sctx, s, keys)
-	done(err)
-	return v, err // with stores.ErrNodeDown, v holds the healthy servers' values
+	return v, cl.end(err) // with stores.ErrNodeDown, v holds the healthy servers' values
 }
 
 // Set writes key; when it fails, the key is removed or left unsettled.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err == nil {
-		err = s.Set(sctx, key, value, ttl)
-		done(err)
+		err = cl.end(s.Set(sctx, key, value, ttl))
 	}
 	if err != nil {
 		c.writeFailed(ctx, err, []string{key})
@@ -206,10 +253,9 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // SetMany writes items; when it fails, their keys are removed or left
 // unsettled.
 func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err == nil {
-		err = stores.SetMany(sctx, s, items, ttl)
-		done(err)
+		err = cl.end(stores.SetMany(sctx, s, items, ttl))
 	}
 	if err != nil || c.unsettled.n.Load() != 0 {
 		keys := make([]string, 0, len(items))
@@ -230,25 +276,24 @@ func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.settleBefore(ctx, key); err != nil {
 		return false, err
 	}
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err != nil {
 		return false, err
 	}
 	ok, err := s.Add(sctx, key, value, ttl)
-	done(err)
-	return ok, err
+	return ok, cl.end(err)
 }
 
 // Delete removes keys; when it fails, they are left unsettled.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err == nil {
 		if len(keys) == 1 {
 			err = s.Delete(sctx, keys[0])
 		} else {
 			err = stores.DeleteMany(sctx, s, keys)
 		}
-		done(err)
+		err = cl.end(err)
 	}
 	if err != nil {
 		c.writeFailed(ctx, err, keys)
@@ -263,13 +308,12 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 	if err := c.settleBefore(ctx, key); err != nil {
 		return 0, err
 	}
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err != nil {
 		return 0, err
 	}
 	n, err := stores.Incr(sctx, s, key, delta)
-	done(err)
-	return n, err
+	return n, cl.end(err)
 }
 
 // Clear removes every entry of the cache's store namespace. Unlike the

@@ -10,18 +10,23 @@
 // while the public API of echocache shows only what a user needs.
 //
 // Files: core.go (the Cache, Init, per-feature state), calls.go (guarded
-// store calls), breaker.go, unsettled.go (failed writes), logger.go,
-// lookup.go (what a lookup came to), cachestatus.go (its RFC 9211
-// header), stats.go, observer.go (the metrics hook), lock.go, fragment.go.
+// store calls), budget.go (a request's store time), breaker.go (read and
+// write health), probe.go (the background probe of an open breaker),
+// unsettled.go (failed writes), logger.go, lookup.go (what a lookup came
+// to), cachestatus.go (its RFC 9211 header), stats.go, observer.go (the
+// metrics hook), lock.go, fragment.go.
 package core
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/echocache/echocache/internal/deadline"
 	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
@@ -31,14 +36,27 @@ const (
 	DefaultTTL              = 5 * time.Minute
 	DefaultStoreTimeout     = 250 * time.Millisecond
 	DefaultBreakerThreshold = 5
-	DefaultBreakerCooldown  = 2 * time.Second
+	DefaultBreakerCooldown  = 200 * time.Millisecond
 	DefaultLogInterval      = 10 * time.Second
 )
 
-// Errors of the guarded calls; echocache exports them.
+// Errors of the guarded calls; echocache exports the first two.
 var (
 	ErrNoStore          = errors.New("echocache: cache has no store (call Init)")
 	ErrStoreUnavailable = errors.New("echocache: store unavailable (circuit breaker open)")
+
+	// ErrBudgetSpent is returned, without calling the store, by the calls
+	// of a request whose store budget (WithBudget) is spent. It wraps
+	// context.DeadlineExceeded. It is not a store error: it is neither
+	// counted nor logged, and never feeds the circuit breakers.
+	ErrBudgetSpent = fmt.Errorf("echocache: the request's store time is spent: %w", context.DeadlineExceeded)
+
+	// ErrCallerGone is wrapped, together with the context's own error
+	// (context.Canceled or context.DeadlineExceeded), by the error of a
+	// call whose caller's context ended before or while it ran: the
+	// caller has gone, whatever the store did. A front end that gets it
+	// answers nobody, and so runs no handler. It is not a store error.
+	ErrCallerGone = errors.New("echocache: the caller's context ended")
 )
 
 // Config is echocache.Config as the core keeps it: zero fields mean the
@@ -65,7 +83,8 @@ type Cache struct {
 	adopted   atomic.Pointer[Logger]    // the framework's logger (AdoptLogger)
 	obs       atomic.Pointer[observers] // nil: nothing observes (observer.go)
 
-	brk breaker // skips a failing networked store (breaker.go)
+	reads, writes breaker     // skip a failing or slow networked store (breaker.go)
+	probing       atomic.Bool // a prober runs (probe.go)
 
 	stats     Counters
 	bypass    sync.Map      // reason (string) -> *atomic.Uint64
@@ -74,10 +93,10 @@ type Cache struct {
 }
 
 type storeRef struct {
-	s     stores.Store
-	local bool            // s lives in the process (internal/inproc)
-	view  inproc.ViewFunc // s's View, when it is local and hands out its own bytes
-	done  func(error)     // completion of calls to a local store, made once
+	s         stores.Store
+	local     bool            // s lives in the process (internal/inproc)
+	timerless bool            // s ends calls by their context's deadline alone (internal/deadline)
+	view      inproc.ViewFunc // s's View, when it is local and hands out its own bytes
 }
 
 // Configure sets c's config. Call it before c is used.
@@ -101,12 +120,10 @@ func (c *Cache) Init(store stores.Store) {
 	if th == 0 {
 		th = DefaultBreakerThreshold
 	}
-	cool := c.cfg.BreakerCooldown
-	if cool == 0 {
-		cool = DefaultBreakerCooldown
-	}
-	c.brk.configure(th, cool)
-	c.store.Store(&storeRef{s: store, local: local, view: in.View, done: c.localDone})
+	slow := c.storeTimeout() / 2
+	c.reads.configure(th, slow)
+	c.writes.configure(th, slow)
+	c.store.Store(&storeRef{s: store, local: local, timerless: deadline.Honoured(store), view: in.View})
 	c.unsettled.reset() // those keys were another store's
 }
 
@@ -137,6 +154,14 @@ func (c *Cache) TTL(ttl time.Duration) time.Duration {
 		return c.DefaultTTL()
 	}
 	return ttl
+}
+
+// cooldown is how long an open breaker waits between two probes.
+func (c *Cache) cooldown() time.Duration {
+	if c.cfg.BreakerCooldown == 0 {
+		return DefaultBreakerCooldown
+	}
+	return c.cfg.BreakerCooldown
 }
 
 func (c *Cache) storeTimeout() time.Duration {

@@ -90,17 +90,8 @@ func (c *Cache) AddObserver(o Observer) {
 	c.obs.Store(&next)
 }
 
-// callStart returns the start time of a store call, or the zero time when
-// nothing observes it.
-func (c *Cache) callStart() time.Time {
-	if c.obs.Load() == nil {
-		return time.Time{}
-	}
-	return time.Now()
-}
-
-// observeCall reports a store call that started at start (callStart) and
-// ended with err. It is the one place the guarded calls (calls.go) call the
+// observeCall reports a store call that started at start and ended with
+// err. It is the one place the guarded calls (calls.go) call the
 // hook from.
 func (c *Cache) observeCall(ctx context.Context, start time.Time, err error) {
 	p := c.obs.Load()

@@ -14,12 +14,14 @@ import (
 // memoize version (see Failed writes in package stores). A store that
 // passes storetest removes a key itself when it refuses its value
 // (ErrTooLarge). For every other failed Set, SetMany or Delete (the store
-// failed, timed out, or was skipped by the open circuit breaker) the Cache
-// removes the keys itself, with a context of its own (the caller's may be
-// what ended the write) bounded by StoreTimeout. When even that fails, the
-// keys are unsettled: this process reads them as misses, Add and Incr
-// remove them before they act, and they are removed from the store as soon
-// as it answers again. A write or delete of a key that succeeds settles it.
+// failed or timed out, a circuit breaker skipped it, or the request's
+// store budget was spent) the Cache removes the keys itself, with a
+// context of its own (the caller's may be what ended the write) bounded by
+// StoreTimeout, or by what the request's store budget has left
+// (budget.go). When even that fails, the keys are unsettled: this process
+// reads them as misses, Add and Incr remove them before they act, and they
+// are removed from the store as soon as it takes writes again. A write or
+// delete of a key that succeeds settles it.
 
 // maxUnsettled bounds the keys a Cache remembers as unsettled. Past it a
 // failed write that cannot be undone is only logged.
@@ -110,7 +112,8 @@ func (c *Cache) writeFailed(ctx context.Context, err error, keys []string) {
 	case errors.Is(err, stores.ErrTooLarge):
 		return // the store removed the keys when it refused the value
 	}
-	if !errors.Is(err, ErrStoreUnavailable) && c.removeKeys(context.WithoutCancel(ctx), keys) == nil {
+	skipped := errors.Is(err, ErrStoreUnavailable) || errors.Is(err, ErrBudgetSpent)
+	if !skipped && c.removeKeys(context.WithoutCancel(ctx), keys) == nil {
 		c.unsettled.settle(keys...)
 		return
 	}
@@ -124,7 +127,7 @@ func (c *Cache) writeFailed(ctx context.Context, err error, keys []string) {
 // removeKeys deletes keys through the guarded store calls, without the
 // unsettled bookkeeping.
 func (c *Cache) removeKeys(ctx context.Context, keys []string) error {
-	s, sctx, done, err := c.acquire(ctx)
+	s, sctx, cl, err := c.acquire(ctx, write)
 	if err != nil {
 		return err
 	}
@@ -133,8 +136,7 @@ func (c *Cache) removeKeys(ctx context.Context, keys []string) error {
 	} else {
 		err = stores.DeleteMany(sctx, s, keys)
 	}
-	done(err)
-	return err
+	return cl.end(err)
 }
 
 // unsettledRead reports whether key is unsettled, so that a read of it

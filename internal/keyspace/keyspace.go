@@ -20,6 +20,8 @@
 //	                             stale-while-revalidate refreshes
 //	f:n:<name>:<digest>          template fragments of named cache blocks
 //	f:u:<template>:<digest>      template fragments of unnamed cache blocks
+//	h:probe                      what the Cache reads and writes to probe a
+//	                             store its circuit breaker skips
 package keyspace
 
 // Prefixes of the store namespace.
@@ -31,6 +33,7 @@ const (
 	Tag         = "t:"  // tag versions
 	Lock        = "l:"  // cross-process locks
 	Fragment    = "f:"  // rendered template fragments
+	Health      = "h:"  // the circuit breakers' probes
 
 	// Kinds of page keys after Route.
 	RoutePath   = 'u' // the request's escaped path

@@ -358,6 +358,9 @@ func (r *Route[C]) Handle(c C) error {
 		// lookup counts as a miss and an error.
 		res, detail := core.LookupFailure(req.Context(), lk.err)
 		cc.CountLookup(req.Context(), core.FeaturePage, res, detail)
+		if errors.Is(lk.err, core.ErrCallerGone) {
+			return req.Context().Err() // the request ended: nobody would get the handler's answer
+		}
 		if m.statusHeader != "" {
 			fe.Writer(c).Header().Set(m.statusHeader, StatusMiss)
 		}

@@ -6,14 +6,16 @@
 # first installs missing Debian packages with apt-get (as root), then runs
 # the Go launcher, internal/servertest/cmd/withservers. Tests that kill or
 # wedge a server start their own with servertest. The peer benchmarks are a
-# module of their own (integration/peers); their tests run too.
+# module of their own (integration/peers); their tests run too. First,
+# make cross checks that the repository vets on macOS and builds on Windows
+# (CI runs make test, so it checks both).
 GO ?= go
 PKGS ?= ./...
 PEERS = cd integration/peers &&
 
 .PHONY: test vet cross bench bench-peers fuzz
 
-test:
+test: cross
 	GO=$(GO) ./scripts/with-servers.sh sh -c '$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout 12m $(PKGS) && $(PEERS) $(GO) vet ./... && $(GO) test -race -count=1 ./...'
 
 vet:
@@ -45,8 +47,14 @@ bench-peers:
 	$(PEERS) $(GO) build -o /dev/null ./cmd/bench-peers
 	GO=$(GO) ./scripts/with-servers.sh sh -c '$(PEERS) exec $(GO) run ./cmd/bench-peers $(BENCH_PEERS_FLAGS)'
 
+# make fuzz: every fuzz target of the module, found with grep, each run
+# alone (-fuzz '^FuzzX$') for FUZZTIME. FUZZ=FuzzX runs one.
+FUZZTIME ?= 30s
+FUZZ ?= Fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./echocache
-	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime 30s ./internal/mcbin
-	$(GO) test -run '^$$' -fuzz '^FuzzGetMultiReplies$$' -fuzztime 30s ./internal/mcbin
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeManifest$$' -fuzztime 30s ./stores
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func $(FUZZ)' . | grep -v '^./integration/peers/' | sort); do \
+	  d=$$(dirname $$f); \
+	  for t in $$(grep -o '^func $(FUZZ)[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+	    echo "fuzz $$d $$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$d; \
+	  done; \
+	done

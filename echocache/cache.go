@@ -13,47 +13,57 @@
 // Until Init, every cached route and function runs uncached.
 //
 // Every store call is fail-open: a store error or timeout is logged
-// (rate-limited), counted in [Stats], and the request or function runs as
-// if nothing were cached. A circuit breaker skips a store that keeps
-// failing until it answers again.
+// (rate-limited, to slog.Default() unless [Config] names a logger), counted
+// in [Stats], and the request or function runs as if nothing were cached. A
+// circuit breaker skips a store that keeps failing, or that keeps
+// answering slowly, and the Cache probes it in the background until it
+// answers again. Reads and writes have a breaker each, so writes that fail
+// (a full disk) never stop reads that succeed. [Config.Observer] is a hook
+// for metrics and tracing.
+//
+// The route middleware here is for Echo v4; echocache/echov5 serves Echo v5
+// and echocache/httpcache any net/http router, with the same rules, on the
+// same Cache.
 package echocache
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
+	"log/slog"
 	"time"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/stores"
 )
 
 // Defaults used when a Config field is zero.
 const (
 	// DefaultTTL is Flask-Cache's CACHE_DEFAULT_TIMEOUT: 5 minutes.
-	DefaultTTL = 5 * time.Minute
-	// DefaultStoreTimeout bounds each call to a networked store.
-	DefaultStoreTimeout = 250 * time.Millisecond
+	DefaultTTL = core.DefaultTTL
+	// DefaultStoreTimeout bounds each call to a networked store, and the
+	// store calls of one cached request together.
+	DefaultStoreTimeout = core.DefaultStoreTimeout
 	// DefaultBreakerThreshold is the number of consecutive store failures
 	// that opens the circuit breaker.
-	DefaultBreakerThreshold = 5
-	// DefaultBreakerCooldown is how long an open breaker skips the store
-	// before it lets one call through to probe it.
-	DefaultBreakerCooldown = 2 * time.Second
-	// DefaultLogInterval is the shortest time between two log lines about
-	// store errors.
-	DefaultLogInterval = 10 * time.Second
+	DefaultBreakerThreshold = core.DefaultBreakerThreshold
+	// DefaultBreakerCooldown is how often the Cache probes a store that
+	// an open breaker skips.
+	DefaultBreakerCooldown = core.DefaultBreakerCooldown
+	// DefaultLogInterval is the shortest time between two log lines of
+	// one message (store errors, say).
+	DefaultLogInterval = core.DefaultLogInterval
 )
 
 // ErrNoStore is returned by strict calls on a Cache that has no store yet.
-var ErrNoStore = errors.New("echocache: cache has no store (call Init)")
+var ErrNoStore = core.ErrNoStore
 
 // ErrStoreUnavailable is returned by strict calls while the circuit breaker
 // is open.
-var ErrStoreUnavailable = errors.New("echocache: store unavailable (circuit breaker open)")
+var ErrStoreUnavailable = core.ErrStoreUnavailable
 
-// Logger receives the cache's warnings. echo.Logger satisfies it.
+// Logger receives the cache's warnings as printf-style lines, through
+// Warnf. echo.Logger satisfies it. [Config.Slog] takes a *slog.Logger
+// instead.
 type Logger interface {
 	Warnf(format string, args ...any)
 }
@@ -73,29 +83,60 @@ type Config struct {
 	DefaultTTL time.Duration
 
 	// StoreTimeout bounds every call to a networked store; on timeout the
-	// call fails open. Stores in the process (null, memory) are called
-	// without a timeout.
+	// call fails open. A cached route's lookups (page, variant, tags)
+	// share one StoreTimeout between them: a request waits on the store
+	// for one StoreTimeout at most, in total. Stores in the process (null,
+	// memory) are called without a timeout.
 	// Optional. Default value DefaultStoreTimeout (250ms).
 	StoreTimeout time.Duration
 
-	// BreakerThreshold is the number of consecutive store failures after
-	// which the store is skipped for BreakerCooldown.
+	// BreakerThreshold is the number of consecutive failures of reads, or
+	// of writes, after which the circuit breaker skips them: a failing
+	// read skips every call, a failing write only writes. A store whose
+	// calls mostly take over half the StoreTimeout for two seconds is
+	// skipped the same way. While skipped, the store is probed in the
+	// background every BreakerCooldown, and used again as soon as a
+	// probe is answered within half the StoreTimeout.
 	// Optional. Default value DefaultBreakerThreshold (5). A negative value
 	// disables the breaker.
 	BreakerThreshold int
 
-	// BreakerCooldown is how long an open breaker skips the store.
-	// Optional. Default value DefaultBreakerCooldown (2s).
+	// BreakerCooldown is how often the Cache probes a store that an open
+	// breaker skips (a Get, or for writes a Set, of the key "h:probe"
+	// that expires after a second). A store that comes back is used again
+	// within about one BreakerCooldown, whatever the traffic.
+	// Optional. Default value DefaultBreakerCooldown (200ms).
 	BreakerCooldown time.Duration
 
-	// Logger receives store errors, at most one line per LogInterval.
-	// Optional. Default: the Echo instance's logger when the cache is used
-	// by middleware, otherwise nothing is logged.
+	// Slog receives the cache's log lines at slog.LevelWarn: store errors
+	// and timeouts, the circuit breaker opening and closing, corrupt
+	// entries, failed background refreshes, writes that could not be
+	// undone. Each message is rate-limited on its own (LogInterval).
+	// Optional. Default value nil: Logger when it is set, else the
+	// framework's logger that the route middleware, WithCache or the
+	// renderer sees, if that logger shows warnings, else slog.Default()
+	// (read at each line, so slog.SetDefault applies), which prints WARN
+	// with the standard library's defaults. echo.New() sets Echo's logger
+	// to ERROR, which hides warnings, so with Echo's defaults the lines go
+	// to slog.Default().
+	Slog *slog.Logger
+
+	// Logger receives the cache's log lines through Warnf when Slog is
+	// nil. Note that echo.New() sets e.Logger's level to ERROR, which drops
+	// them: lower it (e.Logger.SetLevel(log.WARN)) if you pass e.Logger.
+	// Optional. Default value nil (see Slog).
 	Logger Logger
 
-	// LogInterval is the shortest time between two log lines.
+	// LogInterval is the shortest time between two lines of one message
+	// (store errors, say); the next line says how many were suppressed.
 	// Optional. Default value DefaultLogInterval (10s).
 	LogInterval time.Duration
+
+	// Observer is told of every lookup and every store call, for metrics
+	// and tracing (see Observer; the Prometheus collector of
+	// github.com/echocache/echocache/metrics/prometheus adds itself).
+	// Optional. Default value nil: nothing but Stats counts.
+	Observer Observer
 
 	// Codec encodes values of the typed API (Get, Set, Memoize...).
 	// Optional. Default value DefaultCodec.
@@ -106,37 +147,14 @@ type Config struct {
 // functions, the typed API and the pongotag template tag. It is safe for
 // concurrent use. The zero value is a Cache with default config and no
 // store; call Init before use.
-type Cache struct {
-	cfg   Config
-	store atomic.Pointer[storeRef]
+//
+// Its state and the store calls every feature makes (timeout, circuit
+// breaker, failed-write bookkeeping, logging, statistics) live in
+// internal/core, where the other packages of this module reach them.
+type Cache core.Cache
 
-	echoLogger atomic.Pointer[Logger] // fallback logger found by middleware
-	lastLog    atomic.Int64           // unix nanos of the last log line
-	suppressed atomic.Int64           // log lines dropped since then
-
-	failures  atomic.Int64 // consecutive store failures
-	openUntil atomic.Int64 // unix nanos until which the breaker is open
-	probing   atomic.Bool  // a half-open probe is in flight
-
-	stats     counters
-	unsettled unsettledKeys // keys whose failed write could not be undone (failedwrite.go)
-	extra     sync.Map      // per-feature state (see state)
-}
-
-type storeRef struct {
-	s      stores.Store
-	local  bool
-	viewer stores.Viewer // s, when it is local and hands out its own bytes
-	near   nearViewer    // s, when it keeps copies in the process (stores.LocalTier)
-	done   func(error)   // completion of calls to a local store, made once
-}
-
-// nearViewer is a networked store that keeps copies in the process
-// (stores.LocalTier): a read it answers from them needs no store timeout
-// and no breaker, and a page's copy is decoded once (its memo).
-type nearViewer interface {
-	ViewLocal(key string) ([]byte, *stores.Memo, bool)
-}
+// core returns c's state and plumbing.
+func (c *Cache) core() *core.Cache { return (*core.Cache)(c) }
 
 // New returns a Cache over store with the default config. store may be nil;
 // call Init later.
@@ -163,7 +181,23 @@ func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
 	if cfg.LogInterval < 0 {
 		return nil, fmt.Errorf("echocache: Config.LogInterval %v is negative", cfg.LogInterval)
 	}
-	c := &Cache{cfg: cfg}
+	c := &Cache{}
+	cc := core.Config{
+		DefaultTTL:       cfg.DefaultTTL,
+		StoreTimeout:     cfg.StoreTimeout,
+		BreakerThreshold: cfg.BreakerThreshold,
+		BreakerCooldown:  cfg.BreakerCooldown,
+		LogInterval:      cfg.LogInterval,
+	}
+	if cfg.Logger != nil {
+		cc.Logger = cfg.Logger
+	}
+	cc.Slog = cfg.Slog
+	cc.Observer = cfg.Observer
+	if cfg.Codec != nil {
+		cc.Codec = cfg.Codec
+	}
+	c.core().Configure(cc)
 	if store != nil {
 		c.Init(store)
 	}
@@ -172,415 +206,15 @@ func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
 
 // Init sets (or replaces) the cache's store. Middleware and functions
 // created before Init use the store from then on.
-func (c *Cache) Init(store stores.Store) {
-	if store == nil {
-		c.store.Store(nil)
-		return
-	}
-	local := false
-	if l, ok := store.(interface{ Local() bool }); ok {
-		local = l.Local()
-	}
-	var viewer stores.Viewer
-	if local {
-		viewer, _ = store.(stores.Viewer)
-	}
-	var near nearViewer
-	if !local {
-		near, _ = store.(nearViewer)
-	}
-	c.store.Store(&storeRef{s: store, local: local, viewer: viewer, near: near, done: c.localDone})
-	c.failures.Store(0)
-	c.openUntil.Store(0)
-	c.unsettled.reset() // those keys were another store's
-}
+func (c *Cache) Init(store stores.Store) { c.core().Init(store) }
 
 // Store returns the cache's store, or nil before Init.
-func (c *Cache) Store() stores.Store {
-	if r := c.store.Load(); r != nil {
-		return r.s
-	}
-	return nil
-}
+func (c *Cache) Store() stores.Store { return c.core().Store() }
 
 // DefaultTTL returns the TTL used when a call gives none.
-func (c *Cache) DefaultTTL() time.Duration {
-	if c.cfg.DefaultTTL == 0 {
-		return DefaultTTL
-	}
-	return c.cfg.DefaultTTL
-}
-
-// ttl resolves a caller's TTL: zero means the cache's default; the result is
-// passed to the store, where a negative value means no expiry.
-func (c *Cache) ttl(ttl time.Duration) time.Duration {
-	if ttl == 0 {
-		return c.DefaultTTL()
-	}
-	return ttl
-}
-
-func (c *Cache) storeTimeout() time.Duration {
-	if c.cfg.StoreTimeout == 0 {
-		return DefaultStoreTimeout
-	}
-	return c.cfg.StoreTimeout
-}
-
-// SetEchoLogger gives the cache a logger to use when Config.Logger is nil
-// and it has none yet. Middleware calls it with the Echo instance's logger.
-func (c *Cache) SetEchoLogger(l Logger) {
-	if l == nil || c.cfg.Logger != nil || c.echoLogger.Load() != nil {
-		return
-	}
-	p := new(Logger) // allocated only here, not on every call
-	*p = l
-	c.echoLogger.CompareAndSwap(nil, p)
-}
-
-// logf logs a store problem, at most once per LogInterval.
-func (c *Cache) logf(format string, args ...any) {
-	l := c.cfg.Logger
-	if l == nil {
-		if p := c.echoLogger.Load(); p != nil {
-			l = *p
-		}
-	}
-	if l == nil {
-		return
-	}
-	interval := c.cfg.LogInterval
-	if interval == 0 {
-		interval = DefaultLogInterval
-	}
-	now := time.Now().UnixNano()
-	last := c.lastLog.Load()
-	if last != 0 && now-last < int64(interval) || !c.lastLog.CompareAndSwap(last, now) {
-		c.suppressed.Add(1)
-		return
-	}
-	msg := fmt.Sprintf(format, args...)
-	if n := c.suppressed.Swap(0); n > 0 {
-		msg += fmt.Sprintf(" (%d similar messages suppressed)", n)
-	}
-	l.Warnf("echocache: %s", msg)
-}
-
-// acquire returns the store and a context for one call, or an error when
-// there is no store or the breaker is open. done must be called with the
-// call's error.
-func (c *Cache) acquire(ctx context.Context) (stores.Store, context.Context, func(error), error) {
-	r := c.store.Load()
-	if r == nil {
-		return nil, ctx, nopDone, ErrNoStore
-	}
-	if r.local {
-		return r.s, ctx, r.done, nil
-	}
-	probe := false
-	if until := c.openUntil.Load(); until != 0 {
-		if time.Now().UnixNano() < until || !c.probing.CompareAndSwap(false, true) {
-			c.stats.storeErrors.Add(1)
-			return nil, ctx, nopDone, ErrStoreUnavailable
-		}
-		probe = true
-	}
-	tctx, cancel := context.WithTimeout(ctx, c.storeTimeout())
-	return r.s, tctx, func(err error) {
-		cancel()
-		if probe {
-			c.probing.Store(false)
-		}
-		c.record(ctx, err)
-	}, nil
-}
-
-func nopDone(error) {}
-
-// localDone counts and logs the failures of an in-process store (ErrClosed,
-// say; refusals such as ErrTooLarge are the caller's to count). Such a
-// store has no timeout and no breaker: it answers or fails at once.
-func (c *Cache) localDone(err error) {
-	if refused(err) {
-		c.countRefusal(err)
-		return
-	}
-	if err != nil && !errors.Is(err, stores.ErrNotFound) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		c.storeError(err)
-	}
-}
-
-// refused reports whether err is the store refusing one value (too large
-// for it, or not a counter) rather than failing: the store answered, so
-// such an error says nothing about the store's health and never feeds the
-// circuit breaker.
-func refused(err error) bool {
-	return errors.Is(err, stores.ErrTooLarge) || errors.Is(err, stores.ErrNotInteger)
-}
-
-// countRefusal counts a value the store refused as too large as the bypass
-// BypassTooLarge. (ErrNotInteger goes back to the Incr caller, whose
-// question it answers.)
-func (c *Cache) countRefusal(err error) {
-	if errors.Is(err, stores.ErrTooLarge) {
-		c.countBypass(BypassTooLarge)
-	}
-}
-
-// record feeds the breaker and the stats with one call's outcome.
-func (c *Cache) record(parent context.Context, err error) {
-	if refused(err) {
-		c.countRefusal(err)
-		err = nil
-	}
-	if err == nil || errors.Is(err, stores.ErrNotFound) {
-		if c.failures.Load() != 0 {
-			c.failures.Store(0)
-		}
-		if c.openUntil.Load() != 0 {
-			c.openUntil.Store(0)
-			c.logf("store answers again; circuit breaker closed")
-		}
-		c.drainUnsettled()
-		return
-	}
-	if parent.Err() != nil {
-		return // the caller gave up; not the store's fault
-	}
-	c.storeError(err)
-	if errors.Is(err, stores.ErrNodeDown) {
-		// One server of a store spread over several failed: its keys miss,
-		// the other servers' keys are served. The store's own per-server
-		// breaker skips it; ours stays as it is for the whole store.
-		return
-	}
-	th := c.cfg.BreakerThreshold
-	if th == 0 {
-		th = DefaultBreakerThreshold
-	}
-	if th < 0 {
-		return
-	}
-	if n := c.failures.Add(1); n >= int64(th) {
-		cool := c.cfg.BreakerCooldown
-		if cool == 0 {
-			cool = DefaultBreakerCooldown
-		}
-		if c.openUntil.Swap(time.Now().Add(cool).UnixNano()) == 0 {
-			c.logf("store failed %d times in a row; skipping it for %v: %v", n, cool, err)
-		}
-	}
-}
-
-// storeError counts and logs a store error.
-func (c *Cache) storeError(err error) {
-	c.stats.storeErrors.Add(1)
-	c.logf("store error (serving uncached): %v", err)
-}
-
-// The guarded store calls below are what every feature uses. They apply the
-// store timeout and the breaker. A miss is stores.ErrNotFound; any other
-// error means the store could not answer. The writes undo what they can
-// when they fail, and the reads treat the keys they could not undo as
-// misses (see failedwrite.go).
-
-func (c *Cache) storeGet(ctx context.Context, key string) ([]byte, error) {
-	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
-		return nil, stores.ErrNotFound
-	}
-	if v, _, ok := c.viewNear(key); ok {
-		return append([]byte{}, v...), nil
-	}
-	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.Get(sctx, key)
-	done(err)
-	return v, err
-}
-
-// storeRead is storeGet for a caller that only reads the value, and is
-// done with it when it returns: a value the store's in-process tier holds
-// is returned without a copy (see viewNear), and must not be modified.
-func (c *Cache) storeRead(ctx context.Context, key string) ([]byte, error) {
-	if c.unsettled.n.Load() == 0 {
-		if v, _, ok := c.viewNear(key); ok {
-			return v, nil
-		}
-	}
-	return c.storeGet(ctx, key)
-}
-
-// viewer returns the store as a stores.Viewer when it is in-process and can
-// hand out its own bytes, or nil. (Found once, by Init.)
-func (c *Cache) viewer() stores.Viewer {
-	if r := c.store.Load(); r != nil {
-		return r.viewer
-	}
-	return nil
-}
-
-// viewNear returns the copy of key that a store with an in-process tier
-// holds, when it can answer from it (see nearViewer). The slice is the
-// tier's: it must not be modified.
-func (c *Cache) viewNear(key string) ([]byte, *stores.Memo, bool) {
-	if r := c.store.Load(); r != nil && r.near != nil {
-		return r.near.ViewLocal(key)
-	}
-	return nil, nil, false
-}
-
-// storeView is storeGet for callers that never modify the value: with a
-// viewer (see Cache.viewer) it reads the store's own bytes instead of a
-// copy, with the value's memo (nil without a viewer, or when the store
-// keeps none), and completes the call like the other local calls.
-func (c *Cache) storeView(ctx context.Context, viewer stores.Viewer, key string) ([]byte, *stores.Memo, error) {
-	if viewer == nil {
-		if c.unsettled.n.Load() == 0 {
-			if v, memo, ok := c.viewNear(key); ok {
-				return v, memo, nil
-			}
-		}
-		v, err := c.storeGet(ctx, key)
-		return v, nil, err
-	}
-	if c.unsettled.n.Load() != 0 && c.unsettledRead(ctx, key) {
-		return nil, nil, stores.ErrNotFound
-	}
-	v, memo, err := viewer.View(ctx, key)
-	if err != nil {
-		c.localDone(err)
-	}
-	return v, memo, err
-}
-
-func (c *Cache) storeGetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	var skip []string
-	if c.unsettled.n.Load() != 0 {
-		live := make([]string, 0, len(keys))
-		for _, k := range keys {
-			if c.unsettled.has(k) {
-				skip = append(skip, k)
-			} else {
-				live = append(live, k)
-			}
-		}
-		if len(skip) > 0 {
-			if c.removeKeys(ctx, skip) == nil {
-				c.unsettled.settle(skip...)
-			}
-			keys = live
-		}
-	}
-	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.GetMany(sctx, keys)
-	done(err)
-	return v, err // with stores.ErrNodeDown, v holds the healthy servers' values
-}
-
-func (c *Cache) storeSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s, sctx, done, err := c.acquire(ctx)
-	if err == nil {
-		err = s.Set(sctx, key, value, ttl)
-		done(err)
-	}
-	if err != nil {
-		c.writeFailed(ctx, err, []string{key})
-		return err
-	}
-	c.unsettled.settle(key)
-	return nil
-}
-
-func (c *Cache) storeSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	s, sctx, done, err := c.acquire(ctx)
-	if err == nil {
-		err = s.SetMany(sctx, items, ttl)
-		done(err)
-	}
-	if err != nil || c.unsettled.n.Load() != 0 {
-		keys := make([]string, 0, len(items))
-		for k := range items {
-			keys = append(keys, k)
-		}
-		if err != nil {
-			c.writeFailed(ctx, err, keys)
-			return err
-		}
-		c.unsettled.settle(keys...)
-	}
-	return nil
-}
-
-func (c *Cache) storeAdd(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	if err := c.settleBefore(ctx, key); err != nil {
-		return false, err
-	}
-	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	ok, err := s.Add(sctx, key, value, ttl)
-	done(err)
-	return ok, err
-}
-
-func (c *Cache) storeDelete(ctx context.Context, keys ...string) error {
-	s, sctx, done, err := c.acquire(ctx)
-	if err == nil {
-		if len(keys) == 1 {
-			err = s.Delete(sctx, keys[0])
-		} else {
-			err = s.DeleteMany(sctx, keys)
-		}
-		done(err)
-	}
-	if err != nil {
-		c.writeFailed(ctx, err, keys)
-		return err
-	}
-	c.unsettled.settle(keys...)
-	return nil
-}
-
-func (c *Cache) storeIncr(ctx context.Context, key string, delta int64) (int64, error) {
-	if err := c.settleBefore(ctx, key); err != nil {
-		return 0, err
-	}
-	s, sctx, done, err := c.acquire(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := s.Incr(sctx, key, delta)
-	done(err)
-	return n, err
-}
+func (c *Cache) DefaultTTL() time.Duration { return c.core().DefaultTTL() }
 
 // Clear removes every entry of the cache's store namespace: cached pages,
 // memoized results, values and fragments. Unlike the other calls it returns
 // the store's error, since a script that clears the cache wants to know.
-func (c *Cache) Clear(ctx context.Context) error {
-	r := c.store.Load()
-	if r == nil {
-		return ErrNoStore
-	}
-	if err := r.s.Clear(ctx); err != nil {
-		return err
-	}
-	c.unsettled.reset() // nothing is left to remove
-	return nil
-}
-
-// state returns per-cache state for a feature, created once by mk.
-func state[T any](c *Cache, key string, mk func() *T) *T {
-	if v, ok := c.extra.Load(key); ok {
-		return v.(*T)
-	}
-	v, _ := c.extra.LoadOrStore(key, mk())
-	return v.(*T)
-}
+func (c *Cache) Clear(ctx context.Context) error { return c.core().Clear(ctx) }

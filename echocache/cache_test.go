@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,14 +58,14 @@ func TestNewWithConfigRejectsBadValues(t *testing.T) {
 
 func TestZeroCacheHasNoStoreUntilInit(t *testing.T) {
 	var c Cache
-	_, err := c.storeGet(context.Background(), "k")
+	_, err := c.core().Get(context.Background(), "k")
 	require.ErrorIs(t, err, ErrNoStore)
 	require.ErrorIs(t, c.Clear(context.Background()), ErrNoStore)
 	require.Equal(t, DefaultTTL, c.DefaultTTL())
 
 	c.Init(newMWTestStore())
-	require.NoError(t, c.storeSet(context.Background(), "k", []byte("v"), 0))
-	v, err := c.storeGet(context.Background(), "k")
+	require.NoError(t, c.core().Set(context.Background(), "k", []byte("v"), 0))
+	v, err := c.core().Get(context.Background(), "k")
 	require.NoError(t, err)
 	require.Equal(t, "v", string(v))
 }
@@ -81,32 +80,35 @@ func TestBreakerOpensAfterThresholdAndClosesWhenStoreAnswers(t *testing.T) {
 
 	s.setFail(errMWStoreDown)
 	for i := 0; i < 3; i++ {
-		_, err := c.storeGet(ctx, "k")
+		_, err := c.core().Get(ctx, "k")
 		require.ErrorIs(t, err, errMWStoreDown, "call %d reaches the store", i)
 	}
 	// Open: the store is no longer called.
 	before := s.count("get")
 	for i := 0; i < 10; i++ {
-		_, err := c.storeGet(ctx, "k")
+		_, err := c.core().Get(ctx, "k")
 		require.ErrorIs(t, err, ErrStoreUnavailable)
 	}
 	require.Equal(t, before, s.count("get"), "an open breaker must not call the store")
 	require.EqualValues(t, 13, c.Stats().StoreErrors)
 
-	// Cooldown over: one probe goes through; its success closes the breaker.
+	// A probe (what the prober does every cooldown) that the store answers
+	// closes the breaker.
 	s.setFail(nil)
-	c.openUntil.Store(time.Now().Add(-time.Second).UnixNano())
-	_, err = c.storeGet(ctx, "k")
-	require.ErrorIs(t, err, stores.ErrNotFound)
-	require.Equal(t, before+1, s.count("get"))
-	require.Zero(t, c.openUntil.Load(), "a successful probe closes the breaker")
-	_, err = c.storeGet(ctx, "k")
+	c.core().ProbeNow()
+	require.Equal(t, before+1, s.count("get"), "one probe")
+	require.False(t, c.core().BreakerOpen(), "a successful probe closes the breaker")
+	_, err = c.core().Get(ctx, "k")
 	require.ErrorIs(t, err, stores.ErrNotFound)
 
-	// Rate limit: 13 failures gave one line (the first); the breaker's
-	// own messages were suppressed within the interval too.
-	require.Len(t, logs.all(), 1, "log lines: %q", logs.all())
-	require.Contains(t, logs.all()[0], "test store: down")
+	// Rate limit: 13 failures gave one line (the first), and the
+	// breaker's opening and closing each gave theirs, which a burst of
+	// store errors must not hide.
+	require.Equal(t, []string{
+		"echocache: store error (serving uncached): test store: down",
+		"echocache: store failed 3 times in a row; skipping it, probing it every 1h0m0s: test store: down",
+		"echocache: store answers again; circuit breaker closed",
+	}, logs.all())
 }
 
 func TestBreakerDisabledWithNegativeThreshold(t *testing.T) {
@@ -116,7 +118,7 @@ func TestBreakerDisabledWithNegativeThreshold(t *testing.T) {
 	require.NoError(t, err)
 	s.setFail(errMWStoreDown)
 	for i := 0; i < 20; i++ {
-		_, err := c.storeGet(context.Background(), "k")
+		_, err := c.core().Get(context.Background(), "k")
 		require.ErrorIs(t, err, errMWStoreDown)
 	}
 	require.Equal(t, 20, s.count("get"))
@@ -129,9 +131,9 @@ func TestCallerCancellationDoesNotTripBreaker(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = c.storeGet(ctx, "k")
+	_, err = c.core().Get(ctx, "k")
 	require.ErrorIs(t, err, context.Canceled)
-	require.Zero(t, c.openUntil.Load())
+	require.False(t, c.core().BreakerOpen())
 	require.Zero(t, c.Stats().StoreErrors)
 }
 
@@ -142,7 +144,7 @@ func TestLocalStoreErrorsAreCounted(t *testing.T) {
 	c, err := NewWithConfig(m, Config{Logger: logs})
 	require.NoError(t, err)
 	require.NoError(t, m.Close())
-	_, err = c.storeGet(context.Background(), "k")
+	_, err = c.core().Get(context.Background(), "k")
 	require.ErrorIs(t, err, stores.ErrClosed)
 	require.EqualValues(t, 1, c.Stats().StoreErrors)
 	require.Len(t, logs.all(), 1)
@@ -181,26 +183,12 @@ func TestHungRedisIsBoundedByStoreTimeout(t *testing.T) {
 	require.NoError(t, err)
 
 	for i := 0; i < 2; i++ {
-		_, err := c.storeGet(context.Background(), "k")
+		_, err := c.core().Get(context.Background(), "k")
 		require.Error(t, err)
 		require.False(t, errors.Is(err, stores.ErrNotFound))
 	}
-	_, err = c.storeGet(context.Background(), "k")
+	_, err = c.core().Get(context.Background(), "k")
 	require.ErrorIs(t, err, ErrStoreUnavailable, "after two timeouts the breaker skips the hung server")
-}
-
-func TestLogfSuppressedCountIsReported(t *testing.T) {
-	logs := &logRecorder{}
-	c, err := NewWithConfig(nil, Config{Logger: logs, LogInterval: time.Hour})
-	require.NoError(t, err)
-	c.logf("first")
-	c.logf("second")
-	c.logf("third")
-	c.lastLog.Store(time.Now().Add(-2 * time.Hour).UnixNano())
-	c.logf("fourth")
-	got := logs.all()
-	require.Len(t, got, 2)
-	require.True(t, strings.HasSuffix(got[1], "fourth (2 similar messages suppressed)"), "got %q", got[1])
 }
 
 func TestRefusalsDoNotOpenBreaker(t *testing.T) {
@@ -212,12 +200,12 @@ func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 	for _, refusal := range []error{stores.ErrTooLarge, stores.ErrNotInteger} {
 		s.setFail(fmt.Errorf("test store: %w", refusal))
 		for i := 0; i < 5; i++ {
-			require.ErrorIs(t, c.storeSet(ctx, "big", []byte("v"), 0), refusal)
+			require.ErrorIs(t, c.core().Set(ctx, "big", []byte("v"), 0), refusal)
 		}
 	}
 	s.setFail(nil)
-	require.NoError(t, c.storeSet(ctx, "small", []byte("v"), 0))
-	require.Zero(t, c.openUntil.Load(), "refused values must not open the breaker")
+	require.NoError(t, c.core().Set(ctx, "small", []byte("v"), 0))
+	require.False(t, c.core().BreakerOpen(), "refused values must not open the breaker")
 	require.Zero(t, c.Stats().StoreErrors, "a refusal is not a store error")
 	require.EqualValues(t, 5, c.Stats().Bypasses[BypassTooLarge], "values too large are counted as bypasses")
 }
@@ -234,19 +222,19 @@ func TestBreakerIgnoresNodeErrors(t *testing.T) {
 
 	s.setFail(&stores.NodeError{Node: "127.0.0.1:1", Err: errMWStoreDown})
 	for i := 0; i < 10; i++ {
-		_, err := c.storeGet(ctx, "k")
+		_, err := c.core().Get(ctx, "k")
 		require.ErrorIs(t, err, stores.ErrNodeDown, "call %d", i)
 		require.ErrorIs(t, err, errMWStoreDown, "call %d keeps its cause", i)
 	}
-	require.Zero(t, c.openUntil.Load(), "node errors must not open the breaker")
+	require.False(t, c.core().BreakerOpen(), "node errors must not open the breaker")
 	require.EqualValues(t, 10, c.Stats().StoreErrors, "node errors are counted")
 
 	// A failure of the whole store still opens it.
 	s.setFail(errMWStoreDown)
 	for i := 0; i < 2; i++ {
-		_, _ = c.storeGet(ctx, "k")
+		_, _ = c.core().Get(ctx, "k")
 	}
-	_, err = c.storeGet(ctx, "k")
+	_, err = c.core().Get(ctx, "k")
 	require.ErrorIs(t, err, ErrStoreUnavailable)
 }
 

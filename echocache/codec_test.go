@@ -87,7 +87,7 @@ func TestConfigCodec(t *testing.T) {
 	require.NoError(t, echocache.Set(ctx, cj, "j", codecSample{ID: 1, Name: "json"}, time.Hour))
 	raw, err := s.Get(ctx, "v:j")
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(raw), `V{"ID":1,"Name":"json"`), "stored as JSON: %q", raw)
+	assert.True(t, strings.HasPrefix(string(raw), "ECV\x01"+`V{"ID":1,"Name":"json"`), "stored as JSON in a value record: %q", raw)
 	got, err := echocache.Get[codecSample](ctx, cj, "j")
 	require.NoError(t, err)
 	assert.Equal(t, "json", got.Name)

@@ -2,7 +2,6 @@ package echocache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -313,10 +312,10 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 		name    string
 		cfg     func(*RouteConfig)
 		handler echo.HandlerFunc
-		first   []string // headers of the first request
-		second  []string // and of the second
-		reason  string   // the bypass counted, if the first is not stored
-		times   uint64   // how many times (default 2: both requests)
+		first   []string     // headers of the first request
+		second  []string     // and of the second
+		reason  BypassReason // the bypass counted, if the first is not stored
+		times   uint64       // how many times (default 2: both requests)
 	}{
 		{name: "response set-cookie", handler: setRaw("set-cookie", "sid=secret"), reason: BypassSetCookie},
 		{name: "response cache-control private", handler: setRaw("cache-control", "private"), reason: BypassCacheControl},
@@ -408,84 +407,13 @@ func TestCachedDeclaredLength(t *testing.T) {
 	})
 }
 
-// failingWriter accepts limit bytes, then fails every write the way a
-// connection to a client that went away does.
-type failingWriter struct {
-	h     http.Header
-	limit int
-	n     int
-}
-
-var errClientGone = errors.New("write: connection reset by peer")
-
-func (w *failingWriter) Header() http.Header { return w.h }
-func (w *failingWriter) WriteHeader(int)     {}
-func (w *failingWriter) Write(b []byte) (int, error) {
-	if w.n+len(b) > w.limit {
-		n := w.limit - w.n
-		w.n = w.limit
-		return n, errClientGone
-	}
-	w.n += len(b)
-	return len(b), nil
-}
-
-// A handler that stops writing when a write to the client fails returns
-// nil with half a page; and a flush that fails means the client did not
-// get what was captured.
-func TestCachedWriteFailed(t *testing.T) {
-	chunks := []string{"chunk 1;", "chunk 2;", "chunk 3;"}
-	tests := []struct {
-		name  string
-		flush bool
-	}{
-		{name: "nok, the handler stops at a failed write"},
-		{name: "nok, the handler ignores a failed flush", flush: true},
-	}
-	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				env := newRouteEnv(t, open(t))
-				env.e.GET("/w", env.counted(func(c echo.Context) error {
-					c.Response().WriteHeader(http.StatusOK)
-					for _, chunk := range chunks {
-						if _, err := io.WriteString(c.Response(), chunk); err != nil {
-							return nil // the client is gone: nobody to tell
-						}
-						if tt.flush {
-							_ = http.NewResponseController(c.Response()).Flush()
-						}
-					}
-					return nil
-				}), env.c.CachedWithConfig(env.cfg(time.Minute)))
-				w := &failingWriter{h: http.Header{}, limit: len(chunks[0]) + 2}
-				if tt.flush {
-					w.limit = 1 << 20
-					env.e.ServeHTTP(&failingFlusher{w}, httptestRequestTo("/w"))
-				} else {
-					env.e.ServeHTTP(w, httptestRequestTo("/w"))
-				}
-				plain := env.do(http.MethodGet, "/w")
-				assert.Equal(t, StatusMiss, plain.Header().Get("X-Cache"), "nok, a page the client did not get was stored")
-				assert.Equal(t, strings.Join(chunks, ""), plain.Body.String())
-				assert.Equal(t, uint64(1), env.c.Stats().Bypasses[BypassWriteError], "bypasses: %v", env.c.Stats().Bypasses)
-			})
-		}
-	})
-}
-
-// failingFlusher is a writer whose flushes fail.
-type failingFlusher struct{ *failingWriter }
-
-func (w *failingFlusher) FlushError() error { return errClientGone }
-
 // A handler that panics or returns an error after writing part of its page
 // has its response go out as it is, and nothing stored.
 func TestCachedFailureAfterWriting(t *testing.T) {
 	tests := []struct {
 		name   string
 		fail   func() error
-		reason string
+		reason BypassReason
 	}{
 		{name: "nok, a panic behind Recover", fail: func() error { panic("after writing") }, reason: BypassPanic},
 		{name: "nok, an error", fail: func() error { return errRouteTest }, reason: BypassError},

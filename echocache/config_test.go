@@ -44,6 +44,12 @@ func TestRouteConfigToMiddleware(t *testing.T) {
 		{name: "nok, negative LockTimeout", cfg: func(r *RouteConfig) { r.LockTimeout = -1 }, wantErr: "LockTimeout"},
 		{name: "nok, negative RefreshTimeout", cfg: func(r *RouteConfig) { r.RefreshTimeout = -1 }, wantErr: "RefreshTimeout"},
 		{name: "nok, vary on *", cfg: func(r *RouteConfig) { r.VaryHeaders = []string{"*"} }, wantErr: "VaryHeaders"},
+		{name: "ok, a cache name to quote", cfg: func(r *RouteConfig) { r.CacheStatusName = `app "one"` }},
+		{name: "ok, no Cache-Status", cfg: func(r *RouteConfig) { r.CacheStatusName = "-" }},
+		{name: "nok, a cache name with a line break", cfg: func(r *RouteConfig) { r.CacheStatusName = "app\r\nX-Injected: 1" }, wantErr: "RouteConfig.CacheStatusName"},
+		{name: "nok, a cache name outside ASCII", cfg: func(r *RouteConfig) { r.CacheStatusName = "cach\u00e9" }, wantErr: "RouteConfig.CacheStatusName"},
+		{name: "nok, StatusHeader on Cache-Status", cfg: func(r *RouteConfig) { r.StatusHeader = "cache-status" }, wantErr: `RouteConfig.StatusHeader "Cache-Status"`},
+		{name: "ok, StatusHeader on Cache-Status without ours", cfg: func(r *RouteConfig) { r.StatusHeader, r.CacheStatusName = "Cache-Status", "-" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,10 @@ package echocache_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/syncbuf"
 )
 
@@ -53,15 +56,19 @@ func TestWithCacheFromContext(t *testing.T) {
 	assert.Equal(t, "computed", v, "the handler used the Cache given to WithCache")
 }
 
-func TestWithCacheGivesEchoLogger(t *testing.T) {
+// With Echo's default settings (its logger at ERROR) and no logger in the
+// Config, a store error still reaches the app's log: slog.Default().
+func TestStoreErrorLoggedWithDefaults(t *testing.T) {
+	var logs syncbuf.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
 	fs := &failingStore{Store: openStore(t, "memory://")}
 	fs.fail.Store(true)
 	c, err := echocache.NewWithConfig(fs, echocache.Config{BreakerThreshold: -1})
 	require.NoError(t, err)
 	e := echo.New()
-	var logs syncbuf.Buffer
-	e.Logger.SetOutput(&logs)
-	e.Logger.SetLevel(log.WARN)
 	e.GET("/", func(ec echo.Context) error {
 		_, err := echocache.Get[string](ec.Request().Context(), echocache.FromContext(ec), "k")
 		return ec.String(http.StatusOK, err.Error())
@@ -69,7 +76,78 @@ func TestWithCacheGivesEchoLogger(t *testing.T) {
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.Equal(t, echocache.ErrNotFound.Error(), rec.Body.String(), "fail-open Get")
-	assert.Contains(t, logs.String(), errBoom.Error(), "store error logged through the Echo logger")
+	assert.Contains(t, logs.String(), "level=WARN msg=\"echocache: store error (serving uncached): "+errBoom.Error(), "store error logged through slog.Default()")
+}
+
+// An Echo logger that shows warnings (its level lowered to WARN) gets the
+// cache's lines; one at Echo's default level (ERROR) does not, and they go
+// to slog.Default() instead.
+func TestWithCacheAdoptsEchoLoggerThatShowsWarnings(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	for _, tt := range []struct {
+		name  string
+		level log.Lvl
+		echo  bool // the line is in Echo's log, else in slog.Default()'s
+	}{
+		{"ok, WARN", log.WARN, true},
+		{"ok, ERROR (echo.New's)", log.ERROR, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var fallback syncbuf.Buffer
+			slog.SetDefault(slog.New(slog.NewTextHandler(&fallback, nil)))
+			fs := &failingStore{Store: openStore(t, "memory://")}
+			fs.fail.Store(true)
+			c, err := echocache.NewWithConfig(fs, echocache.Config{BreakerThreshold: -1})
+			require.NoError(t, err)
+			e := echo.New()
+			var echoLog syncbuf.Buffer
+			e.Logger.SetOutput(&echoLog)
+			e.Logger.SetLevel(tt.level)
+			e.GET("/", func(ec echo.Context) error {
+				_, _ = echocache.Get[string](ec.Request().Context(), echocache.FromContext(ec), "k")
+				return ec.NoContent(http.StatusOK)
+			}, echocache.WithCache(c))
+			e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+			inEcho, inSlog := strings.Contains(echoLog.String(), errBoom.Error()), strings.Contains(fallback.String(), errBoom.Error())
+			if inEcho != tt.echo || inSlog == tt.echo {
+				t.Errorf("store error in Echo's log: %v, in slog.Default(): %v; want it in exactly one, Echo's: %v", inEcho, inSlog, tt.echo)
+			}
+		})
+	}
+}
+
+// FromContext on a request that did not go through WithCache logs it once,
+// not on every request, and not when the request has a Cache.
+func TestFromContextWithoutWithCacheLogsOnce(t *testing.T) {
+	var logs syncbuf.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	core.ResetWarnNoCache()
+	t.Cleanup(core.ResetWarnNoCache)
+
+	c := echocache.New(openStore(t, "memory://"))
+	e := echo.New()
+	handler := func(ec echo.Context) error {
+		_, _ = echocache.Get[string](ec.Request().Context(), echocache.FromContext(ec), "k")
+		return ec.NoContent(http.StatusOK)
+	}
+	e.GET("/with", handler, echocache.WithCache(c))
+	e.GET("/without", handler)
+	for range 3 {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/with", nil))
+	}
+	if got := logs.String(); got != "" {
+		t.Errorf("requests with WithCache logged %q; want nothing", got)
+	}
+	for range 3 {
+		e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/without", nil))
+	}
+	if n := strings.Count(logs.String(), "echocache.WithCache(cache)"); n != 1 {
+		t.Errorf("three requests without WithCache logged %d lines naming WithCache; want 1:\n%s", n, logs.String())
+	}
 }
 
 // A nil *Cache (FromContext without WithCache) is safe with the typed API.
@@ -145,18 +223,15 @@ func TestCreationPanics(t *testing.T) {
 		{"nok, nil cache", func() { echocache.Function(nil, "x", time.Minute, fn) }},
 		{"nok, empty Memoize name", func() { echocache.Memoize(c, "", time.Minute, memo) }},
 		{"nok, Memoize name with a colon", func() { echocache.Memoize(c, "a:b", time.Minute, memo) }},
-		{"nok, pointer argument", func() {
-			echocache.Memoize(c, "ptr", time.Minute, func(_ context.Context, a *user) (int, error) { return 1, nil })
+		{"nok, channel argument", func() {
+			echocache.Memoize(c, "chan", time.Minute, func(_ context.Context, a chan int) (int, error) { return 1, nil })
 		}},
-		{"nok, interface argument", func() {
-			echocache.Memoize(c, "iface", time.Minute, func(_ context.Context, a any) (int, error) { return 1, nil })
-		}},
-		{"nok, struct with a pointer field", func() {
+		{"nok, struct with a func behind a pointer", func() {
 			type arg struct {
 				ID int
-				U  *user
+				F  *func()
 			}
-			echocache.Memoize(c, "ptrfield", time.Minute, func(_ context.Context, a arg) (int, error) { return 1, nil })
+			echocache.Memoize(c, "funcfield", time.Minute, func(_ context.Context, a arg) (int, error) { return 1, nil })
 		}},
 	} {
 		assert.Panics(t, tc.f, tc.name)

@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/faultproxy"
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 	"github.com/echocache/echocache/stores/storetest"
@@ -71,10 +73,10 @@ func TestRefusedWriteLeavesMiss(t *testing.T) {
 				assert.Equal(t, "new", string(v), "a SetMany item kept its previous value")
 			}
 
-			key := echocache.FragmentPrefix + "frag"
-			require.NoError(t, c.SetFragment(ctx, key, []byte("old"), 0))
-			require.ErrorIs(t, c.SetFragment(ctx, key, big, 0), stores.ErrTooLarge)
-			_, err = c.GetFragment(ctx, key)
+			key := keyspace.Fragment + "frag"
+			require.NoError(t, (*core.Cache)(c).SetFragment(ctx, key, []byte("old"), 0))
+			require.ErrorIs(t, (*core.Cache)(c).SetFragment(ctx, key, big, 0), stores.ErrTooLarge)
+			_, err = (*core.Cache)(c).GetFragment(ctx, key)
 			require.ErrorIs(t, err, stores.ErrNotFound, "a refused fragment left the previous one")
 		})
 	}

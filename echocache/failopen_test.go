@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/gommon/log"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/stores"
@@ -37,12 +38,11 @@ func TestCachedFailOpen(t *testing.T) {
 			s.local = false
 			tt.setup(s)
 			tt.cfg.BreakerThreshold = -1
+			var logs syncbuf.Buffer
+			tt.cfg.Slog = slog.New(slog.NewTextHandler(&logs, nil))
 			c, err := NewWithConfig(s, tt.cfg)
 			require.NoError(t, err)
 			env := newRouteEnv(t, c)
-			var logs syncbuf.Buffer
-			env.e.Logger.SetOutput(&logs)
-			env.e.Logger.SetLevel(log.WARN)
 			env.e.GET("/f", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
 
 			for i := 1; i <= 5; i++ {
@@ -126,7 +126,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 		f    func(valid []byte) []byte
 		// Only stores whose values are copied in and out (the network, a
 		// file) get the checksum verified on a hit; an in-process store that
-		// hands out its own bytes (stores.Viewer) skips it, see entry.go.
+		// hands out its own bytes (internal/inproc) skips it, see entry.go.
 		checksumOnly bool
 	}{
 		{"nok, garbage", func([]byte) []byte { return []byte("not an entry at all, just bytes") }, false},
@@ -151,7 +151,7 @@ func TestCachedCorruptEntry(t *testing.T) {
 		for _, tt := range corruptions {
 			t.Run(tt.name, func(t *testing.T) {
 				c := open(t)
-				if tt.checksumOnly && c.viewer() != nil {
+				if tt.checksumOnly && c.core().Viewer() != nil {
 					t.Skip("the store hands out its own bytes; the checksum is not verified on hits")
 				}
 				env := newRouteEnv(t, c)
@@ -165,17 +165,16 @@ func TestCachedCorruptEntry(t *testing.T) {
 				env.do(http.MethodGet, "/c")
 
 				ctx := context.Background()
-				k := keying{ignore: defaultIgnore}
-				pageKey := string(k.appendPageKey(nil, "/c", ""))
-				valid, err := c.storeGet(ctx, pageKey)
+				pageKey := pagecache.PageKeys(c.core(), "/c", "")[0]
+				valid, err := c.core().Get(ctx, pageKey)
 				require.NoError(t, err)
-				require.NoError(t, c.storeSet(ctx, pageKey, tt.f(valid), time.Minute))
+				require.NoError(t, c.core().Set(ctx, pageKey, tt.f(valid), time.Minute))
 
 				fail = true // so that nothing is stored again
 				rec := env.do(http.MethodGet, "/c")
 				assert.Equal(t, http.StatusInternalServerError, rec.Code, "a miss: the handler ran")
 				assert.NotContains(t, rec.Body.String(), "good")
-				_, err = c.storeGet(ctx, pageKey)
+				_, err = c.core().Get(ctx, pageKey)
 				assert.ErrorIs(t, err, stores.ErrNotFound, "the corrupt entry was deleted")
 			})
 		}
@@ -192,16 +191,17 @@ func TestCachedForeignEntry(t *testing.T) {
 	forEachMWStore(t, func(t *testing.T, c *Cache) {
 		env := newRouteEnv(t, c)
 		env.e.GET("/c", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
-		k := keying{ignore: defaultIgnore}
-		pageKey := string(k.appendPageKey(nil, "/c", ""))
-		foreign := sampleEntry() // keyed for /zen?a=1 on example.com
-		foreign.freshUntil = env.clock.Now().Add(time.Hour).UnixNano()
-		foreign.swrUntil, foreign.sieUntil = foreign.freshUntil, foreign.freshUntil
-		require.NoError(t, c.storeSet(context.Background(), pageKey, encodeEntry(foreign), time.Minute))
+		env.e.GET("/zen", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
+		env.do(http.MethodGet, "/zen")
+		ctx := context.Background()
+		foreign, err := c.core().Get(ctx, pagecache.PageKeys(c.core(), "/zen", "")[0])
+		require.NoError(t, err)
+		// /zen's valid page under /c's key.
+		require.NoError(t, c.core().Set(ctx, pagecache.PageKeys(c.core(), "/c", "")[0], foreign, time.Minute))
 
 		rec := env.do(http.MethodGet, "/c")
 		assert.Equal(t, StatusMiss, rec.Header().Get("X-Cache"))
-		assert.Equal(t, "page /c #1", rec.Body.String())
+		assert.Equal(t, "page /c #2", rec.Body.String())
 		assert.Equal(t, StatusHit, env.do(http.MethodGet, "/c").Header().Get("X-Cache"), "its own page was stored")
 	})
 }

@@ -2,140 +2,15 @@ package echocache
 
 import (
 	"context"
-	"errors"
-	"sync"
-	"time"
 )
 
-// FragmentPrefix is the store namespace of rendered template fragments
-// (the pongotag package's cache tag). Fragment keys start with it.
-const FragmentPrefix = "f:"
-
-// The fragment calls below are the byte-level, fail-open API the pongotag
-// template tag is built on. They go through the cache's guarded store calls,
-// so the store timeout, the circuit breaker, rate-limited logging and the
-// statistics apply to fragments as to everything else.
-
-// GetFragment returns the bytes stored under key, a full store key in the
-// "f:" namespace (pongotag.FragmentKey makes them). A miss is
-// stores.ErrNotFound. Any other error means the fragment could not be
-// looked up (ErrNoStore, ErrStoreUnavailable, a store failure or timeout);
-// it has been logged and counted, and the caller should render the
-// fragment without storing it: calling FillFragment would only wait for
-// the failing store again. Hits and misses (failed lookups included, when
-// the cache has a store) are counted in [Stats].
-func (c *Cache) GetFragment(ctx context.Context, key string) ([]byte, error) {
-	b, err := c.storeGet(ctx, key)
-	if err != nil {
-		if !errors.Is(err, ErrNoStore) {
-			c.stats.misses.Add(1)
-		}
-		return nil, err
-	}
-	c.stats.hits.Add(1)
-	return b, nil
-}
-
-// SetFragment stores value under key for ttl: zero means the cache's
-// DefaultTTL, a negative ttl means no expiry. A store error is logged and
-// counted and returned for information only; the caller has its fragment
-// anyway. A fragment too large for the store (stores.ErrTooLarge) is counted
-// as the bypass "too-large" rather than as a store failure, so it never
-// opens the circuit breaker.
-func (c *Cache) SetFragment(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	err := c.storeSet(ctx, key, value, c.ttl(ttl))
-	if err == nil {
-		c.stats.stores.Add(1)
-	}
-	return err
-}
-
-// FillFragment renders a fragment that GetFragment missed (with
-// stores.ErrNotFound) and stores it
-// for ttl (as in SetFragment). Concurrent calls for the same key on the same
-// Cache share one call of render, in this process; a call that finds the
-// fragment stored meanwhile returns it without rendering. render runs in
-// the goroutine of the first caller. Its error is returned to every caller
-// sharing the call, and nothing is stored. A store error is logged and
-// counted; the rendered bytes are returned anyway. shared reports whether
-// the bytes came from another caller's render. A caller waiting for another
-// caller's render returns ctx's error as soon as ctx ends. The returned
-// slice must not be modified: callers sharing a render share it.
-func (c *Cache) FillFragment(ctx context.Context, key string, ttl time.Duration, render func() ([]byte, error)) (b []byte, shared bool, err error) {
-	g := state(c, "fragment-flight", func() *fragmentFlight { return &fragmentFlight{calls: map[string]*fragmentCall{}} })
-	g.mu.Lock()
-	if call, ok := g.calls[key]; ok {
-		g.mu.Unlock()
-		// Wait for the render under way, or for this caller's context:
-		// a caller that gives up does not hold up its page.
-		select {
-		case <-call.done:
-			return call.b, true, call.err
-		case <-ctx.Done():
-			return nil, true, ctx.Err()
-		}
-	}
-	call := &fragmentCall{done: make(chan struct{}), err: errFragmentPanicked}
-	g.calls[key] = call
-	g.mu.Unlock()
-	defer func() {
-		// Also on a panic in render, so that waiters are never wedged
-		// (they get errFragmentPanicked; the panic goes on up this stack).
-		g.mu.Lock()
-		delete(g.calls, key)
-		g.mu.Unlock()
-		close(call.done)
-	}()
-	// The render runs here, on the caller's goroutine, because it uses the
-	// caller's template context. A caller that missed just before the
-	// previous render stored the fragment would otherwise render it again.
-	if b, err := c.storeGet(ctx, key); err == nil {
-		call.b, call.err = b, nil
-		return b, false, nil
-	}
-	b, err = render()
-	if err != nil {
-		call.b, call.err = nil, err
-		return nil, false, err
-	}
-	// The render is done: store it even if this caller's context ended
-	// meanwhile, for the callers sharing it and those to come (the store
-	// timeout still applies).
-	_ = c.SetFragment(context.WithoutCancel(ctx), key, b, ttl) // logged and counted; b is served anyway
-	call.b, call.err = b, nil
-	return b, false, nil
-}
-
-// errFragmentPanicked is what callers sharing a render receive when it
-// panicked.
-var errFragmentPanicked = errors.New("echocache: the shared fragment render panicked")
-
-type fragmentFlight struct {
-	mu    sync.Mutex
-	calls map[string]*fragmentCall
-}
-
-type fragmentCall struct {
-	done chan struct{}
-	b    []byte
-	err  error
-}
-
 // DeleteFragment removes the fragments stored under keys. Deleting an
-// absent key is not an error. Unlike GetFragment it returns the store's
-// error (after logging and counting it), since code that invalidates a
+// absent key is not an error. Unlike the template tag's lookups it returns the
+// store's error (after logging and counting it), since code that invalidates a
 // fragment wants to know when it could not.
 func (c *Cache) DeleteFragment(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return c.storeDelete(ctx, keys...)
-}
-
-// Warnf logs a warning through the cache's logger, rate-limited like store
-// errors (at most one line per Config.LogInterval). Packages built on a
-// Cache, such as pongotag, use it for problems that make them serve
-// uncached content, so that all of a cache's warnings go to one place.
-func (c *Cache) Warnf(format string, args ...any) {
-	c.logf(format, args...)
+	return c.core().Delete(ctx, keys...)
 }

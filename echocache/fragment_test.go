@@ -8,9 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -23,8 +25,6 @@ type fragStore struct {
 	mu       sync.Mutex
 	ttl      time.Duration
 }
-
-func (s *fragStore) Local() bool { return false }
 
 func (s *fragStore) Get(ctx context.Context, key string) ([]byte, error) {
 	s.gets.Add(1)
@@ -58,22 +58,22 @@ func newFragCache(t *testing.T, cfg echocache.Config) (*echocache.Cache, *fragSt
 func TestFragmentGetSetDelete(t *testing.T) {
 	ctx := context.Background()
 	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
-	if b, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) || b != nil {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) || b != nil {
 		t.Errorf("GetFragment on an empty store = %q, %v; want ErrNotFound", b, err)
 	}
-	if err := c.SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:x", []byte("<p>x</p>"), 0); err != nil {
 		t.Fatal(err)
 	}
 	if s.ttl != time.Hour {
 		t.Errorf("SetFragment ttl 0 sent %v; want the cache default 1h", s.ttl)
 	}
-	if err := c.SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:y", []byte(""), -1); err != nil || s.ttl != -1 {
 		t.Errorf("SetFragment ttl -1: %v, store got %v; want no expiry (-1)", err, s.ttl)
 	}
-	if b, err := c.GetFragment(ctx, "f:x"); err != nil || string(b) != "<p>x</p>" {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); err != nil || string(b) != "<p>x</p>" {
 		t.Errorf("GetFragment = %q, %v", b, err)
 	}
-	if b, err := c.GetFragment(ctx, "f:y"); err != nil || b == nil || len(b) != 0 {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:y"); err != nil || b == nil || len(b) != 0 {
 		t.Errorf("empty fragment = %q, %v; want an empty hit", b, err)
 	}
 	if st := c.Stats(); st.Hits != 2 || st.Misses != 1 || st.Stores != 2 {
@@ -85,7 +85,7 @@ func TestFragmentGetSetDelete(t *testing.T) {
 	if err := c.DeleteFragment(ctx); err != nil {
 		t.Errorf("DeleteFragment of nothing: %v", err)
 	}
-	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, stores.ErrNotFound) {
 		t.Errorf("GetFragment after DeleteFragment = %v; want ErrNotFound", err)
 	}
 }
@@ -93,10 +93,10 @@ func TestFragmentGetSetDelete(t *testing.T) {
 func TestFragmentWithoutStore(t *testing.T) {
 	ctx := context.Background()
 	c := echocache.New(nil)
-	if _, err := c.GetFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
 		t.Errorf("GetFragment without a store = %v; want ErrNoStore", err)
 	}
-	if err := c.SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:x", nil, 0); !errors.Is(err, echocache.ErrNoStore) {
 		t.Errorf("SetFragment without a store = %v; want ErrNoStore", err)
 	}
 	if err := c.DeleteFragment(ctx, "f:x"); !errors.Is(err, echocache.ErrNoStore) {
@@ -111,12 +111,12 @@ func TestFragmentTooLargeKeepsBreakerClosed(t *testing.T) {
 	c, s := newFragCache(t, echocache.Config{BreakerThreshold: 1, BreakerCooldown: time.Hour})
 	s.tooLarge.Store(true)
 	for range 3 {
-		if err := c.SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {
+		if err := (*core.Cache)(c).SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {
 			t.Fatalf("SetFragment = %v; want ErrTooLarge", err)
 		}
 	}
 	before := s.gets.Load()
-	c.GetFragment(ctx, "f:other")
+	(*core.Cache)(c).GetFragment(ctx, "f:other")
 	if s.gets.Load() == before {
 		t.Errorf("the breaker opened after too-large fragments: the store was skipped")
 	}
@@ -146,7 +146,7 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, sh, err := c.FillFragment(ctx, "f:cold", 0, render)
+			b, sh, err := (*core.Cache)(c).FillFragment(ctx, "f:cold", 0, render)
 			if err != nil || string(b) != "body" {
 				t.Errorf("FillFragment = %q, %v", b, err)
 			}
@@ -163,7 +163,7 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 	if got := renders.Load(); got != 1 {
 		t.Errorf("render ran %d times; want 1", got)
 	}
-	if b, err := c.GetFragment(ctx, "f:cold"); err != nil || string(b) != "body" {
+	if b, err := (*core.Cache)(c).GetFragment(ctx, "f:cold"); err != nil || string(b) != "body" {
 		t.Errorf("stored fragment = %q, %v", b, err)
 	}
 }
@@ -171,10 +171,10 @@ func TestFillFragmentRendersOnceForConcurrentCallers(t *testing.T) {
 func TestFillFragmentFindsStoredFragment(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newFragCache(t, echocache.Config{})
-	if err := c.SetFragment(ctx, "f:warm", []byte("stored"), 0); err != nil {
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:warm", []byte("stored"), 0); err != nil {
 		t.Fatal(err)
 	}
-	b, _, err := c.FillFragment(ctx, "f:warm", 0, func() ([]byte, error) {
+	b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:warm", 0, func() ([]byte, error) {
 		t.Error("render called although the fragment is stored")
 		return nil, nil
 	})
@@ -187,10 +187,10 @@ func TestFillFragmentRenderError(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newFragCache(t, echocache.Config{})
 	boom := errors.New("boom")
-	if _, _, err := c.FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, _, err := (*core.Cache)(c).FillFragment(ctx, "f:bad", 0, func() ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("FillFragment error = %v; want boom", err)
 	}
-	if _, err := c.GetFragment(ctx, "f:bad"); !errors.Is(err, stores.ErrNotFound) {
+	if _, err := (*core.Cache)(c).GetFragment(ctx, "f:bad"); !errors.Is(err, stores.ErrNotFound) {
 		t.Errorf("a failed render was stored (GetFragment error %v)", err)
 	}
 }
@@ -209,7 +209,7 @@ func (l *lines) Warnf(format string, args ...any) {
 func TestWarnfUsesCacheLogger(t *testing.T) {
 	var l lines
 	c, _ := newFragCache(t, echocache.Config{Logger: &l})
-	c.Warnf("pongotag: %s", "bad TTL")
+	(*core.Cache)(c).Logf("pongotag: %s", "bad TTL")
 	if got := l.b.String(); got != "echocache: pongotag: bad TTL\n" {
 		t.Errorf("log = %q", got)
 	}
@@ -220,14 +220,90 @@ func TestWarnfUsesCacheLogger(t *testing.T) {
 func TestFillFragmentStoresAfterCallerLeft(t *testing.T) {
 	c, _ := newFragCache(t, echocache.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	b, _, err := c.FillFragment(ctx, "f:left", 0, func() ([]byte, error) {
+	b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:left", 0, func() ([]byte, error) {
 		cancel()
 		return []byte("done"), nil
 	})
 	if err != nil || string(b) != "done" {
 		t.Fatalf("FillFragment = %q, %v", b, err)
 	}
-	if got, err := c.GetFragment(context.Background(), "f:left"); err != nil || string(got) != "done" {
+	if got, err := (*core.Cache)(c).GetFragment(context.Background(), "f:left"); err != nil || string(got) != "done" {
 		t.Errorf("stored fragment = %q, %v; want done", got, err)
 	}
+}
+
+// A fragment stored before fragments were framed as records (raw bytes),
+// or one whose bytes changed, is a miss: never served, rendered again.
+func TestFragmentPreviousFormatIsMiss(t *testing.T) {
+	ctx := context.Background()
+	c, s := newFragCache(t, echocache.Config{DefaultTTL: time.Hour})
+	if err := s.Store.Set(ctx, "f:old", []byte("<b>old</b>"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (*core.Cache)(c).GetFragment(ctx, "f:old")
+	if !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, raw bytes of the previous format")
+	}
+
+	if err := (*core.Cache)(c).SetFragment(ctx, "f:new", []byte("<b>new</b>"), 0); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.Store.Get(ctx, "f:new")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 1
+	if err := s.Store.Set(ctx, "f:new", raw, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (*core.Cache)(c).GetFragment(ctx, "f:new")
+	if !errors.Is(err, stores.ErrNotFound) {
+		t.Fatalf("GetFragment = %v; want stores.ErrNotFound (%s)", err, "nok, a flipped bit from a networked store")
+	}
+}
+
+// A render that fails is its own caller's failure: a caller waiting for it
+// renders the fragment itself and never receives another caller's error.
+// (Before fragments and pages shared one flight, the waiter got the error.)
+func TestFillFragmentFailureIsNotShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := echocache.New(stores.NewNull())
+		ctx := context.Background()
+		boom := errors.New("boom")
+		release := make(chan struct{})
+		var renders atomic.Int64
+		leaderErr := make(chan error, 1)
+		go func() {
+			_, _, err := (*core.Cache)(c).FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+				renders.Add(1)
+				<-release
+				return nil, boom
+			})
+			leaderErr <- err
+		}()
+		synctest.Wait() // the leader is rendering
+		type result struct {
+			b   []byte
+			err error
+		}
+		waiter := make(chan result, 1)
+		go func() {
+			b, _, err := (*core.Cache)(c).FillFragment(ctx, "f:k", 0, func() ([]byte, error) {
+				renders.Add(1)
+				return []byte("mine"), nil
+			})
+			waiter <- result{b, err}
+		}()
+		synctest.Wait() // the waiter is queued behind the leader
+		close(release)
+		if err := <-leaderErr; !errors.Is(err, boom) {
+			t.Errorf("leader's FillFragment error = %v; want boom", err)
+		}
+		if got := <-waiter; got.err != nil || string(got.b) != "mine" {
+			t.Errorf("waiter's FillFragment = %q, %v; want its own render %q", got.b, got.err, "mine")
+		}
+		if n := renders.Load(); n != 2 {
+			t.Errorf("renders = %d; want 2 (the leader's, then the waiter's)", n)
+		}
+	})
 }

@@ -2,19 +2,13 @@ package echocache
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
-	"slices"
 	"strings"
 
-	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/internal/pagecache"
 )
-
-// tagPrefix is the store namespace of tag versions.
-const tagPrefix = "t:"
 
 // DeletePage removes a cached page, Flask-Caching's delete_cached. target is
 // the URL or path as it was requested, with its query: "/zen?lang=en" or
@@ -25,7 +19,7 @@ const tagPrefix = "t:"
 // a page's variants are keyed under a random per-page nonce kept with the
 // page record; deleting the record makes the next response pick a new nonce,
 // so the old variants are never read again and expire on their own (see
-// keys.go).
+// internal/pagecache/keys.go).
 //
 // The query is canonicalised the way each route middleware built on c does
 // it (ignored parameters, DropQuery, KeyPrefix), so target may carry
@@ -52,14 +46,7 @@ func (c *Cache) DeletePage(ctx context.Context, target string) error {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("echocache: DeletePage: target %q: want a path starting with / or an absolute URL", target)
 	}
-	var keys []string
-	for _, k := range routeStateOf(c).allKeyings() {
-		key := string(k.appendPageKey(nil, p, u.RawQuery))
-		if !slices.Contains(keys, key) {
-			keys = append(keys, key)
-		}
-	}
-	return c.storeDelete(ctx, keys...)
+	return c.core().Delete(ctx, pagecache.PageKeys(c.core(), p, u.RawQuery)...)
 }
 
 // DeletePageKey removes the cached page of a route with a KeyFunc, given
@@ -68,7 +55,7 @@ func (c *Cache) DeletePageKey(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("echocache: DeletePageKey: empty key")
 	}
-	return c.storeDelete(ctx, string(appendCustomPageKey(nil, key)))
+	return c.core().Delete(ctx, pagecache.CustomPageKey(key))
 }
 
 // InvalidateTag drops every cached page tagged with tag (see Tag), on every
@@ -76,80 +63,5 @@ func (c *Cache) DeletePageKey(ctx context.Context, key string) error {
 // a page stored with another version of one of its tags is a miss. No key
 // is scanned. It returns the store's error.
 func (c *Cache) InvalidateTag(ctx context.Context, tag string) error {
-	if tag == "" {
-		return errors.New("echocache: InvalidateTag: empty tag")
-	}
-	var v [8]byte
-	binary.LittleEndian.PutUint64(v[:], rand.Uint64())
-	return c.storeSet(ctx, tagPrefix+tag, v[:], stores.NoExpiry)
-}
-
-// tagVersions reads the current versions of tags, giving a version to those
-// that have none yet. Empty and repeated tags are skipped.
-func (c *Cache) tagVersions(ctx context.Context, tags []string) ([]tagVersion, error) {
-	var names, keys []string
-	for _, t := range tags {
-		if t != "" && !slices.Contains(names, t) {
-			names = append(names, t)
-			keys = append(keys, tagPrefix+t)
-		}
-	}
-	if len(names) == 0 {
-		return nil, nil
-	}
-	got, err := c.storeGetMany(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]tagVersion, 0, len(names))
-	for i, name := range names {
-		raw, ok := got[keys[i]]
-		if !ok || len(raw) != 8 {
-			// No version yet (or an unreadable one): create one. Add, so
-			// that concurrent first users agree on it.
-			var v [8]byte
-			binary.LittleEndian.PutUint64(v[:], rand.Uint64())
-			var added bool
-			if ok {
-				err = c.storeSet(ctx, keys[i], v[:], stores.NoExpiry)
-				added = err == nil
-			} else {
-				added, err = c.storeAdd(ctx, keys[i], v[:], stores.NoExpiry)
-			}
-			if err != nil {
-				return nil, err
-			}
-			if raw = v[:]; !added {
-				if raw, err = c.storeGet(ctx, keys[i]); err != nil {
-					return nil, err
-				}
-				if len(raw) != 8 {
-					return nil, fmt.Errorf("echocache: tag %q has a malformed version", name)
-				}
-			}
-		}
-		out = append(out, tagVersion{name: name, version: binary.LittleEndian.Uint64(raw)})
-	}
-	return out, nil
-}
-
-// tagsCurrent reports whether every tag of e still has the version e was
-// stored with. A tag whose version is gone (evicted) counts as moved.
-func (c *Cache) tagsCurrent(ctx context.Context, e *entry) (bool, error) {
-	tags := e.tagVersions()
-	keys := make([]string, len(tags))
-	for i, t := range tags {
-		keys[i] = tagPrefix + t.name
-	}
-	got, err := c.storeGetMany(ctx, keys)
-	if err != nil {
-		return false, err
-	}
-	for i, t := range tags {
-		raw := got[keys[i]]
-		if len(raw) != 8 || binary.LittleEndian.Uint64(raw) != t.version {
-			return false, nil
-		}
-	}
-	return true, nil
+	return pagecache.InvalidateTag(ctx, c.core(), tag)
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 // twoProcesses builds two Echo apps ("processes") over caches a and b that
@@ -42,7 +44,7 @@ func TestCachedCrossProcessLock(t *testing.T) {
 	forEachSharedMWBackend(t, func(t *testing.T, a, b *Cache) {
 		envA, envB, calls, entered, release := twoProcesses(t, a, b, 10*time.Second)
 		waiting := make(chan struct{}, 1)
-		routeStateOf(b).onWait = func() { waiting <- struct{}{} }
+		pagecache.HooksOf(b.core()).OnWait = func() { waiting <- struct{}{} }
 
 		doneA := make(chan *httptest.ResponseRecorder)
 		go func() { doneA <- envA.do(http.MethodGet, "/l") }()

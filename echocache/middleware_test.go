@@ -6,15 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/stores"
 )
@@ -98,34 +95,6 @@ func (env *routeEnv) do(method, target string, hdr ...string) *httptest.Response
 func (env *routeEnv) textHandler() echo.HandlerFunc {
 	return env.counted(func(c echo.Context) error {
 		return c.String(http.StatusOK, fmt.Sprintf("page %s #%d", c.Request().URL.Path, env.calls.Load()))
-	})
-}
-
-func TestCachedHitAndMiss(t *testing.T) {
-	forEachMWStore(t, func(t *testing.T, c *Cache) {
-		env := newRouteEnv(t, c)
-		env.e.GET("/zen", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
-
-		first := env.do(http.MethodGet, "/zen")
-		require.Equal(t, http.StatusOK, first.Code)
-		assert.Equal(t, StatusMiss, first.Header().Get("X-Cache"))
-		assert.Equal(t, "page /zen #1", first.Body.String())
-
-		env.clock.Advance(3 * time.Second)
-		second := env.do(http.MethodGet, "/zen")
-		require.Equal(t, http.StatusOK, second.Code)
-		assert.Equal(t, StatusHit, second.Header().Get("X-Cache"))
-		assert.Equal(t, "page /zen #1", second.Body.String(), "ok, the stored body")
-		assert.Equal(t, echo.MIMETextPlainCharsetUTF8, second.Header().Get(echo.HeaderContentType))
-		assert.Equal(t, "3", second.Header().Get("Age"))
-		etag := second.Header().Get("ETag")
-		assert.True(t, strings.HasPrefix(etag, `"`) && len(etag) > 10, "ok, a strong ETag from the body: %q", etag)
-		assert.Equal(t, int64(1), env.calls.Load())
-
-		st := c.Stats()
-		assert.Equal(t, uint64(1), st.Hits)
-		assert.Equal(t, uint64(1), st.Misses)
-		assert.Equal(t, uint64(1), st.Stores)
 	})
 }
 

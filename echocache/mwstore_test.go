@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
@@ -36,7 +37,14 @@ func newMWTestStore() *mwTestStore {
 	return &mwTestStore{m: map[string]mwTestItem{}, calls: map[string]int{}, local: true}
 }
 
-func (s *mwTestStore) Local() bool { return s.local }
+// A mwTestStore with local set lives in the process, as far as the Cache
+// can tell (internal/inproc).
+func init() {
+	inproc.Register(func(s any) (inproc.Store, bool) {
+		m, ok := s.(*mwTestStore)
+		return inproc.Store{}, ok && m.local
+	})
+}
 
 func (s *mwTestStore) setFail(err error) {
 	s.mu.Lock()

@@ -15,13 +15,15 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 func TestCachedStaleWhileRevalidate(t *testing.T) {
 	forEachMWStore(t, func(t *testing.T, c *Cache) {
 		env := newRouteEnv(t, c)
 		refreshed := make(chan struct{}, 4)
-		routeStateOf(c).refreshDone = func() { refreshed <- struct{}{} }
+		pagecache.HooksOf(c.core()).RefreshDone = func() { refreshed <- struct{}{} }
 		var block sync.Mutex // held while the refresh must not finish
 		h := env.counted(func(c echo.Context) error {
 			n := env.calls.Load()
@@ -78,7 +80,7 @@ func TestCachedStaleWhileRevalidateFailedRefresh(t *testing.T) {
 	c := New(openMWStore(t, "memory"))
 	env := newRouteEnv(t, c)
 	refreshed := make(chan struct{}, 1)
-	routeStateOf(c).refreshDone = func() { refreshed <- struct{}{} }
+	pagecache.HooksOf(c.core()).RefreshDone = func() { refreshed <- struct{}{} }
 	env.e.GET("/p", env.counted(func(c echo.Context) error {
 		switch env.calls.Load() {
 		case 1:

@@ -16,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 // stampede runs one leader request, waits until its handler runs, starts
@@ -24,8 +26,8 @@ import (
 func stampede(t *testing.T, env *routeEnv, n int, entered <-chan struct{}, release chan<- struct{}) []*httptest.ResponseRecorder {
 	t.Helper()
 	waiting := make(chan struct{}, n)
-	routeStateOf(env.c).onWait = func() { waiting <- struct{}{} }
-	t.Cleanup(func() { routeStateOf(env.c).onWait = nil })
+	pagecache.HooksOf(env.c.core()).OnWait = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { pagecache.HooksOf(env.c.core()).OnWait = nil })
 
 	recs := make([]*httptest.ResponseRecorder, n)
 	var wg sync.WaitGroup
@@ -313,7 +315,7 @@ func TestCachedStampedeLeaderGone(t *testing.T) {
 		}), env.c.CachedWithConfig(env.cfg(time.Minute)))
 		const n = 10
 		waiting := make(chan struct{}, n)
-		routeStateOf(env.c).onWait = func() { waiting <- struct{}{} }
+		pagecache.HooksOf(env.c.core()).OnWait = func() { waiting <- struct{}{} }
 
 		ctx, cancel := context.WithCancel(context.Background())
 		leaderDone := make(chan struct{})
@@ -379,7 +381,7 @@ func TestCachedStampedePerVariant(t *testing.T) {
 					return c.String(http.StatusOK, "page for "+c.Request().Header.Get(tt.header))
 				}), env.c.CachedWithConfig(env.cfg(time.Minute)))
 				waiting := make(chan struct{}, 2*n)
-				routeStateOf(env.c).onWait = func() { waiting <- struct{}{} }
+				pagecache.HooksOf(env.c.core()).OnWait = func() { waiting <- struct{}{} }
 
 				recs := make([]*httptest.ResponseRecorder, n)
 				var wg sync.WaitGroup
@@ -429,7 +431,7 @@ func TestCachedStampedeWaiterCancelled(t *testing.T) {
 		return c.String(http.StatusOK, "leader")
 	}), c.CachedWithConfig(env.cfg(time.Minute)))
 	waiting := make(chan struct{}, 1)
-	routeStateOf(c).onWait = func() { waiting <- struct{}{} }
+	pagecache.HooksOf(c.core()).OnWait = func() { waiting <- struct{}{} }
 
 	leaderDone := make(chan *httptest.ResponseRecorder)
 	go func() { leaderDone <- env.do(http.MethodGet, "/s") }()
@@ -470,7 +472,7 @@ func TestCachedStampedeAuthorization(t *testing.T) {
 			}
 			return c.String(http.StatusOK, "for "+c.Request().Header.Get(echo.HeaderAuthorization))
 		}), env.c.CachedWithConfig(env.cfg(time.Minute)))
-		routeStateOf(env.c).onWait = func() { t.Error("a request waited") }
+		pagecache.HooksOf(env.c.core()).OnWait = func() { t.Error("a request waited") }
 
 		leader := make(chan *httptest.ResponseRecorder)
 		go func() { leader <- env.do(http.MethodGet, "/s") }()

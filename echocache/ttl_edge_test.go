@@ -1,7 +1,6 @@
 package echocache
 
 import (
-	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -10,26 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/stores"
 )
-
-func TestCacheControlTTLClampsHugeValues(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"max-age=60", time.Minute},
-		{"s-maxage=10, max-age=60", 10 * time.Second},
-		{"max-age=10000000000", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second},
-		{"max-age=18446744074", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second},
-	}
-	for _, tt := range tests {
-		got, ok := cacheControlTTL([]string{tt.in})
-		require.True(t, ok, tt.in)
-		assert.Equal(t, tt.want, got, "cacheControlTTL(%q)", tt.in)
-		assert.Positive(t, got, "cacheControlTTL(%q) must never wrap", tt.in)
-	}
-}
 
 func TestSetTTLNegativeIsNotForever(t *testing.T) {
 	c := New(openMWStore(t, "memory"))
@@ -67,7 +49,7 @@ func TestRefreshDropsConditionalHeaders(t *testing.T) {
 	c := New(openMWStore(t, "memory"))
 	env := newRouteEnv(t, c)
 	refreshed := make(chan http.Header, 1)
-	routeStateOf(c).refreshDone = func() {}
+	pagecache.HooksOf(c.core()).RefreshDone = func() {}
 	h := env.counted(func(ec echo.Context) error {
 		if env.calls.Load() == 2 {
 			refreshed <- ec.Request().Header.Clone()

@@ -490,7 +490,7 @@ func TestTypedCorruptValueIsMiss(t *testing.T) {
 		require.NoError(t, err)
 		tok, err := s.Get(ctx, "mv:corrupt-memo")
 		require.NoError(t, err)
-		require.NoError(t, s.Set(ctx, "m:corrupt-memo:"+string(tok)+":1:a", []byte("V\xff"), time.Hour))
+		require.NoError(t, s.Set(ctx, "m:corrupt-memo:"+string(tok)+":s1:a", []byte("V\xff"), time.Hour))
 		v, err := m.Get(ctx, "a")
 		require.NoError(t, err)
 		assert.Equal(t, "fresh a", v)
@@ -709,7 +709,7 @@ func TestTypedNamespaceAndClear(t *testing.T) {
 		require.NoError(t, err)
 		tok, err := s.Get(ctx, "mv:ns")
 		require.NoError(t, err)
-		memoKey := "m:ns:" + string(tok) + ":1:a"
+		memoKey := "m:ns:" + string(tok) + ":s1:a"
 		_, err = s.Get(ctx, memoKey)
 		require.NoError(t, err, "memoized entry at %q", memoKey)
 
@@ -810,4 +810,38 @@ func TestTypedCrossProcessLock(t *testing.T) {
 			assert.GreaterOrEqual(t, time.Since(start), lockTTL, "the waiter gave up before its lock TTL")
 		})
 	})
+}
+
+// Memoize keys arguments the way template fragments key vary-on values:
+// a time.Time (a TextMarshaler) by its text, a Keyer by its CacheKey.
+func TestMemoizeTextMarshalerArgument(t *testing.T) {
+	type since struct {
+		User  string
+		Since time.Time
+	}
+	ctx := context.Background()
+	store, err := stores.NewMemory(stores.MemoryConfig{})
+	require.NoError(t, err)
+	c := echocache.New(store)
+	var calls atomic.Int64
+	m := echocache.Memoize(c, "since", time.Hour, func(_ context.Context, a since) (string, error) {
+		calls.Add(1)
+		return a.User + "@" + a.Since.Format(time.RFC3339), nil
+	})
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, tc := range []struct {
+		arg   since
+		want  string
+		calls int64
+	}{
+		{since{"ann", t0}, "ann@2026-01-02T03:04:05Z", 1},
+		{since{"ann", t0}, "ann@2026-01-02T03:04:05Z", 1},
+		{since{"ann", t0.Add(time.Hour)}, "ann@2026-01-02T04:04:05Z", 2},
+		{since{"bob", t0}, "bob@2026-01-02T03:04:05Z", 3},
+	} {
+		got, err := m.Get(ctx, tc.arg)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "call %d", i)
+		assert.Equal(t, tc.calls, calls.Load(), "call %d", i)
+	}
 }

@@ -1,42 +1,33 @@
 package echocache
 
 import (
-	"context"
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
-	"time"
 
-	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/internal/record"
 )
 
-// ErrNotFound is returned by [Get] when the key holds no usable value: it is
-// absent, expired, corrupt, or the store could not be asked (fail-open). It
-// is stores.ErrNotFound, so either sentinel matches with errors.Is.
-var ErrNotFound = stores.ErrNotFound
-
-// Key prefixes of the typed API inside the store's namespace. Route entries
-// (r:), tag versions (t:), locks (l:) and fragments (f:) use other prefixes,
-// so no feature can read another's entries.
-const (
-	valuePrefix       = "v:"  // typed values and Function results
-	memoPrefix        = "m:"  // memoized results: m:<name>:<version>:<argument>
-	memoVersionPrefix = "mv:" // memoize version tokens: mv:<name>
-)
-
-// Stored layout of a typed value. The first byte tells what follows, so a
-// cached zero value is told apart from a miss and a corrupt entry is
-// recognised instead of misread:
+// Stored layout of a typed value: a record (internal/record: "EC", the
+// kind 'V', the version, a payload, a CRC-32C), or a decimal integer. The
+// payload's first byte tells what follows, so a cached zero value is told
+// apart from a miss and a corrupt entry is recognised instead of misread:
 //
 //   - 'V' then the codec's encoding of the value;
 //   - 'S' then the bytes of a string, 'B' then the bytes of a []byte: the
 //     common text and HTML results skip the codec;
 //   - 'Z' alone: the zero value of the type (nil, 0, "", an empty struct);
-//   - a decimal integer (first byte a digit or '-'): values of integer
-//     kinds are stored as text so that Cache.Incr works on them and Get
-//     reads what Incr wrote.
+//
+// Values of integer kinds are stored unframed, as decimal text (first byte
+// a digit or '-'), so that Cache.Incr works on them and Get reads what Incr
+// wrote. Values written before records were framed (a bare format byte)
+// do not open: they are misses, deleted like corrupt entries, and the next
+// write replaces them.
 const (
+	valueVersion = 1
+
 	fmtValue  byte = 'V'
 	fmtString byte = 'S'
 	fmtBytes  byte = 'B'
@@ -45,62 +36,6 @@ const (
 
 // errCorruptValue wraps every decoding failure of a stored value.
 var errCorruptValue = errors.New("echocache: corrupt cached value")
-
-// CallOption changes how one call of the typed API, or every call of one
-// cached function, treats the store.
-type CallOption func(*callOptions)
-
-type callOptions struct {
-	strict    bool
-	cacheZero bool
-	lockTTL   time.Duration
-}
-
-func applyOptions(opts []CallOption) callOptions {
-	var o callOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	return o
-}
-
-// Strict makes store errors visible: instead of failing open (treating the
-// store as empty, logging and counting the error), the call returns the
-// error. A cache without a store returns ErrNoStore, and a value of a Go
-// type the call cannot hold a [TypeMismatchError] (not a miss). Misses are
-// still ErrNotFound and loader errors are still returned either way.
-func Strict() CallOption { return func(o *callOptions) { o.strict = true } }
-
-// CrossProcessLock makes processes that share a store run the loader of a
-// cold key once between them, not once each: the process that takes the
-// lock (stored under l:, with the store's atomic Add) runs the loader, and
-// the others poll the store for its result for up to ttl, then run the
-// loader themselves rather than wait longer. Choose ttl above the loader's
-// usual duration. The lock is fail-open: when the store cannot be reached,
-// every process runs its loader. Within one process, callers always share
-// one loader call, with or without this option.
-func CrossProcessLock(ttl time.Duration) CallOption {
-	return func(o *callOptions) { o.lockTTL = ttl }
-}
-
-// CacheZero caches zero results of a loader (nil pointers, slices, maps and
-// interfaces, 0, "", zero structs), Flask-Caching's cache_none. By default a
-// loader that returns the zero value of its type is called again next time.
-// A cached zero value is a hit, distinct from a miss.
-func CacheZero() CallOption { return func(o *callOptions) { o.cacheZero = true } }
-
-func (c *Cache) codec() Codec {
-	if c.cfg.Codec != nil {
-		return c.cfg.Codec
-	}
-	return DefaultCodec
-}
-
-// hasStore reports whether c can be asked at all. A nil *Cache behaves as a
-// Cache without a store, so FromContext's nil result is safe to use.
-func (c *Cache) hasStore() bool { return c != nil && c.store.Load() != nil }
 
 // storedAsInteger reports whether values of kind k are stored as decimal text.
 func storedAsInteger(k reflect.Kind) bool {
@@ -115,6 +50,13 @@ func storedAsInteger(k reflect.Kind) bool {
 // isZeroValue reports whether v is the zero value of T.
 func isZeroValue[T any](v *T) bool { return reflect.ValueOf(v).Elem().IsZero() }
 
+// frameValue returns the record of a value: format byte f, then data.
+func frameValue[S string | []byte](f byte, data S) []byte {
+	b := record.Begin(make([]byte, 0, record.Overhead+1+len(data)), record.Value, valueVersion)
+	b = append(b, f)
+	return record.Seal(append(b, data...))
+}
+
 // encodeValue returns the stored form of v.
 func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 	switch x := any(v).(type) {
@@ -124,14 +66,14 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 		return strconv.AppendInt(nil, x, 10), nil
 	case string:
 		if x == "" {
-			return []byte{fmtZero}, nil
+			return frameValue(fmtZero, ""), nil
 		}
-		return append(append(make([]byte, 0, 1+len(x)), fmtString), x...), nil
+		return frameValue(fmtString, x), nil
 	case []byte:
 		if x == nil {
-			return []byte{fmtZero}, nil
+			return frameValue(fmtZero, ""), nil
 		}
-		return append(append(make([]byte, 0, 1+len(x)), fmtBytes), x...), nil
+		return frameValue(fmtBytes, x), nil
 	}
 	rv := reflect.ValueOf(&v).Elem()
 	if storedAsInteger(rv.Kind()) {
@@ -141,24 +83,22 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 		return strconv.AppendUint(nil, rv.Uint(), 10), nil
 	}
 	if rv.IsZero() {
-		return []byte{fmtZero}, nil
+		return frameValue(fmtZero, ""), nil
 	}
 	b, err := codec.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("echocache: encoding %T: %w", v, err)
 	}
-	out := make([]byte, 1+len(b))
-	out[0] = fmtValue
-	copy(out[1:], b)
-	return out, nil
+	return frameValue(fmtValue, b), nil
 }
 
 // decodeValue reads a stored form written by encodeValue (or by Incr) into
-// a T. Bytes that break the layout or fail the codec's own format check
-// give an error wrapping errCorruptValue; a well-formed value that a T
-// cannot hold gives a *TypeMismatchError (Key unset). It never panics on
-// malformed data.
-func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
+// a T. Bytes that break the layout, fail the record's checksum (checked
+// with verify: bytes from outside the process) or fail the codec's own
+// format check give an error wrapping errCorruptValue; a well-formed value
+// that a T cannot hold gives a *TypeMismatchError (Key unset). It never
+// panics on malformed data.
+func decodeValue[T any](codec Codec, data []byte, verify bool) (v T, err error) {
 	defer func() {
 		// A codec that panics on malformed input must not crash the caller.
 		if r := recover(); r != nil {
@@ -168,6 +108,13 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 	}()
 	if len(data) == 0 {
 		return v, fmt.Errorf("%w: empty", errCorruptValue)
+	}
+	if b := data[0]; b == '-' || '0' <= b && b <= '9' {
+		return decodeInteger[T](data)
+	}
+	data, err = record.Open(data, record.Value, valueVersion, verify)
+	if err != nil || len(data) == 0 {
+		return v, fmt.Errorf("%w: %v", errCorruptValue, cmp.Or(err, errors.New("empty record")))
 	}
 	switch b := data[0]; {
 	case b == fmtZero && len(data) == 1:
@@ -204,8 +151,6 @@ func decodeValue[T any](codec Codec, data []byte) (v T, err error) {
 			return zero, mismatch[T]("encoded value", err)
 		}
 		return v, nil
-	case b == '-' || '0' <= b && b <= '9':
-		return decodeInteger[T](data)
 	}
 	return v, fmt.Errorf("%w: unknown format byte %#x", errCorruptValue, data[0])
 }
@@ -291,301 +236,3 @@ func (e *TypeMismatchError) Is(target error) bool { return target == ErrTypeMism
 
 // Unwrap returns the codec's error, or nil.
 func (e *TypeMismatchError) Unwrap() error { return e.Err }
-
-// lookupValue reads and decodes the entry under the full store key skey. hit
-// reports a usable value. err is a store error (the store could not be
-// asked) or a *TypeMismatchError (the entry holds a value a T cannot hold;
-// it is kept), never a miss. A corrupt entry is logged, deleted and
-// reported as a miss.
-func lookupValue[T any](ctx context.Context, c *Cache, skey string) (v T, hit bool, err error) {
-	if !c.hasStore() {
-		return v, false, ErrNoStore
-	}
-	data, err := c.storeRead(ctx, skey) // decodeValue copies what it keeps
-	if err != nil {
-		c.stats.misses.Add(1)
-		if errors.Is(err, stores.ErrNotFound) {
-			return v, false, nil
-		}
-		return v, false, err
-	}
-	v, err = decodeValue[T](c.codec(), data)
-	if err != nil {
-		c.stats.misses.Add(1)
-		if mm := asMismatch(err, skey); mm != nil {
-			c.logf("reading %v; the entry is kept", mm)
-			return v, false, mm
-		}
-		c.logf("dropping %q: %v", skey, err)
-		_ = c.storeDelete(ctx, skey)
-		return v, false, nil
-	}
-	c.stats.hits.Add(1)
-	return v, true, nil
-}
-
-// asMismatch returns err as a *TypeMismatchError for skey, or nil when it
-// is another error.
-func asMismatch(err error, skey string) *TypeMismatchError {
-	var mm *TypeMismatchError
-	if !errors.As(err, &mm) {
-		return nil
-	}
-	mm.Key = skey
-	return mm
-}
-
-// failOpenErr decides what a fail-open call does with a store error: nil for a
-// miss, the error itself in strict mode. ErrNoStore counts as a store error
-// only in strict mode.
-func failOpenErr(err error, o callOptions) error {
-	if err == nil || !o.strict {
-		return nil
-	}
-	return err
-}
-
-// Get returns the value stored under key by [Set], [GetOrSet], [Cache.Incr]
-// or a [Function] of the same key. A missing, expired or corrupt value
-// returns ErrNotFound (a corrupt one is also deleted). A store error is
-// logged and counted and also returns ErrNotFound, unless the call is
-// [Strict].
-//
-// A value that a T cannot hold (Get[int] of a string) is kept, and Get
-// returns a [TypeMismatchError] wrapped with ErrNotFound, so that errors.Is
-// matches both ErrNotFound and ErrTypeMismatch; a Strict call returns the
-// TypeMismatchError alone.
-//
-// Get[any] returns what was stored, as these Go types: a string for a
-// string, a []byte for a []byte, an int64 for a value of any integer type
-// (a uint64 above math.MaxInt64), including counters written by Incr; nil
-// for a stored zero value, whatever its type (the type of a zero value is
-// not stored); and for every other value what the Codec decodes into an
-// interface{} (for CBORCodec: map[any]any, []any, uint64, int64, float64,
-// bool, string, []byte, nil; see the codec's doc).
-func Get[T any](ctx context.Context, c *Cache, key string, opts ...CallOption) (T, error) {
-	o := applyOptions(opts)
-	v, hit, err := lookupValue[T](ctx, c, valuePrefix+key)
-	if hit {
-		return v, nil
-	}
-	var mm *TypeMismatchError
-	if errors.As(err, &mm) {
-		if o.strict {
-			return v, mm
-		}
-		return v, fmt.Errorf("%w: %w", ErrNotFound, mm)
-	}
-	if err := failOpenErr(err, o); err != nil {
-		return v, err
-	}
-	return v, ErrNotFound
-}
-
-// Set stores v under key for ttl: zero means the cache's default TTL, a
-// negative ttl (stores.NoExpiry) means no expiry. A zero v is stored too and
-// read back as a hit. An error encoding v is returned; a store error is
-// logged and counted but not returned, unless the call is [Strict].
-func Set[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duration, opts ...CallOption) error {
-	o := applyOptions(opts)
-	data, err := encodeValue(c.codecOrDefault(), v)
-	if err != nil {
-		return err
-	}
-	if !c.hasStore() {
-		return failOpenErr(ErrNoStore, o)
-	}
-	if err := c.storeSet(ctx, valuePrefix+key, data, c.ttl(ttl)); err != nil {
-		return failOpenErr(err, o)
-	}
-	c.stats.stores.Add(1)
-	return nil
-}
-
-// codecOrDefault is codec for a Cache that may be nil.
-func (c *Cache) codecOrDefault() Codec {
-	if c == nil {
-		return DefaultCodec
-	}
-	return c.codec()
-}
-
-// Add stores v under key only if no value is stored there, atomically, and
-// reports whether it did. Unlike Set it returns store errors (and ErrNoStore),
-// since its answer is the point of the call.
-func Add[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duration) (bool, error) {
-	data, err := encodeValue(c.codecOrDefault(), v)
-	if err != nil {
-		return false, err
-	}
-	if !c.hasStore() {
-		return false, ErrNoStore
-	}
-	ok, err := c.storeAdd(ctx, valuePrefix+key, data, c.ttl(ttl))
-	if ok {
-		c.stats.stores.Add(1)
-	}
-	return ok, err
-}
-
-// GetOrSet returns the value under key, or calls loader, stores its result
-// for ttl and returns it. Concurrent callers of one cold key in this process
-// share one loader call (the first caller's options apply to it); the call
-// runs with its own context, cancelled only when every caller has gone.
-//
-// A loader error is returned and nothing is cached. A zero result is not
-// cached unless [CacheZero] is given. A store error is logged and counted,
-// and the loader's result is returned, unless the call is [Strict].
-func GetOrSet[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, loader func(ctx context.Context) (T, error), opts ...CallOption) (T, error) {
-	if loader == nil {
-		var zero T
-		return zero, errors.New("echocache: GetOrSet needs a loader")
-	}
-	skey := valuePrefix + key
-	return loadValue(ctx, c, skey, skey, ttl, applyOptions(opts), loader)
-}
-
-// GetMany returns the values stored under keys that hold a usable value;
-// missing, expired and corrupt ones are absent from the map (corrupt ones
-// are deleted). A store error gives an empty map and no error, unless the
-// call is [Strict]. A key holding a value that a T cannot hold is absent
-// too and kept in the store; a Strict call returns those mismatches,
-// joined, with the map of the usable values (see [TypeMismatchError]).
-// When one server of a store spread over several fails
-// ([stores.ErrNodeDown]), the values held by the other servers are
-// returned and that server's keys are absent; a Strict call also returns
-// the error.
-func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOption) (map[string]T, error) {
-	o := applyOptions(opts)
-	out := make(map[string]T, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
-	if !c.hasStore() {
-		return out, failOpenErr(ErrNoStore, o)
-	}
-	skeys := make([]string, len(keys))
-	for i, k := range keys {
-		skeys[i] = valuePrefix + k
-	}
-	found, err := c.storeGetMany(ctx, skeys)
-	if err != nil && !errors.Is(err, stores.ErrNodeDown) {
-		c.stats.misses.Add(uint64(len(keys)))
-		return out, failOpenErr(err, o)
-	}
-	nodeErr := err // the values of the servers that answered are in found
-	var corrupt []string
-	var mismatches []error
-	codec := c.codec()
-	for i, sk := range skeys {
-		data, ok := found[sk]
-		if !ok {
-			c.stats.misses.Add(1)
-			continue
-		}
-		v, err := decodeValue[T](codec, data)
-		if err != nil {
-			c.stats.misses.Add(1)
-			if mm := asMismatch(err, sk); mm != nil {
-				c.logf("reading %v; the entry is kept", mm)
-				mismatches = append(mismatches, mm)
-				continue
-			}
-			c.logf("dropping %q: %v", sk, err)
-			corrupt = append(corrupt, sk)
-			continue
-		}
-		c.stats.hits.Add(1)
-		out[keys[i]] = v
-	}
-	if len(corrupt) > 0 {
-		_ = c.storeDelete(ctx, corrupt...)
-	}
-	if o.strict && (len(mismatches) > 0 || nodeErr != nil) {
-		return out, errors.Join(append(mismatches, nodeErr)...)
-	}
-	return out, nil
-}
-
-// SetMany stores every item for ttl, like [Set]. An error encoding any value
-// is returned before anything is stored; a store error is logged and counted
-// but not returned, unless the call is [Strict].
-func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.Duration, opts ...CallOption) error {
-	o := applyOptions(opts)
-	if len(items) == 0 {
-		return nil
-	}
-	codec := c.codecOrDefault()
-	enc := make(map[string][]byte, len(items))
-	for k, v := range items {
-		data, err := encodeValue(codec, v)
-		if err != nil {
-			return fmt.Errorf("echocache: SetMany key %q: %w", k, err)
-		}
-		enc[valuePrefix+k] = data
-	}
-	if !c.hasStore() {
-		return failOpenErr(ErrNoStore, o)
-	}
-	if err := c.storeSetMany(ctx, enc, c.ttl(ttl)); err != nil {
-		return failOpenErr(err, o)
-	}
-	c.stats.stores.Add(uint64(len(items)))
-	return nil
-}
-
-// Delete removes the value under key (written by Set, GetOrSet, Incr or a
-// Function of that key). Deleting an absent key is not an error. Store
-// errors are returned: a failed invalidation must not go unnoticed.
-func (c *Cache) Delete(ctx context.Context, key string) error {
-	if !c.hasStore() {
-		return ErrNoStore
-	}
-	return c.storeDelete(ctx, valuePrefix+key)
-}
-
-// DeleteMany removes the values under keys; absent keys are not an error.
-// Store errors are returned.
-func (c *Cache) DeleteMany(ctx context.Context, keys ...string) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	if !c.hasStore() {
-		return ErrNoStore
-	}
-	skeys := make([]string, len(keys))
-	for i, k := range keys {
-		skeys[i] = valuePrefix + k
-	}
-	return c.storeDelete(ctx, skeys...)
-}
-
-// Has reports whether a value is stored under key. It does not check that
-// the value decodes. Store errors are returned.
-func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
-	if !c.hasStore() {
-		return false, ErrNoStore
-	}
-	_, err := c.storeGet(ctx, valuePrefix+key)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, stores.ErrNotFound):
-		return false, nil
-	}
-	return false, err
-}
-
-// Incr atomically adds delta (which may be negative) to the integer stored
-// under key and returns the new value. The entry keeps its expiry, on every
-// store and whatever the signs of the value and of delta (Redis's INCRBY);
-// an absent key is created holding delta, with no expiry. Integers written
-// by Set or GetOrSet can be incremented, and Get of any integer type reads
-// what Incr wrote. A value that is not an integer gives an error wrapping
-// stores.ErrNotInteger and is left as it was. Store errors are returned.
-func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
-	if !c.hasStore() {
-		return 0, ErrNoStore
-	}
-	return c.storeIncr(ctx, valuePrefix+key, delta)
-}

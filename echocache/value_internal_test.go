@@ -1,123 +1,21 @@
 package echocache
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
-func argKey[A comparable](t *testing.T, a A) string {
-	t.Helper()
-	enc, err := compileArgEncoder(reflect.TypeFor[A]())
-	require.NoError(t, err)
-	return string(enc(nil, reflect.ValueOf(a)))
-}
-
 type pair struct{ A, B string }
-
-type mixed struct {
-	S    string
-	N    int8
-	U    uint16
-	F    float32
-	C    complex64
-	B    bool
-	Arr  [2]string
-	In   pair
-	priv int
-	_    int
-}
-
-func TestArgKeyDistinct(t *testing.T) {
-	// Each row holds values that are all different: their keys must be too.
-	rows := []struct {
-		name string
-		keys []string
-	}{
-		{"strings with separators", []string{
-			argKey(t, pair{"a:b", ""}), argKey(t, pair{"a", "b"}), argKey(t, pair{"a", ":b"}),
-			argKey(t, pair{"", "a:b"}), argKey(t, pair{"1:a", ""}), argKey(t, pair{"", "1:a"}),
-			argKey(t, pair{"a,", "b"}), argKey(t, pair{"a", ",b"}),
-		}},
-		{"ints", []string{argKey(t, [2]int{1, 23}), argKey(t, [2]int{12, 3}), argKey(t, [2]int{-1, 23}), argKey(t, [2]int{1, -23})}},
-		{"string vs repr", []string{argKey(t, "None"), argKey(t, ""), argKey(t, "0"), argKey(t, "false")}},
-		{"bools", []string{argKey(t, [2]bool{true, false}), argKey(t, [2]bool{false, true}), argKey(t, [2]bool{})}},
-		{"floats", []string{argKey(t, 0.1), argKey(t, 0.1+1e-17+1e-16), argKey(t, math.Inf(1)), argKey(t, math.Inf(-1)), argKey(t, 1e300)}},
-		{"unexported fields", []string{argKey(t, mixed{priv: 1}), argKey(t, mixed{priv: 2}), argKey(t, mixed{})}},
-		{"nested", []string{argKey(t, mixed{In: pair{"x", ""}}), argKey(t, mixed{In: pair{"", "x"}}), argKey(t, mixed{Arr: [2]string{"x", ""}})}},
-	}
-	for _, r := range rows {
-		seen := map[string]int{}
-		for i, k := range r.keys {
-			if j, dup := seen[k]; dup {
-				t.Errorf("%s: values %d and %d share the key %q", r.name, j, i, k)
-			}
-			seen[k] = i
-		}
-	}
-}
-
-func TestArgKeyEqualValues(t *testing.T) {
-	assert.Equal(t, argKey(t, 0.0), argKey(t, math.Copysign(0, -1)), "-0 and +0 are == and must share a key")
-	assert.Equal(t, argKey(t, complex(0, math.Copysign(0, -1))), argKey(t, complex(0, 0)))
-	assert.Equal(t, argKey(t, mixed{S: "x"}), argKey(t, mixed{S: "x"}))
-	type named string
-	assert.Equal(t, "5:hello", argKey(t, named("hello")), "readable key for strings")
-	assert.Equal(t, "42,", argKey(t, 42))
-}
-
-// A randomized check over a small domain, where collisions are likely if the
-// encoding is ambiguous: keys are equal exactly when values are ==.
-func TestArgKeyInjective(t *testing.T) {
-	enc, err := compileArgEncoder(reflect.TypeFor[mixed]())
-	require.NoError(t, err)
-	r := rand.New(rand.NewPCG(1, 2))
-	strs := []string{"", "a", "1:", ":a", "1:a", "a1", ",", "0,"}
-	floats := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.5}
-	byKey := map[string]mixed{}
-	for range 20000 {
-		m := mixed{
-			S:    strs[r.IntN(len(strs))],
-			N:    int8(r.IntN(5) - 2),
-			U:    uint16(r.IntN(3)),
-			F:    floats[r.IntN(len(floats))],
-			B:    r.IntN(2) == 0,
-			Arr:  [2]string{strs[r.IntN(len(strs))], strs[r.IntN(len(strs))]},
-			In:   pair{strs[r.IntN(len(strs))], strs[r.IntN(len(strs))]},
-			priv: r.IntN(2),
-		}
-		k := string(enc(nil, reflect.ValueOf(m)))
-		if prev, ok := byKey[k]; ok && prev != m {
-			t.Fatalf("%+v and %+v share the key %q", prev, m, k)
-		}
-		byKey[k] = m
-	}
-}
-
-func TestArgKeyRefusesIdentityTypes(t *testing.T) {
-	for _, typ := range []reflect.Type{
-		reflect.TypeFor[*int](),
-		reflect.TypeFor[chan int](),
-		reflect.TypeFor[any](),
-		reflect.TypeFor[error](),
-		reflect.TypeFor[unsafe.Pointer](),
-		reflect.TypeFor[struct{ P *pair }](),
-		reflect.TypeFor[[3]any](),
-		reflect.TypeFor[struct{ In struct{ C chan int } }](),
-	} {
-		_, err := compileArgEncoder(typ)
-		assert.Error(t, err, "type %s", typ)
-	}
-}
 
 func TestIntegersStoredAsText(t *testing.T) {
 	check := func(name string, enc []byte, want string) {
@@ -151,23 +49,23 @@ func TestIntegersStoredAsText(t *testing.T) {
 		require.NoError(t, err)
 		check(tc.name, b, tc.want)
 	}
-	u, err := decodeValue[uint64](DefaultCodec, []byte("18446744073709551615"))
+	u, err := decodeValue[uint64](DefaultCodec, []byte("18446744073709551615"), true)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(math.MaxUint64), u)
 	// A well-formed integer that the type cannot hold is the caller's
 	// mismatch, not corruption; text that is no 64-bit integer is corrupt.
-	_, err = decodeValue[int8](DefaultCodec, []byte("128"))
+	_, err = decodeValue[int8](DefaultCodec, []byte("128"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "int8 overflow")
-	_, err = decodeValue[uint8](DefaultCodec, []byte("-1"))
+	_, err = decodeValue[uint8](DefaultCodec, []byte("-1"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "negative uint")
-	_, err = decodeValue[int64](DefaultCodec, []byte("18446744073709551615"))
+	_, err = decodeValue[int64](DefaultCodec, []byte("18446744073709551615"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "uint64 above MaxInt64 read as int64")
-	_, err = decodeValue[string](DefaultCodec, []byte("12"))
+	_, err = decodeValue[string](DefaultCodec, []byte("12"), true)
 	assert.ErrorIs(t, err, ErrTypeMismatch, "integer read as a string")
 	for _, bad := range []string{"-", "12abc", "99999999999999999999", "1 "} {
-		_, err = decodeValue[int64](DefaultCodec, []byte(bad))
+		_, err = decodeValue[int64](DefaultCodec, []byte(bad), true)
 		assert.ErrorIs(t, err, errCorruptValue, "%q read as an int64", bad)
-		_, err = decodeValue[any](DefaultCodec, []byte(bad))
+		_, err = decodeValue[any](DefaultCodec, []byte(bad), true)
 		assert.ErrorIs(t, err, errCorruptValue, "%q read as an any", bad)
 	}
 }
@@ -186,21 +84,23 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 			}
 			str, byt, num, pt := enc("eggs"), enc([]byte{1, 2}), enc(42), enc(point{1, 2})
 			for name, err := range map[string]error{
-				"string as int":     second(decodeValue[int](codec, str)),
-				"string as []byte":  second(decodeValue[[]byte](codec, str)),
-				"[]byte as string":  second(decodeValue[string](codec, byt)),
-				"integer as []byte": second(decodeValue[[]byte](codec, num)),
-				"struct as int":     second(decodeValue[int](codec, pt)),
-				"struct as string":  second(decodeValue[string](codec, pt)),
+				"string as int":     second(decodeValue[int](codec, str, true)),
+				"string as []byte":  second(decodeValue[[]byte](codec, str, true)),
+				"[]byte as string":  second(decodeValue[string](codec, byt, true)),
+				"integer as []byte": second(decodeValue[[]byte](codec, num, true)),
+				"struct as int":     second(decodeValue[int](codec, pt, true)),
+				"struct as string":  second(decodeValue[string](codec, pt, true)),
 			} {
 				assert.ErrorIs(t, err, ErrTypeMismatch, name)
 				assert.NotErrorIs(t, err, errCorruptValue, name)
 			}
 			for name, raw := range map[string][]byte{
-				"truncated": pt[:len(pt)-1],
-				"garbage":   []byte("V\xff\xfe\xfd"),
+				"truncated":       pt[:len(pt)-1],
+				"garbage":         frameValue(fmtValue, "\xff\xfe\xfd"),
+				"flipped":         flipped(pt),
+				"previous format": []byte("V\xff\xfe\xfd"),
 			} {
-				_, err := decodeValue[point](codec, raw)
+				_, err := decodeValue[point](codec, raw, true)
 				assert.ErrorIs(t, err, errCorruptValue, name)
 			}
 			// Get[any] returns what was stored.
@@ -215,7 +115,7 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 				"zero":   {enc(0), int64(0)},
 				"empty":  {enc(""), nil},
 			} {
-				got, err := decodeValue[any](codec, tc.raw)
+				got, err := decodeValue[any](codec, tc.raw, true)
 				require.NoError(t, err, name)
 				assert.Equal(t, tc.want, got, name)
 			}
@@ -224,6 +124,13 @@ func TestDecodeMismatchOrCorrupt(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// flipped returns b with one payload bit changed.
+func flipped(b []byte) []byte {
+	b = bytes.Clone(b)
+	b[record.HeaderLen+1] ^= 0x10
+	return b
+}
 
 func TestZeroEnvelope(t *testing.T) {
 	for name, enc := range map[string]func() ([]byte, error){
@@ -235,15 +142,15 @@ func TestZeroEnvelope(t *testing.T) {
 	} {
 		b, err := enc()
 		require.NoError(t, err, name)
-		assert.Equal(t, []byte{fmtZero}, b, name)
+		assert.Equal(t, frameValue(fmtZero, ""), b, name)
 	}
 	b, err := encodeValue(DefaultCodec, []int{})
 	require.NoError(t, err)
-	assert.Equal(t, fmtValue, b[0], "an empty non-nil slice is not the zero value")
-	got, err := decodeValue[[]int](DefaultCodec, b)
+	assert.Equal(t, fmtValue, b[record.HeaderLen], "an empty non-nil slice is not the zero value")
+	got, err := decodeValue[[]int](DefaultCodec, b, true)
 	require.NoError(t, err)
 	assert.NotNil(t, got)
-	p, err := decodeValue[*pair](DefaultCodec, []byte{fmtZero})
+	p, err := decodeValue[*pair](DefaultCodec, frameValue(fmtZero, ""), true)
 	require.NoError(t, err)
 	assert.Nil(t, p)
 }
@@ -261,8 +168,8 @@ type fuzzValue struct {
 // wrapping errCorruptValue; it never panics, with any of the codecs.
 func FuzzDecodeValue(f *testing.F) {
 	good, _ := encodeValue(DefaultCodec, fuzzValue{ID: 1, Name: "x", Tags: []string{"a"}, M: map[string]float64{"k": 1}, Sub: &fuzzValue{ID: 2}})
-	for _, seed := range [][]byte{good, {}, {fmtZero}, []byte("V"), []byte("-12"), []byte("V\x9b\xff\xff\xff\xff\xff\xff\xff\xff"),
-		append([]byte("V"), strings.Repeat("\x81", 2000)...), []byte(`V{"ID":1}`), []byte("V\x0c\xff\x81\x03\x01\x01")} {
+	for _, seed := range [][]byte{good, {}, frameValue(fmtZero, ""), frameValue(fmtValue, ""), []byte("-12"), frameValue(fmtValue, "\x9b\xff\xff\xff\xff\xff\xff\xff\xff"),
+		frameValue(fmtValue, strings.Repeat("\x81", 2000)), frameValue(fmtValue, `{"ID":1}`), frameValue(fmtValue, "\x0c\xff\x81\x03\x01\x01"), []byte("V{}")} {
 		f.Add(seed)
 	}
 	codecs := []Codec{CBORCodec{}, JSONCodec{}, GobCodec{}}
@@ -276,12 +183,14 @@ func FuzzDecodeValue(f *testing.F) {
 					t.Fatalf("%T: error %v is both corrupt and a type mismatch", c, err)
 				}
 			}
-			_, err := decodeValue[fuzzValue](c, data)
-			check(err)
-			_, err = decodeValue[any](c, data)
-			check(err)
-			_, err = decodeValue[int16](c, data)
-			check(err)
+			for _, verify := range []bool{true, false} {
+				_, err := decodeValue[fuzzValue](c, data, verify)
+				check(err)
+				_, err = decodeValue[any](c, data, verify)
+				check(err)
+				_, err = decodeValue[int16](c, data, verify)
+				check(err)
+			}
 		}
 	})
 }

@@ -123,12 +123,12 @@ func isHex64(name string) bool {
 	return true
 }
 
-// parseFileEntry reads the key and value of a file store entry: magic
-// "ecf1", expiry (8 bytes), key length (4, little-endian), value length
-// (8), key, value, CRC-32C (4). See stores.File.
+// parseFileEntry reads the key and value of a file store entry: record
+// header "ECD\x01", expiry (8 bytes), key length (4, little-endian), value
+// length (8), key, value, CRC-32C (4). See stores.File.
 func parseFileEntry(b []byte) (key string, value []byte, ok bool) {
 	const header, trailer = 24, 4
-	if len(b) < header+trailer || string(b[:4]) != "ecf1" {
+	if len(b) < header+trailer || string(b[:4]) != "ECD\x01" {
 		return "", nil, false
 	}
 	klen := uint64(b[12]) | uint64(b[13])<<8 | uint64(b[14])<<16 | uint64(b[15])<<24

@@ -31,7 +31,7 @@ import (
 var examples = []string{
 	"app", "cached-app", "cached-function-app", "modular-views",
 	"cached-blueprint-app", "method-view", "template-blocks", "memoize-app",
-	"arbitrary-objects", "clear-cache",
+	"arbitrary-objects", "clear-cache", "echo-v5", "production",
 }
 
 // backend is a store server the examples run against.
@@ -61,21 +61,26 @@ type exampleCheck struct {
 	cached func(t *testing.T, base string) string
 }
 
-var checks = map[string]exampleCheck{
-	"cached-app": {
-		check: func(t *testing.T, base string) {
-			first := get(t, base+"/")
-			if got := first.header.Get("X-Cache"); got != "MISS" {
-				t.Errorf("first GET / X-Cache = %q; want MISS", got)
-			}
-			isTime(t, first.body)
-			again := get(t, base+"/")
-			if again.body != first.body || again.header.Get("X-Cache") != "HIT" {
-				t.Errorf("GET / again = %q (X-Cache %q); want the cached %q (HIT)", again.body, again.header.Get("X-Cache"), first.body)
-			}
-		},
-		cached: body("/"),
+// cachedApp checks the walkthrough's cached view: a time, stored by the
+// first GET, served again as a hit.
+var cachedApp = exampleCheck{
+	check: func(t *testing.T, base string) {
+		first := get(t, base+"/")
+		if got := first.header.Get("X-Cache"); got != "MISS" {
+			t.Errorf("first GET / X-Cache = %q; want MISS", got)
+		}
+		isTime(t, first.body)
+		again := get(t, base+"/")
+		if again.body != first.body || again.header.Get("X-Cache") != "HIT" {
+			t.Errorf("GET / again = %q (X-Cache %q); want the cached %q (HIT)", again.body, again.header.Get("X-Cache"), first.body)
+		}
 	},
+	cached: body("/"),
+}
+
+var checks = map[string]exampleCheck{
+	"cached-app": cachedApp,
+	"echo-v5":    cachedApp, // the same step on Echo v5
 	"cached-function-app": {
 		check: func(t *testing.T, base string) {
 			cached := cachedTime(t, base)
@@ -316,6 +321,14 @@ func TestMain(m *testing.M) {
 // is stopped with SIGTERM when the test ends, and must exit cleanly.
 func start(t *testing.T, bins, name, cacheURL string) string {
 	t.Helper()
+	base, _ := startLogged(t, bins, name, cacheURL)
+	return base
+}
+
+// startLogged is start, and returns what the example writes to stdout and
+// stderr as well.
+func startLogged(t *testing.T, bins, name, cacheURL string) (string, *syncbuf.Buffer) {
+	t.Helper()
 	var lastErr error
 	for range 3 { // a free port can be taken before the example binds it
 		port, err := servertest.FreePort()
@@ -342,10 +355,10 @@ func start(t *testing.T, bins, name, cacheURL string) string {
 			continue
 		}
 		t.Cleanup(func() { stop(t, name, cmd, exited, &stderr) })
-		return "http://" + addr
+		return "http://" + addr, &stderr
 	}
 	t.Fatal(lastErr)
-	return ""
+	return "", nil
 }
 
 // stop sends SIGTERM and expects a clean exit within ten seconds.
@@ -442,7 +455,9 @@ func post(t *testing.T, target string) string {
 	return do(t, http.MethodPost, target).body
 }
 
-func do(t *testing.T, method, target string) response {
+// do sends a request with the given headers (name, value, ...) and
+// expects 200.
+func do(t *testing.T, method, target string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, target, nil)
 	if err != nil {
@@ -451,6 +466,9 @@ func do(t *testing.T, method, target string) response {
 	// Page keys include the host. Processes of one app behind a load
 	// balancer see one host, not each its own port.
 	req.Host = "app.example"
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, target, err)

@@ -92,22 +92,22 @@ func (s *countingStore) Delete(ctx context.Context, key string) (err error) {
 }
 
 func (s *countingStore) GetMany(ctx context.Context, keys []string) (m map[string][]byte, err error) {
-	s.call(ctx, func() error { m, err = s.Store.GetMany(ctx, keys); return err })
+	s.call(ctx, func() error { m, err = stores.GetMany(ctx, s.Store, keys); return err })
 	return m, err
 }
 
 func (s *countingStore) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) (err error) {
-	s.call(ctx, func() error { err = s.Store.SetMany(ctx, items, ttl); return err })
+	s.call(ctx, func() error { err = stores.SetMany(ctx, s.Store, items, ttl); return err })
 	return err
 }
 
 func (s *countingStore) DeleteMany(ctx context.Context, keys []string) (err error) {
-	s.call(ctx, func() error { err = s.Store.DeleteMany(ctx, keys); return err })
+	s.call(ctx, func() error { err = stores.DeleteMany(ctx, s.Store, keys); return err })
 	return err
 }
 
 func (s *countingStore) Incr(ctx context.Context, key string, delta int64) (n int64, err error) {
-	s.call(ctx, func() error { n, err = s.Store.Incr(ctx, key, delta); return err })
+	s.call(ctx, func() error { n, err = stores.Incr(ctx, s.Store, key, delta); return err })
 	return n, err
 }
 

@@ -2,26 +2,34 @@ package integration
 
 import (
 	"bufio"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/echocache/echocache/echocache"
 )
 
 // TestReadmeCodeIsReal checks that every Go code block of the README is
-// real code: its lines appear, in order and contiguous, in a Go file of the
-// repository (an example program or a runnable Example function), where
-// the compiler and the tests check them. Indentation is ignored so that a
-// block can show part of a function. HTML blocks must likewise come from
-// the examples' templates.
+// real code that a user's module can compile: its lines appear, in order
+// and contiguous, in a Go file of the repository (an example program or a
+// runnable Example function), where the compiler and the tests check them,
+// and they use no package a user cannot import: no import of an internal
+// package, and no name of one that the file imports. Indentation is
+// ignored so that a block can show part of a function. HTML blocks must
+// likewise come from the examples' templates.
 func TestReadmeCodeIsReal(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources := map[string][][]string{} // by extension
+	sources := map[string][]source{} // by extension
 	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -34,7 +42,7 @@ func TestReadmeCodeIsReal(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			sources[ext] = append(sources[ext], normalize(string(src)))
+			sources[ext] = append(sources[ext], source{path: path, lines: normalize(string(src)), internal: internalImports(path, src)})
 		}
 		return nil
 	})
@@ -47,9 +55,85 @@ func TestReadmeCodeIsReal(t *testing.T) {
 	}
 	for _, lang := range []string{"go", "html"} {
 		for _, b := range codeBlocks(string(readme), lang) {
-			if !anyContains(sources["."+lang], normalize(b.text)) {
-				t.Errorf("README line %d: this %s block is not in any .%s file of the repository:\n%s", b.line, lang, lang, b.text)
+			lines := normalize(b.text)
+			var in []source
+			for _, src := range sources["."+lang] {
+				if contains(src.lines, lines) {
+					in = append(in, src)
+				}
 			}
+			if len(in) == 0 {
+				t.Errorf("README line %d: this %s block is not in any .%s file of the repository:\n%s", b.line, lang, lang, b.text)
+				continue
+			}
+			if lang != "go" {
+				continue
+			}
+			if bad := usesInternal(b.text, in[0].internal); bad != "" {
+				t.Errorf("README line %d: this Go block (from %s) uses %s, which a user's module cannot import:\n%s", b.line, in[0].path, bad, b.text)
+			}
+		}
+	}
+}
+
+// A source is a file the README's blocks may come from.
+type source struct {
+	path     string
+	lines    []string
+	internal map[string]string // the internal packages it imports: name -> path
+}
+
+// internalImports returns the packages under an internal/ directory that
+// the Go file src imports, by the name the file uses for them.
+func internalImports(path string, src []byte) map[string]string {
+	f, err := parser.ParseFile(token.NewFileSet(), path, src, parser.ImportsOnly)
+	if err != nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, imp := range f.Imports {
+		p, _ := strconv.Unquote(imp.Path.Value)
+		if !strings.Contains(p, "/internal/") && !strings.HasSuffix(p, "/internal") {
+			continue
+		}
+		name := p[strings.LastIndex(p, "/")+1:]
+		if imp.Name != nil {
+			name = imp.Name.Name
+		}
+		out[name] = p
+	}
+	return out
+}
+
+// usesInternal returns what in a Go block needs an internal package: an
+// import of one, or a name of one that the file imports; "" when nothing
+// does.
+func usesInternal(block string, internal map[string]string) string {
+	if m := regexp.MustCompile(`"[^"\s]*/internal(/[^"\s]*)?"`).FindString(block); m != "" {
+		return "the import " + m
+	}
+	for name, path := range internal {
+		if regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\.`).MatchString(block) {
+			return name + ". (" + path + ")"
+		}
+	}
+	return ""
+}
+
+// TestUsesInternal checks the check: what a user cannot compile is found.
+func TestUsesInternal(t *testing.T) {
+	internal := map[string]string{"demo": "github.com/echocache/echocache/examples/internal/demo"}
+	for _, tt := range []struct {
+		block string
+		bad   bool
+	}{
+		{"return c.String(http.StatusOK, demo.Now())\n", true},
+		{"import (\n\t\"github.com/echocache/echocache/examples/internal/demo\"\n)\n", true},
+		{"return c.String(http.StatusOK, time.Now().Format(time.RFC3339Nano))\n", false},
+		{"nodemo.Run()\n", false},
+	} {
+		if got := usesInternal(tt.block, internal) != ""; got != tt.bad {
+			t.Errorf("usesInternal(%q) = %v; want %v", tt.block, got, tt.bad)
 		}
 	}
 }
@@ -61,7 +145,7 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := regexp.MustCompile(`go run \./examples/([a-z-]+)`)
+	run := regexp.MustCompile(`go run \./examples/([a-z0-9-]+)`)
 	named := map[string]bool{}
 	for _, m := range run.FindAllStringSubmatch(string(readme), -1) {
 		named[m[1]] = true
@@ -119,12 +203,11 @@ func normalize(src string) []string {
 	return out
 }
 
-func anyContains(sources [][]string, lines []string) bool {
-	for _, src := range sources {
-		for i := 0; i+len(lines) <= len(src); i++ {
-			if equal(src[i:i+len(lines)], lines) {
-				return true
-			}
+// contains reports whether lines appear in src, in order and contiguous.
+func contains(src, lines []string) bool {
+	for i := 0; i+len(lines) <= len(src); i++ {
+		if equal(src[i:i+len(lines)], lines) {
+			return true
 		}
 	}
 	return len(lines) == 0
@@ -137,4 +220,21 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestReadmeConfigTables checks that the README's configuration reference
+// has a row for every exported field of echocache.Config and
+// echocache.RouteConfig.
+func TestReadmeConfigTables(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[echocache.Config](), reflect.TypeFor[echocache.RouteConfig]()} {
+		for f := range typ.Fields() {
+			if f.IsExported() && !strings.Contains(string(readme), "| `"+f.Name+"` |") {
+				t.Errorf("README has no table row for %s.%s", typ.Name(), f.Name)
+			}
+		}
+	}
 }

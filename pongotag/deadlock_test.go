@@ -9,6 +9,7 @@ import (
 
 	"github.com/flosch/pongo2/v6"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/pongotag"
 )
 
@@ -54,7 +55,7 @@ func TestFillFragmentWaiterLeavesOnCancel(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	leader := make(chan error, 1)
 	go func() {
-		_, _, err := c.FillFragment(context.Background(), "f:slow", time.Minute, func() ([]byte, error) {
+		_, _, err := (*core.Cache)(c).FillFragment(context.Background(), "f:slow", time.Minute, func() ([]byte, error) {
 			close(started)
 			<-release
 			return []byte("x"), nil
@@ -65,7 +66,7 @@ func TestFillFragmentWaiterLeavesOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	waiter := make(chan error, 1)
 	go func() {
-		_, _, err := c.FillFragment(ctx, "f:slow", time.Minute, func() ([]byte, error) { return []byte("y"), nil })
+		_, _, err := (*core.Cache)(c).FillFragment(ctx, "f:slow", time.Minute, func() ([]byte, error) { return []byte("y"), nil })
 		waiter <- err
 	}()
 	cancel()

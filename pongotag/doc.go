@@ -53,7 +53,7 @@
 //
 // # Keys
 //
-// Every key is in the store's "f:" namespace ([echocache.FragmentPrefix]).
+// Every key is in the store's "f:" namespace (see internal/keyspace).
 //
 // A named block is keyed by its name and its vary-on values, and nothing
 // else: two templates that use the same name share the entry, and code can

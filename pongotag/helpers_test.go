@@ -13,6 +13,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/pongotag"
 	"github.com/echocache/echocache/stores"
 )
@@ -57,12 +58,17 @@ func newSpy(s stores.Store) *spyStore {
 
 // Local makes the spy a local store when the wrapped one is, so it is
 // called without timeouts, as the wrapped store would be.
-func (s *spyStore) Local() bool {
-	if s.remote {
-		return false
-	}
-	l, ok := s.Store.(interface{ Local() bool })
-	return ok && l.Local()
+// A spy over an in-process store is one too, unless it is remote
+// (internal/inproc); it never hands out its bytes.
+func init() {
+	inproc.Register(func(s any) (inproc.Store, bool) {
+		spy, ok := s.(*spyStore)
+		if !ok || spy.remote {
+			return inproc.Store{}, false
+		}
+		_, local := inproc.Lookup(spy.Store)
+		return inproc.Store{}, local
+	})
 }
 
 func (s *spyStore) Get(ctx context.Context, key string) ([]byte, error) {

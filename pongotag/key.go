@@ -4,40 +4,41 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"reflect"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/keyenc"
+	"github.com/echocache/echocache/internal/keyspace"
 )
 
 // Keyer is implemented by values that choose their own identity as a
-// vary-on value. CacheKey must return the same string for values that
-// render the same and different strings otherwise.
-type Keyer interface {
-	CacheKey() string
-}
+// vary-on value: it is [echocache.Keyer], which Memoize arguments honour
+// too. CacheKey must return the same string for values that render the
+// same and different strings otherwise.
+type Keyer = echocache.Keyer
 
 // ErrUnkeyable is returned (wrapped, naming the value) by FragmentKey for a
-// vary-on value that cannot be encoded: a func, a channel, a struct with no
-// exported fields and no CacheKey or MarshalText method, or a value nested
-// too deeply (a cycle). In a template such a value makes the block render
-// uncached, with a warning.
-var ErrUnkeyable = errors.New("pongotag: value cannot be used as a cache key")
+// vary-on value that cannot be encoded: a func, a channel, or a value
+// nested too deeply (a cycle). In a template such a value makes the block
+// render uncached, with a warning. It is [echocache.ErrUnkeyable].
+var ErrUnkeyable = echocache.ErrUnkeyable
 
-// maxDepth bounds the nesting of vary-on values (and breaks cycles).
-const maxDepth = 32
+func init() {
+	// A pongo2 value is keyed by the Go value it holds.
+	keyenc.RegisterUnwrap(reflect.TypeFor[*pongo2.Value](), func(v reflect.Value) reflect.Value {
+		return reflect.ValueOf(v.Interface().(*pongo2.Value).Interface())
+	})
+}
 
-// Key layout. Every key is "f:" (echocache.FragmentPrefix), then
+// Key layout. Every key is "f:" (internal/keyspace), then
 //
 //	n:<name, at most 40 bytes>:<digest>   for a named block
 //	u:<template, at most 40 bytes>:<digest>  for an unnamed block
@@ -47,9 +48,7 @@ const maxDepth = 32
 // readable part is only there for people looking at a store; the digest
 // alone decides.
 const (
-	namedTag   = "n:"
-	unnamedTag = "u:"
-	shortLen   = 40
+	shortLen = 40
 )
 
 func namedSeed(name string) []byte {
@@ -110,12 +109,12 @@ func finishKey(enc []byte) string {
 	rest := enc[2:]
 	short := rest[:bytes.IndexByte(rest, 0)]
 	sum := sha256.Sum256(enc)
-	tag := unnamedTag
+	tag := keyspace.FragmentUnnamed
 	if kind == 'n' {
-		tag = namedTag
+		tag = keyspace.FragmentNamed
 	}
-	b := make([]byte, 0, len(echocache.FragmentPrefix)+len(tag)+len(short)+1+base64.RawURLEncoding.EncodedLen(len(sum)))
-	b = append(b, echocache.FragmentPrefix...)
+	b := make([]byte, 0, len(keyspace.Fragment)+len(tag)+len(short)+1+base64.RawURLEncoding.EncodedLen(len(sum)))
+	b = append(b, keyspace.Fragment...)
 	b = append(b, tag...)
 	b = append(b, short...)
 	b = append(b, ':')
@@ -154,8 +153,7 @@ func (n *cacheNode) renderKey(ctx *pongo2.ExecutionContext) (string, *pongo2.Err
 			return "", perr, nil
 		}
 		var err error
-		enc, err = appendValue(enc, reflect.ValueOf(v.Interface()), 0)
-		if err != nil {
+		if enc, err = keyenc.Append(enc, v.Interface()); err != nil {
 			return "", nil, fmt.Errorf("vary-on value %d: %w", i+1, err)
 		}
 	}
@@ -167,13 +165,15 @@ func (n *cacheNode) renderKey(ctx *pongo2.ExecutionContext) (string, *pongo2.Err
 // Django's and Flask-Caching's make_template_fragment_key do. Pass it to
 // [echocache.Cache.DeleteFragment], or use [DeleteFragment].
 //
-// Vary-on values are encoded by value: integers of any type are equal when
-// their values are (5, int64(5) and uint8(5) give one key), strings and
-// byte slices by their bytes, slices and arrays element by element, maps
-// by their entries in a fixed order, pointers and interfaces by what they
-// point to, structs by their type and exported fields. A value that
-// implements [Keyer] or encoding.TextMarshaler (time.Time, netip.Addr...)
-// is encoded by what that returns. Unencodable values give ErrUnkeyable.
+// Vary-on values are keyed by the rules Memoize keys its arguments by (one
+// encoder serves both): a value that implements [Keyer] or
+// encoding.TextMarshaler (time.Time, netip.Addr...) by what that returns;
+// otherwise by value: integers of any type are equal when their values
+// are (5, int64(5) and uint8(5) give one key), strings and byte slices by
+// their bytes, slices and arrays element by element, maps by their entries
+// in a fixed order, pointers and interfaces by what they point to, structs
+// by their type and every field, exported or not. Unencodable values give
+// ErrUnkeyable.
 func FragmentKey(name string, vary ...any) (string, error) {
 	if name == "" {
 		return "", errors.New("pongotag: FragmentKey needs the name of a named cache block (unnamed blocks cannot be addressed)")
@@ -188,8 +188,7 @@ func FragmentKey(name string, vary ...any) (string, error) {
 	enc = appendInt(enc, int64(len(vary)))
 	for i, v := range vary {
 		var err error
-		enc, err = appendValue(enc, reflect.ValueOf(v), 0)
-		if err != nil {
+		if enc, err = keyenc.Append(enc, v); err != nil {
 			return "", fmt.Errorf("pongotag: FragmentKey %q: vary-on value %d: %w", name, i+1, err)
 		}
 	}
@@ -214,175 +213,4 @@ func appendInt(b []byte, v int64) []byte {
 func appendString(b []byte, s string) []byte {
 	b = appendInt(b, int64(len(s)))
 	return append(b, s...)
-}
-
-var (
-	keyerType = reflect.TypeFor[Keyer]()
-	textType  = reflect.TypeFor[encoding.TextMarshaler]()
-	valueType = reflect.TypeFor[*pongo2.Value]()
-)
-
-// typeName names a type for the encoding: package path and name, or the
-// type's literal for unnamed types.
-func typeName(t reflect.Type) string {
-	if t.Name() != "" {
-		return t.PkgPath() + "." + t.Name()
-	}
-	return t.String()
-}
-
-// appendValue appends an unambiguous encoding of v: every value starts
-// with a kind byte and every variable-length part is length-prefixed, so
-// no two different sequences of values encode alike.
-func appendValue(b []byte, v reflect.Value, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return b, fmt.Errorf("%w: nested more than %d levels (a cycle?)", ErrUnkeyable, maxDepth)
-	}
-	if !v.IsValid() {
-		return append(b, 'N'), nil
-	}
-	t := v.Type()
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice:
-		if v.IsNil() {
-			if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
-				return append(b, 'N'), nil
-			}
-		}
-	}
-	if v.CanInterface() && !(t.Kind() == reflect.Pointer && v.IsNil()) {
-		switch {
-		case t == valueType:
-			return appendValue(b, reflect.ValueOf(v.Interface().(*pongo2.Value).Interface()), depth+1)
-		case t.Implements(keyerType):
-			b = append(b, 'K')
-			b = appendString(b, typeName(indirectType(t)))
-			return appendString(b, v.Interface().(Keyer).CacheKey()), nil
-		case t.Implements(textType):
-			text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
-			if err != nil {
-				return b, fmt.Errorf("%w: %s.MarshalText: %v", ErrUnkeyable, t, err)
-			}
-			b = append(b, 'T')
-			b = appendString(b, typeName(indirectType(t)))
-			return appendString(b, string(text)), nil
-		}
-	}
-	switch t.Kind() {
-	case reflect.Bool:
-		if v.Bool() {
-			return append(b, 'b', 1), nil
-		}
-		return append(b, 'b', 0), nil
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return appendInt(append(b, 'i'), v.Int()), nil
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		u := v.Uint()
-		if u <= math.MaxInt64 {
-			return appendInt(append(b, 'i'), int64(u)), nil
-		}
-		return binary.BigEndian.AppendUint64(append(b, 'u'), u), nil
-	case reflect.Float32, reflect.Float64:
-		return appendFloat(append(b, 'f'), v.Float()), nil
-	case reflect.Complex64, reflect.Complex128:
-		c := v.Complex()
-		return appendFloat(appendFloat(append(b, 'c'), real(c)), imag(c)), nil
-	case reflect.String:
-		return appendString(append(b, 's'), v.String()), nil
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			b = append(b, 'y')
-			b = appendInt(b, int64(v.Len()))
-			if t.Kind() == reflect.Slice {
-				return append(b, v.Bytes()...), nil
-			}
-			for i := range v.Len() {
-				b = append(b, byte(v.Index(i).Uint()))
-			}
-			return b, nil
-		}
-		b = append(b, 'l')
-		b = appendInt(b, int64(v.Len()))
-		var err error
-		for i := range v.Len() {
-			if b, err = appendValue(b, v.Index(i), depth+1); err != nil {
-				return b, err
-			}
-		}
-		return b, nil
-	case reflect.Map:
-		type entry struct{ k, v []byte }
-		entries := make([]entry, 0, v.Len())
-		it := v.MapRange()
-		for it.Next() {
-			k, err := appendValue(nil, it.Key(), depth+1)
-			if err != nil {
-				return b, err
-			}
-			e, err := appendValue(nil, it.Value(), depth+1)
-			if err != nil {
-				return b, err
-			}
-			entries = append(entries, entry{k, e})
-		}
-		slices.SortFunc(entries, func(x, y entry) int {
-			if c := bytes.Compare(x.k, y.k); c != 0 {
-				return c
-			}
-			return bytes.Compare(x.v, y.v)
-		})
-		b = append(b, 'm')
-		b = appendInt(b, int64(len(entries)))
-		for _, e := range entries {
-			b = append(append(b, e.k...), e.v...)
-		}
-		return b, nil
-	case reflect.Struct:
-		exported := 0
-		for i := range t.NumField() {
-			if t.Field(i).IsExported() {
-				exported++
-			}
-		}
-		if exported == 0 && t.NumField() > 0 {
-			return b, fmt.Errorf("%w: struct %s has no exported fields (implement CacheKey() string or MarshalText)", ErrUnkeyable, t)
-		}
-		b = append(b, 'S')
-		b = appendString(b, typeName(t))
-		b = appendInt(b, int64(exported))
-		var err error
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			b = appendString(b, f.Name)
-			if b, err = appendValue(b, v.Field(i), depth+1); err != nil {
-				return b, err
-			}
-		}
-		return b, nil
-	case reflect.Pointer, reflect.Interface:
-		return appendValue(b, v.Elem(), depth+1)
-	}
-	return b, fmt.Errorf("%w: %s", ErrUnkeyable, t)
-}
-
-func indirectType(t reflect.Type) reflect.Type {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t
-}
-
-// appendFloat encodes a float by value: -0 and 0 are one value, and every
-// NaN is the same NaN.
-func appendFloat(b []byte, f float64) []byte {
-	switch {
-	case f == 0:
-		f = 0
-	case math.IsNaN(f):
-		f = math.NaN()
-	}
-	return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
 }

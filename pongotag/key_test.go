@@ -12,6 +12,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/pongotag"
 )
 
@@ -26,6 +27,12 @@ type group struct {
 }
 
 type opaque struct{ id int }
+
+// half has an unexported field that a method a template calls may read.
+type half struct {
+	Name string
+	id   int
+}
 
 type keyed struct{ id int }
 
@@ -73,6 +80,8 @@ func TestFragmentKeysNeverCollide(t *testing.T) {
 		{"nok, TextMarshaler", []any{netip.MustParseAddr("10.0.0.1")}, []any{netip.MustParseAddr("10.0.0.2")}},
 		{"nok, big unsigned", []any{uint64(math.MaxUint64)}, []any{int64(-1)}},
 		{"nok, linked structs", []any{&node{"a", &node{"b", nil}}}, []any{&node{"a", &node{"c", nil}}}},
+		{"nok, structs that differ in an unexported field", []any{half{"a", 1}}, []any{half{"a", 2}}},
+		{"nok, structs with unexported fields only", []any{opaque{1}}, []any{opaque{2}}},
 	}
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
@@ -114,7 +123,7 @@ func TestFragmentKeysAreByValue(t *testing.T) {
 func TestFragmentKeyErrors(t *testing.T) {
 	loop := &node{Name: "loop"}
 	loop.Next = loop
-	for _, v := range []any{func() {}, make(chan int), opaque{1}, loop, map[string]any{"f": func() {}}} {
+	for _, v := range []any{func() {}, make(chan int), loop, map[string]any{"f": func() {}}, struct{ F func() }{}} {
 		if _, err := pongotag.FragmentKey("k", v); !errors.Is(err, pongotag.ErrUnkeyable) {
 			t.Errorf("FragmentKey(k, %T) error = %v; want ErrUnkeyable", v, err)
 		}
@@ -126,7 +135,7 @@ func TestFragmentKeyErrors(t *testing.T) {
 
 func TestFragmentKeyShape(t *testing.T) {
 	k := mustKey(t, "sidebar", 42)
-	if !strings.HasPrefix(k, echocache.FragmentPrefix+"n:sidebar:") {
+	if !strings.HasPrefix(k, keyspace.Fragment+"n:sidebar:") {
 		t.Errorf("key %q; want it to start with f:n:sidebar:", k)
 	}
 	long := mustKey(t, strings.Repeat("é", 100))
@@ -161,5 +170,51 @@ func TestTemplateKeysMatchFragmentKey(t *testing.T) {
 	two := render(t, pair, pongo2.Context{pongotag.CacheVar: c, "next": n.next, "a": "a", "b": "b"})
 	if one == two {
 		t.Errorf(`["a_b"] and ["a","b"] served the same fragment %q`, one)
+	}
+}
+
+type since struct {
+	User  string
+	Since time.Time
+}
+
+// Memoize's argument keys and FragmentKey's vary-on values follow one set
+// of rules: the same values are accepted and told apart by both. (Memoize
+// used to panic on a time.Time field, which FragmentKey took.)
+func TestMemoizeAndFragmentKeyAgree(t *testing.T) {
+	c := echocache.New(nil)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	memo := func(f func()) (panicked any) {
+		defer func() { panicked = recover() }()
+		f()
+		return nil
+	}
+	for _, tc := range []struct {
+		name string
+		arg  any
+		ok   bool
+		mk   func() // Memoize over the argument's type
+	}{
+		{"ok, time.Time field", since{"ann", t0}, true, func() {
+			echocache.Memoize(c, "since", time.Minute, func(context.Context, since) (int, error) { return 1, nil })
+		}},
+		{"ok, pointer", &user{1, "ann"}, true, func() {
+			echocache.Memoize(c, "ptr", time.Minute, func(context.Context, *user) (int, error) { return 1, nil })
+		}},
+		{"ok, unexported fields", half{"a", 1}, true, func() {
+			echocache.Memoize(c, "half", time.Minute, func(context.Context, half) (int, error) { return 1, nil })
+		}},
+		{"ok, Keyer", keyed{1}, true, func() {
+			echocache.Memoize(c, "keyed", time.Minute, func(context.Context, keyed) (int, error) { return 1, nil })
+		}},
+		{"nok, channel", make(chan int), false, func() {
+			echocache.Memoize(c, "chan", time.Minute, func(context.Context, chan int) (int, error) { return 1, nil })
+		}},
+	} {
+		_, keyErr := pongotag.FragmentKey("k", tc.arg)
+		p := memo(tc.mk)
+		if (keyErr == nil) != tc.ok || (p == nil) != tc.ok {
+			t.Errorf("%s: FragmentKey error %v, Memoize panic %v; want both to accept: %v", tc.name, keyErr, p, tc.ok)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 )
 
 // RendererConfig configures a [Renderer].
@@ -204,6 +205,28 @@ func (r *Renderer) changed(p *parsed) bool {
 // echo.Map or any map with string keys) into w. It implements
 // echo.Renderer. Nothing is written when rendering fails.
 func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) error {
+	if c == nil {
+		return r.Execute(w, name, data, nil, nil, nil)
+	}
+	var logger echocache.Logger
+	if e := c.Echo(); e != nil && e.Logger != nil {
+		logger = e.Logger
+	}
+	// Not echocache.FromContext, which logs a request without a Cache:
+	// here that is normal (the renderer has its own).
+	reqCache, _ := c.Get(core.CacheContextKey).(*echocache.Cache)
+	return r.Execute(w, name, data, c, reqCache, logger)
+}
+
+// Execute is Render for a request of any framework (pongotag/echov5 renders
+// Echo v5's through it): it renders the template name with data into w.
+// request, when not nil, is what templates see as echo (EchoVar) unless
+// data names one; cache, when not nil, is the request's cache (put there
+// by a WithCache middleware), which templates see as echocache (CacheVar)
+// unless data names one, in place of RendererConfig.Cache; logger, when
+// not nil, is given to the cache the blocks use if that cache has none.
+// Nothing is written when rendering fails.
+func (r *Renderer) Execute(w io.Writer, name string, data any, request any, cache *echocache.Cache, logger echocache.Logger) error {
 	tpl, err := r.Template(name)
 	if err != nil {
 		return err
@@ -212,22 +235,18 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 	if err != nil {
 		return err
 	}
-	if c != nil {
+	if request != nil {
 		if _, ok := ctx[EchoVar]; !ok {
-			ctx[EchoVar] = c
+			ctx[EchoVar] = request
 		}
-		cache := r.cache
-		if _, ok := ctx[CacheVar]; !ok {
-			if rc := echocache.FromContext(c); rc != nil {
-				ctx[CacheVar] = rc // the request's cache (echocache.WithCache)
-				cache = rc
-			}
-		}
-		if cache != nil {
-			if e := c.Echo(); e != nil && e.Logger != nil {
-				cache.SetEchoLogger(e.Logger)
-			}
-		}
+	}
+	use := r.cache
+	if _, ok := ctx[CacheVar]; !ok && cache != nil {
+		ctx[CacheVar] = cache
+		use = cache
+	}
+	if use != nil && logger != nil {
+		(*core.Cache)(use).AdoptLogger(logger)
 	}
 	return tpl.ExecuteWriter(ctx, w)
 }

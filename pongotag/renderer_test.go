@@ -3,6 +3,7 @@ package pongotag_test
 import (
 	"context"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,9 +15,10 @@ import (
 
 	"github.com/flosch/pongo2/v6"
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/gommon/log"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/syncbuf"
 	"github.com/echocache/echocache/pongotag"
 )
 
@@ -244,20 +246,26 @@ func TestRendererParseErrorsNameTemplateAndLine(t *testing.T) {
 	}
 }
 
-// The renderer hands the Echo logger to its cache, so store warnings of
-// template blocks land in Echo's log.
-func TestRendererLogsThroughEcho(t *testing.T) {
+// With Echo's and echocache's default settings, store warnings of template
+// blocks reach the app's log (slog.Default()), and a request that did not
+// go through echocache.WithCache is not reported as a forgotten WithCache:
+// the renderer has a cache of its own.
+func TestRendererLogsWithDefaults(t *testing.T) {
+	var logged syncbuf.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	core.ResetWarnNoCache()
+	t.Cleanup(core.ResetWarnNoCache)
+
 	spy := newSpy(newMemory(t))
 	spy.remote = true
 	spy.failGet.Store(true)
 	c, _ := echocache.NewWithConfig(spy, echocache.Config{BreakerThreshold: -1})
 	e, _ := zenApp(t, pongotag.NewRenderer(fstest.MapFS{"zen.html": file(`{% cache 30 %}{{ get_random_quote() }}{% endcache %}`)}, c))
-	var logged strings.Builder
-	e.Logger.SetOutput(&logged)
-	e.Logger.SetLevel(log.WARN)
 	get(t, e, "/")
-	if !strings.Contains(logged.String(), errBroken.Error()) {
-		t.Errorf("echo log = %q; want the store error", logged.String())
+	if got := logged.String(); !strings.Contains(got, errBroken.Error()) || strings.Contains(got, "WithCache") {
+		t.Errorf("slog.Default() got %q; want the store error and nothing about WithCache", got)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -372,16 +373,17 @@ func (f *fillFrame) contains(c *echocache.Cache, key string) bool {
 // process for concurrent renders, storing the output. Store problems never
 // fail the page: the block renders uncached.
 func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	c := cacheFor(ctx)
-	if c == nil || c.Store() == nil {
+	ec := cacheFor(ctx)
+	if ec == nil || ec.Store() == nil {
 		return n.render(ctx, w, nil)
 	}
+	c := (*core.Cache)(ec) // the fragment calls live in the cache's core
 	ttl, perr, err := n.resolveTTL(ctx)
 	if perr != nil {
 		return perr
 	}
 	if err != nil {
-		c.Warnf("pongotag: %s: %v; rendering the block uncached", n.where, err)
+		c.Logf("pongotag: %s: %v; rendering the block uncached", n.where, err)
 		return n.render(ctx, w, nil)
 	}
 	key := n.static[0]
@@ -394,13 +396,13 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 			return perr
 		}
 		if err != nil {
-			c.Warnf("pongotag: %s: %v; rendering the block uncached", n.where, err)
+			c.Logf("pongotag: %s: %v; rendering the block uncached", n.where, err)
 			return n.render(ctx, w, nil)
 		}
 	}
 	sctx := storeContext(ctx)
 	if ttl.del {
-		_ = c.DeleteFragment(sctx, key) // logged and counted by the cache
+		_ = ec.DeleteFragment(sctx, key) // logged and counted by the cache
 		return n.render(ctx, w, nil)
 	}
 	b, err := c.GetFragment(sctx, key)
@@ -415,7 +417,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 	}
 
 	frame := activeFrame(ctx)
-	if frame.contains(c, key) {
+	if frame.contains(ec, key) {
 		return n.render(ctx, w, frame)
 	}
 	if frame != nil {
@@ -423,7 +425,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		// be waiting for: never wait for another request here (two
 		// templates nesting two named blocks in opposite orders would
 		// wait for each other forever). Render and store this block.
-		frame = &fillFrame{c: c, key: key, parent: frame}
+		frame = &fillFrame{c: ec, key: key, parent: frame}
 		var buf bytes.Buffer
 		if perr := n.render(ctx, &buf, frame); perr != nil {
 			return perr
@@ -432,7 +434,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		w.Write(buf.Bytes())
 		return nil
 	}
-	frame = &fillFrame{c: c, key: key, parent: frame}
+	frame = &fillFrame{c: ec, key: key, parent: frame}
 	var renderErr *pongo2.Error
 	b, _, err = c.FillFragment(sctx, key, ttl.d, func() ([]byte, error) {
 		var buf bytes.Buffer
@@ -446,10 +448,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		if renderErr != nil {
 			return renderErr // this render's own body failed
 		}
-		if perr, ok := err.(*pongo2.Error); ok {
-			return perr // the shared render of another request failed
-		}
-		return ctx.OrigError(err, n.start)
+		return ctx.OrigError(err, n.start) // this request's context ended while it waited
 	}
 	w.Write(b)
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/pongotag"
 	"github.com/echocache/echocache/stores"
 )
@@ -36,8 +37,8 @@ func TestHitServesStoredOutput(t *testing.T) {
 		t.Errorf("TTL sent to the store = %v; want 30s", got)
 	}
 	for _, k := range spy.keysGot() {
-		if !strings.HasPrefix(k, echocache.FragmentPrefix) {
-			t.Errorf("key %q is not in the %q namespace", k, echocache.FragmentPrefix)
+		if !strings.HasPrefix(k, keyspace.Fragment) {
+			t.Errorf("key %q is not in the %q namespace", k, keyspace.Fragment)
 		}
 	}
 }

@@ -1,31 +1,19 @@
 package stores
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-func init() {
-	Register("file", openFile)
-}
 
 // FileConfig configures a [File] store.
 type FileConfig struct {
@@ -34,9 +22,11 @@ type FileConfig struct {
 	// Required.
 	Dir string
 
-	// MaxEntries is the number of entries above which the store prunes its
-	// namespace: expired entries first, then the oldest (Flask-Cache's
-	// CACHE_THRESHOLD). A negative value turns pruning off.
+	// MaxEntries is the most entries the namespace holds, across every
+	// process that shares the directory (Flask-Cache's CACHE_THRESHOLD): a
+	// write that would pass it first prunes the namespace to nine tenths
+	// of it, expired entries first, then the oldest. A negative value
+	// turns pruning off.
 	// Optional. Default value 500.
 	MaxEntries int
 
@@ -70,11 +60,13 @@ const DefaultFileMaxEntries = 500
 // Incr are atomic across processes. On other systems the lock is only
 // in-process and several processes sharing a directory can race.
 //
-// The store counts its own writes and scans the directory only when they
-// could have taken the namespace over MaxEntries; it then prunes the
-// namespace to nine tenths of MaxEntries. With several processes writing,
-// each counts its own writes, so the directory can exceed the threshold by
-// what the other processes wrote since the last scan.
+// The namespace never holds more than MaxEntries entries, however many
+// goroutines and processes write to it: the store keeps the number of its
+// entry files in a count file, under a lock the processes share, and a
+// write that would take it over MaxEntries first prunes the namespace to
+// nine tenths of MaxEntries, expired entries first, then the oldest
+// (file_prune.go). On systems without flock this holds within a process
+// only.
 type File struct {
 	ns     string // namespace directory
 	def    time.Duration
@@ -84,9 +76,7 @@ type File struct {
 
 	locks [fileLockStripes]sync.Mutex
 
-	// budget is the number of writes left before the next directory scan.
-	budget  atomic.Int64
-	pruneMu sync.Mutex
+	countMu sync.Mutex   // the count file's lock within the process (file_prune.go)
 	scans   atomic.Int64 // directory scans so far, for tests
 }
 
@@ -130,129 +120,6 @@ func NewFile(cfg FileConfig) (*File, error) {
 	return f, nil
 }
 
-func openFile(_ context.Context, u *url.URL) (Store, error) {
-	dir, err := fileURLDir(u)
-	if err != nil {
-		return nil, err
-	}
-	p := NewParams(u)
-	cfg := FileConfig{
-		Dir:        dir,
-		MaxEntries: p.Int("max_entries", DefaultFileMaxEntries),
-		DefaultTTL: p.Duration("default_ttl", 0),
-		Prefix:     p.String("prefix", ""),
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	if cfg.MaxEntries == 0 { // max_entries=0 in a URL turns pruning off
-		cfg.MaxEntries = -1
-	}
-	return NewFile(cfg)
-}
-
-// fileURLDir returns the directory of a file URL:
-//
-//	file:///abs/dir           absolute (also file://localhost/abs/dir)
-//	file:relative/dir         relative to the working directory
-//	file://./relative/dir     the same
-func fileURLDir(u *url.URL) (string, error) {
-	if u.User != nil {
-		return "", errors.New("stores: file URL takes no user or password")
-	}
-	var dir string
-	switch {
-	case u.Opaque != "":
-		d, err := url.PathUnescape(u.Opaque)
-		if err != nil {
-			return "", fmt.Errorf("stores: file URL: malformed path: %v", err)
-		}
-		dir = d
-	case u.Host == "." || u.Host == "..":
-		dir = u.Host + u.Path
-	case u.Host == "" || u.Host == "localhost":
-		dir = u.Path
-	default:
-		return "", fmt.Errorf("stores: file URL names host %q; want file:///abs/dir or file:relative/dir", u.Host)
-	}
-	if dir == "" {
-		return "", errors.New("stores: file URL has no directory; want file:///abs/dir or file:relative/dir")
-	}
-	if strings.ContainsRune(dir, 0) {
-		return "", errors.New("stores: file URL: directory contains a NUL byte")
-	}
-	return filepath.FromSlash(dir), nil
-}
-
-// Entry file format (integers little-endian):
-//
-//	magic "ecf1" | expiry int64 (Unix ns, 0 = never) | key length uint32 |
-//	value length uint64 | key | value | CRC-32C of all before
-const (
-	fileMagic      = "ecf1"
-	fileHeaderLen  = 4 + 8 + 4 + 8
-	fileTrailerLen = 4
-)
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// errCorrupt marks an entry file that cannot be decoded.
-var errCorrupt = errors.New("stores: file: corrupt entry")
-
-func encodeFileEntry(key string, val []byte, exp int64) []byte {
-	b := make([]byte, fileHeaderLen, fileHeaderLen+len(key)+len(val)+fileTrailerLen)
-	copy(b, fileMagic)
-	binary.LittleEndian.PutUint64(b[4:], uint64(exp))
-	binary.LittleEndian.PutUint32(b[12:], uint32(len(key)))
-	binary.LittleEndian.PutUint64(b[16:], uint64(len(val)))
-	b = append(b, key...)
-	b = append(b, val...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-}
-
-// decodeFileEntry checks b and returns its value (a sub-slice of b) and
-// expiry. A file that is not a whole entry for key is errCorrupt.
-func decodeFileEntry(b []byte, key string) (val []byte, exp int64, err error) {
-	if len(b) < fileHeaderLen+fileTrailerLen || string(b[:4]) != fileMagic {
-		return nil, 0, errCorrupt
-	}
-	klen := uint64(binary.LittleEndian.Uint32(b[12:]))
-	vlen := binary.LittleEndian.Uint64(b[16:])
-	body := uint64(len(b) - fileHeaderLen - fileTrailerLen)
-	if klen > body || vlen != body-klen {
-		return nil, 0, errCorrupt
-	}
-	end := len(b) - fileTrailerLen
-	if crc32.Checksum(b[:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
-		return nil, 0, errCorrupt
-	}
-	if string(b[fileHeaderLen:fileHeaderLen+int(klen)]) != key {
-		return nil, 0, errCorrupt // only a file moved by hand gets here
-	}
-	exp = int64(binary.LittleEndian.Uint64(b[4:]))
-	return b[fileHeaderLen+int(klen) : end : end], exp, nil
-}
-
-// keyHash names the file of key.
-func keyHash(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
-
-func (f *File) path(h [sha256.Size]byte) string {
-	return filepath.Join(f.ns, hex.EncodeToString(h[:]))
-}
-
-// isEntryName reports whether name is an entry file: 64 lowercase hex digits.
-func isEntryName(name string) bool {
-	if len(name) != 2*sha256.Size {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func (f *File) check(ctx context.Context) error {
 	if f.closed.Load() {
 		return ErrClosed
@@ -267,7 +134,7 @@ func (f *File) expired(exp int64) bool {
 // expiry returns the expiry time (Unix ns, 0 = never) of an entry written
 // now with ttl.
 func (f *File) expiry(ttl time.Duration) int64 {
-	d := ResolveTTL(ttl, f.def)
+	d := resolveTTL(ttl, f.def)
 	if d == 0 {
 		return 0
 	}
@@ -301,43 +168,6 @@ func (f *File) read(path, key string) ([]byte, int64, lookup, error) {
 		return nil, 0, stale, nil
 	}
 	return val, exp, found, nil
-}
-
-// lock takes the lock of the key whose hash is h: a mutex in this process
-// and, where the system has flock, a lock file shared with other processes.
-func (f *File) lock(ctx context.Context, h [sha256.Size]byte) (unlock func(), err error) {
-	stripe := int(h[0]) % fileLockStripes
-	mu := &f.locks[stripe]
-	mu.Lock()
-	path := filepath.Join(f.ns, fmt.Sprintf("lock-%02x", stripe))
-	release, err := lockFile(ctx, path)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Someone removed the directory under us; make it again.
-		if err = os.MkdirAll(f.ns, 0o700); err == nil {
-			release, err = lockFile(ctx, path)
-		}
-	}
-	if err != nil {
-		mu.Unlock()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("stores: file: lock: %w", err)
-	}
-	return func() { release(); mu.Unlock() }, nil
-}
-
-// removeStale removes the file of key if it is still expired or corrupt once
-// the key is locked: another process may have just replaced it.
-func (f *File) removeStale(ctx context.Context, h [sha256.Size]byte, path, key string) {
-	unlock, err := f.lock(ctx, h)
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if _, _, st, err := f.read(path, key); err == nil && st == stale {
-		_ = os.Remove(path)
-	}
 }
 
 // writeTemp writes data to a new temporary file in the namespace directory.
@@ -397,35 +227,30 @@ func (f *File) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	path, err := f.set(ctx, key, value, ttl)
-	if err != nil {
-		return err
-	}
-	f.wrote(ctx, 1, path)
-	return nil
+	return f.set(ctx, key, value, ttl)
 }
 
-// set writes an entry and returns the path of its file. When the write
-// fails (a full disk, a file size limit, a lock it could not take), the
-// key's previous file is removed: the key must not keep the value the
-// write was meant to replace (see Failed writes in the package doc).
-func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) (string, error) {
+// set writes an entry. When the write fails (a full disk, a file size
+// limit, a lock it could not take), the key's previous file is removed:
+// the key must not keep the value the write was meant to replace (see
+// Failed writes in the package doc).
+func (f *File) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	h := keyHash(key)
 	path := f.path(h)
 	tmp, err := f.writeTemp(encodeFileEntry(key, value, f.expiry(ttl)))
 	if err != nil {
-		return "", f.drop(err, path)
+		return f.drop(err, path)
 	}
 	unlock, err := f.lock(ctx, h)
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", f.drop(err, path)
+		return f.drop(err, path)
 	}
 	defer unlock()
-	if err := f.install(tmp, path); err != nil {
-		return "", f.drop(err, path)
+	if err := f.installEntry(ctx, tmp, path); err != nil {
+		return f.drop(err, path)
 	}
-	return path, nil
+	return nil
 }
 
 // drop removes the entry file at path after a write of it failed with err,
@@ -458,10 +283,9 @@ func (f *File) Add(ctx context.Context, key string, value []byte, ttl time.Durat
 	if err != nil {
 		return false, err
 	}
-	if err := f.install(tmp, path); err != nil {
+	if err := f.installEntry(ctx, tmp, path); err != nil {
 		return false, err
 	}
-	f.wrote(ctx, 1, path)
 	return true, nil
 }
 
@@ -512,15 +336,12 @@ func (f *File) SetMany(ctx context.Context, items map[string][]byte, ttl time.Du
 	if err := f.check(ctx); err != nil {
 		return err
 	}
-	n, last := 0, ""
-	defer func() { f.wrote(ctx, n, last) }()
 	done := make(map[string]bool, len(items))
 	for k, v := range items {
 		err := ctx.Err()
 		if err == nil {
-			var path string
-			if path, err = f.set(ctx, k, v, ttl); err == nil {
-				n, last, done[k] = n+1, path, true
+			if err = f.set(ctx, k, v, ttl); err == nil {
+				done[k] = true
 				continue
 			}
 		}
@@ -580,11 +401,8 @@ func (f *File) Incr(ctx context.Context, key string, delta int64) (int64, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := f.install(tmp, path); err != nil {
+	if err := f.installEntry(ctx, tmp, path); err != nil {
 		return 0, err
-	}
-	if st != found {
-		f.wrote(ctx, 1, path)
 	}
 	return n, nil
 }
@@ -614,7 +432,7 @@ func (f *File) Clear(ctx context.Context) error {
 			}
 		}
 	}
-	f.budget.Store(0) // rescan at the next write
+	f.forgetCount(ctx) // rescan at the next new entry
 	return nil
 }
 
@@ -623,98 +441,4 @@ func (f *File) Clear(ctx context.Context) error {
 func (f *File) Close() error {
 	f.closed.Store(true)
 	return nil
-}
-
-// wrote counts n writes that may have created files, the last at path, and
-// prunes when they may have taken the namespace over MaxEntries.
-func (f *File) wrote(ctx context.Context, n int, path string) {
-	if f.max <= 0 || n == 0 || f.budget.Add(-int64(n)) > 0 {
-		return
-	}
-	if !f.pruneMu.TryLock() {
-		return // another goroutine is pruning
-	}
-	defer f.pruneMu.Unlock()
-	_ = f.prune(ctx, path)
-}
-
-// prune scans the namespace and, when it holds more than nine tenths of
-// MaxEntries, removes expired entries, then the oldest, down to nine tenths.
-// It never removes the file at keep, the write that triggered it: file
-// times are coarse (a few milliseconds on Linux), so the newest file can
-// tie with older ones. It then sets the write budget to the room left
-// below MaxEntries.
-func (f *File) prune(ctx context.Context, keep string) error {
-	f.scans.Add(1)
-	des, err := os.ReadDir(f.ns)
-	if err != nil {
-		f.budget.Store(int64(f.max / 10))
-		return err
-	}
-	type candidate struct {
-		path    string
-		de      fs.DirEntry
-		modTime time.Time
-	}
-	var files []candidate
-	protected := 0 // 1 when keep is among the entries
-	for _, de := range des {
-		name := de.Name()
-		path := filepath.Join(f.ns, name)
-		switch {
-		case path == keep:
-			protected = 1
-		case isEntryName(name):
-			files = append(files, candidate{path: path, de: de})
-		case strings.HasPrefix(name, fileTempPrefix):
-			if info, err := de.Info(); err == nil && f.now().Sub(info.ModTime()) > fileStaleTemp {
-				_ = os.Remove(path)
-			}
-		}
-	}
-	low := max(f.max-max(1, f.max/10), 1) - protected
-	if len(files) > low {
-		// Expired entries first.
-		kept := files[:0]
-		for _, c := range files {
-			if ctx.Err() == nil && f.fileExpired(c.path) {
-				_ = os.Remove(c.path)
-				continue
-			}
-			kept = append(kept, c)
-		}
-		files = kept
-	}
-	if len(files) > low {
-		// Then the oldest.
-		for i := range files {
-			if info, err := files[i].de.Info(); err == nil {
-				files[i].modTime = info.ModTime()
-			} // else removed meanwhile: first in line, which is harmless
-		}
-		slices.SortFunc(files, func(a, b candidate) int {
-			return cmp.Or(a.modTime.Compare(b.modTime), strings.Compare(a.path, b.path))
-		})
-		for _, c := range files[:len(files)-low] {
-			_ = os.Remove(c.path)
-		}
-		files = files[len(files)-low:]
-	}
-	f.budget.Store(int64(f.max - len(files) - protected))
-	return nil
-}
-
-// fileExpired reads the expiry in the header of an entry file. A file too
-// short to have one counts as expired.
-func (f *File) fileExpired(path string) bool {
-	fh, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer fh.Close()
-	var hdr [12]byte
-	if _, err := io.ReadFull(fh, hdr[:]); err != nil || !bytes.Equal(hdr[:4], []byte(fileMagic)) {
-		return true
-	}
-	return f.expired(int64(binary.LittleEndian.Uint64(hdr[4:])))
 }

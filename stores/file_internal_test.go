@@ -3,6 +3,7 @@ package stores
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/echocache/echocache/internal/record"
 )
 
 func testFile(t *testing.T, cfg FileConfig) *File {
@@ -133,18 +136,44 @@ func TestFileDecodeValid(t *testing.T) {
 	assert.Equal(t, len(val), cap(val), "the value must not reach into the checksum")
 }
 
+// previousFormat is an entry file as the store wrote it before its entries
+// were framed like every record: the same layout under the magic "ecf1".
+func previousFormat(key string, val []byte, exp int64) []byte {
+	b := encodeFileEntry(key, val, exp)
+	copy(b, fileOldMagic)
+	end := len(b) - fileTrailerLen
+	return binary.LittleEndian.AppendUint32(b[:end], record.Checksum(b[:end]))
+}
+
+func TestFileDecodePreviousFormat(t *testing.T) {
+	val, exp, err := decodeFileEntry(previousFormat("key", []byte("old"), 7), "key")
+	require.NoError(t, err, "ok, a file of the previous format still decodes")
+	assert.Equal(t, []byte("old"), val)
+	assert.Equal(t, int64(7), exp)
+	b := previousFormat("key", []byte("old"), 7)
+	b[len(b)-1] ^= 1
+	_, _, err = decodeFileEntry(b, "key")
+	assert.ErrorIs(t, err, errCorrupt, "nok, its checksum is still checked")
+}
+
 func FuzzDecodeFileEntry(f *testing.F) {
 	f.Add(encodeFileEntry("k", []byte("v"), 0), "k")
 	f.Add(encodeFileEntry("", nil, -1), "")
 	f.Add(encodeFileEntry("key", bytes.Repeat([]byte{0}, 100), 1<<62), "key")
 	f.Add([]byte("ecf1"), "k")
+	f.Add(previousFormat("k", []byte("v"), 0), "k")
 	f.Fuzz(func(t *testing.T, b []byte, key string) {
 		val, exp, err := decodeFileEntry(b, key)
 		if err != nil {
 			return
 		}
-		// Whatever decodes must be exactly what encode writes.
-		if !bytes.Equal(encodeFileEntry(key, val, exp), b) {
+		// Whatever decodes must be exactly what encode writes (or wrote,
+		// in the previous format).
+		want := encodeFileEntry(key, val, exp)
+		if bytes.HasPrefix(b, []byte(fileOldMagic)) {
+			want = previousFormat(key, val, exp)
+		}
+		if !bytes.Equal(want, b) {
 			t.Fatalf("decode(%q) accepted a file encode would not write", b)
 		}
 	})
@@ -202,7 +231,7 @@ func TestFileKeysNeverReachPaths(t *testing.T) {
 		case len(parts) == 1:
 			assert.Regexp(t, `^ns-[0-9a-f]{32}$`, parts[0])
 		case len(parts) == 2:
-			assert.Regexp(t, `^([0-9a-f]{64}|lock-[0-9a-f]{2})$`, parts[1])
+			assert.Regexp(t, `^([0-9a-f]{64}|lock-[0-9a-f]{2}|entries)$`, parts[1])
 		default:
 			t.Errorf("unexpected path %s", rel)
 		}
@@ -232,7 +261,7 @@ func TestFilePruneExpiredFirstThenOldest(t *testing.T) {
 	clock.Add(2 * time.Minute)
 
 	f.max = 10
-	require.NoError(t, f.prune(ctx, ""))
+	require.Equal(t, int64(9), f.prune(ctx), "entries left")
 
 	// Down to nine tenths of 10: the 3 expired go, then the 3 oldest.
 	var left []string
@@ -243,7 +272,6 @@ func TestFilePruneExpiredFirstThenOldest(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"k03", "k04", "k05", "k06", "k07", "k08", "k09", "k10", "k11"}, left)
-	assert.Equal(t, int64(1), f.budget.Load(), "budget after pruning to 9 of 10")
 }
 
 func TestFilePruneLeavesNamespaceAtThreshold(t *testing.T) {
@@ -294,7 +322,7 @@ func TestFilePruneRemovesStaleTempFiles(t *testing.T) {
 	require.NoError(t, os.WriteFile(fresh, []byte("x"), 0o600))
 	old := time.Now().Add(-2 * fileStaleTemp)
 	require.NoError(t, os.Chtimes(stale, old, old))
-	require.NoError(t, f.prune(context.Background(), ""))
+	f.prune(context.Background())
 	assert.False(t, exists(t, stale), "a temp file left by a dead writer")
 	assert.True(t, exists(t, fresh), "a temp file a writer may still rename")
 }

@@ -2,17 +2,21 @@
 
 package stores
 
-import "context"
+import (
+	"context"
+	"os"
+)
 
-// crossProcessLocks reports whether lockFile excludes other processes.
+// crossProcessLocks reports whether openLocked excludes other processes.
 const crossProcessLocks = false
 
-// lockFile has no cross-process lock on this system: the File store's
-// in-process mutex is all there is, so processes sharing a directory can
-// race on Add and Incr.
-func lockFile(ctx context.Context, path string) (release func(), err error) {
+// openLocked opens the file at path, creating it if needed. There is no
+// cross-process lock on this system: the File store's in-process mutexes
+// are all there is, so processes sharing a directory can race on Add and
+// Incr, and on the entry count.
+func openLocked(ctx context.Context, path string) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return func() {}, nil
+	return os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 }

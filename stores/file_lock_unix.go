@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// crossProcessLocks reports whether lockFile excludes other processes.
+// crossProcessLocks reports whether openLocked excludes other processes.
 const crossProcessLocks = true
 
-// lockFile takes an exclusive flock(2) on the file at path, creating it if
-// needed, and returns the function that releases it. flock locks belong to
-// the open file, so they exclude other processes and other opens in this
-// one. It polls rather than blocks so that ctx can end the wait.
-func lockFile(ctx context.Context, path string) (release func(), err error) {
+// openLocked opens the file at path, creating it if needed, and takes an
+// exclusive flock(2) on it, which closing the file releases. flock locks
+// belong to the open file, so they exclude other processes and other
+// opens in this one. It polls rather than blocks so that ctx (its
+// cancellation, or its deadline: a store call's context may carry one
+// that nothing signals) can end the wait.
+func openLocked(ctx context.Context, path string) (*os.File, error) {
 	fh, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
@@ -37,14 +39,15 @@ func lockFile(ctx context.Context, path string) (release func(), err error) {
 	for {
 		err := flock(syscall.LOCK_EX | syscall.LOCK_NB)
 		if err == nil {
-			return func() {
-				_ = flock(syscall.LOCK_UN)
-				fh.Close()
-			}, nil
+			return fh, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
 			fh.Close()
 			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			fh.Close()
+			return nil, context.DeadlineExceeded
 		}
 		t := time.NewTimer(delay)
 		select {

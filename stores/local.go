@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/maypok86/otter/v2"
 )
 
@@ -124,7 +125,8 @@ type LocalTier struct {
 	closed                               atomic.Bool
 }
 
-// LocalStats are a [LocalTier]'s counters since it was created.
+// LocalStats are a [LocalTier]'s counters since it was created
+// ([LocalTier.LocalStats]).
 type LocalStats struct {
 	Hits          int64 // reads answered from the process
 	Misses        int64 // reads that asked the shared store
@@ -213,8 +215,14 @@ func NewLocalTier(shared Store, cfg LocalConfig) (*LocalTier, error) {
 // Shared returns the store the tier is in front of.
 func (t *LocalTier) Shared() Store { return t.shared }
 
-// Stats returns the tier's counters.
-func (t *LocalTier) Stats() LocalStats {
+// Stats implements [StatsReporter]: what the tier holds in the process
+// (its copies, counted as [MemoryConfig.MaxBytes] counts entries, and
+// the copies it evicted to make room). echocache's Stats and the
+// Prometheus collector report it as the store's.
+func (t *LocalTier) Stats() StoreStats { return t.mem.Stats() }
+
+// LocalStats returns the tier's counters.
+func (t *LocalTier) LocalStats() LocalStats {
 	return LocalStats{
 		Hits: t.hits.Load(), Misses: t.misses.Load(),
 		Invalidations: t.invalidations.Load(), Flushes: t.flushes.Load(),
@@ -340,13 +348,14 @@ func (t *LocalTier) lookup(key string) (memEntry, bool) {
 	return e, ok
 }
 
-// ViewLocal returns the local copy of key without copying it, and its
+// viewLocal returns the local copy of key without copying it, and its
 // memo, when the tier can answer now (a copy is present and the
 // invalidation connection is up); ok is false otherwise, and the caller
-// asks Get. The slice is shared: it must never be modified. echocache's
-// route middleware and typed API use it to serve a local hit with no
-// store timeout and, for pages, to decode each copy once.
-func (t *LocalTier) ViewLocal(key string) (v []byte, memo *Memo, ok bool) {
+// asks Get. The slice is shared: it must never be modified. echocache
+// uses it (through internal/inproc's RegisterNear) to serve a local hit
+// with no store timeout and no breaker, to decode a typed value or a
+// memoize version without copying it, and to decode a page's copy once.
+func (t *LocalTier) viewLocal(key string) (v []byte, memo *inproc.Memo, ok bool) {
 	if t.closed.Load() {
 		return nil, nil, false
 	}
@@ -355,6 +364,15 @@ func (t *LocalTier) ViewLocal(key string) (v []byte, memo *Memo, ok bool) {
 		return nil, nil, false
 	}
 	return e.val, e.memo, true
+}
+
+func init() {
+	inproc.RegisterNear(func(s any) inproc.NearFunc {
+		if t, ok := s.(*LocalTier); ok {
+			return t.viewLocal
+		}
+		return nil
+	})
 }
 
 // readShared reads key from the shared store, with its remaining TTL when
@@ -425,7 +443,7 @@ func (t *LocalTier) GetMany(ctx context.Context, keys []string) (map[string][]by
 		}
 	} else {
 		var got map[string][]byte
-		got, err = t.shared.GetMany(ctx, rest)
+		got, err = GetMany(ctx, t.shared, rest)
 		for i, k := range rest {
 			if v, ok := got[k]; ok {
 				out[k] = v
@@ -476,7 +494,7 @@ func (t *LocalTier) SetMany(ctx context.Context, items map[string][]byte, ttl ti
 	if err := t.check(ctx); err != nil {
 		return err
 	}
-	err := t.shared.SetMany(ctx, items, ttl)
+	err := SetMany(ctx, t.shared, items, ttl)
 	for k := range items {
 		t.invalidate(k)
 	}
@@ -488,7 +506,7 @@ func (t *LocalTier) DeleteMany(ctx context.Context, keys []string) error {
 	if err := t.check(ctx); err != nil {
 		return err
 	}
-	err := t.shared.DeleteMany(ctx, keys)
+	err := DeleteMany(ctx, t.shared, keys)
 	t.invalidateMany(keys)
 	return err
 }
@@ -498,7 +516,7 @@ func (t *LocalTier) Incr(ctx context.Context, key string, delta int64) (int64, e
 	if err := t.check(ctx); err != nil {
 		return 0, err
 	}
-	n, err := t.shared.Incr(ctx, key, delta)
+	n, err := Incr(ctx, t.shared, key, delta)
 	t.invalidate(key)
 	return n, err
 }
@@ -549,7 +567,12 @@ func (t *LocalTier) Close() error {
 
 var _ interface {
 	Store
+	MultiGetter
+	MultiSetter
+	MultiDeleter
+	Incrementer
 	Pinger
+	StatsReporter
 } = (*LocalTier)(nil)
 
 // openLocal opens the store of u through open, in front of which the

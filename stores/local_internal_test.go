@@ -72,8 +72,8 @@ func TestLocalTierDownReadsNothing(t *testing.T) {
 		t.Fatal("lookup(k) after a fill = miss; want a hit")
 	}
 	tier.down.Add(1) // a part down, without the flush that comes with it
-	if _, _, ok := tier.ViewLocal("k"); ok {
-		t.Error("ViewLocal(k) while a part of the channel is down = hit; want none")
+	if _, _, ok := tier.viewLocal("k"); ok {
+		t.Error("viewLocal(k) while a part of the channel is down = hit; want none")
 	}
 	if tk := tier.ticket("k"); tk.ok {
 		t.Error("ticket(k) while down allows a fill")

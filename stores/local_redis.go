@@ -576,7 +576,7 @@ func (r *Redis) getExpiring(ctx context.Context, key string) (expiring, error) {
 	}
 	var get *redis.StringCmd
 	var pttl *redis.DurationCmd
-	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = r.cli().Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, full)
 		pttl = p.PTTL(ctx, full)
 		return nil
@@ -637,7 +637,7 @@ func (r *Redis) getManyExpiring(ctx context.Context, keys []string) (map[string]
 	if r.sharded {
 		err = r.perKey(ctx, keys, add, result)
 	} else {
-		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = r.cli().Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
 				add(p, i, r.key(k))
 			}

@@ -55,7 +55,7 @@ func openSentinelTier(t *testing.T) *LocalTier {
 	if err := tier.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the tier coherent", func() bool { return tier.Stats().Coherent })
+	waitFor(t, "the tier coherent", func() bool { return tier.LocalStats().Coherent })
 	return tier
 }
 
@@ -89,7 +89,7 @@ func TestLocalTierSentinelStrayConnection(t *testing.T) {
 	}
 	waitFor(t, "a copy of k", func() bool {
 		_, _ = tier.Get(ctx, "k")
-		_, _, ok := tier.ViewLocal("k")
+		_, _, ok := tier.viewLocal("k")
 		return ok
 	})
 
@@ -101,7 +101,7 @@ func TestLocalTierSentinelStrayConnection(t *testing.T) {
 	dial := r.conns.DialHook(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	})
-	flushes := tier.Stats().Flushes
+	flushes := tier.LocalStats().Flushes
 	inFlight := tier.ticket("k2") // a read that started before the dial
 	stray, err := dial(ctx, "tcp", ru.Host)
 	if err != nil {
@@ -110,14 +110,14 @@ func TestLocalTierSentinelStrayConnection(t *testing.T) {
 	if _, ok := stray.(syscall.Conn); !ok {
 		t.Errorf("a counted TCP connection is a %T, without SyscallConn: go-redis could not check its health", stray)
 	}
-	if tier.Stats().Coherent {
+	if tier.LocalStats().Coherent {
 		t.Error("Coherent with a connection of the store to another server; want false")
 	}
-	if got := tier.Stats().Flushes; got <= flushes {
+	if got := tier.LocalStats().Flushes; got <= flushes {
 		t.Errorf("Flushes = %d after a connection to another server; want more than %d", got, flushes)
 	}
-	if _, _, ok := tier.ViewLocal("k"); ok {
-		t.Error("ViewLocal(k) with a connection to another server = hit; want none")
+	if _, _, ok := tier.viewLocal("k"); ok {
+		t.Error("viewLocal(k) with a connection to another server = hit; want none")
 	}
 	tier.fill(inFlight, "k2", expiring{v: []byte("x"), left: NoExpiry, known: true})
 	if tk := tier.ticket("k3"); tk.ok {
@@ -131,15 +131,15 @@ func TestLocalTierSentinelStrayConnection(t *testing.T) {
 	}
 	defer same.Close()
 
-	flushes = tier.Stats().Flushes
+	flushes = tier.LocalStats().Flushes
 	if err := stray.Close(); err != nil {
 		t.Fatal(err)
 	}
 	_ = stray.Close() // counted once
-	if !tier.Stats().Coherent {
+	if !tier.LocalStats().Coherent {
 		t.Error("Coherent = false once the connection to another server is closed; want true")
 	}
-	if got := tier.Stats().Flushes; got <= flushes {
+	if got := tier.LocalStats().Flushes; got <= flushes {
 		t.Errorf("Flushes = %d once the connection to another server is closed; want more than %d", got, flushes)
 	}
 	if _, ok := tier.mem.read("k2"); ok {
@@ -178,7 +178,7 @@ func TestLocalTierSentinelTarget(t *testing.T) {
 	tr := newSentinelTracker(tier, base.Options(), "lst:", fo, &masterConns{live: map[string]int{}})
 	tr.wg.Go(tr.run)
 	defer tr.close()
-	if tier.Stats().Coherent {
+	if tier.LocalStats().Coherent {
 		t.Fatal("Coherent before any master is named; want false")
 	}
 
@@ -188,18 +188,18 @@ func TestLocalTierSentinelTarget(t *testing.T) {
 		defer tr.mu.Unlock()
 		return tr.lastErr != nil && strings.Contains(tr.lastErr.Error(), "not a master")
 	})
-	if tier.Stats().Coherent {
+	if tier.LocalStats().Coherent {
 		t.Error("Coherent while the named server is a replica; want false")
 	}
 
 	tr.setTarget(master, nil)
-	waitFor(t, "the tier coherent on the master", func() bool { return tier.Stats().Coherent })
-	flushes := tier.Stats().Flushes
+	waitFor(t, "the tier coherent on the master", func() bool { return tier.LocalStats().Coherent })
+	flushes := tier.LocalStats().Flushes
 	tr.setTarget(replica, nil)
-	if tier.Stats().Coherent {
+	if tier.LocalStats().Coherent {
 		t.Error("Coherent right after the named master changed; want false")
 	}
-	if got := tier.Stats().Flushes; got <= flushes {
+	if got := tier.LocalStats().Flushes; got <= flushes {
 		t.Errorf("Flushes = %d after the named master changed; want more than %d", got, flushes)
 	}
 }

@@ -258,11 +258,11 @@ func pollUntil(t *testing.T, within time.Duration, what string, f func() bool) t
 func servedLocally(t *testing.T, tier *stores.LocalTier, read func()) {
 	t.Helper()
 	pollUntil(t, 2*time.Second, "reads served locally", func() bool {
-		h, m := tier.Stats().Hits, tier.Stats().Misses
+		h, m := tier.LocalStats().Hits, tier.LocalStats().Misses
 		for range 5 {
 			read()
 		}
-		return tier.Stats().Hits > h && tier.Stats().Misses == m
+		return tier.LocalStats().Hits > h && tier.LocalStats().Misses == m
 	})
 }
 
@@ -423,12 +423,12 @@ func TestLocalTierRestartedRedis(t *testing.T) {
 
 	srv.Kill()
 	pollUntil(t, 5*time.Second, "tiers not coherent while redis is down", func() bool {
-		return !a.Stats().Coherent && !b.Stats().Coherent
+		return !a.LocalStats().Coherent && !b.LocalStats().Coherent
 	})
 	require.NoError(t, srv.Restart())
 	restarted.Store(time.Now().UnixNano())
 	took := pollUntil(t, 5*time.Second, "tiers coherent again after the restart", func() bool {
-		return a.Stats().Coherent && b.Stats().Coherent
+		return a.LocalStats().Coherent && b.LocalStats().Coherent
 	})
 	t.Logf("tiers coherent %v after the restarted redis answered", took)
 	// The restarted redis is empty: k is a miss, then a new value, served
@@ -471,7 +471,7 @@ func TestLocalTierMaxAge(t *testing.T) {
 	filled := time.Now()
 	require.NoError(t, a.Set(ctx, "k", []byte("v2"), time.Hour))
 	assert.Equal(t, "v2", getString(t, a, "k"), "the writer reads its own write")
-	hits := b.Stats().Hits
+	hits := b.LocalStats().Hits
 	var sawOld bool
 	took := pollUntil(t, 5*time.Second, "the other process's write", func() bool {
 		v := getString(t, b, "k")
@@ -482,7 +482,7 @@ func TestLocalTierMaxAge(t *testing.T) {
 	})
 	age := time.Since(filled)
 	t.Logf("write seen %v after it, %v after the copy was made", took, age)
-	assert.True(t, sawOld && b.Stats().Hits > hits, "the copy was served locally before it ended")
+	assert.True(t, sawOld && b.LocalStats().Hits > hits, "the copy was served locally before it ended")
 	// The copy ended after maxAge; reading it took a few ms more at most,
 	// unless the machine is very loaded.
 	assert.Less(t, age, maxAge+time.Second, "a copy outlived local_max_age")
@@ -528,7 +528,7 @@ func TestLocalTierSentinelFailover(t *testing.T) {
 	flushes := make([]int64, len(tiers))
 	for i, tier := range tiers {
 		servedLocally(t, tier, func() { require.Equal(t, "v1", getString(t, tier, "k")) })
-		flushes[i] = tier.Stats().Flushes
+		flushes[i] = tier.LocalStats().Flushes
 	}
 	old, err := s.MasterAddr(ctx)
 	require.NoError(t, err)
@@ -568,7 +568,7 @@ func TestLocalTierSentinelFailover(t *testing.T) {
 	})
 	for i, tier := range tiers {
 		pollUntil(t, 10*time.Second, fmt.Sprintf("tier %d flushed and coherent again", i), func() bool {
-			return tier.Stats().Flushes > flushes[i] && tier.Stats().Coherent
+			return tier.LocalStats().Flushes > flushes[i] && tier.LocalStats().Coherent
 		})
 	}
 
@@ -629,9 +629,9 @@ func TestLocalTierClusterFailover(t *testing.T) {
 	master, _, err := c.MasterOf(ctx, "cfo:k")
 	require.NoError(t, err)
 	master.Kill()
-	pollUntil(t, 5*time.Second, "tier not coherent with a master down", func() bool { return !b.Stats().Coherent })
+	pollUntil(t, 5*time.Second, "tier not coherent with a master down", func() bool { return !b.LocalStats().Coherent })
 	require.NoError(t, c.WaitHealthy(ctx))
-	pollUntil(t, 10*time.Second, "tier coherent on the promoted replica", func() bool { return b.Stats().Coherent })
+	pollUntil(t, 10*time.Second, "tier coherent on the promoted replica", func() bool { return b.LocalStats().Coherent })
 	raw := rawCluster(t, c.Addrs())
 	pollUntil(t, 10*time.Second, "a write on the promoted replica", func() bool {
 		if raw.Set(ctx, "cfo:k", "v2", 0).Err() != nil {

@@ -173,6 +173,7 @@ type Memcached struct {
 	maxValue   int
 	logger     interface{ Warnf(string, ...any) }
 	closed     atomic.Bool
+	binary     bool // every server is spoken to over the binary protocol (internal/mcbin)
 
 	probeMu   sync.Mutex
 	probeStop bool
@@ -242,6 +243,7 @@ func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 		maxValue:   int(maxValue),
 		logger:     cfg.Logger,
 		quit:       make(chan struct{}),
+		binary:     protocol == MemcachedBinary,
 	}
 	for _, addr := range cfg.Servers {
 		node, err := newMemcachedNode(protocol, addr, cfg.Username, cfg.Password, timeout, idle, int(maxItem))

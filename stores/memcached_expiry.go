@@ -29,7 +29,7 @@ const (
 // one second, so an entry lives at least ttl. Beyond 30 days the exptime is
 // an absolute Unix time; one past 2038 (int32) becomes "never expires".
 func (m *Memcached) expiration(ttl time.Duration, now time.Time) uint32 {
-	d := ResolveTTL(ttl, m.defaultTTL)
+	d := resolveTTL(ttl, m.defaultTTL)
 	if d <= 0 {
 		return 0
 	}

@@ -149,9 +149,9 @@ func TestMemcachedBadCredentials(t *testing.T) {
 				assert.NotContains(t, err.Error(), wrong)
 			}
 			require.ErrorIs(t, s.Set(t.Context(), "k", []byte("v"), 0), stores.ErrAuth, "Set with bad credentials")
-			_, err = s.Incr(t.Context(), "n", 1)
+			_, err = stores.Incr(t.Context(), s, "n", 1)
 			require.ErrorIs(t, err, stores.ErrAuth, "Incr with bad credentials")
-			_, err = s.GetMany(t.Context(), []string{"a", "b"})
+			_, err = stores.GetMany(t.Context(), s, []string{"a", "b"})
 			require.ErrorIs(t, err, stores.ErrAuth, "GetMany with bad credentials")
 		})
 	}
@@ -592,7 +592,7 @@ func TestMemcachedDeadServer(t *testing.T) {
 			assert.NotErrorIs(t, err, stores.ErrNotFound, "a dead server is not a miss")
 			assert.NotErrorIs(t, err, stores.ErrNodeDown, "the only server is down: a plain error")
 			require.Error(t, s.Set(context.Background(), "k", []byte("v"), 0))
-			_, err = s.Incr(context.Background(), "n", 1)
+			_, err = stores.Incr(context.Background(), s, "n", 1)
 			require.Error(t, err)
 			require.Error(t, s.Clear(context.Background()))
 			require.Error(t, stores.Ping(context.Background(), s))
@@ -616,12 +616,12 @@ func TestMemcachedSameServerTwice(t *testing.T) {
 	for _, k := range keys {
 		items[k] = []byte(k)
 	}
-	require.NoError(t, s.SetMany(ctx, items, 0))
-	got, err := s.GetMany(ctx, keys)
+	require.NoError(t, stores.SetMany(ctx, s, items, 0))
+	got, err := stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Equal(t, items, got)
 	require.NoError(t, s.Clear(ctx))
-	got, err = s.GetMany(ctx, keys)
+	got, err = stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 	require.NoError(t, stores.Ping(ctx, s))

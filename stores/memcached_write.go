@@ -83,17 +83,19 @@ func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl tim
 // (see Failed writes in the package doc). memcached already unlinks an item
 // when it refuses a SET; the delete covers the refusals made here and the
 // writes cut short on the network, and runs even when the write's context
-// was cancelled half-way (bounded by the store's Timeout). It returns err,
+// was cancelled half-way (bounded by the store's Timeout); the write waits
+// for it while its context allows (dropAfterFailedWrite). It returns err,
 // with the delete's own failure when there is one.
 func (m *Memcached) drop(ctx context.Context, s *mcServer, err error, dks ...string) error {
 	if m.usable(s) != nil {
 		return err
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
-	defer cancel()
-	t0 := time.Now()
-	derr := s.node.deleteMulti(dctx, dks)
-	m.observe(dctx, s, t0, derr)
+	derr := dropAfterFailedWrite(ctx, m.timeout, func(dctx context.Context) error {
+		t0 := time.Now()
+		derr := s.node.deleteMulti(dctx, dks)
+		m.observe(dctx, s, t0, derr)
+		return derr
+	})
 	if derr != nil {
 		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
 	}

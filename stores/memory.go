@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/echocache/echocache/internal/inproc"
 )
 
 func init() {
@@ -23,7 +25,7 @@ type MemoryConfig struct {
 	// MaxBytes bounds the memory the entries use: keys, values and a fixed
 	// per-entry overhead (entryOverhead bytes). A value that alone exceeds
 	// it is refused with ErrTooLarge. What readers keep in values' memos
-	// (see [Memo]; a decoded page, a few hundred bytes) is not counted.
+	// (a decoded page, a few hundred bytes) is not counted.
 	// Optional. Default value 64 MiB.
 	MaxBytes int64
 
@@ -62,16 +64,17 @@ const entryOverhead = 128
 // the context's error when ctx is already done (it never blocks, so that is
 // the only use it makes of ctx), and with ErrClosed after Close.
 type Memory struct {
-	cache    *otter.Cache[string, memEntry]
-	def      time.Duration
-	maxBytes int64
-	closed   atomic.Bool
+	cache     *otter.Cache[string, memEntry]
+	def       time.Duration
+	maxBytes  int64
+	closed    atomic.Bool
+	evictions atomic.Uint64 // entries dropped to make room (Stats)
 }
 
 // memEntry is the cached value: the bytes and how long they live.
 type memEntry struct {
 	val  []byte
-	memo *Memo // nil for a value made by Incr
+	memo *inproc.Memo // nil for a value made by Incr
 	// ttl is the lifetime from the write: 0 means never expire, keepTTL
 	// keeps the deadline of the entry it replaces (Incr).
 	ttl time.Duration
@@ -123,6 +126,12 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 				return time.Duration(math.MaxInt64)
 			}
 		}),
+		// Under the entry's bucket lock, so only a counter.
+		OnAtomicDeletion: func(e otter.DeletionEvent[string, memEntry]) {
+			if e.Cause == otter.CauseOverflow {
+				m.evictions.Add(1)
+			}
+		},
 		Logger: &otter.NoopLogger{},
 		Clock:  cfg.clock,
 	})
@@ -131,6 +140,22 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	}
 	m.cache = cache
 	return m, nil
+}
+
+// Stats implements [StatsReporter]. It first applies the writes the
+// eviction policy has not processed yet (otter does that in the
+// background), so that Bytes and Evictions are current: call it for
+// metrics, not on every request. With MaxEntries set, each entry counts
+// for at least MaxBytes/MaxEntries bytes (that is how both bounds hold),
+// so Bytes reaches MaxBytes when either bound is reached.
+func (m *Memory) Stats() StoreStats {
+	m.cache.CleanUp()
+	return StoreStats{
+		Entries:   int64(m.cache.EstimatedSize()),
+		Bytes:     int64(m.cache.WeightedSize()),
+		MaxBytes:  m.maxBytes,
+		Evictions: m.evictions.Load(),
+	}
 }
 
 func entrySize(key string, val []byte) int64 {
@@ -156,9 +181,6 @@ func openMemory(_ context.Context, u *url.URL) (Store, error) {
 	}
 	return NewMemory(cfg)
 }
-
-// Local reports that Memory lives in-process.
-func (m *Memory) Local() bool { return true }
 
 func (m *Memory) check(ctx context.Context) error {
 	if m.closed.Load() {
@@ -209,7 +231,7 @@ func (m *Memory) entry(key string, value []byte, ttl time.Duration) (memEntry, e
 	if n := entrySize(key, value); n > m.maxBytes || n > math.MaxUint32 {
 		return memEntry{}, fmt.Errorf("stores: memory: entry of %d bytes exceeds the limit of %d: %w", n, min(m.maxBytes, math.MaxUint32), ErrTooLarge)
 	}
-	return memEntry{val: clone(value), memo: new(Memo), ttl: ResolveTTL(ttl, m.def)}, nil
+	return memEntry{val: clone(value), memo: new(inproc.Memo), ttl: resolveTTL(ttl, m.def)}, nil
 }
 
 // Set stores a copy of value under key. A value too large for MaxBytes is

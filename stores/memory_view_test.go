@@ -2,13 +2,12 @@ package stores_test
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -16,9 +15,10 @@ func TestMemoryView(t *testing.T) {
 	ctx := context.Background()
 	m, err := stores.NewMemory(stores.MemoryConfig{})
 	require.NoError(t, err)
-	var s stores.Store = m
-	v, ok := s.(stores.Viewer)
-	require.True(t, ok, "Memory implements Viewer")
+	in, ok := inproc.Lookup(m)
+	require.True(t, ok, "Memory lives in the process")
+	require.NotNil(t, in.View, "Memory hands out its bytes")
+	v := struct{ View inproc.ViewFunc }{in.View}
 
 	_, _, err = v.View(ctx, "absent")
 	assert.ErrorIs(t, err, stores.ErrNotFound)
@@ -62,36 +62,10 @@ func TestMemoryView(t *testing.T) {
 	assert.ErrorIs(t, err, stores.ErrClosed)
 }
 
-// A reader that parses a value on every read can parse it once per stored
-// value instead, keeping the parsed form in the value's memo.
-func ExampleMemo() {
-	ctx := context.Background()
-	m, err := stores.NewMemory(stores.MemoryConfig{})
-	if err != nil {
-		panic(err)
-	}
-	defer m.Close()
-	_ = m.Set(ctx, "csv", []byte("a,b,c"), stores.NoExpiry)
-
-	parses := 0
-	fields := func() []string {
-		raw, memo, err := m.View(ctx, "csv")
-		if err != nil {
-			return nil
-		}
-		if f, ok := memo.Load().([]string); ok {
-			return f
-		}
-		parses++
-		f := strings.Split(string(raw), ",")
-		memo.Store(f) // f depends on raw alone and is never modified
-		return f
-	}
-	fmt.Println(fields(), fields(), parses)
-
-	_ = m.Set(ctx, "csv", []byte("x,y"), stores.NoExpiry) // a new value, a new memo
-	fmt.Println(fields(), parses)
-	// Output:
-	// [a b c] [a b c] 1
-	// [x y] 2
+func TestNullIsInProcess(t *testing.T) {
+	in, ok := inproc.Lookup(stores.NewNull())
+	require.True(t, ok, "Null lives in the process")
+	assert.Nil(t, in.View, "Null has no bytes to hand out")
+	_, ok = inproc.Lookup(struct{ stores.Store }{stores.NewNull()})
+	assert.False(t, ok, "a wrapped store is not known to live in the process")
 }

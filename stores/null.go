@@ -51,9 +51,6 @@ func noLocation(u *url.URL) error {
 	return nil
 }
 
-// Local reports that Null lives in-process.
-func (n *Null) Local() bool { return true }
-
 func (n *Null) check(ctx context.Context) error {
 	if n.closed.Load() {
 		return ErrClosed

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -27,23 +28,22 @@ func TestNull(t *testing.T) {
 		assert.True(t, ok, "Add must report true so that Add-based locks never wait")
 	}
 	for range 2 {
-		n, err := s.Incr(ctx, "n", 5)
+		n, err := stores.Incr(ctx, s, "n", 5)
 		require.NoError(t, err)
 		assert.Equal(t, int64(5), n, "Incr returns delta, as on an absent key")
 	}
 
-	require.NoError(t, s.SetMany(ctx, map[string][]byte{"a": []byte("1")}, stores.DefaultTTL))
-	got, err := s.GetMany(ctx, []string{"a", "b"})
+	require.NoError(t, stores.SetMany(ctx, s, map[string][]byte{"a": []byte("1")}, stores.DefaultTTL))
+	got, err := stores.GetMany(ctx, s, []string{"a", "b"})
 	require.NoError(t, err)
 	assert.NotNil(t, got)
 	assert.Empty(t, got)
 	require.NoError(t, s.Delete(ctx, "a"))
-	require.NoError(t, s.DeleteMany(ctx, []string{"a", "b"}))
+	require.NoError(t, stores.DeleteMany(ctx, s, []string{"a", "b"}))
 	require.NoError(t, s.Clear(ctx))
 
-	local, ok := s.(interface{ Local() bool })
-	require.True(t, ok, "Null must implement Local")
-	assert.True(t, local.Local())
+	_, local := inproc.Lookup(s)
+	assert.True(t, local, "Null lives in the process")
 	assert.NoError(t, stores.Ping(ctx, s))
 }
 
@@ -54,10 +54,10 @@ func nullOps(ctx context.Context, s stores.Store) map[string]error {
 	errs["Set"] = s.Set(ctx, "k", nil, stores.DefaultTTL)
 	_, errs["Add"] = s.Add(ctx, "k", nil, stores.DefaultTTL)
 	errs["Delete"] = s.Delete(ctx, "k")
-	_, errs["GetMany"] = s.GetMany(ctx, []string{"k"})
-	errs["SetMany"] = s.SetMany(ctx, map[string][]byte{"k": nil}, stores.DefaultTTL)
-	errs["DeleteMany"] = s.DeleteMany(ctx, []string{"k"})
-	_, errs["Incr"] = s.Incr(ctx, "k", 1)
+	_, errs["GetMany"] = stores.GetMany(ctx, s, []string{"k"})
+	errs["SetMany"] = stores.SetMany(ctx, s, map[string][]byte{"k": nil}, stores.DefaultTTL)
+	errs["DeleteMany"] = stores.DeleteMany(ctx, s, []string{"k"})
+	_, errs["Incr"] = stores.Incr(ctx, s, "k", 1)
 	errs["Clear"] = s.Clear(ctx)
 	return errs
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/labstack/gommon/bytes"
 )
 
 // OpenFunc opens a store from a parsed URL. It must reject parameters it
@@ -187,14 +190,17 @@ func (p *Params) Bool(name string, def bool) bool {
 }
 
 // Bytes returns the value of name as a byte count, or def when absent. It
-// accepts a plain number and the suffixes B, KB, MB, GB (powers of 1000)
-// and KiB, MiB, GiB (powers of 1024), case-insensitive.
+// reads sizes as Echo's BodyLimit does (github.com/labstack/gommon/bytes):
+// a plain number, or one with the suffixes K, M, G, T, P, E (powers of
+// 1000, also KB, MB...) or Ki, Mi, Gi... (powers of 1024, also KiB,
+// MiB...), case-insensitive: "64MiB" is 67,108,864 bytes and "2M" is
+// 2,000,000.
 func (p *Params) Bytes(name string, def int64) int64 {
 	v, ok := p.lookup(name)
 	if !ok {
 		return def
 	}
-	n, err := ParseBytes(v)
+	n, err := parseSize(v)
 	if err != nil {
 		p.fail(name, v, "a size such as 64MiB or 1048576")
 		return def
@@ -226,28 +232,18 @@ func (p *Params) Err() error {
 	return nil
 }
 
-// ParseBytes parses a size such as "64MiB", "500KB" or "1048576".
-func ParseBytes(s string) (int64, error) {
+// parseSize reads a byte size the way Echo's BodyLimit does, with
+// github.com/labstack/gommon/bytes: a plain number of bytes, or a number
+// with the decimal units K, M, G, T, P, E (powers of 1000, also written
+// KB, MB...) or the binary units Ki, Mi, Gi... (powers of 1024, also
+// written KiB, MiB...), case-insensitive; "2M" is 2,000,000 bytes, as in
+// BodyLimit("2M"), and "2MiB" is 2,097,152. A negative size, or one past
+// what an int64 holds, is refused.
+func parseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	if i == 0 {
+	n, err := bytes.Parse(t)
+	if err != nil || strings.HasPrefix(t, "-") || n < 0 || n == math.MaxInt64 {
 		return 0, fmt.Errorf("stores: bad size %q", s)
 	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("stores: bad size %q", s)
-	}
-	mult := map[string]int64{
-		"": 1, "b": 1,
-		"kb": 1e3, "mb": 1e6, "gb": 1e9,
-		"k": 1 << 10, "m": 1 << 20, "g": 1 << 30,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-	}[strings.ToLower(strings.TrimSpace(t[i:]))]
-	if mult == 0 || n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("stores: bad size %q", s)
-	}
-	return n * mult, nil
+	return n, nil
 }

@@ -96,6 +96,10 @@ func TestOpenMemory(t *testing.T) {
 		{"memory://?max_bytes=64MiB&max_entries=10000&default_ttl=5m&prefix=", 64 << 20, 5 * time.Minute},
 		{"memory://?max_bytes=500KB&default_ttl=30", 500_000, 30 * time.Second},
 		{"memory://?max_bytes=1048576&prefix=app%3A", 1 << 20, 0},
+		{"memory://?max_bytes=2M", 2_000_000, 0},    // as Echo's BodyLimit("2M")
+		{"memory://?max_bytes=2Mi", 2 << 20, 0},     // binary units
+		{"memory://?max_bytes=1.5k", 1500, 0},       // gommon's fractions
+		{"memory://?max_bytes=1%20GiB", 1 << 30, 0}, // a space before the unit
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -108,6 +112,33 @@ func TestOpenMemory(t *testing.T) {
 			assert.Equal(t, uint64(tt.maxBytes), m.cache.GetMaximum())
 			assert.Equal(t, tt.def, m.def)
 		})
+	}
+}
+
+// TestParseSize: sizes read as Echo's BodyLimit reads them, and nothing
+// that could wrap around.
+func TestParseSize(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"ok, plain", "1048576", 1 << 20, true},
+		{"ok, decimal M", "2M", 2_000_000, true},
+		{"ok, decimal MB", "2mb", 2_000_000, true},
+		{"ok, binary MiB", "2MiB", 2 << 20, true},
+		{"ok, exabyte", "7E", 7e18, true},
+		{"nok, negative", "-5", 0, false},
+		{"nok, negative with unit", "-5MiB", 0, false},
+		{"nok, past int64", "9999EB", 0, false},
+		{"nok, words", "lots", 0, false},
+		{"nok, empty", "", 0, false},
+	} {
+		got, err := parseSize(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("%s: parseSize(%q) = %d, %v; want %d (ok %v)", tt.name, tt.in, got, err, tt.want, tt.ok)
+		}
 	}
 }
 

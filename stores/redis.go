@@ -110,7 +110,14 @@ type RedisConfig struct {
 // cut short on the network) is followed by an UNLINK of its key, so that
 // the key does not keep the value the write was meant to replace. The
 // UNLINK runs even when the caller's context has ended, bounded by one
-// second.
+// second; the call waits for it only while its context allows.
+//
+// A store on a single server, with a client it built, watches the server
+// after a call fails to connect to it, and replaces its client as soon as
+// the server accepts connections again: a restarted server is used again
+// within about 50 ms of its return, where go-redis's pool, once it has
+// failed to connect PoolSize times, would try again only once a second
+// (redis_redial.go).
 //
 // # Redis Cluster
 //
@@ -140,6 +147,8 @@ type Redis struct {
 	defaultTTL time.Duration
 	maxValue   int64
 	closed     atomic.Bool
+	timerless  bool         // calls end by their context's deadline alone (deadline.go)
+	redial     *redisRedial // the client, replaced after its server comes back; nil: client is it (redis_redial.go)
 }
 
 var _ interface {
@@ -192,6 +201,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 			return nil, err
 		}
 		r, err := newRedisStore(cfg, client, true)
+		if c, single := client.(*redis.Client); err == nil && single && opts.MasterName == "" {
+			r.timerless = true
+			r.redial = newRedisRedial(c)
+		}
 		if err == nil && opts.MasterName != "" {
 			fo := opts.Failover()
 			applyFailoverDefaults(fo)
@@ -244,6 +257,14 @@ func hashTag(key string) (string, bool) {
 
 func (r *Redis) key(k string) string { return r.prefix + k }
 
+// cli returns the client to call.
+func (r *Redis) cli() redis.UniversalClient {
+	if r.redial != nil {
+		return r.redial.cur.Load()
+	}
+	return r.client
+}
+
 // check returns ErrClosed after Close and the context's error when it is done.
 func (r *Redis) check(ctx context.Context) error {
 	if r.closed.Load() {
@@ -255,6 +276,9 @@ func (r *Redis) check(ctx context.Context) error {
 // fail wraps a client error, preferring the context's error when the call
 // was cut short by it.
 func (r *Redis) fail(ctx context.Context, op string, err error) error {
+	if r.redial != nil {
+		r.redial.failed(err)
+	}
 	if errors.Is(err, redis.ErrClosed) {
 		err = fmt.Errorf("%w (%v)", ErrClosed, err) // closed by a concurrent Close
 	} else if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
@@ -291,7 +315,7 @@ func (r *Redis) done(ctx context.Context, node, full string, err error) error {
 // milliseconds (redis's PX resolution). It never returns a negative value,
 // which go-redis would read as KEEPTTL.
 func (r *Redis) redisTTL(ttl time.Duration) time.Duration {
-	d := ResolveTTL(ttl, r.defaultTTL)
+	d := resolveTTL(ttl, r.defaultTTL)
 	if d <= 0 {
 		return 0
 	}
@@ -311,7 +335,7 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := r.client.Get(ctx, full).Bytes()
+	v, err := r.cli().Get(ctx, full).Bytes()
 	err = r.done(ctx, node, full, err)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
@@ -335,7 +359,7 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	err = r.client.Set(ctx, full, value, r.redisTTL(ttl)).Err()
+	err = r.cli().Set(ctx, full, value, r.redisTTL(ttl)).Err()
 	if err = r.done(ctx, node, full, err); err != nil {
 		return r.drop(ctx, r.fail(ctx, "set", err), full)
 	}
@@ -351,17 +375,15 @@ func (r *Redis) tooLarge(value []byte) error {
 
 // drop UNLINKs the full keys after a write of them failed with err, so
 // that they do not keep the values the write was meant to replace (see the
-// type's doc). It returns err, with the UNLINK's own failure when there is
-// one.
+// type's doc), waiting for it while ctx allows (dropAfterFailedWrite). It
+// returns err, with the UNLINK's own failure when there is one.
 func (r *Redis) drop(ctx context.Context, err error, keys ...string) error {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisDropTimeout)
-	defer cancel()
-	var derr error
-	if r.nodes != nil {
-		derr = r.unlinkCluster(dctx, keys)
-	} else {
-		derr = unlink(dctx, r.client, keys, r.sharded)
-	}
+	derr := dropAfterFailedWrite(ctx, redisDropTimeout, func(dctx context.Context) error {
+		if r.nodes != nil {
+			return r.unlinkCluster(dctx, keys)
+		}
+		return unlink(dctx, r.cli(), keys, r.sharded)
+	})
 	if derr != nil {
 		return fmt.Errorf("%w; removing the previous value: %v", err, derr)
 	}
@@ -381,7 +403,7 @@ func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return false, err
 	}
-	ok, err := r.client.SetNX(ctx, full, value, r.redisTTL(ttl)).Result()
+	ok, err := r.cli().SetNX(ctx, full, value, r.redisTTL(ttl)).Result()
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}
@@ -401,7 +423,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	err = r.client.Unlink(ctx, full).Err()
+	err = r.cli().Unlink(ctx, full).Err()
 	if err = r.done(ctx, node, full, err); err != nil {
 		return r.fail(ctx, "delete", err)
 	}
@@ -445,7 +467,7 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 	for i, k := range keys {
 		full[i] = r.key(k)
 	}
-	vals, err := r.client.MGet(ctx, full...).Result()
+	vals, err := r.cli().MGet(ctx, full...).Result()
 	if err != nil {
 		return nil, r.fail(ctx, "get many", err)
 	}
@@ -470,7 +492,7 @@ func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipe
 	nodes := make([]string, len(keys))
 	var failed []keyResult
 	sent := make([]bool, len(keys))
-	_, perr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, perr := r.cli().Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
 			full := r.key(k)
 			if r.nodes != nil {
@@ -555,7 +577,7 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 			cmds[i] = p.Set(ctx, full, items[keys[i]], exp)
 		}, func(i int) error { return cmds[i].Err() })
 	} else {
-		_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, err = r.cli().Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
 				cmds[i] = p.Set(ctx, r.key(k), items[k], exp)
 			}
@@ -599,7 +621,7 @@ func (r *Redis) DeleteMany(ctx context.Context, keys []string) error {
 		for i, k := range keys {
 			full[i] = r.key(k)
 		}
-		err = unlink(ctx, r.client, full, r.sharded)
+		err = unlink(ctx, r.cli(), full, r.sharded)
 	}
 	if err != nil {
 		return r.fail(ctx, "delete many", err)
@@ -654,7 +676,7 @@ func (r *Redis) Incr(ctx context.Context, key string, delta int64) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	n, err := r.client.IncrBy(ctx, full, delta).Result()
+	n, err := r.cli().IncrBy(ctx, full, delta).Result()
 	if err = r.done(ctx, node, full, err); err != nil {
 		var rerr redis.Error
 		if errors.As(err, &rerr) && (strings.Contains(err.Error(), "not an integer") ||
@@ -676,7 +698,7 @@ func (r *Redis) Clear(ctx context.Context) error {
 		return err
 	}
 	var err error
-	switch c := r.client.(type) {
+	switch c := r.cli().(type) {
 	case *redis.ClusterClient:
 		err = r.clearCluster(ctx, c)
 	case *redis.Ring:
@@ -684,7 +706,7 @@ func (r *Redis) Clear(ctx context.Context) error {
 			return r.clearNode(ctx, node, false)
 		})
 	default:
-		err = r.clearNode(ctx, r.client, false)
+		err = r.clearNode(ctx, r.cli(), false)
 	}
 	if err != nil {
 		return r.fail(ctx, "clear", err)
@@ -777,7 +799,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
-	if err := r.client.Ping(ctx).Err(); err != nil {
+	if err := r.cli().Ping(ctx).Err(); err != nil {
 		return r.fail(ctx, "ping", err)
 	}
 	var csc atomic.Bool
@@ -787,7 +809,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 		}
 		return nil
 	}
-	switch c := r.client.(type) {
+	switch c := r.cli().(type) {
 	case *redis.ClusterClient:
 		if err := c.ForEachShard(ctx, check); err != nil {
 			return r.fail(ctx, "ping", err)
@@ -807,6 +829,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 func (r *Redis) Close() error {
 	if r.closed.Swap(true) || !r.owned {
 		return nil
+	}
+	if r.redial != nil {
+		return r.redial.close()
 	}
 	return r.client.Close()
 }

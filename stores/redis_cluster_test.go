@@ -102,8 +102,8 @@ func TestRedisClusterManyKeysAcrossMasters(t *testing.T) {
 		items[k] = []byte(k)
 		keys = append(keys, k)
 	}
-	require.NoError(t, s.SetMany(ctx, items, time.Hour))
-	require.NoError(t, other.SetMany(ctx, map[string][]byte{"k1": []byte("other"), "k2": []byte("other"), "k3": []byte("other")}, time.Hour))
+	require.NoError(t, stores.SetMany(ctx, s, items, time.Hour))
+	require.NoError(t, stores.SetMany(ctx, other, map[string][]byte{"k1": []byte("other"), "k2": []byte("other"), "k3": []byte("other")}, time.Hour))
 
 	held := mastersHolding(t, raw, prefix)
 	require.Len(t, held, 3, "masters: %v", held)
@@ -111,11 +111,11 @@ func TestRedisClusterManyKeysAcrossMasters(t *testing.T) {
 		assert.Greater(t, n, 300, "master %s holds %d of 1500 keys: the keys are not spread over the masters", addr, n)
 	}
 
-	got, err := s.GetMany(ctx, keys)
+	got, err := stores.GetMany(ctx, s, keys)
 	require.NoError(t, err, "GetMany of keys in every slot")
 	assert.Equal(t, items, got)
-	require.NoError(t, s.DeleteMany(ctx, keys[:750]), "DeleteMany of keys in every slot")
-	got, err = s.GetMany(ctx, keys)
+	require.NoError(t, stores.DeleteMany(ctx, s, keys[:750]), "DeleteMany of keys in every slot")
+	got, err = stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Len(t, got, 750)
 
@@ -123,7 +123,7 @@ func TestRedisClusterManyKeysAcrossMasters(t *testing.T) {
 	for addr, n := range mastersHolding(t, raw, prefix) {
 		assert.Zero(t, n, "Clear left %d keys on master %s", n, addr)
 	}
-	got, err = other.GetMany(ctx, []string{"k1", "k2", "k3"})
+	got, err = stores.GetMany(ctx, other, []string{"k1", "k2", "k3"})
 	require.NoError(t, err)
 	assert.Len(t, got, 3, "Clear removed another namespace's keys")
 }
@@ -240,7 +240,7 @@ func TestRedisClusterMasterDown(t *testing.T) {
 			items[k] = []byte("v-" + k)
 		}
 	}
-	require.NoError(t, s.SetMany(ctx, items, time.Hour))
+	require.NoError(t, stores.SetMany(ctx, s, items, time.Hour))
 
 	victimKey := all[0]
 	victim, replicas, err := c.MasterOf(ctx, prefix+victimKey)
@@ -277,7 +277,7 @@ func TestRedisClusterMasterDown(t *testing.T) {
 	assert.Less(t, time.Since(start), time.Second, "a refused connection fails fast")
 
 	healthy()
-	got, err := s.GetMany(ctx, all)
+	got, err := stores.GetMany(ctx, s, all)
 	require.ErrorIs(t, err, stores.ErrNodeDown, "GetMany with one master down")
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, dead, ne.Node)
@@ -294,12 +294,12 @@ func TestRedisClusterMasterDown(t *testing.T) {
 	}
 
 	healthy()
-	err = s.SetMany(ctx, items, time.Hour)
+	err = stores.SetMany(ctx, s, items, time.Hour)
 	require.ErrorIs(t, err, stores.ErrNodeDown, "SetMany with one master down")
 	require.ErrorAs(t, err, &ne)
 	assert.ElementsMatch(t, deadKeys, ne.Keys)
 	healthy()
-	err = s.DeleteMany(ctx, deadKeys)
+	err = stores.DeleteMany(ctx, s, deadKeys)
 	require.ErrorIs(t, err, stores.ErrNodeDown, "DeleteMany of the dead master's keys")
 	healthy()
 	err = s.Clear(ctx)
@@ -307,7 +307,7 @@ func TestRedisClusterMasterDown(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	assert.Equal(t, dead, ne.Node)
 	// Clear emptied the healthy masters.
-	got, err = s.GetMany(ctx, all)
+	got, err = stores.GetMany(ctx, s, all)
 	require.ErrorIs(t, err, stores.ErrNodeDown)
 	assert.Empty(t, got, "Clear left keys on a healthy master")
 
@@ -340,7 +340,7 @@ func TestRedisClusterMasterDown(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "still a NodeError 10 s after every node died: %v", err)
 		time.Sleep(50 * time.Millisecond)
 	}
-	_, err = s.GetMany(ctx, all)
+	_, err = stores.GetMany(ctx, s, all)
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, stores.ErrNodeDown, "GetMany with every node down")
 }

@@ -51,7 +51,7 @@ func ExampleNodeError() {
 		log.Fatal(err)
 	}
 	defer store.Close()
-	values, err := store.GetMany(ctx, []string{"a", "b", "c"})
+	values, err := stores.GetMany(ctx, store, []string{"a", "b", "c"})
 	var nodeErr *stores.NodeError
 	switch {
 	case errors.As(err, &nodeErr):

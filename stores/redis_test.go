@@ -125,13 +125,13 @@ func TestRedisClearManyKeys(t *testing.T) {
 	for i := range 1500 {
 		items[fmt.Sprint("k", i)] = []byte("v")
 	}
-	require.NoError(t, s.SetMany(ctx, items, time.Hour))
+	require.NoError(t, stores.SetMany(ctx, s, items, time.Hour))
 	require.NoError(t, s.Clear(ctx))
 	keys := make([]string, 0, len(items))
 	for k := range items {
 		keys = append(keys, k)
 	}
-	got, err := s.GetMany(ctx, keys)
+	got, err := stores.GetMany(ctx, s, keys)
 	require.NoError(t, err)
 	assert.Empty(t, got, "keys left after Clear")
 }

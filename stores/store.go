@@ -31,7 +31,12 @@
 // process_update_command); a write that fails on its way (a network error,
 // a server that answers with an error) removes the keys it may not have
 // written, as far as the server can still be reached. A call refused before
-// it starts (ErrClosed, or a context already done) changes nothing.
+// it starts (ErrClosed, or a context already done) changes nothing. The
+// removal runs even when the write's context has ended; the write waits
+// for it only while that context allows (its deadline, its cancellation),
+// and after that it goes on in the background, so that a failed write
+// never keeps its caller past its deadline: until it completes, a reader
+// may still get the previous value.
 //
 // Add never replaces a present value, so a refused Add leaves the key as it
 // was. Incr keeps the expiry of the entry it changes.
@@ -46,7 +51,6 @@ package stores
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +61,14 @@ import (
 // backends with restricted key alphabets make them safe). Values are
 // arbitrary bytes, including NUL bytes; an empty value is a hit, distinct
 // from a miss. Slices returned by a Store belong to the caller.
+//
+// Store holds what every backend must do. What a backend can do better
+// than a loop over these calls (batch calls, an atomic increment) it adds
+// as an optional interface, the way database/sql/driver does: [MultiGetter],
+// [MultiSetter], [MultiDeleter], [Incrementer] and [Pinger]. Callers use
+// the functions of the same names ([GetMany], [SetMany], [DeleteMany],
+// [Incr], [Ping]), which fall back to single calls. Every backend of this
+// package implements them all.
 type Store interface {
 	// Get returns the value stored under key, or ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
@@ -69,87 +81,11 @@ type Store interface {
 	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
 	// Delete removes key. Deleting an absent key is not an error.
 	Delete(ctx context.Context, key string) error
-	// GetMany returns the values of the keys that are present; missing keys
-	// are absent from the map, which is not an error.
-	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
-	// SetMany stores every item with the same ttl. When it fails, each key
-	// of items holds its new value or nothing, never its previous value.
-	SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error
-	// DeleteMany removes every key; absent keys are not an error.
-	DeleteMany(ctx context.Context, keys []string) error
-	// Incr atomically adds delta (which may be negative) to the decimal
-	// integer stored under key and returns the new value, keeping the
-	// entry's expiry (Redis's INCRBY). An absent key is created holding
-	// delta, with no expiry. A value that is not a decimal integer gives
-	// ErrNotInteger and is left as it was, expiry included.
-	Incr(ctx context.Context, key string, delta int64) (int64, error)
 	// Clear removes every entry of this store's namespace, and only those.
 	Clear(ctx context.Context) error
 	// Close releases the store's resources. A store that was handed an
 	// existing client does not close that client.
 	Close() error
-}
-
-// Pinger is implemented by stores that talk to a server. Ping checks that the
-// server answers and that any credentials are accepted.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// Viewer is implemented by in-process stores that can return a stored value
-// without copying it. The returned slice is shared with the store and with
-// every other caller: it must never be modified. View must not retain key
-// after it returns (callers may pass a string that views a reused buffer).
-// Callers that only read a value (the route middleware serving a cached
-// page) use View to skip the copy Get makes.
-//
-// View also returns the value's [Memo], or nil when the store keeps none
-// for it.
-type Viewer interface {
-	View(ctx context.Context, key string) ([]byte, *Memo, error)
-}
-
-// Memo is a slot an in-process store keeps beside one stored value, where a
-// reader can keep what it derived from the value's bytes (a decoded form),
-// so that later reads of the same value skip the work. A memo belongs to
-// one value: the write that replaces the value brings a new, empty memo,
-// so a memo never describes bytes other than the ones it came with.
-//
-// Every reader of the key shares the memo, so what is kept must depend on
-// the value's bytes alone, must not be modified once stored, and should be
-// checked with a type assertion on Load. Its size is not counted against
-// the store's bounds: keep it small. A Memo is safe for concurrent use.
-type Memo struct {
-	v atomic.Pointer[any]
-}
-
-// Load returns what was last stored in m, or nil. A nil *Memo (a value
-// without one) holds nothing.
-func (m *Memo) Load() any {
-	if m == nil {
-		return nil
-	}
-	if p := m.v.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// Store keeps v in m, replacing what was there. On a nil *Memo it does
-// nothing.
-func (m *Memo) Store(v any) {
-	if m == nil {
-		return
-	}
-	m.v.Store(&v)
-}
-
-// Ping checks that s can be reached. Stores without a server always answer.
-func Ping(ctx context.Context, s Store) error {
-	if p, ok := s.(Pinger); ok {
-		return p.Ping(ctx)
-	}
-	return ctx.Err()
 }
 
 // TTL values with a special meaning. See the package doc.
@@ -178,10 +114,10 @@ var (
 	ErrAuth = errors.New("stores: authentication failed")
 )
 
-// ResolveTTL applies the TTL rules of the package doc: it returns the
+// resolveTTL applies the TTL rules of the package doc: it returns the
 // effective lifetime of an entry written with ttl on a store whose default is
 // def. A result of zero means the entry never expires.
-func ResolveTTL(ttl, def time.Duration) time.Duration {
+func resolveTTL(ttl, def time.Duration) time.Duration {
 	if ttl == DefaultTTL {
 		ttl = def
 	}

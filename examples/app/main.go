@@ -7,6 +7,7 @@ package main
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -16,7 +17,7 @@ import (
 func newServer() *echo.Echo {
 	e := echo.New()
 	e.GET("/", func(c echo.Context) error {
-		return c.String(http.StatusOK, demo.Now())
+		return c.String(http.StatusOK, time.Now().Format(time.RFC3339Nano))
 	})
 	return e
 }

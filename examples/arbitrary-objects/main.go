@@ -19,6 +19,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -33,7 +34,7 @@ type Stuff struct {
 }
 
 func doSomeStuff() Stuff {
-	return Stuff{Proverb: demo.Proverb(), ComputedAt: demo.Now()}
+	return Stuff{Proverb: proverbs.Random(), ComputedAt: time.Now().Format(time.RFC3339Nano)}
 }
 
 // cache is created before its store is known; newServer initialises it.

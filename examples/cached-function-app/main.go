@@ -20,6 +20,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -40,7 +41,7 @@ func newServer(store stores.Store) *echo.Echo {
 	// getCurrentTime is cached for 10 seconds under the key "current_time".
 	getCurrentTime := echocache.Function(cache, "current_time", cachedFor,
 		func(context.Context) (string, error) {
-			return demo.Now(), nil
+			return time.Now().Format(time.RFC3339Nano), nil
 		})
 
 	e := echo.New()
@@ -50,8 +51,8 @@ func newServer(store stores.Store) *echo.Echo {
 			return err
 		}
 		return c.HTML(http.StatusOK, fmt.Sprintf(page,
-			html.EscapeString(now),            // cached
-			html.EscapeString(demo.Proverb()), // not cached
+			html.EscapeString(now),               // cached
+			html.EscapeString(proverbs.Random()), // not cached
 		))
 	})
 	return e
@@ -64,7 +65,7 @@ func newSwappedServer(store stores.Store) *echo.Echo {
 
 	randomProverb := echocache.Function(cache, "zen_quote", cachedFor,
 		func(context.Context) (string, error) {
-			return demo.Proverb(), nil
+			return proverbs.Random(), nil
 		})
 
 	e := echo.New()
@@ -74,8 +75,8 @@ func newSwappedServer(store stores.Store) *echo.Echo {
 			return err
 		}
 		return c.HTML(http.StatusOK, fmt.Sprintf(page,
-			html.EscapeString(proverb),    // cached
-			html.EscapeString(demo.Now()), // not cached
+			html.EscapeString(proverb),                             // cached
+			html.EscapeString(time.Now().Format(time.RFC3339Nano)), // not cached
 		))
 	})
 	return e

@@ -16,19 +16,22 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/stores"
 )
 
 func main() {
-	if err := run(context.Background(), demo.CacheURL(), os.Stdout); err != nil {
-		demo.Fatal(err)
+	rawURL := demo.CacheURL()
+	if err := run(context.Background(), rawURL, os.Stdout); err != nil {
+		demo.Fatal(fmt.Errorf("CACHE_URL %s: %w", demo.Redact(rawURL), err))
 	}
 }
 
-// run clears the cache at rawURL and says what it did on out.
+// run clears the cache at rawURL and says what it did on out. Its errors
+// do not repeat the URL.
 func run(ctx context.Context, rawURL string, out io.Writer) error {
 	cache := echocache.New(nil)
 
-	store, err := demo.OpenStore(ctx, rawURL)
+	store, err := stores.OpenAndPing(ctx, rawURL)
 	if err != nil {
 		return err
 	}
@@ -36,7 +39,7 @@ func run(ctx context.Context, rawURL string, out io.Writer) error {
 	cache.Init(store)
 
 	if err := cache.Clear(ctx); err != nil {
-		return fmt.Errorf("clearing %s: %w", demo.Redact(rawURL), err)
+		return fmt.Errorf("clearing the cache: %w", err)
 	}
 	fmt.Fprintf(out, "cleared %s\n", describe(rawURL))
 	return nil

@@ -27,7 +27,7 @@ func newServer(store stores.Store) *echo.Echo {
 
 	getCurrentTimeAndName := echocache.Memoize(cache, "get_current_time_and_name", cachedFor,
 		func(_ context.Context, name string) (string, error) {
-			return name + " - " + demo.Now(), nil
+			return name + " - " + time.Now().Format(time.RFC3339Nano), nil
 		})
 
 	e := echo.New()

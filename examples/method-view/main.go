@@ -19,6 +19,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -39,12 +40,12 @@ func (ZenView) Get(c echo.Context) error {
     <li>%s</li>
     <li>%s</li>
 </ul>
-`, html.EscapeString(demo.Now()), html.EscapeString(demo.Proverb())))
+`, html.EscapeString(time.Now().Format(time.RFC3339Nano)), html.EscapeString(proverbs.Random())))
 }
 
 // Post answers with the time it ran.
 func (ZenView) Post(c echo.Context) error {
-	return c.String(http.StatusOK, "posted at "+demo.Now())
+	return c.String(http.StatusOK, "posted at "+time.Now().Format(time.RFC3339Nano))
 }
 
 // Register adds every route of the view to g, at the group's own path.

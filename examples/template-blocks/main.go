@@ -12,11 +12,13 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/pongotag"
 	"github.com/echocache/echocache/stores"
 )
@@ -35,8 +37,8 @@ func newServer(store stores.Store) *echo.Echo {
 
 	// The functions the templates call.
 	data := echo.Map{
-		"get_random_quote": demo.Proverb,
-		"now":              demo.Now,
+		"get_random_quote": proverbs.Random,
+		"now":              func() string { return time.Now().Format(time.RFC3339Nano) },
 	}
 	e.GET("/", func(c echo.Context) error {
 		return c.Render(http.StatusOK, "templates/zen.html", data)

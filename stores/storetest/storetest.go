@@ -236,7 +236,7 @@ func (s *suite) testEmptyValue(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "Add over an empty value must not store: the key is present")
 
-	got, err := st.GetMany(ctx, []string{"empty", "nil", "absent"})
+	got, err := stores.GetMany(ctx, st, []string{"empty", "nil", "absent"})
 	require.NoError(t, err)
 	assert.Contains(t, got, "empty", "GetMany must report an empty value as present")
 	assert.Contains(t, got, "nil")
@@ -275,7 +275,7 @@ func (s *suite) testBinaryValues(t *testing.T) {
 	for key := range binaryValues() {
 		keys = append(keys, key)
 	}
-	got, err := st.GetMany(ctx, keys)
+	got, err := stores.GetMany(ctx, st, keys)
 	require.NoError(t, err)
 	assert.Equal(t, binaryValues(), got, "GetMany of binary values")
 }
@@ -316,7 +316,7 @@ func (s *suite) testKeys(t *testing.T) {
 	for i, key := range keys {
 		assert.Equal(t, []byte(strconv.Itoa(i)), mustGet(t, st, key), "Get(%q): keys must never collide", key)
 	}
-	got, err := st.GetMany(ctx, keys)
+	got, err := stores.GetMany(ctx, st, keys)
 	require.NoError(t, err)
 	for i, key := range keys {
 		assert.Equal(t, []byte(strconv.Itoa(i)), got[key], "GetMany[%q]", key)
@@ -334,7 +334,7 @@ func (s *suite) testKeys(t *testing.T) {
 	ok, err := st.Add(ctx, keys[0], []byte("added"), stores.DefaultTTL)
 	require.NoError(t, err)
 	assert.True(t, ok, "Add(%q) after Delete", keys[0])
-	n, err := st.Incr(ctx, keys[len(keys)-1]+"#n", 3)
+	n, err := stores.Incr(ctx, st, keys[len(keys)-1]+"#n", 3)
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), n)
 }
@@ -390,7 +390,7 @@ func (s *suite) testRefusedWrite(t *testing.T) {
 
 	require.NoError(t, st.Set(ctx, "a", []byte("old a"), stores.NoExpiry))
 	require.NoError(t, st.Set(ctx, "b", []byte("old b"), stores.NoExpiry))
-	err := st.SetMany(ctx, map[string][]byte{"a": []byte("new a"), "b": over}, stores.DefaultTTL)
+	err := stores.SetMany(ctx, st, map[string][]byte{"a": []byte("new a"), "b": over}, stores.DefaultTTL)
 	require.ErrorIs(t, err, stores.ErrTooLarge, "SetMany with one item of MaxValueSize+1 bytes")
 	requireMiss(t, st, "b")
 	if v, err := st.Get(ctx, "a"); !errors.Is(err, stores.ErrNotFound) {
@@ -467,52 +467,52 @@ func (s *suite) testIncr(t *testing.T) {
 	st := s.store(t)
 	ctx := t.Context()
 
-	n, err := st.Incr(ctx, "up", 5)
+	n, err := stores.Incr(ctx, st, "up", 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n, "Incr of an absent key starts at delta")
-	n, err = st.Incr(ctx, "up", 1)
+	n, err = stores.Incr(ctx, st, "up", 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(6), n)
 	assert.Equal(t, []byte("6"), mustGet(t, st, "up"), "Get after Incr returns the decimal value")
 
-	n, err = st.Incr(ctx, "down", -3)
+	n, err = stores.Incr(ctx, st, "down", -3)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-3), n, "Incr of an absent key with a negative delta")
-	n, err = st.Incr(ctx, "down", -4)
+	n, err = stores.Incr(ctx, st, "down", -4)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-7), n, "Incr below zero")
-	n, err = st.Incr(ctx, "down", 10)
+	n, err = stores.Incr(ctx, st, "down", 10)
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), n, "Incr from negative back above zero")
 	assert.Equal(t, []byte("3"), mustGet(t, st, "down"))
 
-	n, err = st.Incr(ctx, "zero", 0)
+	n, err = stores.Incr(ctx, st, "zero", 0)
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), n, "Incr by 0 of an absent key")
 	assert.Equal(t, []byte("0"), mustGet(t, st, "zero"), "Incr by 0 creates the key")
 
 	require.NoError(t, st.Set(ctx, "set", []byte("41"), stores.DefaultTTL))
-	n, err = st.Incr(ctx, "set", 1)
+	n, err = stores.Incr(ctx, st, "set", 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(42), n, "Incr of a value written with Set")
 
 	require.NoError(t, st.Set(ctx, "neg", []byte("-10"), stores.DefaultTTL))
-	n, err = st.Incr(ctx, "neg", 3)
+	n, err = stores.Incr(ctx, st, "neg", 3)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-7), n, "Incr of a negative value written with Set")
 
 	require.NoError(t, st.Set(ctx, "big", []byte(strconv.FormatInt(math.MaxInt64-1, 10)), stores.DefaultTTL))
-	n, err = st.Incr(ctx, "big", 1)
+	n, err = stores.Incr(ctx, st, "big", 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(math.MaxInt64), n)
-	_, err = st.Incr(ctx, "big", 1)
+	_, err = stores.Incr(ctx, st, "big", 1)
 	require.ErrorIs(t, err, stores.ErrNotInteger, "Incr past MaxInt64 must not wrap")
 	assert.Equal(t, []byte(strconv.FormatInt(math.MaxInt64, 10)), mustGet(t, st, "big"), "a failed Incr changed the value")
 
 	for _, bad := range []string{"abc", "1.5", "12abc", "\x00"} {
 		key := "bad-" + hex.EncodeToString([]byte(bad))
 		require.NoError(t, st.Set(ctx, key, []byte(bad), stores.DefaultTTL))
-		_, err := st.Incr(ctx, key, 1)
+		_, err := stores.Incr(ctx, st, key, 1)
 		require.ErrorIs(t, err, stores.ErrNotInteger, "Incr of %q", bad)
 		assert.Equal(t, []byte(bad), mustGet(t, st, key), "a failed Incr of %q changed the value", bad)
 	}
@@ -530,7 +530,7 @@ func (s *suite) testIncrConcurrent(t *testing.T) {
 			delta = -1
 		}
 		for range each {
-			if _, err := st.Incr(ctx, "counter", delta); err != nil {
+			if _, err := stores.Incr(ctx, st, "counter", delta); err != nil {
 				return err
 			}
 		}
@@ -540,7 +540,7 @@ func (s *suite) testIncrConcurrent(t *testing.T) {
 		require.NoError(t, err, "Incr in goroutine %d", i)
 	}
 	want := int64(n/2*each*3 - n/2*each)
-	n2, err := st.Incr(ctx, "counter", 0)
+	n2, err := stores.Incr(ctx, st, "counter", 0)
 	require.NoError(t, err)
 	assert.Equal(t, want, n2, "Incr by %d goroutines at once lost updates", n)
 }
@@ -549,28 +549,28 @@ func (s *suite) testMany(t *testing.T) {
 	st := s.store(t)
 	ctx := t.Context()
 
-	got, err := st.GetMany(ctx, nil)
+	got, err := stores.GetMany(ctx, st, nil)
 	require.NoError(t, err, "GetMany of no keys")
 	assert.Empty(t, got)
-	got, err = st.GetMany(ctx, []string{"a", "b"})
+	got, err = stores.GetMany(ctx, st, []string{"a", "b"})
 	require.NoError(t, err, "GetMany of absent keys")
 	assert.Empty(t, got)
 
-	require.NoError(t, st.SetMany(ctx, nil, stores.DefaultTTL), "SetMany of no items")
-	require.NoError(t, st.DeleteMany(ctx, nil), "DeleteMany of no keys")
+	require.NoError(t, stores.SetMany(ctx, st, nil, stores.DefaultTTL), "SetMany of no items")
+	require.NoError(t, stores.DeleteMany(ctx, st, nil), "DeleteMany of no keys")
 
 	items := map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3"), "e": {}}
-	require.NoError(t, st.SetMany(ctx, items, stores.DefaultTTL))
+	require.NoError(t, stores.SetMany(ctx, st, items, stores.DefaultTTL))
 	for k, v := range items {
 		assert.Equal(t, v, mustGet(t, st, k), "Get(%q) after SetMany", k)
 	}
 
-	got, err = st.GetMany(ctx, []string{"a", "missing", "c", "e", "also-missing"})
+	got, err = stores.GetMany(ctx, st, []string{"a", "missing", "c", "e", "also-missing"})
 	require.NoError(t, err, "GetMany with missing keys")
 	assert.Equal(t, map[string][]byte{"a": []byte("1"), "c": []byte("3"), "e": {}}, normalize(got))
 
-	require.NoError(t, st.DeleteMany(ctx, []string{"a", "missing", "e"}), "DeleteMany with missing keys")
-	got, err = st.GetMany(ctx, []string{"a", "b", "c", "e"})
+	require.NoError(t, stores.DeleteMany(ctx, st, []string{"a", "missing", "e"}), "DeleteMany with missing keys")
+	got, err = stores.GetMany(ctx, st, []string{"a", "b", "c", "e"})
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"b": []byte("2"), "c": []byte("3")}, got)
 
@@ -584,12 +584,12 @@ func (s *suite) testMany(t *testing.T) {
 		keys = append(keys, k)
 	}
 	keys = append(keys, "missing")
-	require.NoError(t, st.SetMany(ctx, big, time.Hour))
-	got, err = st.GetMany(ctx, keys)
+	require.NoError(t, stores.SetMany(ctx, st, big, time.Hour))
+	got, err = stores.GetMany(ctx, st, keys)
 	require.NoError(t, err)
 	assert.Equal(t, big, got, "GetMany of %d keys", n)
-	require.NoError(t, st.DeleteMany(ctx, keys))
-	got, err = st.GetMany(ctx, keys)
+	require.NoError(t, stores.DeleteMany(ctx, st, keys))
+	got, err = stores.GetMany(ctx, st, keys)
 	require.NoError(t, err)
 	assert.Empty(t, got, "GetMany after DeleteMany of %d keys", n)
 }
@@ -622,9 +622,9 @@ func (s *suite) testNoAliasing(t *testing.T) {
 	assert.Equal(t, byte('o'), b[0], "two Gets returned the same memory")
 
 	items := map[string][]byte{"m": []byte("many")}
-	require.NoError(t, st.SetMany(ctx, items, stores.DefaultTTL))
+	require.NoError(t, stores.SetMany(ctx, st, items, stores.DefaultTTL))
 	items["m"][0] = 'X'
-	many, err := st.GetMany(ctx, []string{"m", "k"})
+	many, err := stores.GetMany(ctx, st, []string{"m", "k"})
 	require.NoError(t, err)
 	assert.Equal(t, []byte("many"), many["m"], "the store kept the caller's slice given to SetMany")
 	copy(many["m"], "XXXX")
@@ -657,12 +657,12 @@ func (s *suite) testCancelledContext(t *testing.T) {
 			return err
 		},
 		"Delete":  func(ctx context.Context) error { return st.Delete(ctx, "k4") },
-		"GetMany": func(ctx context.Context) error { _, err := st.GetMany(ctx, []string{"k", "x"}); return err },
+		"GetMany": func(ctx context.Context) error { _, err := stores.GetMany(ctx, st, []string{"k", "x"}); return err },
 		"SetMany": func(ctx context.Context) error {
-			return st.SetMany(ctx, map[string][]byte{"k5": []byte("v")}, stores.DefaultTTL)
+			return stores.SetMany(ctx, st, map[string][]byte{"k5": []byte("v")}, stores.DefaultTTL)
 		},
-		"DeleteMany": func(ctx context.Context) error { return st.DeleteMany(ctx, []string{"k6", "k7"}) },
-		"Incr":       func(ctx context.Context) error { _, err := st.Incr(ctx, "n", 1); return err },
+		"DeleteMany": func(ctx context.Context) error { return stores.DeleteMany(ctx, st, []string{"k6", "k7"}) },
+		"Incr":       func(ctx context.Context) error { _, err := stores.Incr(ctx, st, "n", 1); return err },
 		"Clear":      func(ctx context.Context) error { return st.Clear(ctx) },
 	}
 	for _, name := range []string{"Get", "Set", "Add", "Delete", "GetMany", "SetMany", "DeleteMany", "Incr", "Clear"} {
@@ -696,7 +696,7 @@ func (s *suite) testClear(t *testing.T) {
 		require.NoError(t, st.Set(ctx, k, []byte("mine"), stores.NoExpiry))
 		require.NoError(t, other.Set(ctx, k, []byte("other"), stores.NoExpiry))
 	}
-	_, err := st.Incr(ctx, "counter", 7)
+	_, err := stores.Incr(ctx, st, "counter", 7)
 	require.NoError(t, err)
 	planted := "planted-" + hex.EncodeToString([]byte(t.Name()))
 	if s.opt.Plant != nil {
@@ -719,7 +719,7 @@ func (s *suite) testClear(t *testing.T) {
 	// The store is usable after Clear, and a second Clear is harmless.
 	require.NoError(t, st.Set(ctx, "a", []byte("again"), stores.DefaultTTL))
 	assert.Equal(t, []byte("again"), mustGet(t, st, "a"))
-	n, err := st.Incr(ctx, "counter", 1)
+	n, err := stores.Incr(ctx, st, "counter", 1)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n, "Incr after Clear starts again")
 	ok, err := st.Add(ctx, "b", []byte("added"), stores.DefaultTTL)
@@ -748,9 +748,9 @@ func (s *suite) testConcurrentMixed(t *testing.T) {
 			case 2:
 				_, err = st.Add(ctx, key, val, time.Minute)
 			case 3:
-				_, err = st.GetMany(ctx, []string{"k0", "k1", "k2"})
+				_, err = stores.GetMany(ctx, st, []string{"k0", "k1", "k2"})
 			case 4:
-				err = st.SetMany(ctx, map[string][]byte{key: val, "x": val}, time.Minute)
+				err = stores.SetMany(ctx, st, map[string][]byte{key: val, "x": val}, time.Minute)
 			case 5:
 				err = st.Delete(ctx, key)
 			}
@@ -787,11 +787,11 @@ func (s *suite) testClose(t *testing.T) {
 	_, err = st.Add(ctx, "k2", []byte("v"), stores.DefaultTTL)
 	assert.ErrorIs(t, err, stores.ErrClosed, "Add after Close")
 	assert.ErrorIs(t, st.Delete(ctx, "k"), stores.ErrClosed, "Delete after Close")
-	_, err = st.GetMany(ctx, []string{"k"})
+	_, err = stores.GetMany(ctx, st, []string{"k"})
 	assert.ErrorIs(t, err, stores.ErrClosed, "GetMany after Close")
-	assert.ErrorIs(t, st.SetMany(ctx, map[string][]byte{"k": nil}, stores.DefaultTTL), stores.ErrClosed, "SetMany after Close")
-	assert.ErrorIs(t, st.DeleteMany(ctx, []string{"k"}), stores.ErrClosed, "DeleteMany after Close")
-	_, err = st.Incr(ctx, "n", 1)
+	assert.ErrorIs(t, stores.SetMany(ctx, st, map[string][]byte{"k": nil}, stores.DefaultTTL), stores.ErrClosed, "SetMany after Close")
+	assert.ErrorIs(t, stores.DeleteMany(ctx, st, []string{"k"}), stores.ErrClosed, "DeleteMany after Close")
+	_, err = stores.Incr(ctx, st, "n", 1)
 	assert.ErrorIs(t, err, stores.ErrClosed, "Incr after Close")
 	assert.ErrorIs(t, st.Clear(ctx), stores.ErrClosed, "Clear after Close")
 
@@ -817,7 +817,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	ok, err := st.Add(ctx, "added", []byte("v"), ttl)
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.NoError(t, st.SetMany(ctx, map[string][]byte{"many1": []byte("v"), "many2": []byte("v")}, ttl))
+	require.NoError(t, stores.SetMany(ctx, st, map[string][]byte{"many1": []byte("v"), "many2": []byte("v")}, ttl))
 	// Incr keeps the expiry, whatever the signs of the value and the
 	// delta, and a refused Incr leaves it too.
 	incrs := []struct {
@@ -832,12 +832,12 @@ func (s *suite) testExpiry(t *testing.T) {
 	}
 	for _, in := range incrs {
 		require.NoError(t, st.Set(ctx, in.key, []byte(in.start), ttl))
-		n, err := st.Incr(ctx, in.key, in.delta)
+		n, err := stores.Incr(ctx, st, in.key, in.delta)
 		require.NoError(t, err, "Incr(%q = %s, %d)", in.key, in.start, in.delta)
 		require.Equal(t, in.want, n, "Incr(%q = %s, %d)", in.key, in.start, in.delta)
 	}
 	require.NoError(t, st.Set(ctx, "not-counter", []byte("eggs"), ttl))
-	_, err = st.Incr(ctx, "not-counter", -1)
+	_, err = stores.Incr(ctx, st, "not-counter", -1)
 	require.ErrorIs(t, err, stores.ErrNotInteger)
 	assert.Equal(t, []byte("eggs"), mustGet(t, st, "not-counter"), "a refused Incr changed the value")
 	// Set replaces the TTL of the entry it overwrites.
@@ -861,7 +861,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	for _, k := range []string{"reset", "forever", "default", "long"} {
 		assert.True(t, present(t, st, k), "%q expired with the short-TTL entries", k)
 	}
-	got, err := st.GetMany(ctx, append(expiring, "forever"))
+	got, err := stores.GetMany(ctx, st, append(expiring, "forever"))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"forever"}, mapKeys(got), "GetMany returned expired entries")
 
@@ -869,7 +869,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	ok, err = st.Add(ctx, "added", []byte("again"), stores.NoExpiry)
 	require.NoError(t, err)
 	assert.True(t, ok, "Add over an expired entry")
-	n, err := st.Incr(ctx, "counter", 5)
+	n, err := stores.Incr(ctx, st, "counter", 5)
 	require.NoError(t, err)
 	assert.Equal(t, int64(5), n, "Incr of an expired entry starts at delta")
 }
@@ -894,7 +894,7 @@ func (s *suite) testDefaultTTL(t *testing.T) {
 	ctx := t.Context()
 
 	// Survivors first, as in testExpiry.
-	_, err := st.Incr(ctx, "counter", 1)
+	_, err := stores.Incr(ctx, st, "counter", 1)
 	require.NoError(t, err)
 	require.NoError(t, st.Set(ctx, "forever", []byte("v"), stores.NoExpiry))
 	ok, err := st.Add(ctx, "added-forever", []byte("v"), stores.NoExpiry)
@@ -906,7 +906,7 @@ func (s *suite) testDefaultTTL(t *testing.T) {
 	ok, err = st.Add(ctx, "added-default", []byte("v"), stores.DefaultTTL)
 	require.NoError(t, err)
 	require.True(t, ok)
-	require.NoError(t, st.SetMany(ctx, map[string][]byte{"many": []byte("v")}, stores.DefaultTTL))
+	require.NoError(t, stores.SetMany(ctx, st, map[string][]byte{"many": []byte("v")}, stores.DefaultTTL))
 
 	expiring := []string{"default", "added-default", "many"}
 	require.Eventually(t, func() bool {

@@ -47,7 +47,10 @@ func (s *mapStore) get(key string) ([]byte, bool) {
 
 func (s *mapStore) set(key string, value []byte, ttl time.Duration) {
 	e := entry{val: append([]byte{}, value...)}
-	if d := stores.ResolveTTL(ttl, s.def); d > 0 {
+	if ttl == stores.DefaultTTL {
+		ttl = s.def
+	}
+	if d := ttl; d > 0 {
 		e.exp = time.Now().Add(d)
 	}
 	s.m[key] = e

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/echocache/echocache/examples/cached-blueprint-app/cache"
-	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 )
 
 // CachedFor is how long the zen page is cached: 20 seconds, as in the
@@ -31,5 +31,5 @@ func view(c echo.Context) error {
     <li>%s</li>
     <li>%s</li>
 </ul>
-`, html.EscapeString(demo.Now()), html.EscapeString(demo.Proverb())))
+`, html.EscapeString(time.Now().Format(time.RFC3339Nano)), html.EscapeString(proverbs.Random())))
 }

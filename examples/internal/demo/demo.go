@@ -1,7 +1,8 @@
 // Package demo holds what every example shares and none of them is about:
 // reading $ADDR and $CACHE_URL, opening the store, serving until
-// interrupted, the current time with nanoseconds, and the Go proverbs that
-// stand in for the walkthrough's Zen of Python.
+// interrupted. (The Go proverbs that stand in for the walkthrough's Zen of
+// Python are in package proverbs, which the code the README shows can
+// import.)
 package demo
 
 import (
@@ -16,7 +17,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,9 +33,6 @@ const (
 	// DefaultCacheURL is the store an example opens when $CACHE_URL is empty.
 	DefaultCacheURL = "memory://"
 )
-
-// PingTimeout bounds the start-up check that a networked store answers.
-const PingTimeout = 3 * time.Second
 
 func init() {
 	// go-redis logs every failed dial itself, several lines per request
@@ -79,21 +76,14 @@ func Redact(rawURL string) string {
 	return rawURL // as given: String would turn memory:// into memory:
 }
 
-// OpenStore opens the store named by rawURL and, for a store with a server,
-// checks within PingTimeout that the server answers and accepts the
-// credentials, so a wrong URL is found at start-up rather than by a silent
-// stream of uncached requests. The error is one line and names the URL
-// (password hidden).
+// OpenStore opens the store named by rawURL with stores.OpenAndPing, which
+// checks that its server answers and accepts the credentials, so a wrong
+// URL is found at start-up rather than by a silent stream of uncached
+// requests. The error is one line and names the URL (password hidden).
 func OpenStore(ctx context.Context, rawURL string) (stores.Store, error) {
-	store, err := stores.Open(ctx, rawURL)
+	store, err := stores.OpenAndPing(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_URL %s: %w", Redact(rawURL), err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, PingTimeout)
-	defer cancel()
-	if err := stores.Ping(pctx, store); err != nil {
-		store.Close()
-		return nil, fmt.Errorf("CACHE_URL %s: store does not answer: %w", Redact(rawURL), err)
 	}
 	return store, nil
 }
@@ -104,6 +94,11 @@ func OpenStore(ctx context.Context, rawURL string) (stores.Store, error) {
 // cannot be listened on, it prints one line to stderr and exits with
 // status 1.
 func Main(newServer func(stores.Store) *echo.Echo) {
+	MainHandler(func(s stores.Store) http.Handler { return newServer(s) })
+}
+
+// MainHandler is Main for a server of any framework (Echo v5, net/http).
+func MainHandler(newServer func(stores.Store) http.Handler) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	store, err := OpenStore(ctx, CacheURL())
@@ -128,7 +123,7 @@ func Run(e *echo.Echo) {
 	}
 }
 
-func listenAndServe(ctx context.Context, e *echo.Echo, storeURL string) error {
+func listenAndServe(ctx context.Context, h http.Handler, storeURL string) error {
 	ln, err := net.Listen("tcp", Addr())
 	if err != nil {
 		return fmt.Errorf("ADDR: %w", err)
@@ -138,13 +133,13 @@ func listenAndServe(ctx context.Context, e *echo.Echo, storeURL string) error {
 		msg += " (store " + storeURL + ")"
 	}
 	fmt.Fprintln(os.Stderr, msg)
-	return Serve(ctx, e, ln)
+	return Serve(ctx, h, ln)
 }
 
-// Serve serves e on ln until ctx is done, then shuts it down gracefully,
+// Serve serves h on ln until ctx is done, then shuts it down gracefully,
 // giving requests in flight up to 5 seconds.
-func Serve(ctx context.Context, e *echo.Echo, ln net.Listener) error {
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+func Serve(ctx context.Context, h http.Handler, ln net.Listener) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
@@ -191,23 +186,4 @@ func oneLine(err error) error {
 		return err
 	}
 	return errors.New(strings.Join(strings.Fields(msg), " "))
-}
-
-var (
-	nowMu   sync.Mutex
-	nowLast time.Time
-)
-
-// Now returns the current time as RFC 3339 with nanoseconds. Two calls in
-// one process never return the same string, so a cached response can
-// always be told from a fresh one.
-func Now() string {
-	nowMu.Lock()
-	defer nowMu.Unlock()
-	t := time.Now()
-	if !t.After(nowLast) {
-		t = nowLast.Add(time.Nanosecond)
-	}
-	nowLast = t
-	return t.Format(time.RFC3339Nano)
 }

@@ -83,24 +83,6 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestNowIsStrictlyIncreasing(t *testing.T) {
-	prev, err := time.Parse(time.RFC3339Nano, Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 10000 {
-		s := Now()
-		cur, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatalf("Now() = %q; not RFC 3339: %v", s, err)
-		}
-		if !cur.After(prev) {
-			t.Fatalf("Now() = %v after %v; want a later time", cur, prev)
-		}
-		prev = cur
-	}
-}
-
 func TestOneLine(t *testing.T) {
 	if got, want := oneLine(errors.New("a\nb\r\n  c")).Error(), "a b c"; got != want {
 		t.Errorf("oneLine = %q; want %q", got, want)
@@ -108,29 +90,6 @@ func TestOneLine(t *testing.T) {
 	err := errors.New("plain")
 	if got := oneLine(err); got != err {
 		t.Errorf("oneLine(plain) = %v; want the same error", got)
-	}
-}
-
-func TestProverb(t *testing.T) {
-	seen := map[string]bool{}
-	for range 1000 {
-		seen[Proverb()] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("1000 calls of Proverb gave %d distinct proverbs; want several", len(seen))
-	}
-}
-
-func TestRotateProverbs(t *testing.T) {
-	restore := RotateProverbs()
-	defer restore()
-	prev := Proverb()
-	for range 2 * len(Proverbs) {
-		cur := Proverb()
-		if cur == prev {
-			t.Fatalf("Proverb() = %q twice in a row while rotating", cur)
-		}
-		prev = cur
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -88,8 +88,42 @@ func Shorten(tb testing.TB, ttl *time.Duration) {
 	tb.Cleanup(func() { *ttl = old })
 }
 
-// RotateProverbs makes demo.Proverb return the proverbs in turn for the
+// RotateProverbs makes proverbs.Random return the proverbs in turn for the
 // rest of the test, so two calls never agree by chance.
 func RotateProverbs(tb testing.TB) {
-	tb.Cleanup(demo.RotateProverbs())
+	tb.Cleanup(proverbs.Rotate())
+}
+
+// CachedView checks the walkthrough's cached view on h: GET / answers a
+// time, stored by the first request (X-Cache MISS) and served again as a
+// hit. examples/cached-app and examples/echo-v5 run it.
+func CachedView(t *testing.T, h http.Handler) {
+	t.Helper()
+	first := Do(t, h, http.MethodGet, "/")
+	if got := first.Header().Get("X-Cache"); got != "MISS" {
+		t.Errorf("first GET / X-Cache = %q; want MISS", got)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, first.Body.String()); err != nil {
+		t.Errorf("GET / = %q; want an RFC 3339 time: %v", first.Body.String(), err)
+	}
+	for range 3 {
+		rec := Do(t, h, http.MethodGet, "/")
+		if got, want := rec.Body.String(), first.Body.String(); got != want {
+			t.Errorf("GET / = %q; want the cached %q", got, want)
+		}
+		if got := rec.Header().Get("X-Cache"); got != "HIT" {
+			t.Errorf("repeated GET / X-Cache = %q; want HIT", got)
+		}
+	}
+}
+
+// CachedViewExpires checks that the page of the cached view changes once
+// its TTL, *ttl, shortened for the test, has passed.
+func CachedViewExpires(t *testing.T, newServer func(stores.Store) http.Handler, ttl *time.Duration) {
+	t.Helper()
+	Shorten(t, ttl)
+	h := newServer(Memory(t))
+	first := Get(t, h, "/")
+	Eventually(t, func() bool { return Get(t, h, "/") != first },
+		"GET / to stop returning %q after %v", first, *ttl)
 }

@@ -55,7 +55,7 @@ func Example_routeOptions() {
 	}, cache.CachedWithConfig(echocache.RouteConfig{
 		TTL:       10 * time.Minute,
 		KeyPrefix: "view/%s", // %s is the request path
-		Unless: func(c echo.Context) bool {
+		Skipper: func(c echo.Context) bool {
 			return c.QueryParam("preview") != "" // never cache previews
 		},
 	}))

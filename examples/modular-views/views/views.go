@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/echocache/echocache/examples/internal/demo"
+	"github.com/echocache/echocache/examples/proverbs"
 )
 
 // Zen shows the current time and a random Go proverb.
@@ -22,5 +23,5 @@ func Zen(c echo.Context) error {
     <li>%s</li>
     <li>%s</li>
 </ul>
-`, html.EscapeString(demo.Now()), html.EscapeString(demo.Proverb())))
+`, html.EscapeString(time.Now().Format(time.RFC3339Nano)), html.EscapeString(proverbs.Random())))
 }

@@ -143,7 +143,7 @@ func run() error {
 		if !ok {
 			return ec.String(http.StatusOK, "0 0")
 		}
-		s := t.Stats()
+		s := t.LocalStats()
 		return ec.String(http.StatusOK, fmt.Sprintf("%d %d", s.Hits, s.Misses))
 	})
 

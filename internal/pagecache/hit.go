@@ -1,0 +1,265 @@
+package pagecache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/flight"
+	"github.com/echocache/echocache/internal/inproc"
+	"github.com/echocache/echocache/stores"
+)
+
+// The hit path: finding a page in the store and serving it.
+
+// lookup reads the page record and, when the request is another variant,
+// the variant record. It returns the entry it found (lk.buf, or an entry
+// kept in the store's memo), or nil; lk.state says whether it is usable.
+func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
+	m := r.Engine
+	ctx := m.cache.WithBudget(req.Context()) // the lookups share one StoreTimeout
+	raw, memo, err := m.cache.View(ctx, viewer, pageKey)
+	if err != nil {
+		if !errors.Is(err, stores.ErrNotFound) {
+			lk.state, lk.err = lookFailed, err
+		}
+		return nil
+	}
+	e, err := decodeViewed(&lk.buf, raw, memo, viewer == nil)
+	if err != nil {
+		m.dropCorrupt(ctx, pageKey)
+		return nil
+	}
+	lk.nonce, lk.hasNonce = e.nonce, true
+	if !r.matches(c, req, kb, pageKey, e) {
+		lk.otherURI = r.otherURI(c, req, pageKey, e)
+		lk.vary = e.varyNames()
+		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, lk.vary)
+		variantKey := string(kb.b)
+		raw, memo, err = m.cache.View(ctx, viewer, variantKey)
+		if err != nil {
+			if !errors.Is(err, stores.ErrNotFound) {
+				lk.state, lk.err = lookFailed, err
+			}
+			return nil
+		}
+		if e, err = decodeViewed(&lk.buf, raw, memo, viewer == nil); err != nil {
+			m.dropCorrupt(ctx, variantKey)
+			return nil
+		}
+		if !r.matches(c, req, kb, pageKey, e) {
+			return nil // another request's entry (a store's hash collision)
+		}
+	}
+	switch {
+	case now < e.freshUntil:
+		lk.state = lookFresh
+	case now < e.swrUntil:
+		lk.state = lookStale
+	case now < e.sieUntil:
+		lk.state = lookError
+	default:
+		lk.expired = true
+		return nil
+	}
+	if e.nTags > 0 {
+		ok, err := tagsCurrent(ctx, m.cache, e)
+		if err != nil {
+			lk.state, lk.err = lookFailed, err
+		} else if !ok {
+			lk.state, lk.expired = lookMiss, true
+		}
+	}
+	return e
+}
+
+// matches reports whether e was stored under the variant key the request
+// has for e's page nonce and Vary names. When vary headers are involved it
+// builds that key in kb (where the caller finds it); otherwise it compares
+// the parts in place, which is the common hit path.
+func (r *Route[C]) matches(c C, req *http.Request, kb *keyBuf, pageKey string, e *entry) bool {
+	m := r.Engine
+	if len(m.vary) > 0 || e.nVary > 0 {
+		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, e.varyNames())
+		return string(kb.b) == string(e.key)
+	}
+	// The same layout as appendVariant: page key, nonce, host part.
+	k := e.key
+	if len(k) < len(pageKey)+10 || string(k[:len(pageKey)]) != pageKey {
+		return false
+	}
+	k = k[len(pageKey):]
+	if k[0] != 0 || binary.BigEndian.Uint64(k[1:]) != e.nonce || k[9] != 0 {
+		return false
+	}
+	k = k[10:]
+	if m.keying.custom {
+		return len(k) == 0
+	}
+	sch, host := r.fe.Scheme(c, req), req.Host
+	if len(k) != len(sch)+3+len(host) || !equalLower(k[:len(sch)], sch) || string(k[len(sch):len(sch)+3]) != "://" {
+		return false
+	}
+	k = k[len(sch)+3:]
+	return string(k) == host || equalLower(k, host)
+}
+
+// equalLower reports whether lower is s lower-cased (ASCII).
+func equalLower(lower []byte, s string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if lower[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+// appendVariant appends the variant key of the request for a page nonce
+// and the Vary names of its response (see keys.go).
+func (r *Route[C]) appendVariant(dst []byte, c C, req *http.Request, pageKey string, nonce uint64, respVary []string) []byte {
+	dst = append(dst, pageKey...)
+	dst = appendNonce(dst, nonce)
+	dst = r.appendHostPart(dst, c, req)
+	return appendVaryValues(dst, req.Header, r.vary, respVary)
+}
+
+// appendHostPart appends the scheme and host of a request, lower-cased;
+// pages keyed by a key function leave them out.
+func (r *Route[C]) appendHostPart(dst []byte, c C, req *http.Request) []byte {
+	dst = append(dst, 0)
+	if r.keying.custom {
+		return dst
+	}
+	dst = appendLower(dst, r.fe.Scheme(c, req))
+	dst = append(dst, "://"...)
+	return appendLower(dst, req.Host)
+}
+
+func (m *Engine) dropCorrupt(ctx context.Context, key string) {
+	_ = m.cache.Delete(context.WithoutCancel(ctx), strings.Clone(key))
+}
+
+// awaitOther waits, after another process took the page's lock, for the
+// page to appear in the store, until LockTimeout. done reports whether the
+// request was answered (from the store, or with ctx's error).
+func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
+	m := r.Engine
+	ctx := req.Context()
+	if m.st.hooks.OnWait != nil {
+		m.st.hooks.OnWait()
+	}
+	served := false
+	core.PollStore(ctx, m.cfg.LockTimeout, func() bool {
+		var lk lookup
+		served, err = r.serveFresh(c, req, kb, pageKey, &lk, t)
+		return served || lk.state == lookFailed // failed: the store cannot tell, run the handler
+	})
+	if served {
+		return true, err
+	}
+	if ctx.Err() != nil {
+		return true, ctx.Err()
+	}
+	return false, nil
+}
+
+// serveFresh looks the page up and, when it is fresh, serves it as a hit
+// and publishes it to t's flight.
+func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
+	now := r.clock()
+	e := r.lookup(lk, c, req, kb, r.cache.Viewer(), pageKey, now)
+	if lk.state != lookFresh {
+		return false, nil
+	}
+	r.cache.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
+	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
+	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now), now)
+}
+
+// serve writes a cached entry to w: its status, headers and body (none for
+// HEAD, 304 for a matching If-None-Match), plus the status header, Age and
+// the Cache-Status member (none when it is "").
+func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status, member string, now int64) error {
+	h := w.Header()
+	notModified := false
+	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
+		etag := e.etag()
+		notModified = etag != "" && etagMatch(inm, etag)
+	}
+
+	// One allocation holds every header value: the status header's, Age's,
+	// Cache-Status's and the entry's.
+	vals := make([]string, 3+e.nVals)
+	if notModified {
+		e.applyHeaders(h, vals[3:], keepOn304)
+	} else {
+		e.applyHeaders(h, vals[3:], nil)
+	}
+	if m.statusHeader != "" {
+		vals[0] = status
+		h[m.statusHeader] = vals[0:1:1]
+	}
+	if member != "" {
+		if len(h[headerCacheStatus]) > 0 {
+			addMember(h, member) // after the members stored with the page
+		} else {
+			vals[2] = member
+			h[headerCacheStatus] = vals[2:3:3]
+		}
+	}
+	age := max((now-e.storedAt)/int64(time.Second), 0)
+	vals[1] = strconv.FormatInt(age, 10)
+	h["Age"] = vals[1:2:2]
+
+	if notModified {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if req.Method == http.MethodHead {
+		// No body follows to let net/http count it.
+		if len(h["Content-Length"]) == 0 {
+			h.Set("Content-Length", strconv.Itoa(len(e.body)))
+		}
+	}
+	w.WriteHeader(e.status)
+	if req.Method != http.MethodHead && len(e.body) > 0 {
+		if _, err := w.Write(e.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepOn304 selects the headers a 304 carries (RFC 9110, 15.4.5).
+func keepOn304(name string) bool {
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case "Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified":
+		return true
+	}
+	return false
+}
+
+// etagMatch reports whether an If-None-Match header matches etag, with the
+// weak comparison RFC 9110 prescribes for If-None-Match.
+func etagMatch(ifNoneMatch []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, v := range ifNoneMatch {
+		for t := range strings.SplitSeq(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package pagecache
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/echocache/echocache/internal/keyspace"
+)
+
+// stale-while-revalidate: the background refresh of a stale page.
+
+// refresh starts one background refresh of a stale page: the handler runs
+// on a copy of the request, detached from the client, with a recorder as
+// its response writer.
+func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64, variantKey string) {
+	m := r.Engine
+	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
+		return
+	}
+	// Detached from the client, and from the miss of any route this one
+	// runs inside: SetTTL and Tag in the refresh reach this route only.
+	base := withRequest(context.WithoutCancel(req.Context()), nil)
+	r2 := req.Clone(base)
+	r2.Method = http.MethodGet
+	r2.Body, r2.ContentLength = http.NoBody, 0
+	// The refresh wants the whole page: a 304 or 206 answer to this
+	// client's conditional or range headers could not be stored.
+	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
+		r2.Header.Del(h)
+	}
+	// The framework's request value may be reused when this request ends,
+	// so Detach copies now what the refresh needs.
+	mk := r.fe.Detach(c)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				m.cache.Logf("background refresh of %s panicked: %v", r2.URL, v)
+			}
+			m.st.refreshs.Delete(variantKey)
+			if m.st.hooks.RefreshDone != nil {
+				m.st.hooks.RefreshDone()
+			}
+		}()
+		ctx, cancel := context.WithTimeout(base, m.cfg.RefreshTimeout)
+		defer cancel()
+		if m.cfg.LockTimeout > 0 {
+			release, acquired := m.cache.Lock(ctx, keyspace.RefreshLock+variantKey, m.cfg.LockTimeout)
+			if !acquired {
+				return // another process refreshes it
+			}
+			defer release()
+		}
+		rec := &refreshRecorder{header: http.Header{}}
+		r3 := r2.WithContext(ctx)
+		nc := mk(r3, rec)
+		_ = r.run(nc, r3, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, refresh: true}, nil)
+	}()
+}
+
+// refreshRecorder is the response writer of a background refresh: the
+// capture writer above it keeps the body; the rest is dropped.
+type refreshRecorder struct {
+	header http.Header
+}
+
+func (r *refreshRecorder) Header() http.Header         { return r.header }
+func (r *refreshRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *refreshRecorder) WriteHeader(int)             {}

@@ -1,0 +1,55 @@
+package stores
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// DefaultPingTimeout bounds the check of [OpenAndPing] when ctx has no
+// deadline.
+const DefaultPingTimeout = 3 * time.Second
+
+// OpenAndPing opens the store named by rawURL, as [Open] does, and checks
+// that its server answers and accepts the credentials, as [Ping] does,
+// within ctx's deadline or DefaultPingTimeout: call it at start-up, so that
+// a wrong URL, a wrong password or a server that is down stops the app
+// with a message naming the problem rather than turning into a silent
+// stream of uncached requests. Stores without a server (null, memory,
+// file) are only opened. Its errors never show the URL's password: one
+// from Open is Open's; one from the check, "stores: store does not
+// answer: ..." (errors.Is(err, ErrAuth) for refused credentials), after
+// the store is closed.
+//
+// A store spread over several servers starts when some of them answer, as
+// a Redis Cluster starts with one of its seed addresses down: a memcached
+// pool whose check fails for some servers only (errors wrapping
+// ErrNodeDown) is returned without an error, and the servers that did not
+// answer are logged through slog.Default(). The store skips them and
+// probes them until they answer ((*Memcached).Servers tells their state).
+// A pool of which no server answers is an error.
+func OpenAndPing(ctx context.Context, rawURL string) (Store, error) {
+	store, err := Open(ctx, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	pctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, DefaultPingTimeout)
+		defer cancel()
+	}
+	err = Ping(pctx, store)
+	switch {
+	case err == nil:
+		return store, nil
+	case errors.Is(err, ErrNodeDown) && !errors.Is(err, ErrAuth):
+		slog.Default().Warn("stores: starting without the servers that do not answer; they are used again as soon as they do",
+			"store", fmt.Sprintf("%T", store), "err", err)
+		return store, nil
+	}
+	store.Close()
+	return nil, fmt.Errorf("stores: store does not answer: %w", err)
+}

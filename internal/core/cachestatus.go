@@ -63,6 +63,7 @@ type CacheStatus struct {
 // then quoted) for st:
 //
 //	hit                     name; hit; ttl=42
+//	hit from a local tier   name; hit; ttl=42; detail=local
 //	stale (revalidating)    name; hit; ttl=-3
 //	stale (in place of 5xx) name; fwd=stale; fwd-status=503; ttl=-3; detail=status
 //	miss                    name; fwd=uri-miss; ttl=60; stored   (collapsed when it shared another's)

@@ -206,7 +206,8 @@ func (c *Cache) near(key string) ([]byte, *inproc.Memo, bool) {
 // View is Get for callers that never modify the value: with viewer (see
 // Cache.Viewer) it reads the store's own bytes instead of a copy, with the
 // value's memo (nil without a viewer, or when the store keeps none). A
-// networked store's in-process copy (see near) is read the same way.
+// networked store's in-process copy (see near) is read the same way, with
+// its memo: without a viewer, a memo says the bytes came from such a copy.
 func (c *Cache) View(ctx context.Context, viewer inproc.ViewFunc, key string) ([]byte, *inproc.Memo, error) {
 	if viewer == nil {
 		if c.unsettled.n.Load() == 0 {

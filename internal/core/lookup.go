@@ -142,6 +142,13 @@ const (
 	// DetailBadHeader: a header name or value that cannot be replayed.
 	DetailBadHeader = "bad-header"
 
+	// Hits.
+
+	// DetailLocal: the page was read from the copy a local tier
+	// (stores.LocalTier) keeps in the process, without a round trip to
+	// the shared store. It is a hit like any other.
+	DetailLocal = "local"
+
 	// Every feature.
 
 	// DetailTooLarge: over the route's body cap, or refused by the store

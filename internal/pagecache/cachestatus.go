@@ -21,7 +21,9 @@ import (
 // header is written, never afterwards:
 //
 //   - a hit or a stale page served while it is refreshed: before the
-//     stored page is written ("hit; ttl=N", N negative when stale);
+//     stored page is written ("hit; ttl=N", N negative when stale;
+//     "hit; ttl=N; detail=local" when the page was read from the copy a
+//     local tier keeps in the process, stores.LocalTier);
 //   - a bypass (Skipper, no store, method, a GET with a body,
 //     Authorization, no key) and a failed lookup: when the handler writes
 //     its header, through a memberWriter ("fwd=bypass; detail=...",
@@ -58,6 +60,10 @@ type cacheStatus struct {
 	// one.
 	hits    [64]atomic.Pointer[ttlMember]
 	forever string // a hit on a page without expiry
+	// localHits and localForever are the same for a page read from a
+	// local tier's copy in the process (detail=local).
+	localHits    [64]atomic.Pointer[ttlMember]
+	localForever string
 }
 
 type fixedKey struct {
@@ -79,6 +85,7 @@ func newCacheStatus(name string) *cacheStatus {
 		cs.fixed[fixedKey{core.ResultError, d}] = cs.build(core.CacheStatus{Result: core.ResultError, Detail: d})
 	}
 	cs.forever = cs.build(core.CacheStatus{Result: core.ResultHit, NoExpiry: true})
+	cs.localForever = cs.build(core.CacheStatus{Result: core.ResultHit, NoExpiry: true, Detail: core.DetailLocal})
 	return cs
 }
 
@@ -99,12 +106,20 @@ func (cs *cacheStatus) passed(r core.Result, detail string) string {
 }
 
 // hit returns the member of e served at now from the store: fresh, or
-// stale while it is refreshed (a negative ttl).
-func (cs *cacheStatus) hit(e *entry, now int64) string {
+// stale while it is refreshed (a negative ttl); local says e was read
+// from a local tier's copy (detail=local).
+func (cs *cacheStatus) hit(e *entry, now int64, local bool) string {
 	if cs == nil {
 		return ""
 	}
+	hits, detail := &cs.hits, ""
+	if local {
+		hits, detail = &cs.localHits, core.DetailLocal
+	}
 	if e.freshUntil == math.MaxInt64 {
+		if local {
+			return cs.localForever
+		}
 		return cs.forever
 	}
 	left := time.Duration(e.freshUntil - now)
@@ -112,7 +127,7 @@ func (cs *cacheStatus) hit(e *entry, now int64) string {
 	if left%time.Second < 0 {
 		ttl-- // rounded down, as AppendCacheStatus does
 	}
-	slot := &cs.hits[uint64(ttl)%uint64(len(cs.hits))]
+	slot := &hits[uint64(ttl)%uint64(len(hits))]
 	if m := slot.Load(); m != nil && m.ttl == ttl {
 		return m.member
 	}
@@ -120,7 +135,7 @@ func (cs *cacheStatus) hit(e *entry, now int64) string {
 	if left < 0 {
 		r = core.ResultStale
 	}
-	m := &ttlMember{ttl: ttl, member: cs.build(core.CacheStatus{Result: r, TTL: time.Duration(ttl) * time.Second})}
+	m := &ttlMember{ttl: ttl, member: cs.build(core.CacheStatus{Result: r, TTL: time.Duration(ttl) * time.Second, Detail: detail})}
 	slot.Store(m)
 	return m.member
 }

@@ -282,6 +282,7 @@ type lookup struct {
 	err      error    // why, when state is lookFailed
 	expired  bool     // an entry was found but is past its lifetime or its tags'
 	otherURI bool     // the page record found is another scheme's or host's
+	local    bool     // the entry was read from a networked store's copy in the process (a local tier)
 }
 
 // bypass runs the handler uncached for reason, a lookup not made.
@@ -343,7 +344,7 @@ func (r *Route[C]) Handle(c C) error {
 	e := r.lookup(&lk, c, req, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
-		return r.serve(req, fe.Writer(c), e, StatusHit, m.cs.hit(e, now), now)
+		return r.serve(req, fe.Writer(c), e, StatusHit, m.cs.hit(e, now, lk.local), now)
 	}
 	if viewed {
 		pageKey = strings.Clone(pageKey)
@@ -352,7 +353,7 @@ func (r *Route[C]) Handle(c C) error {
 	case lookStale:
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
 		r.refresh(c, req, pageKey, e.nonce, string(e.key))
-		return r.serve(req, fe.Writer(c), e, StatusStale, m.cs.hit(e, now), now)
+		return r.serve(req, fe.Writer(c), e, StatusStale, m.cs.hit(e, now, lk.local), now)
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error; the
 		// lookup counts as a miss and an error.

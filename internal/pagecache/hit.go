@@ -36,6 +36,9 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 		m.dropCorrupt(ctx, pageKey)
 		return nil
 	}
+	// Without a viewer, only a networked store's copy in the process
+	// comes with a memo (core.Cache.View).
+	lk.local = viewer == nil && memo != nil
 	lk.nonce, lk.hasNonce = e.nonce, true
 	if !r.matches(c, req, kb, pageKey, e) {
 		lk.otherURI = r.otherURI(c, req, pageKey, e)
@@ -53,6 +56,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 			m.dropCorrupt(ctx, variantKey)
 			return nil
 		}
+		lk.local = viewer == nil && memo != nil
 		if !r.matches(c, req, kb, pageKey, e) {
 			return nil // another request's entry (a store's hash collision)
 		}
@@ -183,7 +187,7 @@ func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string
 	}
 	r.cache.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
-	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now), now)
+	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now, lk.local), now)
 }
 
 // serve writes a cached entry to w: its status, headers and body (none for

@@ -757,7 +757,8 @@ func rawGet(t *testing.T, addr, path string) (head []string, body []byte) {
 // Header values and names with CR, LF, NUL and other bytes set by a
 // handler: no response carries an injected header line or body, and the
 // second response (a replay when the first was stored) is byte for byte the
-// first on the wire, but for Date, Age, X-Cache and the ETag a hit adds.
+// first on the wire, but for Date, Age, X-Cache, Cache-Status and the ETag
+// a hit adds.
 func TestAbuseHeaderInjection(t *testing.T) {
 	for _, be := range abuseBackends {
 		t.Run(be.name, func(t *testing.T) {
@@ -798,6 +799,11 @@ func TestAbuseHeaderInjection(t *testing.T) {
 							case "x-cache":
 								if n == 1 && tt.stored {
 									require.Equal(t, "X-Cache: HIT", line)
+								}
+								continue
+							case "cache-status":
+								if n == 1 && tt.stored {
+									require.Regexp(t, `^Cache-Status: echocache; hit; ttl=\d+$`, line)
 								}
 								continue
 							case "etag":

@@ -201,7 +201,8 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
 func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
-	data, err := m.c.core().Get(ctx, m.vkey)
+	// Read only, to name the entry: a local tier's copy is not copied.
+	data, _, err := m.c.core().View(ctx, nil, m.vkey)
 	if err == nil && validVersionToken(data) {
 		return data, nil
 	}

@@ -41,7 +41,9 @@ func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (
 		}
 		return v, false, ErrNoStore
 	}
-	data, err := c.core().Get(ctx, skey)
+	// A copy a local tier holds is read without copying it: decodeValue
+	// copies what it keeps (Codec.Unmarshal must not keep its input).
+	data, _, err := c.core().View(ctx, nil, skey)
 	if err != nil {
 		if errors.Is(err, stores.ErrNotFound) {
 			if counted {

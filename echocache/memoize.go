@@ -1,6 +1,7 @@
 package echocache
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,8 +9,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/keyenc"
 	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/stores"
@@ -26,6 +29,15 @@ type Memoized[A comparable, R any] struct {
 	opts  callOptions
 	fn    func(ctx context.Context, a A) (R, error)
 	encFn keyenc.Encoder
+	pin   atomic.Pointer[pinnedVersion] // the version token, while a local tier vouches for it
+}
+
+// pinnedVersion is a version token read after stamp was taken: it is the
+// function's version while the store's local tier says the token's key is
+// unchanged since (core.Cache.Watch), which saves reading it on every call.
+type pinnedVersion struct {
+	tok   []byte
+	stamp core.Stamp
 }
 
 // Memoize returns fn with its results cached for ttl per distinct argument
@@ -201,9 +213,17 @@ func (m *Memoized[A, R]) ForgetAll(ctx context.Context) error {
 // random token replaces it, so old entries stay unreachable rather than
 // coming back under a predictable value.
 func (m *Memoized[A, R]) version(ctx context.Context) ([]byte, error) {
+	cc := m.c.core()
+	if p := m.pin.Load(); p != nil && cc.Unchanged(p.stamp) {
+		return p.tok, nil
+	}
+	stamp, watched := cc.Watch(m.vkey)
 	// Read only, to name the entry: a local tier's copy is not copied.
-	data, _, err := m.c.core().View(ctx, nil, m.vkey)
+	data, _, err := cc.View(ctx, nil, m.vkey)
 	if err == nil && validVersionToken(data) {
+		if watched {
+			m.pin.Store(&pinnedVersion{tok: bytes.Clone(data), stamp: stamp})
+		}
 		return data, nil
 	}
 	if err != nil && !errors.Is(err, stores.ErrNotFound) {

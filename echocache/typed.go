@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -43,7 +44,7 @@ func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (
 	}
 	// A copy a local tier holds is read without copying it: decodeValue
 	// copies what it keeps (Codec.Unmarshal must not keep its input).
-	data, _, err := c.core().View(ctx, nil, skey)
+	data, memo, err := c.core().View(ctx, nil, skey)
 	if err != nil {
 		if errors.Is(err, stores.ErrNotFound) {
 			if counted {
@@ -56,7 +57,19 @@ func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (
 		}
 		return v, false, err
 	}
+	share := memo != nil && immutable[T]()
+	if share {
+		if x, ok := memo.Load().(T); ok {
+			if counted {
+				c.countLookup(ctx, f, ResultHit)
+			}
+			return x, true, nil
+		}
+	}
 	v, err = decodeValue[T](c.codec(), data, c.core().Verifies())
+	if err == nil && share {
+		memo.Store(v)
+	}
 	if err != nil {
 		if counted {
 			c.countLookup(ctx, f, ResultMiss)
@@ -73,6 +86,17 @@ func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (
 		c.countLookup(ctx, f, ResultHit)
 	}
 	return v, true, nil
+}
+
+// immutable reports whether a decoded T can be shared by every reader of
+// the bytes it was decoded from (kept in their memo, see inproc.Memo):
+// a string or an integer holds no reference a caller could modify, and
+// decodeValue reads it without the Codec (so that caches with different
+// codecs on one store read it alike; a named string type goes through
+// the Codec, and is not shared).
+func immutable[T any]() bool {
+	t := reflect.TypeFor[T]()
+	return t == reflect.TypeFor[string]() || storedAsInteger(t.Kind())
 }
 
 // asMismatch returns err as a *TypeMismatchError for skey, or nil when it

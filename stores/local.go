@@ -302,10 +302,14 @@ func (t *LocalTier) fill(tk ticket, key string, e expiring) {
 }
 
 // invalidate drops the copy of key: the counter moves first, so that a
-// read in flight does not fill the tier with what it got.
+// read in flight does not fill the tier with what it got, and again after,
+// so that a stamp taken in between (watch) does not vouch for the copy
+// dropped.
 func (t *LocalTier) invalidate(key string) {
-	t.stripe(key).Add(1)
+	s := t.stripe(key)
+	s.Add(1)
 	t.mem.cache.Invalidate(key)
+	s.Add(1)
 	t.invalidations.Add(1)
 }
 
@@ -315,10 +319,12 @@ func (t *LocalTier) invalidateMany(keys []string) {
 	}
 }
 
-// flush drops every copy.
+// flush drops every copy; the epoch moves before and after (see
+// invalidate).
 func (t *LocalTier) flush() {
 	t.epoch.Add(1)
 	t.mem.cache.InvalidateAll()
+	t.epoch.Add(1)
 	t.flushes.Add(1)
 }
 
@@ -366,12 +372,32 @@ func (t *LocalTier) viewLocal(key string) (v []byte, memo *inproc.Memo, ok bool)
 	return e.val, e.memo, true
 }
 
+// watch implements inproc.Near.Watch: in front of a store that announces
+// every change (redis), a stamp of key's counter and of the flushes, while
+// the tier is coherent.
+func (t *LocalTier) watch(key string) (inproc.Stamp, bool) {
+	if t.channel == nil {
+		return inproc.Stamp{}, false // another process's change goes unseen
+	}
+	s := t.stripe(key)
+	st := inproc.Stamp{Counter: s, Epoch: t.epoch.Load(), Count: s.Load()}
+	return st, t.down.Load() == 0 && !t.closed.Load()
+}
+
+// unchanged implements inproc.Near.Unchanged: nothing moved key's counter
+// or flushed the tier since s, and the tier is coherent now. invalidate
+// and flush move their counters both before and after they drop copies,
+// so a copy read after s was taken and dropped since has moved one.
+func (t *LocalTier) unchanged(s inproc.Stamp) bool {
+	return s.Counter.Load() == s.Count && t.epoch.Load() == s.Epoch && t.down.Load() == 0 && !t.closed.Load()
+}
+
 func init() {
-	inproc.RegisterNear(func(s any) inproc.NearFunc {
+	inproc.RegisterNear(func(s any) (inproc.Near, bool) {
 		if t, ok := s.(*LocalTier); ok {
-			return t.viewLocal
+			return inproc.Near{View: t.viewLocal, Watch: t.watch, Unchanged: t.unchanged}, true
 		}
-		return nil
+		return inproc.Near{}, false
 	})
 }
 

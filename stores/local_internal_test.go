@@ -1,6 +1,7 @@
 package stores
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -138,4 +139,89 @@ func TestMemcachedExpiring(t *testing.T) {
 			}
 		})
 	}
+}
+
+// announcing is an invalidation channel that is always up, for the tests
+// of a tier in front of a store that announces its changes.
+type announcing struct{}
+
+func (announcing) wait(context.Context) error { return nil }
+func (announcing) close()                     {}
+
+// TestLocalTierStamp checks the stamps that let echocache keep what it
+// read (memoize's version token) without reading it again: a stamp holds
+// until the key may have changed, whenever the copy read after it was
+// dropped, and a tier that is not told of every change gives none.
+func TestLocalTierStamp(t *testing.T) {
+	tests := []struct {
+		name  string
+		after func(tier *LocalTier) // what happens after the stamp and the read
+		holds bool
+	}{
+		{"ok, nothing happened", func(*LocalTier) {}, true},
+		{"ok, a key of another stripe announced", func(tier *LocalTier) { tier.invalidate(otherStripe(tier, "k")) }, true},
+		{"nok, the key announced", func(tier *LocalTier) { tier.invalidate("k") }, false},
+		{"nok, every key flushed", func(tier *LocalTier) { tier.flush() }, false},
+		{"nok, the connection lost", func(tier *LocalTier) { tier.partDown() }, false},
+		{"nok, the connection lost and back", func(tier *LocalTier) { tier.partDown(); tier.partUp() }, false},
+		{"nok, closed", func(tier *LocalTier) { tier.closed.Store(true) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tier := newTestTier(t)
+			tier.channel = announcing{}
+			st, ok := tier.watch("k")
+			if !ok {
+				t.Fatal("watch(k) on a coherent tier in front of an announcing store = no stamp")
+			}
+			tt.after(tier)
+			if got := tier.unchanged(st); got != tt.holds {
+				t.Errorf("unchanged(stamp) after %s = %v; want %v", tt.name, got, tt.holds)
+			}
+			tier.closed.Store(false) // for Close
+		})
+	}
+
+	// A stamp taken while an invalidation or a flush is under way, after
+	// its counter moved and before the copy is dropped, vouches for a copy
+	// that is about to go: the counter moves again once it is gone.
+	t.Run("nok, taken between the counter and the drop", func(t *testing.T) {
+		tier := newTestTier(t)
+		tier.channel = announcing{}
+		tier.fill(tier.ticket("k"), "k", expiring{v: []byte("old"), left: NoExpiry, known: true})
+		s := tier.stripe("k")
+		s.Add(1) // invalidate("k") has begun
+		st, _ := tier.watch("k")
+		if _, _, ok := tier.viewLocal("k"); !ok {
+			t.Fatal("viewLocal(k) before the drop = miss; want the old copy")
+		}
+		tier.mem.cache.Invalidate("k")
+		s.Add(1) // and ends
+		if tier.unchanged(st) {
+			t.Error("unchanged(stamp) after the copy it vouched for was dropped = true; want false")
+		}
+		// invalidate and flush do move their counters so.
+		n, e := s.Load(), tier.epoch.Load()
+		tier.invalidate("k")
+		tier.flush()
+		if s.Load()-n != 2 || tier.epoch.Load()-e != 2 {
+			t.Errorf("invalidate moved its counter by %d, flush the epoch by %d; want 2 each (before and after the drop)", s.Load()-n, tier.epoch.Load()-e)
+		}
+	})
+
+	t.Run("ok, no stamp without announcements", func(t *testing.T) {
+		tier := newTestTier(t) // in front of a store that announces nothing
+		if _, ok := tier.watch("k"); ok {
+			t.Error("watch(k) in front of a store without announcements gave a stamp; want none")
+		}
+	})
+	t.Run("ok, no stamp while down", func(t *testing.T) {
+		tier := newTestTier(t)
+		tier.channel = announcing{}
+		tier.down.Add(1)
+		if _, ok := tier.watch("k"); ok {
+			t.Error("watch(k) while the channel is down gave a stamp; want none")
+		}
+		tier.down.Add(-1)
+	})
 }

@@ -98,6 +98,7 @@ type storeRef struct {
 	timerless bool            // s ends calls by their context's deadline alone (internal/deadline)
 	view      inproc.ViewFunc // s's View, when it is local and hands out its own bytes
 	near      inproc.NearFunc // s's in-process copies, when it is networked and keeps some (stores.LocalTier)
+	watch     inproc.Near     // s's, for Watch and Unchanged (near.go)
 }
 
 // Configure sets c's config. Call it before c is used.
@@ -124,11 +125,11 @@ func (c *Cache) Init(store stores.Store) {
 	slow := c.storeTimeout() / 2
 	c.reads.configure(th, slow)
 	c.writes.configure(th, slow)
-	var near inproc.NearFunc
+	var near inproc.Near
 	if !local {
-		near = inproc.LookupNear(store)
+		near, _ = inproc.LookupNear(store)
 	}
-	c.store.Store(&storeRef{s: store, local: local, timerless: deadline.Honoured(store), view: in.View, near: near})
+	c.store.Store(&storeRef{s: store, local: local, timerless: deadline.Honoured(store), view: in.View, near: near.View, watch: near})
 	c.unsettled.reset() // those keys were another store's
 }
 

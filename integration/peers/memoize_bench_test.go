@@ -17,9 +17,9 @@ import (
 // BenchmarkMemoizedHitLocal compares a memoized hit on redis behind
 // echocache's local tier with go-redis/cache's Once with its TinyLFU local
 // cache on the same redis, in interleaved rounds. Both answer from the
-// process: ours reads the function's version token and the result from the
-// tier, with the function's version token it keeps while the tier hears
-// of no change to it (so that a ForgetAll in another process is seen
+// process: ours reads the result from the tier, under the function's
+// version token, which it keeps while the tier hears of no change to it
+// (so that a ForgetAll in another process is seen
 // within a millisecond), go-redis/cache reads the result alone (its local
 // cache is never told of another process's change).
 func BenchmarkMemoizedHitLocal(b *testing.B) {

@@ -153,7 +153,9 @@ type RouteConfig struct {
 
 	// TTLFromCacheControl takes a response's TTL from its own
 	// Cache-Control header, s-maxage first, then max-age, when the handler
-	// did not call SetTTL. A value of 0 means the response is not stored.
+	// did not call SetTTL. A value of 0 means the response is not stored;
+	// so does a value that is not delta-seconds (max-age=-5, max-age=abc)
+	// or a directive given twice with different values (RFC 9111, 4.2.1).
 	// Optional. Default value false.
 	TTLFromCacheControl bool
 

@@ -89,11 +89,47 @@ func TestCacheControlTTLClampsHugeValues(t *testing.T) {
 		{"s-maxage=10, max-age=60", 10 * time.Second},
 		{"max-age=10000000000", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second},
 		{"max-age=18446744074", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second},
+		{"max-age=99999999999999999999999", time.Duration(math.MaxInt64/int64(time.Second)) * time.Second},
 	}
 	for _, tt := range tests {
 		got, ok := cacheControlTTL([]string{tt.in})
 		require.True(t, ok, tt.in)
 		assert.Equal(t, tt.want, got, "cacheControlTTL(%q)", tt.in)
 		assert.Positive(t, got, "cacheControlTTL(%q) must never wrap", tt.in)
+	}
+}
+
+// Freshness that is invalid or conflicting makes a response stale, never
+// one the route's TTL keeps (RFC 9111, 4.2.1); a valid one is read in any
+// case and either form.
+func TestCacheControlTTLInvalid(t *testing.T) {
+	tests := []struct {
+		in      []string
+		want    time.Duration
+		present bool
+	}{
+		{[]string{"public"}, 0, false},
+		{[]string{"max-age=60"}, time.Minute, true},
+		{[]string{`max-age="60"`}, time.Minute, true},
+		{[]string{"MAX-AGE=60"}, time.Minute, true},
+		{[]string{"max-age=60, max-age=60"}, time.Minute, true},
+		{[]string{"public", "max-age=60"}, time.Minute, true},
+		{[]string{"s-maxage=abc, max-age=60"}, 0, true},
+		{[]string{"max-age=-5"}, 0, true},
+		{[]string{"max-age=abc"}, 0, true},
+		{[]string{"max-age=1.5"}, 0, true},
+		{[]string{"max-age=+5"}, 0, true},
+		{[]string{"max-age="}, 0, true},
+		{[]string{"max-age"}, 0, true},
+		{[]string{`max-age=""`}, 0, true},
+		{[]string{"max-age=0x10"}, 0, true},
+		{[]string{"max-age=60, max-age=3600"}, 0, true},
+		{[]string{"max-age=60", "max-age=3600"}, 0, true},
+		{[]string{"s-maxage=5, s-maxage=6, max-age=60"}, 0, true},
+	}
+	for _, tt := range tests {
+		got, ok := cacheControlTTL(tt.in)
+		assert.Equal(t, tt.present, ok, "cacheControlTTL(%q) present", tt.in)
+		assert.Equal(t, tt.want, got, "cacheControlTTL(%q)", tt.in)
 	}
 }

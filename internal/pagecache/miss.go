@@ -357,50 +357,6 @@ func addSat(a, b int64) int64 {
 	return a + b
 }
 
-// cacheControlForbids reports no-store, private or no-cache.
-func cacheControlForbids(values []string) bool {
-	for _, v := range values {
-		for d := range strings.SplitSeq(v, ",") {
-			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "no-store", "private", "no-cache":
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// cacheControlTTL returns s-maxage, or else max-age, of a Cache-Control.
-func cacheControlTTL(values []string) (time.Duration, bool) {
-	maxAge, sMaxAge := -1, -1
-	for _, v := range values {
-		for d := range strings.SplitSeq(v, ",") {
-			name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
-			if err != nil || n < 0 {
-				continue
-			}
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "s-maxage":
-				sMaxAge = n
-			case "max-age":
-				maxAge = n
-			}
-		}
-	}
-	// A lifetime past what a Duration holds (290 years) is clamped, never
-	// allowed to wrap into a negative or tiny one.
-	const maxSeconds = math.MaxInt64 / int64(time.Second)
-	switch {
-	case sMaxAge >= 0:
-		return time.Duration(min(int64(sMaxAge), maxSeconds)) * time.Second, true
-	case maxAge >= 0:
-		return time.Duration(min(int64(maxAge), maxSeconds)) * time.Second, true
-	}
-	return 0, false
-}
-
 // countMiss counts the lookup of a request that runs the handler as a
 // miss, unless it holds a stale-if-error page: run counts that one once it
 // knows whether the stale page replaced a failure.

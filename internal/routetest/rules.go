@@ -103,6 +103,8 @@ var RuleCases = []RuleCase{
 		return text(http.StatusOK, "body")(c)
 	}, Reason: echocache.BypassTTL},
 	{Name: "nok, max-age=0 with TTLFromCacheControl", CS: notStored(echocache.BypassTTL), Config: Config{TTLFromCacheControl: true}, Handler: withHeader("Cache-Control", "public, max-age=0"), Reason: echocache.BypassTTL},
+	{Name: "nok, invalid max-age with TTLFromCacheControl", CS: notStored(echocache.BypassTTL), Config: Config{TTL: minute, TTLFromCacheControl: true}, Handler: withHeader("Cache-Control", "public, max-age=-5"), Reason: echocache.BypassTTL},
+	{Name: "nok, conflicting max-age with TTLFromCacheControl", CS: notStored(echocache.BypassTTL), Config: Config{TTL: minute, TTLFromCacheControl: true}, Handler: withHeader("Cache-Control", "max-age=60, max-age=abc"), Reason: echocache.BypassTTL},
 	{Name: "nok, KeyFunc gives no key", CS: cs("fwd=bypass; detail=key"), Config: Config{KeyFunc: func(*http.Request) string { return "" }}, Handler: text(200, "body"), Reason: echocache.BypassKey},
 }
 

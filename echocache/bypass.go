@@ -55,6 +55,10 @@ const (
 	BypassLength BypassReason = pagecache.BypassLength
 	// BypassTrailer: the response has trailers, which are not stored.
 	BypassTrailer BypassReason = pagecache.BypassTrailer
+	// BypassEventStream: the response is a server-sent event stream
+	// (Content-Type text/event-stream), whose events are live: replayed,
+	// a later client would get old events at once.
+	BypassEventStream BypassReason = pagecache.BypassEventStream
 	// BypassHeaderCase: a request header the key varies on is set under a
 	// non-canonical name.
 	BypassHeaderCase BypassReason = pagecache.BypassHeaderCase

@@ -327,6 +327,7 @@ func TestCachedHeaderNamesInAnyCase(t *testing.T) {
 		},
 		{name: "response content-length", handler: setRaw("content-length", "999"), reason: BypassLength},
 		{name: "response trailer", handler: setRaw("trailer", "X-Checksum"), reason: BypassTrailer},
+		{name: "response content-type event stream", handler: setRaw("content-type", "text/event-stream"), reason: BypassEventStream},
 		{
 			name: "request authorization", handler: rawRequest("Authorization"),
 			first: []string{"X-Lower-Authorization", "Bearer a"}, reason: BypassAuthorization, times: 1,

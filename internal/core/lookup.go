@@ -121,6 +121,9 @@ const (
 	DetailLength = "length"
 	// DetailTrailer: the response has trailers.
 	DetailTrailer = "trailer"
+	// DetailEventStream: the response is an event stream
+	// (text/event-stream), live by nature: a replay would send old events.
+	DetailEventStream = "event-stream"
 	// DetailHeaderCase: a request header the key varies on is set under a
 	// non-canonical name.
 	DetailHeaderCase = "header-case"

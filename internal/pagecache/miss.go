@@ -232,6 +232,8 @@ func (r *Route[C]) refusal(req *http.Request, cw *captureWriter, rr *request, wh
 		return BypassLength
 	case cw.trailer || whole && hasTrailers(cw.Header()):
 		return BypassTrailer
+	case cw.eventStream:
+		return BypassEventStream
 	case otherSpelling(req.Header, m.vary, cw.vary):
 		return BypassHeaderCase
 	case rr.tagErr:

@@ -22,6 +22,7 @@ const (
 	BypassWriteError    = core.DetailWriteError
 	BypassLength        = core.DetailLength
 	BypassTrailer       = core.DetailTrailer
+	BypassEventStream   = core.DetailEventStream
 	BypassHeaderCase    = core.DetailHeaderCase
 	BypassStatus        = core.DetailStatus
 	BypassSetCookie     = core.DetailSetCookie

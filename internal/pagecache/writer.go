@@ -43,6 +43,7 @@ type captureWriter struct {
 	varyStar      bool
 	setCookie     bool
 	trailer       bool     // the response declares trailers
+	eventStream   bool     // Content-Type text/event-stream
 	contentLength []string // the Content-Length the handler declared
 }
 
@@ -82,6 +83,8 @@ func (w *captureWriter) WriteHeader(code int) {
 			w.contentLength = append(w.contentLength, vs...)
 		case "Trailer":
 			w.trailer = w.trailer || len(vs) > 0
+		case "Content-Type":
+			w.eventStream = w.eventStream || slices.ContainsFunc(vs, isEventStream)
 		}
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			w.trailer = true
@@ -176,3 +179,11 @@ func (w *captureWriter) Unwrap() http.ResponseWriter {
 }
 
 const headerETag = "Etag"
+
+// isEventStream reports whether a Content-Type is text/event-stream, the
+// media type of server-sent events (HTML Living Standard, 9.2), in any
+// case and with any parameters.
+func isEventStream(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}

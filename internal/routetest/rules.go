@@ -89,6 +89,8 @@ var RuleCases = []RuleCase{
 	{Name: "ok, body of exactly MaxBodySize", CS: storedMinute, Config: Config{MaxBodySize: 100}, Handler: text(200, big), Body: big, Stored: true},
 	{Name: "nok, a body shorter than its Content-Length", CS: storedMinute, Handler: withHeader("Content-Length", "100"), Body: "-", Reason: echocache.BypassLength},
 	{Name: "nok, trailers", CS: notStored(echocache.BypassTrailer), Handler: withHeader("Trailer", "X-Checksum"), Reason: echocache.BypassTrailer},
+	{Name: "nok, an event stream", CS: notStored(echocache.BypassEventStream), Handler: withHeader("Content-Type", "text/event-stream"), Reason: echocache.BypassEventStream},
+	{Name: "nok, an event stream in another case, with a parameter", CS: notStored(echocache.BypassEventStream), Handler: withHeader("Content-Type", "Text/Event-Stream; charset=utf-8"), Reason: echocache.BypassEventStream},
 	{Name: "nok, Authorization", CS: cs("fwd=bypass; detail=authorization"), Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Reason: echocache.BypassAuthorization},
 	{Name: "ok, Authorization when allowed", CS: storedMinute, Config: Config{AllowAuthorization: true}, Header: []string{"Authorization", "Bearer x"}, Handler: text(200, "body"), Stored: true},
 	{Name: "nok, a GET with a body", CS: cs("fwd=bypass; detail=body"), Header: []string{"Content-Length", "3"}, Handler: text(200, "body"), Reason: echocache.BypassBody},

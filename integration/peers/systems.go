@@ -103,6 +103,10 @@ var Systems = []System{
 		Store: StoreMemcached, Builds: once, start: startBareMemcached},
 	{Key: "echocache-memcached", Module: "github.com/echocache/echocache", What: "route cache, memcached store",
 		Store: StoreMemcached, Limit: "gomemcache", Builds: once, start: echocacheOn(StoreMemcached, openMemcached)},
+	{Key: "echocache-redis-local", Module: "github.com/echocache/echocache", What: "route cache, redis store behind a local tier (local=32MiB)",
+		Store: StoreRedis, Limit: "echo", Builds: once, start: echocacheOn(StoreRedis, openLocal(openRedis))},
+	{Key: "echocache-memcached-local", Module: "github.com/echocache/echocache", What: "route cache, memcached store behind a local tier (local=32MiB)",
+		Store: StoreMemcached, Limit: "echo", Builds: once, start: echocacheOn(StoreMemcached, openLocal(openMemcached))},
 	{Key: "echo-http-cache", Module: "github.com/SporkHubr/echo-http-cache", What: "route middleware, memory adapter (LRU)",
 		Store: StoreMemory, Limit: "echo", Builds: once, start: startEchoHTTPCache},
 	{Key: "http-cache", Module: "github.com/victorspringer/http-cache", What: "net/http middleware via echo.WrapMiddleware, memory adapter (LRU)",
@@ -190,6 +194,24 @@ func openRedis(env Env) (stores.Store, error) {
 
 func openMemcached(env Env) (stores.Store, error) {
 	return stores.Open(context.Background(), withPrefix("memcached://"+env.MemcachedAddr, env.Prefix))
+}
+
+// openLocal opens what open does behind a local tier of 32 MiB: hits are
+// answered in the process, with no round trip, so their limit is the
+// static handler's.
+func openLocal(open func(env Env) (stores.Store, error)) func(env Env) (stores.Store, error) {
+	return func(env Env) (stores.Store, error) {
+		shared, err := open(env)
+		if err != nil {
+			return nil, err
+		}
+		t, err := stores.NewLocalTier(shared, stores.LocalConfig{MaxBytes: 32 << 20})
+		if err != nil {
+			shared.Close()
+			return nil, err
+		}
+		return t, nil
+	}
 }
 
 // withPrefix adds a prefix parameter to a store URL.

@@ -101,7 +101,7 @@ func (c *Cache) decompress(ctx context.Context, key string, value []byte) ([]byt
 	rec, err := record.Decompress(value, MaxCompressSize)
 	if err != nil {
 		key = strings.Clone(key) // it may view a caller's buffer
-		c.Logf("dropping %q: %v", key, err)
+		c.Logf("dropping compressed entry %q: %v", key, err)
 		_ = c.Delete(context.WithoutCancel(ctx), key)
 		return nil, stores.ErrNotFound
 	}
@@ -145,7 +145,7 @@ func (c *Cache) decompressAll(ctx context.Context, values map[string][]byte) {
 		}
 		rec, err := record.Decompress(v, MaxCompressSize)
 		if err != nil {
-			c.Logf("dropping %q: %v", k, err)
+			c.Logf("dropping compressed entry %q: %v", k, err)
 			delete(values, k)
 			bad = append(bad, k)
 			continue

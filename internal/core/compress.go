@@ -67,8 +67,10 @@ func (c *Cache) compressAll(items map[string][]byte) map[string][]byte {
 	var out map[string][]byte
 	var src, dst []byte // the last value compressed, and what it became
 	for k, v := range items {
-		z := dst
-		if !same(v, src) {
+		var z []byte
+		if len(src) > 0 && same(v, src) {
+			z = dst
+		} else {
 			z = c.compress(v)
 			src, dst = v, z
 		}

@@ -33,10 +33,12 @@ var (
 // Compress returns rec, a record, compressed into a record of kind
 // Compressed, or rec itself when compressing it saves less than an
 // eighth of its length (data already compressed, such as images or
-// gzipped bodies). The result is a new slice; rec is not modified.
+// gzipped bodies), or when rec is not a record (a counter's decimal text)
+// or is compressed already. The result is a new slice; rec is not
+// modified.
 func Compress(rec []byte) []byte {
 	n := s2.MaxEncodedLen(len(rec))
-	if n < 0 || len(rec) < Overhead {
+	if n < 0 || len(rec) < Overhead || rec[0] != Magic[0] || rec[1] != Magic[1] || Kind(rec[2]) == Compressed {
 		return rec
 	}
 	b := Begin(make([]byte, 0, HeaderLen+n+TrailerLen), Compressed, compressedVersion)

@@ -40,12 +40,20 @@ func TestCompressRoundTrip(t *testing.T) {
 		{"ok, a 4 KiB page", page(4 << 10), true},
 		{"ok, incompressible bytes stay as they are", incompressible, false},
 		{"ok, a tiny record stays as it is", Seal(append(Begin(nil, Value, 1), "x"...)), false},
+		{"ok, bytes that are not a record stay as they are", bytes.Repeat([]byte("<td>echocache</td>"), 1000), false},
+		{"ok, a compressed record stays as it is", Compress(page(64 << 10)), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			z := Compress(tt.rec)
 			if got := Is(z, Compressed); got != tt.compressed {
 				t.Fatalf("Compress(%d bytes) is compressed = %v; want %v", len(tt.rec), got, tt.compressed)
+			}
+			if Is(tt.rec, Compressed) {
+				if !bytes.Equal(z, tt.rec) {
+					t.Fatalf("Compress of a compressed record changed it")
+				}
+				return
 			}
 			if tt.compressed && len(z) > len(tt.rec)/2 {
 				t.Errorf("Compress(%d bytes) = %d bytes; want at most half", len(tt.rec), len(z))

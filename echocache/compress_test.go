@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,27 +44,9 @@ func htmlPage(size int) []byte {
 	return b.Bytes()[:size]
 }
 
-// logLines collects a Cache's log lines.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) Warnf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
 // newCompressCache returns a Cache over store with CompressMinSize n,
 // logging to log (when not nil).
-func newCompressCache(t *testing.T, store stores.Store, n int, log *logLines) *Cache {
+func newCompressCache(t *testing.T, store stores.Store, n int, log *logRecorder) *Cache {
 	t.Helper()
 	cfg := Config{CompressMinSize: n}
 	if log != nil {
@@ -252,7 +233,7 @@ func hostileEntries(t *testing.T, valid []byte) map[string][]byte {
 // nothing panics, and refusing it allocates nothing near what it claims.
 func TestCompressHostileEntries(t *testing.T) {
 	body := htmlPage(64 << 10)
-	log := new(logLines)
+	log := new(logRecorder)
 	c := newCompressCache(t, openMWStore(t, "redis"), 0, log)
 	env := newRouteEnv(t, c)
 	env.e.GET("/h", env.counted(func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, body) }),
@@ -304,9 +285,10 @@ func TestCompressHostileEntries(t *testing.T) {
 			assert.ErrorIs(t, err, stores.ErrNotFound, "%q was deleted", k)
 		}
 	})
-	assert.Contains(t, log.String(), record.ErrExpands.Error())
-	assert.Contains(t, log.String(), record.ErrCompressed.Error())
-	assert.Contains(t, log.String(), record.ErrChecksum.Error())
+	logged := strings.Join(log.all(), "\n")
+	assert.Contains(t, logged, record.ErrExpands.Error())
+	assert.Contains(t, logged, record.ErrCompressed.Error())
+	assert.Contains(t, logged, record.ErrChecksum.Error())
 }
 
 // TestCompressStatsUnchanged: the same requests on a compressing Cache and

@@ -303,17 +303,24 @@ func TestCompressStatsUnchanged(t *testing.T) {
 	}
 	run := func(n int) ([]result, Stats, []byte) {
 		c := newCompressCache(t, openMWStore(t, "redis"), n, nil)
+		refreshed := make(chan struct{}, 1)
+		pagecache.HooksOf(c.core()).RefreshDone = func() { refreshed <- struct{}{} }
 		env := newRouteEnv(t, c)
 		cfg := env.cfg(time.Minute)
 		cfg.StaleWhileRevalidate = time.Minute
 		env.e.GET("/s", env.counted(func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, body) }), c.CachedWithConfig(cfg))
 		var out []result
-		for i, step := range []time.Duration{0, time.Second, 30 * time.Second, 45 * time.Second} {
+		// A miss, two hits, a stale hit and its refresh, a hit of the
+		// refreshed page.
+		for i, step := range []time.Duration{0, time.Second, 30 * time.Second, 45 * time.Second, time.Second} {
 			env.clock.Advance(step)
 			rec := env.do(http.MethodGet, "/s")
 			rec.Header().Del("Date")
 			out = append(out, result{rec.Code, rec.Header(), rec.Body.Bytes()})
 			require.Equal(t, http.StatusOK, rec.Code, "request %d", i)
+			if rec.Header().Get("X-Cache") == StatusStale {
+				<-refreshed
+			}
 		}
 		return out, c.Stats(), rawEntry(t, c, pagecache.PageKeys(c.core(), "/s", "")[0])
 	}
@@ -328,7 +335,9 @@ func TestCompressStatsUnchanged(t *testing.T) {
 		assert.True(t, bytes.Equal(plain[i].body, packed[i].body), "request %d: body", i)
 	}
 	assert.Equal(t, plainStats, packedStats)
-	assert.NotZero(t, packedStats.Hits)
+	assert.Equal(t, uint64(3), packedStats.Hits)
+	assert.Equal(t, uint64(1), packedStats.StaleHits)
+	assert.Equal(t, uint64(2), packedStats.Stores)
 	assert.Contains(t, packed[1].header.Get("Cache-Status"), "hit")
 }
 

@@ -70,8 +70,7 @@ func (c *Cache) compressAll(items map[string][]byte) map[string][]byte {
 		var z []byte
 		if len(src) > 0 && same(v, src) {
 			z = dst
-		} else {
-			z = c.compress(v)
+		} else if z = c.compress(v); !same(z, v) {
 			src, dst = v, z
 		}
 		if out == nil && !same(z, v) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/echocache/echocache/internal/keyspace"
 	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/internal/record"
+	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -364,5 +366,57 @@ func TestCompressedEntryInProcess(t *testing.T) {
 			}
 			assert.Equal(t, int64(1), env.calls.Load())
 		})
+	}
+}
+
+// TestCompressedLocalTier: behind a local tier (memcached+local, whose
+// copies are the shared store's compressed bytes), a 64 KiB page is
+// stored compressed, served whole from the shared store and then from the
+// tier's copy (Cache-Status detail=local), and the copy is decoded once:
+// later local hits allocate nothing near the page's size. Typed values
+// read from the copy are whole too.
+func TestCompressedLocalTier(t *testing.T) {
+	ctx := context.Background()
+	s, err := stores.Open(ctx, "memcached://"+servertest.Memcached(t)+"?local=4MiB&local_max_age=1h&prefix="+mwPrefix(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Clear(ctx); _ = s.Close() })
+	c := newMWCache(t, s)
+	body := htmlPage(64 << 10)
+	e := echo.New()
+	e.GET("/page", c.Cached(time.Hour)(func(c echo.Context) error { return c.HTMLBlob(http.StatusOK, body) }))
+	var buf bytes.Buffer // reused, so that only the cache's allocations count
+	get := func() string {
+		w := newServerWriter(&buf)
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/page", nil))
+		require.Equal(t, http.StatusOK, w.code)
+		require.True(t, bytes.Equal(buf.Bytes(), body), "the whole page: %d bytes, want %d", buf.Len(), len(body))
+		return ttlDigits.ReplaceAllString(w.sent.Get("Cache-Status"), "ttl=N")
+	}
+	for i, want := range []string{
+		"echocache; fwd=uri-miss; ttl=N; stored", "echocache; hit; ttl=N",
+		"echocache; hit; ttl=N; detail=local", "echocache; hit; ttl=N; detail=local",
+	} {
+		assert.Equal(t, want, get(), "request %d", i+1)
+	}
+	pageKey := pagecache.PageKeys(c.core(), "/page", "")[0]
+	raw, err := c.Store().Get(ctx, pageKey)
+	require.NoError(t, err)
+	require.True(t, record.Is(raw, record.Compressed), "the shared entry is compressed")
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const hits = 20
+	for range hits {
+		get()
+	}
+	runtime.ReadMemStats(&after)
+	perHit := (after.TotalAlloc - before.TotalAlloc) / hits
+	assert.Less(t, perHit, uint64(len(body)/2), "bytes allocated per local hit")
+
+	require.NoError(t, Set(ctx, c, "v", string(body), time.Hour))
+	for range 3 {
+		v, err := Get[string](ctx, c, "v", Strict())
+		require.NoError(t, err)
+		assert.Equal(t, string(body), v)
 	}
 }

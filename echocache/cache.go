@@ -52,7 +52,16 @@ const (
 	// DefaultLogInterval is the shortest time between two log lines of
 	// one message (store errors, say).
 	DefaultLogInterval = core.DefaultLogInterval
+	// DefaultCompressMinSize is the smallest entry compressed in a
+	// networked store: 4 KiB (see Config.CompressMinSize).
+	DefaultCompressMinSize = core.DefaultCompressMinSize
 )
+
+// MaxCompressSize is the largest entry compressed, 32 MiB (about the
+// memcached store's default MaxValueSize), and the most a compressed entry
+// may decode to: one that says it holds more is refused before it is
+// decoded, as a corrupt entry.
+const MaxCompressSize = core.MaxCompressSize
 
 // ErrNoStore is returned by strict calls on a Cache that has no store yet.
 var ErrNoStore = core.ErrNoStore
@@ -141,6 +150,22 @@ type Config struct {
 	// Codec encodes values of the typed API (Get, Set, Memoize...).
 	// Optional. Default value DefaultCodec.
 	Codec Codec
+
+	// CompressMinSize is the size, in bytes, from which entries written
+	// to a networked store (redis, memcached, file) are compressed, with
+	// S2 (github.com/klauspost/compress/s2): pages, values, memoized
+	// results and fragments alike. An entry that S2 would not shrink by
+	// an eighth, and one over MaxCompressSize, is stored as it is. Every
+	// read takes compressed and plain entries alike, so entries written
+	// before compression was turned on, or by a process with another
+	// setting, stay readable; a compressed entry that is damaged, forged,
+	// or would decode to more than MaxCompressSize is a miss, logged and
+	// deleted like every corrupt entry. Entries in a store in the process
+	// (memory, null) are never compressed: that would cost CPU on every
+	// hit and save nothing that leaves the process.
+	// Optional. Default value DefaultCompressMinSize (4 KiB). A negative
+	// value turns compression off.
+	CompressMinSize int
 }
 
 // Cache is a store with defaults, shared by route middleware, memoized
@@ -188,6 +213,7 @@ func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
 		BreakerThreshold: cfg.BreakerThreshold,
 		BreakerCooldown:  cfg.BreakerCooldown,
 		LogInterval:      cfg.LogInterval,
+		CompressMinSize:  cfg.CompressMinSize,
 	}
 	if cfg.Logger != nil {
 		cc.Logger = cfg.Logger

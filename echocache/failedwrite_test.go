@@ -1,7 +1,6 @@
 package echocache_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -48,7 +47,7 @@ func limitedBackends() []typedBackend {
 // value it was meant to replace: through Set (fail-open and Strict),
 // SetMany, SetFragment and a route's stale-while-revalidate refresh.
 func TestRefusedWriteLeavesMiss(t *testing.T) {
-	big := bytes.Repeat([]byte("x"), 2<<20)
+	big := storetest.Incompressible(2 << 20) // too large for the store, compressed or not
 	for _, b := range limitedBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			s, _ := b.open(t)
@@ -90,10 +89,11 @@ func TestRouteRefreshRefusedDropsStalePage(t *testing.T) {
 			s, _ := b.open(t)
 			c := newTestCache(t, s, echocache.Config{})
 			var grown atomic.Bool
+			big := storetest.Incompressible(2 << 20)
 			e := echo.New()
 			e.GET("/p", func(ec echo.Context) error {
 				if grown.Load() {
-					return ec.Blob(http.StatusOK, "text/plain", bytes.Repeat([]byte("n"), 2<<20))
+					return ec.Blob(http.StatusOK, "text/plain", big)
 				}
 				return ec.String(http.StatusOK, "old")
 			}, c.CachedWithConfig(echocache.RouteConfig{TTL: time.Second, StaleWhileRevalidate: time.Hour, MaxBodySize: 8 << 20}))
@@ -183,7 +183,7 @@ func TestFailedWriteUnreachableStore(t *testing.T) {
 			// A Set cut half-way through its value.
 			require.NoError(t, echocache.Set(ctx, c, "cut", "old", 0))
 			p.CutAfter(64 << 10)
-			require.NoError(t, echocache.Set(ctx, c, "cut", string(bytes.Repeat([]byte("n"), 256<<10)), 0))
+			require.NoError(t, echocache.Set(ctx, c, "cut", string(storetest.Incompressible(256<<10)), 0))
 			p.CutAfter(0)
 			_, err = echocache.Get[string](ctx, c, "cut")
 			require.ErrorIs(t, err, echocache.ErrNotFound, "a Set cut on the network left the previous value")

@@ -36,8 +36,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
+	"github.com/echocache/echocache/stores/storetest"
 )
 
 // rawEntry is one entry as it sits in a backend, found by listing the
@@ -237,7 +239,8 @@ func memcachedKeys(t *testing.T, addr string) []string {
 func holding(entries []rawEntry, s string) []rawEntry {
 	var out []rawEntry
 	for _, e := range entries {
-		if bytes.Contains(e.value, []byte(s)) {
+		v, err := record.Decompress(e.value, echocache.MaxCompressSize) // an entry stored compressed holds s too
+		if err == nil && bytes.Contains(v, []byte(s)) {
 			out = append(out, e)
 		}
 	}
@@ -522,12 +525,17 @@ func TestAbuseCorruptEntries(t *testing.T) {
 }
 
 // bigBody is the body /big/:n writes: n bytes that tell the path and the
-// run apart, then a filler pattern.
+// run apart, then hex digits drawn from a generator seeded by both, which
+// compression does not shrink, so that the body is stored at its size.
 func bigBody(path string, run, n int) []byte {
 	b := make([]byte, 0, n)
 	b = fmt.Appendf(b, "path=%s run #%d|", path, run)
-	for i := len(b); i < n; i++ {
-		b = append(b, byte('a'+i%26))
+	var seed [32]byte
+	copy(seed[:], b)
+	r := rand.NewChaCha8(seed)
+	const digits = "0123456789abcdef"
+	for len(b) < n {
+		b = append(b, digits[r.Uint64()&15])
 	}
 	return b[:n]
 }
@@ -628,7 +636,7 @@ func never(string) bool  { return false }
 // the server says "object too large") are tried.
 func TestAbuseTypedTooLarge(t *testing.T) {
 	srv := servertest.StartMemcached(t, "-I", "1m")
-	big := strings.Repeat("0123456789abcdef", (2<<20)/16) // 2 MiB
+	big := string(storetest.Incompressible(2 << 20)) // 2 MiB, compressed or not
 	tests := []struct {
 		name, url string
 	}{
@@ -657,7 +665,7 @@ func TestAbuseTypedTooLarge(t *testing.T) {
 			var memoRuns atomic.Int64
 			memo := echocache.Memoize(c, "repeat", time.Minute, func(_ context.Context, n int) (string, error) {
 				memoRuns.Add(1)
-				return strings.Repeat("x", n), nil
+				return string(storetest.Incompressible(n)), nil
 			})
 			for range 2 {
 				v, err := memo.Get(ctx, 2<<20)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/echocache/echocache/internal/deadline"
 	"github.com/echocache/echocache/internal/inproc"
+	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -183,6 +184,9 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, stores.ErrNotFound
 	}
 	if v, _, ok := c.near(key); ok {
+		if record.Is(v, record.Compressed) {
+			return c.decompress(ctx, key, v) // a new slice
+		}
 		return append([]byte{}, v...), nil
 	}
 	s, sctx, cl, err := c.acquire(ctx, read)
@@ -190,7 +194,10 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	v, err := s.Get(sctx, key)
-	return v, cl.end(err)
+	if err = cl.end(err); err != nil {
+		return v, err
+	}
+	return c.decompress(ctx, key, v)
 }
 
 // near returns the in-process copy of key that a networked store keeps
@@ -212,7 +219,7 @@ func (c *Cache) View(ctx context.Context, viewer inproc.ViewFunc, key string) ([
 	if viewer == nil {
 		if c.unsettled.n.Load() == 0 {
 			if v, memo, ok := c.near(key); ok {
-				return v, memo, nil
+				return c.viewed(ctx, key, v, memo, nil)
 			}
 		}
 		v, err := c.Get(ctx, key)
@@ -225,7 +232,7 @@ func (c *Cache) View(ctx context.Context, viewer inproc.ViewFunc, key string) ([
 	if err != nil {
 		c.localDone(err)
 	}
-	return v, memo, err
+	return c.viewed(ctx, key, v, memo, err)
 }
 
 // GetMany reads keys; absent keys are absent from the map. With
@@ -253,11 +260,14 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 		return nil, err
 	}
 	v, err := stores.GetMany(sctx, s, keys)
-	return v, cl.end(err) // with stores.ErrNodeDown, v holds the healthy servers' values
+	err = cl.end(err) // with stores.ErrNodeDown, v holds the healthy servers' values
+	c.decompressAll(ctx, v)
+	return v, err
 }
 
 // Set writes key; when it fails, the key is removed or left unsettled.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	value = c.compress(value) // before acquire: not the store's time
 	s, sctx, cl, err := c.acquire(ctx, write)
 	if err == nil {
 		err = cl.end(s.Set(sctx, key, value, ttl))
@@ -273,6 +283,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // SetMany writes items; when it fails, their keys are removed or left
 // unsettled.
 func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	items = c.compressAll(items)
 	s, sctx, cl, err := c.acquire(ctx, write)
 	if err == nil {
 		err = cl.end(stores.SetMany(sctx, s, items, ttl))
@@ -296,6 +307,7 @@ func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.settleBefore(ctx, key); err != nil {
 		return false, err
 	}
+	value = c.compress(value)
 	s, sctx, cl, err := c.acquire(ctx, write)
 	if err != nil {
 		return false, err

@@ -12,7 +12,8 @@
 // Files: core.go (the Cache, Init, per-feature state), calls.go (guarded
 // store calls), budget.go (a request's store time), breaker.go (read and
 // write health), probe.go (the background probe of an open breaker),
-// unsettled.go (failed writes), logger.go, lookup.go (what a lookup came
+// unsettled.go (failed writes), compress.go (entries compressed in
+// networked stores), logger.go, lookup.go (what a lookup came
 // to), cachestatus.go (its RFC 9211 header), stats.go, observer.go (the
 // metrics hook), lock.go, fragment.go.
 package core
@@ -71,6 +72,7 @@ type Config struct {
 	LogInterval      time.Duration
 	Observer         Observer // nil: none
 	Codec            any      // the typed API's echocache.Codec, kept for it; nil: its default
+	CompressMinSize  int      // 0: DefaultCompressMinSize; < 0: no compression (compress.go)
 }
 
 // Cache is the state of an echocache.Cache. It is safe for concurrent
@@ -99,6 +101,7 @@ type storeRef struct {
 	view      inproc.ViewFunc // s's View, when it is local and hands out its own bytes
 	near      inproc.NearFunc // s's in-process copies, when it is networked and keeps some (stores.LocalTier)
 	watch     inproc.Near     // s's, for Watch and Unchanged (near.go)
+	compress  int             // smallest record stored compressed; 0: none (compress.go)
 }
 
 // Configure sets c's config. Call it before c is used.
@@ -129,7 +132,8 @@ func (c *Cache) Init(store stores.Store) {
 	if !local {
 		near, _ = inproc.LookupNear(store)
 	}
-	c.store.Store(&storeRef{s: store, local: local, timerless: deadline.Honoured(store), view: in.View, near: near.View, watch: near})
+	c.store.Store(&storeRef{s: store, local: local, timerless: deadline.Honoured(store), view: in.View, near: near.View, watch: near,
+		compress: c.compressMin(local)})
 	c.unsettled.reset() // those keys were another store's
 }
 

@@ -13,6 +13,10 @@
 // Bytes an in-process store hands back never left the process; a reader
 // may skip the checksum for them (verify false), never the other checks.
 //
+// A record can be stored compressed: wrapped whole in a record of kind
+// Compressed (compress.go), which its reader opens first, so that a
+// reader of any kind reads compressed and plain records alike.
+//
 // Integers used as counters (Cache.Incr) are the one thing stored
 // unframed: the stores' own atomic increments need plain decimal text.
 package record
@@ -39,10 +43,11 @@ type Kind byte
 
 // The kinds of records.
 const (
-	Page      Kind = 'R' // a cached page (internal/pagecache/entry.go)
-	Value     Kind = 'V' // a value of the typed API (echocache/value.go)
-	Fragment  Kind = 'F' // a rendered template fragment (pongotag)
-	FileEntry Kind = 'D' // an entry file of the file store (stores/file_entry.go)
+	Page       Kind = 'R' // a cached page (internal/pagecache/entry.go)
+	Value      Kind = 'V' // a value of the typed API (echocache/value.go)
+	Fragment   Kind = 'F' // a rendered template fragment (pongotag)
+	FileEntry  Kind = 'D' // an entry file of the file store (stores/file_entry.go)
+	Compressed Kind = 'Z' // another record, compressed (compress.go)
 )
 
 // Errors of Open. They never leave the packages that read records: a

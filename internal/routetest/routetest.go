@@ -107,6 +107,7 @@ func Run(t *testing.T, fe Frontend) {
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })
+	t.Run("compressed", func(t *testing.T) { compressed(t, fe) })
 }
 
 func openStore(t *testing.T, name string) stores.Store {

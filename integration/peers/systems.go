@@ -172,9 +172,13 @@ func echocacheOn(name string, open func(env Env) (stores.Store, error)) func(*or
 		// that a stall of the loaded machine does not: a hit costs the same
 		// whatever the timeout.
 		logger := log.New(os.Stderr, "echocache on "+name+": ", log.LstdFlags)
+		// Compression is off: the bare clients' rows read the page's bytes
+		// as they are, and the generated page (repeated text) would shrink
+		// far more than real pages do.
 		c, err := echocache.NewWithConfig(store, echocache.Config{
-			Logger:       echocache.LoggerFunc(logger.Printf),
-			StoreTimeout: 5 * time.Second,
+			Logger:          echocache.LoggerFunc(logger.Printf),
+			StoreTimeout:    5 * time.Second,
+			CompressMinSize: -1,
 		})
 		if err != nil {
 			store.Close()

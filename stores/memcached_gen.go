@@ -48,6 +48,16 @@ func (m *Memcached) genFor(ctx context.Context, s *mcServer) (string, error) {
 	if g := s.gen.Load(); g != nil && !s.clearPending.Load() {
 		return *g, nil
 	}
+	return m.loadGen(ctx, s)
+}
+
+// loadGen reads s's generation from the server, creating it when it is
+// missing. A Clear of s that is pending is replayed first: every
+// operation, exact or not, sees the generation after it.
+func (m *Memcached) loadGen(ctx context.Context, s *mcServer) (string, error) {
+	if err := m.usable(s); err != nil {
+		return "", err
+	}
 	if s.clearPending.Load() {
 		if err := m.clearServer(ctx, s); err != nil {
 			return "", err
@@ -55,15 +65,6 @@ func (m *Memcached) genFor(ctx context.Context, s *mcServer) (string, error) {
 		if g := s.gen.Load(); g != nil {
 			return *g, nil
 		}
-	}
-	return m.loadGen(ctx, s)
-}
-
-// loadGen reads s's generation from the server, creating it when it is
-// missing.
-func (m *Memcached) loadGen(ctx context.Context, s *mcServer) (string, error) {
-	if err := m.usable(s); err != nil {
-		return "", err
 	}
 	t0 := time.Now()
 	it, err := s.node.get(ctx, s.genKey)
@@ -89,19 +90,27 @@ func (m *Memcached) createGen(ctx context.Context, s *mcServer) (string, error) 
 }
 
 // bumpGen adds delta to s's generation (creating it as createGen does) and
-// stores the result as the generation seen last.
+// stores the result as the generation seen last. It is refused while s's
+// breaker is open, and feeds the breaker.
 func (m *Memcached) bumpGen(ctx context.Context, s *mcServer, delta uint64) (string, error) {
 	if err := m.usable(s); err != nil {
 		return "", err
 	}
-	start := rand.Uint64() >> 2 // far from wrapping around, whatever Clear does
 	t0 := time.Now()
+	g, err := m.moveGen(ctx, s, delta)
+	m.observe(ctx, s, t0, err)
+	return g, err
+}
+
+// moveGen is bumpGen without the breaker: the prober uses it on a server
+// whose breaker is still open, to replay a Clear before closing it.
+func (m *Memcached) moveGen(ctx context.Context, s *mcServer, delta uint64) (string, error) {
+	start := rand.Uint64() >> 2 // far from wrapping around, whatever Clear does
 	n, err := s.node.incr(ctx, s.genKey, delta, start)
 	if errors.Is(err, errMCNonNumeric) {
 		err = s.node.set(ctx, mcbin.Item{Key: s.genKey, Value: strconv.AppendUint(nil, start, 10)})
 		n = start
 	}
-	m.observe(ctx, s, t0, err)
 	if err != nil {
 		return "", err
 	}
@@ -133,6 +142,18 @@ func (m *Memcached) clearServer(ctx context.Context, s *mcServer) error {
 		return err
 	}
 	s.clearPending.Store(false)
+	return nil
+}
+
+// replayClear is clearServer for the prober: it moves s's generation while
+// s's breaker is still open (usable would refuse it, and the breaker
+// would never close). A Clear that fails on s meanwhile stays pending.
+func (m *Memcached) replayClear(ctx context.Context, s *mcServer) error {
+	s.clearPending.Store(false)
+	if _, err := m.moveGen(ctx, s, 1); err != nil {
+		s.clearPending.Store(true)
+		return err
+	}
 	return nil
 }
 

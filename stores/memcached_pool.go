@@ -177,7 +177,7 @@ func (m *Memcached) probeLoop(s *mcServer) {
 		t0 := time.Now()
 		err := s.node.probe(ctx)
 		if err == nil && time.Since(t0) < m.slow && s.clearPending.Load() {
-			err = m.clearServer(ctx, s)
+			err = m.replayClear(ctx, s)
 		}
 		cancel()
 		if err == nil && time.Since(t0) < m.slow {

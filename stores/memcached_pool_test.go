@@ -346,105 +346,144 @@ func TestMemcachedPoolAllDown(t *testing.T) {
 	assert.NotErrorIs(t, s.Clear(t.Context()), stores.ErrNodeDown)
 }
 
-// TestMemcachedRestartUsedWithinASecond checks issue-18 recovery on one
-// server for every transport: with the pools full of connections to the
-// old process and a steady 20 requests a second, the first call that
-// succeeds comes within a second of the restart, and no call fails after
-// it.
+// TestMemcachedRestartUsedWithinASecond kills a server under concurrent
+// load, waits for its breaker to open and restarts it: a call for its keys
+// succeeds within a second, and none fails after that. Each way of talking
+// to memcached runs it on a server alone and, with "/clear", with a Clear
+// while the server is down: the prober replays that Clear before using the
+// server again (on a breaker that is still open), on one server and on a
+// pool of two.
 func TestMemcachedRestartUsedWithinASecond(t *testing.T) {
 	kinds := []struct {
 		name  string
 		start func(t *testing.T) *servertest.Server
-		cfg   func(addr string) stores.MemcachedConfig
+		cfg   func(addr ...string) stores.MemcachedConfig
 	}{
 		{"binary", func(t *testing.T) *servertest.Server { return servertest.StartMemcached(t) },
-			func(a string) stores.MemcachedConfig { return stores.MemcachedConfig{Servers: []string{a}} }},
+			func(a ...string) stores.MemcachedConfig { return stores.MemcachedConfig{Servers: a} }},
 		{"ascii", func(t *testing.T) *servertest.Server { return servertest.StartMemcached(t) },
-			func(a string) stores.MemcachedConfig {
-				return stores.MemcachedConfig{Servers: []string{a}, Protocol: stores.MemcachedASCII}
+			func(a ...string) stores.MemcachedConfig {
+				return stores.MemcachedConfig{Servers: a, Protocol: stores.MemcachedASCII}
 			}},
 		{"auth-ascii", func(t *testing.T) *servertest.Server { return servertest.StartMemcachedAuth(t) },
-			func(a string) stores.MemcachedConfig {
-				return stores.MemcachedConfig{Servers: []string{a}, Username: servertest.AuthUser, Password: servertest.AuthPass}
+			func(a ...string) stores.MemcachedConfig {
+				return stores.MemcachedConfig{Servers: a, Username: servertest.AuthUser, Password: servertest.AuthPass}
 			}},
 		{"sasl", func(t *testing.T) *servertest.Server { return servertest.StartMemcachedSASL(t) },
-			func(a string) stores.MemcachedConfig {
-				return stores.MemcachedConfig{Servers: []string{a}, Protocol: stores.MemcachedBinary, Username: servertest.AuthUser, Password: servertest.AuthPass}
+			func(a ...string) stores.MemcachedConfig {
+				return stores.MemcachedConfig{Servers: a, Protocol: stores.MemcachedBinary, Username: servertest.AuthUser, Password: servertest.AuthPass}
 			}},
 	}
 	for _, kind := range kinds {
-		t.Run(kind.name, func(t *testing.T) {
-			t.Parallel()
-			srv := kind.start(t)
-			cfg := kind.cfg(srv.Addr())
-			cfg.Timeout = 5 * time.Second // see TestMemcachedPoolKillEachServer
-			s := newMemcached(t, cfg)
-			ctx := t.Context()
-			// Fill the pool: 16 concurrent calls leave 16 idle connections.
-			var wg sync.WaitGroup
-			for g := range 16 {
-				wg.Go(func() {
-					for range 10 {
-						assert.NoError(t, s.Set(ctx, "k"+strconv.Itoa(g), []byte("v"), 0))
-					}
-				})
+		for _, mode := range []struct {
+			name        string
+			servers     int
+			clearDuring bool
+		}{{"", 1, false}, {"/clear", 1, true}, {"/pool-clear", 2, true}} {
+			if mode.servers > 1 && strings.Contains(kind.name, "auth") {
+				continue
 			}
-			wg.Wait()
-
-			type result struct {
-				at  time.Time
-				err error
-			}
-			results := make(chan result, 1000)
-			lctx, stop := context.WithCancel(ctx)
-			defer stop()
-			wg.Go(func() {
-				tick := time.NewTicker(50 * time.Millisecond) // 20 requests a second
-				defer tick.Stop()
-				for i := 0; ; i++ {
-					select {
-					case <-lctx.Done():
-						close(results)
-						return
-					case <-tick.C:
-					}
-					var err error
-					if i%2 == 0 {
-						err = s.Set(ctx, "steady", []byte("v"), 0)
-					} else if _, err = s.Get(ctx, "steady"); errors.Is(err, stores.ErrNotFound) {
-						err = nil
-					}
-					results <- result{time.Now(), err}
+			t.Run(kind.name+mode.name, func(t *testing.T) {
+				t.Parallel()
+				srvs := make([]*servertest.Server, mode.servers)
+				addrs := make([]string, mode.servers)
+				for i := range srvs {
+					srvs[i] = kind.start(t)
+					addrs[i] = srvs[i].Addr()
 				}
+				cfg := kind.cfg(addrs...)
+				cfg.Timeout = 5 * time.Second // see TestMemcachedPoolKillEachServer
+				s := newMemcached(t, cfg)
+				key := "steady"
+				if mode.servers > 1 {
+					ring, err := rendezvous.New(addrs...)
+					require.NoError(t, err)
+					for _, k := range manyKeys("steady", 100) {
+						if ring.Node(k) == addrs[0] {
+							key = k
+							break
+						}
+					}
+				}
+				restartUsedWithinASecond(t, s, srvs[0], key, mode.clearDuring)
 			})
-			srv.Kill()
-			require.Eventually(t, func() bool { return s.Servers()[0].Down }, 10*time.Second, 5*time.Millisecond, "the breaker did not open")
-			require.NoError(t, srv.Restart())
-			back := time.Now()
-			time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
-			var first time.Time
-			after := 0
-			for r := range results {
-				if r.at.Before(back) {
-					continue
-				}
-				if first.IsZero() {
-					if r.err == nil {
-						first = r.at
-					}
-					continue
-				}
-				require.NoError(t, r.err, "a call failed after the first success since the restart")
-				if after++; after == 20 {
-					stop()
-				}
+		}
+	}
+}
+
+// restartUsedWithinASecond kills srv, the first server of s, under
+// concurrent load on key (one of srv's), waits for its breaker to open,
+// calls Clear when clearDuring is set, restarts srv and checks that a call
+// succeeds within a second of the restart and that none fails after that.
+func restartUsedWithinASecond(t *testing.T, s *stores.Memcached, srv *servertest.Server, key string, clearDuring bool) {
+	ctx := t.Context()
+	// Fill the pool: 16 concurrent calls leave 16 idle connections.
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for range 10 {
+				assert.NoError(t, s.Set(ctx, "k"+strconv.Itoa(g), []byte("v"), 0))
 			}
-			wg.Wait()
-			require.False(t, first.IsZero(), "no call succeeded after the restart")
-			t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
-			assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
 		})
 	}
+	wg.Wait()
+
+	type result struct {
+		at  time.Time
+		err error
+	}
+	results := make(chan result, 1000)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond) // 20 requests a second
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-lctx.Done():
+				close(results)
+				return
+			case <-tick.C:
+			}
+			var err error
+			if i%2 == 0 {
+				err = s.Set(ctx, key, []byte("v"), 0)
+			} else if _, err = s.Get(ctx, key); errors.Is(err, stores.ErrNotFound) {
+				err = nil
+			}
+			results <- result{time.Now(), err}
+		}
+	})
+	srv.Kill()
+	require.Eventually(t, func() bool { return s.Servers()[0].Down }, 10*time.Second, 5*time.Millisecond, "the breaker did not open")
+	if clearDuring {
+		require.Error(t, s.Clear(ctx), "Clear with a server down")
+	}
+	require.NoError(t, srv.Restart())
+	back := time.Now()
+	time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
+	var first time.Time
+	after := 0
+	for r := range results {
+		if r.at.Before(back) {
+			continue
+		}
+		if first.IsZero() {
+			if r.err == nil {
+				first = r.at
+			}
+			continue
+		}
+		require.NoError(t, r.err, "a call failed after the first success since the restart")
+		if after++; after == 20 {
+			stop()
+		}
+	}
+	wg.Wait()
+	require.False(t, first.IsZero(), "no call succeeded after the restart")
+	t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
+	assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
+	assert.False(t, s.Servers()[0].Down, "the restarted server's breaker is still open")
 }
 
 // TestMemcachedSlowServerSkipped checks that a server that answers, but
@@ -604,4 +643,51 @@ func TestMemcachedPoolEchocache(t *testing.T) {
 		require.Eventually(t, func() bool { return !s.Servers()[i].Down }, 10*time.Second, 5*time.Millisecond)
 	}
 	assert.False(t, slices.ContainsFunc(s.Servers(), func(st stores.MemcachedServerStatus) bool { return st.Down }))
+}
+
+// TestMemcachedPendingClearBeforeExactWrites checks that a Clear that
+// missed a server (whose breaker stayed closed: one failure) is replayed
+// before the writes that read the server's generation themselves, not only
+// before reads: an Incr after it starts from nothing and an Add finds the
+// key free, on both protocols.
+func TestMemcachedPendingClearBeforeExactWrites(t *testing.T) {
+	for _, proto := range []string{stores.MemcachedBinary, stores.MemcachedASCII} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			_, addrs := startPool(t, 2)
+			p := faultproxy.Start(t, addrs[0])
+			servers := []string{p.Addr(), addrs[1]}
+			s := newMemcached(t, stores.MemcachedConfig{Servers: servers, Protocol: proto})
+			ring, err := rendezvous.New(servers...)
+			require.NoError(t, err)
+			var onVictim []string
+			for _, k := range manyKeys("k", 100) {
+				if ring.Node(k) == servers[0] {
+					onVictim = append(onVictim, k)
+				}
+			}
+			require.GreaterOrEqual(t, len(onVictim), 2)
+			counter, added := onVictim[0], onVictim[1]
+			ctx := t.Context()
+			n, err := s.Incr(ctx, counter, 5)
+			require.NoError(t, err)
+			require.EqualValues(t, 5, n)
+			ok, err := s.Add(ctx, added, []byte("old"), 0)
+			require.NoError(t, err)
+			require.True(t, ok)
+
+			p.Drop()
+			var ne *stores.NodeError
+			require.ErrorAs(t, s.Clear(ctx), &ne, "Clear with one server unreachable")
+			p.Pass()
+			require.False(t, s.Servers()[0].Down, "one failure opened the breaker; the test needs it closed")
+
+			n, err = s.Incr(ctx, counter, 1)
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, n, "Incr after a Clear counts on from a cleared entry")
+			ok, err = s.Add(ctx, added, []byte("new"), 0)
+			require.NoError(t, err)
+			assert.True(t, ok, "Add after a Clear finds a cleared entry")
+		})
+	}
 }

@@ -489,10 +489,11 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 
 func init() { redis.SetLogger(quietRedis{}) }
 
-// TestRedisClusterMasterRestart kills a master under concurrent load and
-// restarts it before the cluster could fail it over (its replica is
-// paused): its keys are served again within a second of it being back,
-// although the store skipped it and go-redis stopped dialling it.
+// TestRedisClusterMasterRestart kills a master under concurrent load,
+// calls Clear while it is down (a NodeError for it), and restarts it
+// before the cluster could fail it over (its replica is paused): its keys
+// are served again within a second of it being back, although the store
+// skipped it, go-redis stopped dialling it and a Clear missed it.
 func TestRedisClusterMasterRestart(t *testing.T) {
 	ctx := t.Context()
 	c := servertest.StartRedisCluster(t, "--cluster-require-full-coverage", "no")
@@ -535,6 +536,9 @@ func TestRedisClusterMasterRestart(t *testing.T) {
 	}
 	defer func() { close(stop); wg.Wait() }()
 	time.Sleep(time.Second) // load on the dead master: not an assertion
+	var ne *stores.NodeError
+	require.ErrorAs(t, s.Clear(ctx), &ne, "Clear with a master down")
+	assert.Equal(t, victim.Addr(), ne.Node)
 	require.NoError(t, victim.Restart())
 	restarted.Store(time.Now().UnixNano())
 	// A restarted cluster node refuses queries for its first 2 s

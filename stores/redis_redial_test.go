@@ -3,6 +3,8 @@ package stores_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,4 +49,79 @@ func TestRedisRestartAfterPoolGaveUp(t *testing.T) {
 	d := time.Since(back)
 	t.Logf("first answer %v after the restart", d.Round(time.Millisecond))
 	assert.Less(t, d, 500*time.Millisecond, "the store waited for go-redis's once-a-second dial")
+}
+
+// TestRedisClearWhileDownUsedAgain kills the server under concurrent load
+// (Set and Get of one key, 20 a second), calls Clear while it is down (an
+// error) and restarts it: a call succeeds within a second of the restart
+// and none fails after that. A Clear that could not run leaves nothing
+// behind that keeps the store off.
+func TestRedisClearWhileDownUsedAgain(t *testing.T) {
+	srv := servertest.StartRedis(t)
+	s := openURL(t, "redis://"+srv.Addr()+"/0?prefix="+storetest.Namespace(t))
+	ctx := t.Context()
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
+
+	type result struct {
+		at  time.Time
+		err error
+	}
+	results := make(chan result, 1000)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for g := range 2 {
+		wg.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond) // 10 a second each
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-lctx.Done():
+					return
+				case <-tick.C:
+				}
+				cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				var err error
+				if (g+i)%2 == 0 {
+					err = s.Set(cctx, "k", []byte("v"), 0)
+				} else if _, err = s.Get(cctx, "k"); errors.Is(err, stores.ErrNotFound) {
+					err = nil
+				}
+				cancel()
+				if err != nil {
+					failed.Store(true)
+				}
+				results <- result{time.Now(), err}
+			}
+		})
+	}
+	srv.Kill()
+	require.Eventually(t, failed.Load, 10*time.Second, 5*time.Millisecond, "no call failed with the server down")
+	require.Error(t, s.Clear(ctx), "Clear with the server down")
+	require.NoError(t, srv.Restart())
+	back := time.Now()
+	time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
+	go func() { wg.Wait(); close(results) }()
+	var first time.Time
+	after := 0
+	for r := range results {
+		if r.at.Before(back) {
+			continue
+		}
+		if first.IsZero() {
+			if r.err == nil {
+				first = r.at
+			}
+			continue
+		}
+		require.NoError(t, r.err, "a call failed after the first success since the restart")
+		if after++; after == 20 {
+			stop()
+		}
+	}
+	require.False(t, first.IsZero(), "no call succeeded after the restart")
+	t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
+	assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
+	require.NoError(t, s.Clear(ctx), "Clear once the server is back")
 }

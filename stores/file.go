@@ -101,6 +101,9 @@ func NewFile(cfg FileConfig) (*File, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("stores: file: FileConfig.Dir is required")
 	}
+	if abs, err := filepath.Abs(cfg.Dir); err == nil && filepath.Dir(abs) == abs {
+		return nil, fmt.Errorf("stores: file: Dir %q is the filesystem root; want a directory of the cache's own, such as /var/cache/myapp", cfg.Dir)
+	}
 	switch {
 	case cfg.MaxEntries == 0:
 		cfg.MaxEntries = DefaultFileMaxEntries

@@ -624,7 +624,7 @@ func openLocal(ctx context.Context, u *url.URL, open OpenFunc) (Store, error) {
 		}
 	}
 	p := NewParams(&url.URL{Scheme: u.Scheme, RawQuery: own.Encode()})
-	cfg := LocalConfig{MaxBytes: p.Bytes("local", 0), MaxAge: p.Duration("local_max_age", 0)}
+	cfg := LocalConfig{MaxBytes: p.Bytes("local", 0), MaxAge: p.positiveDuration("local_max_age", 0)}
 	if err := p.Err(); err != nil {
 		return nil, err
 	}

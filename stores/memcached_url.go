@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,10 +58,10 @@ func openMemcached(_ context.Context, u *url.URL) (Store, error) {
 	prefix, hasPrefix := p.lookup("prefix")
 	cfg.Prefix = prefix
 	cfg.DefaultTTL = p.Duration("default_ttl", 0)
-	cfg.Timeout = p.Duration("timeout", 0)
-	cfg.MaxItemSize = p.Bytes("max_item_size", 0)
-	cfg.MaxValueSize = p.Bytes("max_value_size", 0)
-	cfg.MaxIdleConns = p.Int("max_idle_conns", 0)
+	cfg.Timeout = p.positiveDuration("timeout", 0)
+	cfg.MaxItemSize = p.bytesIn("max_item_size", 0, memcachedItemOverhead+1, math.MaxInt32)
+	cfg.MaxValueSize = p.bytesIn("max_value_size", 0, 1, math.MaxInt64)
+	cfg.MaxIdleConns = p.intIn("max_idle_conns", 0, 1, maxConns)
 	if !sasl {
 		cfg.Protocol = p.String("protocol", "")
 	}
@@ -96,8 +98,15 @@ func memcachedAddr(scheme, s string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("stores: %s URL: server %q has no host", scheme, s)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
 		return "", fmt.Errorf("stores: %s URL: server %q: bad port %q", scheme, s, port)
 	}
-	return net.JoinHostPort(host, port), nil
+	// One spelling per address, so that a server listed twice is caught
+	// (h:11211 and H:011211, [::1] and [0::1]); names are not resolved.
+	host = strings.ToLower(host)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }

@@ -168,7 +168,7 @@ func openMemory(_ context.Context, u *url.URL) (Store, error) {
 	}
 	p := NewParams(u)
 	cfg := MemoryConfig{
-		MaxBytes:   p.Bytes("max_bytes", DefaultMemoryMaxBytes),
+		MaxBytes:   p.bytesIn("max_bytes", DefaultMemoryMaxBytes, 1, math.MaxInt64),
 		MaxEntries: p.Int("max_entries", 0),
 		DefaultTTL: p.Duration("default_ttl", 0),
 		Prefix:     p.String("prefix", ""),

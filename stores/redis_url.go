@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -104,11 +105,11 @@ func readRedisParams(p *Params) redisParams {
 	var rp redisParams
 	rp.cfg.Prefix, rp.hasPrefix = p.lookup("prefix")
 	rp.cfg.DefaultTTL = p.Duration("default_ttl", 0)
-	rp.cfg.MaxValueSize = p.Bytes("max_value_size", 0)
-	rp.dial = p.Duration("dial_timeout", 0)
-	rp.read = p.Duration("read_timeout", 0)
-	rp.write = p.Duration("write_timeout", 0)
-	rp.poolSize = p.Int("pool_size", 0)
+	rp.cfg.MaxValueSize = p.bytesIn("max_value_size", 0, 1, math.MaxInt64)
+	rp.dial = p.positiveDuration("dial_timeout", 0)
+	rp.read = p.positiveDuration("read_timeout", 0)
+	rp.write = p.positiveDuration("write_timeout", 0)
+	rp.poolSize = p.intIn("pool_size", 0, 1, maxConns)
 	return rp
 }
 
@@ -172,6 +173,9 @@ func openRedisCluster(_ context.Context, u *url.URL) (Store, error) {
 	seeds = append(seeds, p.addrs("addr")...)
 	rest := p.forward(replicaReads, map[string]string{"db": "a cluster has only database 0"})
 	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkGoRedisNumbers(scheme, rest); err != nil {
 		return nil, err
 	}
 	if err := rp.check(scheme); err != nil {
@@ -239,6 +243,9 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 		"password":    "the master's credentials are the URL's user:pass@",
 	})
 	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkGoRedisNumbers(scheme, rest); err != nil {
 		return nil, err
 	}
 	if err := rp.check(scheme); err != nil {

@@ -174,6 +174,7 @@ type Memcached struct {
 	logger     interface{ Warnf(string, ...any) }
 	closed     atomic.Bool
 	binary     bool // every server is spoken to over the binary protocol (internal/mcbin)
+	auth       bool // the store has credentials
 
 	probeMu   sync.Mutex
 	probeStop bool
@@ -244,6 +245,7 @@ func NewMemcached(cfg MemcachedConfig) (*Memcached, error) {
 		logger:     cfg.Logger,
 		quit:       make(chan struct{}),
 		binary:     protocol == MemcachedBinary,
+		auth:       cfg.Username != "",
 	}
 	for _, addr := range cfg.Servers {
 		node, err := newMemcachedNode(protocol, addr, cfg.Username, cfg.Password, timeout, idle, int(maxItem))
@@ -374,9 +376,13 @@ func (m *Memcached) Clear(ctx context.Context) error {
 }
 
 // Ping implements [Pinger]: every server must answer, after accepting the
-// credentials when the store has them. Credentials a server refuses give an
-// error wrapping ErrAuth; a server that does not answer while others do, a
-// *NodeError.
+// credentials when the store has them, and serve a read (its generation
+// key), which a server that requires credentials the store does not have
+// refuses. Credentials a server refuses or requires give an error wrapping
+// ErrAuth; a server that does not answer while others do, a *NodeError.
+// A store without credentials whose server accepts the connection and then
+// says nothing (a memcached -Y server spoken to in binary, or a -S one in
+// ASCII) gets an error saying that credentials are probably needed.
 func (m *Memcached) Ping(ctx context.Context) error {
 	if err := m.check(ctx); err != nil {
 		return err
@@ -386,8 +392,24 @@ func (m *Memcached) Ping(ctx context.Context) error {
 		groups[i] = serverGroup{s: s}
 	}
 	return m.eachServer("ping", groups, nil, func(g serverGroup) error {
-		return g.s.node.probe(ctx)
+		err := g.s.node.probe(ctx)
+		if err == nil {
+			if _, err = g.s.node.get(ctx, g.s.genKey); errors.Is(err, errMCMiss) {
+				err = nil
+			}
+		}
+		if err != nil && !m.auth && silentAfterConnect(err) {
+			err = fmt.Errorf("%w; the server took the connection but did not answer: credentials are probably needed (memcached -Y: memcached://user:pass@host; memcached -S: saslmemcached://user:pass@host)", err)
+		}
+		return err
 	})
+}
+
+// silentAfterConnect reports whether err is a read that timed out on a
+// connection the server accepted.
+func silentAfterConnect(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "read" && op.Timeout()
 }
 
 // Close implements [Store]: it stops the probes of failed servers and

@@ -54,6 +54,8 @@ func asciiErr(err error) error {
 	// for cache", "SERVER_ERROR out of memory storing object", "CLIENT_ERROR
 	// cannot increment or decrement non-numeric value".
 	switch msg := err.Error(); {
+	case strings.Contains(msg, "CLIENT_ERROR unauthenticated"):
+		return fmt.Errorf("%w: the server requires ASCII authentication (memcached -Y); give the credentials as memcached://user:pass@host", ErrAuth)
 	case strings.Contains(msg, "too large"):
 		return fmt.Errorf("%w (%v)", ErrTooLarge, err)
 	case strings.Contains(msg, "non-numeric"):

@@ -12,13 +12,19 @@ import (
 // deadline.
 const DefaultPingTimeout = 3 * time.Second
 
+// startupCheckKey is the key OpenAndPing reads (in the store's namespace):
+// it need not exist.
+const startupCheckKey = "echocache-startup-check"
+
 // OpenAndPing opens the store named by rawURL, as [Open] does, and checks
-// that its server answers and accepts the credentials, as [Ping] does,
-// within ctx's deadline or DefaultPingTimeout: call it at start-up, so that
-// a wrong URL, a wrong password or a server that is down stops the app
-// with a message naming the problem rather than turning into a silent
-// stream of uncached requests. Stores without a server (null, memory,
-// file) are only opened. Its errors never show the URL's password: one
+// that its server answers and accepts the credentials, as [Ping] does, and
+// that a read works (a Get of a key that need not exist, so that a server
+// requiring credentials the URL lacks is caught), within ctx's deadline or
+// DefaultPingTimeout: call it at start-up, so that a wrong URL, a wrong or
+// missing password or a server that is down stops the app with a message
+// naming the problem rather than turning into a silent stream of uncached
+// requests. Stores without a server (null, memory, file) are opened and
+// read (a file store's directory must be readable). Its errors never show the URL's password: one
 // from Open is Open's; one from the check, "stores: store does not
 // answer: ..." (errors.Is(err, ErrAuth) for refused credentials), after
 // the store is closed.
@@ -42,6 +48,14 @@ func OpenAndPing(ctx context.Context, rawURL string) (Store, error) {
 		defer cancel()
 	}
 	err = Ping(pctx, store)
+	if err == nil {
+		// What every request needs, beyond an answer: a read, which a
+		// server refuses without the credentials it requires, and which
+		// reaches a file store's directory.
+		if _, err = store.Get(pctx, startupCheckKey); errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+	}
 	switch {
 	case err == nil:
 		return store, nil

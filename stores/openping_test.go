@@ -30,7 +30,12 @@ func TestOpenAndPing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	saslAddr, asciiAuthAddr := sasl.Host, hostOf(t, servertest.MemcachedAuth(t))
 	sasl.User = url.UserPassword(sasl.User.Username(), "Wr0ng-pa55word")
+	// A redis whose default user may read only keys of another namespace:
+	// PING works, every call of the store is refused (NOPERM).
+	acl := servertest.StartRedis(t, "--user", "default", "on", "nopass", "~other:*", "+@all")
+	const needCreds = "credentials are probably needed"
 	tests := []struct {
 		name string
 		url  string
@@ -46,6 +51,12 @@ func TestOpenAndPing(t *testing.T) {
 		{name: "nok, redis down", url: "redis://u:hunter2@" + dead + "/0", want: []string{"stores: store does not answer", dead}},
 		{name: "nok, wrong SASL password", url: sasl.String(), want: []string{"authentication failed"}, is: stores.ErrAuth},
 		{name: "nok, unknown scheme", url: "bogus://", want: []string{`unknown store scheme "bogus"`}},
+		{name: "nok, memcached without credentials on a SASL server", url: "memcached://" + saslAddr, want: []string{"requires SASL authentication"}, is: stores.ErrAuth},
+		{name: "nok, memcached pool with a server requiring SASL", url: "memcached://" + pool[0] + "," + saslAddr, want: []string{"requires SASL authentication"}, is: stores.ErrAuth},
+		{name: "nok, memcached ASCII without credentials on a SASL server", url: "memcached://" + saslAddr + "?protocol=ascii", want: []string{needCreds}},
+		{name: "nok, memcached without credentials on an ASCII-auth server", url: "memcached://" + asciiAuthAddr, want: []string{needCreds}},
+		{name: "nok, memcached ASCII without credentials on an ASCII-auth server", url: "memcached://" + asciiAuthAddr + "?protocol=ascii", want: []string{"requires ASCII authentication"}, is: stores.ErrAuth},
+		{name: "nok, redis that refuses the namespace's keys", url: "redis://" + acl.Addr() + "/0", want: []string{"NOPERM"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,4 +85,14 @@ func TestOpenAndPing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostOf returns the host:port of a store URL.
+func hostOf(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
 }

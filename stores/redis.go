@@ -794,13 +794,19 @@ func globEscape(s string) string {
 }
 
 // Ping implements [Pinger] with PING. On a cluster or ring it also checks
-// that no node client has client-side caching (ErrClientSideCaching).
+// that no node client has client-side caching (ErrClientSideCaching); on
+// one server, that the server is not a node of a Redis Cluster (INFO
+// cluster), which a redis+cluster:// store is for. Sentinels that do not
+// know the master's name get an error that says so.
 func (r *Redis) Ping(ctx context.Context) error {
 	if err := r.check(ctx); err != nil {
 		return err
 	}
 	if err := r.cli().Ping(ctx).Err(); err != nil {
-		return r.fail(ctx, "ping", err)
+		return r.fail(ctx, "ping", r.explainPing(err))
+	}
+	if err := r.checkNotClusterNode(ctx); err != nil {
+		return err
 	}
 	var csc atomic.Bool
 	check := func(_ context.Context, node *redis.Client) error {

@@ -53,6 +53,10 @@ func openRedis(_ context.Context, u *url.URL) (Store, error) {
 	if err := checkRedisURLShape(u, scheme, "host:port/db"); err != nil {
 		return nil, err
 	}
+	if strings.Contains(u.Host, ",") {
+		return nil, fmt.Errorf("stores: %s URL: host %q lists several servers; %s:// takes one: for a Redis Cluster use %s+cluster://host:port,host:port/, for Sentinel %s+sentinel://host:port,host:port/MASTER_NAME",
+			scheme, u.Host, scheme, scheme, scheme)
+	}
 	host, port := u.Hostname(), u.Port()
 	if host == "" {
 		host = "localhost"

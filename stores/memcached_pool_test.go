@@ -428,61 +428,14 @@ func restartUsedWithinASecond(t *testing.T, s *stores.Memcached, srv *servertest
 	}
 	wg.Wait()
 
-	type result struct {
-		at  time.Time
-		err error
-	}
-	results := make(chan result, 1000)
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond) // 20 requests a second
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-lctx.Done():
-				close(results)
-				return
-			case <-tick.C:
-			}
-			var err error
-			if i%2 == 0 {
-				err = s.Set(ctx, key, []byte("v"), 0)
-			} else if _, err = s.Get(ctx, key); errors.Is(err, stores.ErrNotFound) {
-				err = nil
-			}
-			results <- result{time.Now(), err}
-		}
-	})
+	load := startRestartLoad(t, s, key, 1, 50*time.Millisecond, 0) // 20 requests a second
 	srv.Kill()
 	require.Eventually(t, func() bool { return s.Servers()[0].Down }, 10*time.Second, 5*time.Millisecond, "the breaker did not open")
 	if clearDuring {
 		require.Error(t, s.Clear(ctx), "Clear with a server down")
 	}
 	require.NoError(t, srv.Restart())
-	back := time.Now()
-	time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
-	var first time.Time
-	after := 0
-	for r := range results {
-		if r.at.Before(back) {
-			continue
-		}
-		if first.IsZero() {
-			if r.err == nil {
-				first = r.at
-			}
-			continue
-		}
-		require.NoError(t, r.err, "a call failed after the first success since the restart")
-		if after++; after == 20 {
-			stop()
-		}
-	}
-	wg.Wait()
-	require.False(t, first.IsZero(), "no call succeeded after the restart")
-	t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
-	assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
+	load.usedAgain(t, time.Now())
 	assert.False(t, s.Servers()[0].Down, "the restarted server's breaker is still open")
 }
 

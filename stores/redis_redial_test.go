@@ -3,8 +3,6 @@ package stores_test
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,66 +60,11 @@ func TestRedisClearWhileDownUsedAgain(t *testing.T) {
 	ctx := t.Context()
 	require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
 
-	type result struct {
-		at  time.Time
-		err error
-	}
-	results := make(chan result, 1000)
-	lctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	for g := range 2 {
-		wg.Go(func() {
-			tick := time.NewTicker(100 * time.Millisecond) // 10 a second each
-			defer tick.Stop()
-			for i := 0; ; i++ {
-				select {
-				case <-lctx.Done():
-					return
-				case <-tick.C:
-				}
-				cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-				var err error
-				if (g+i)%2 == 0 {
-					err = s.Set(cctx, "k", []byte("v"), 0)
-				} else if _, err = s.Get(cctx, "k"); errors.Is(err, stores.ErrNotFound) {
-					err = nil
-				}
-				cancel()
-				if err != nil {
-					failed.Store(true)
-				}
-				results <- result{time.Now(), err}
-			}
-		})
-	}
+	load := startRestartLoad(t, s, "k", 2, 100*time.Millisecond, 300*time.Millisecond) // 20 calls a second
 	srv.Kill()
-	require.Eventually(t, failed.Load, 10*time.Second, 5*time.Millisecond, "no call failed with the server down")
+	require.Eventually(t, load.failed.Load, 10*time.Second, 5*time.Millisecond, "no call failed with the server down")
 	require.Error(t, s.Clear(ctx), "Clear with the server down")
 	require.NoError(t, srv.Restart())
-	back := time.Now()
-	time.AfterFunc(5*time.Second, stop) // the load ends, whatever happens
-	go func() { wg.Wait(); close(results) }()
-	var first time.Time
-	after := 0
-	for r := range results {
-		if r.at.Before(back) {
-			continue
-		}
-		if first.IsZero() {
-			if r.err == nil {
-				first = r.at
-			}
-			continue
-		}
-		require.NoError(t, r.err, "a call failed after the first success since the restart")
-		if after++; after == 20 {
-			stop()
-		}
-	}
-	require.False(t, first.IsZero(), "no call succeeded after the restart")
-	t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
-	assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
+	load.usedAgain(t, time.Now())
 	require.NoError(t, s.Clear(ctx), "Clear once the server is back")
 }

@@ -393,6 +393,12 @@ func TestMemcachedRestartUsedWithinASecond(t *testing.T) {
 				}
 				cfg := kind.cfg(addrs...)
 				cfg.Timeout = 5 * time.Second // see TestMemcachedPoolKillEachServer
+				var answers atomic.Int32
+				cfg.Logger = echoLikeLogger(func(format string, _ ...any) {
+					if strings.Contains(format, "answers again") {
+						answers.Add(1)
+					}
+				})
 				s := newMemcached(t, cfg)
 				key := "steady"
 				if mode.servers > 1 {
@@ -406,6 +412,7 @@ func TestMemcachedRestartUsedWithinASecond(t *testing.T) {
 					}
 				}
 				restartUsedWithinASecond(t, s, srvs[0], key, mode.clearDuring)
+				assert.Positive(t, answers.Load(), "logged that the server answers again")
 			})
 		}
 	}

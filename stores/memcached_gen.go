@@ -45,18 +45,27 @@ import (
 // genFor returns s's generation: the one seen last, or the server's when
 // none was seen yet or a Clear of s is pending.
 func (m *Memcached) genFor(ctx context.Context, s *mcServer) (string, error) {
-	if g := s.gen.Load(); g != nil && !s.clearPending.Load() {
+	if g := s.gen.Load(); g != nil && !s.clearPending.Load() && !s.owing.Load() {
 		return *g, nil
 	}
 	return m.loadGen(ctx, s)
 }
 
 // loadGen reads s's generation from the server, creating it when it is
-// missing. A Clear of s that is pending is replayed first: every
-// operation, exact or not, sees the generation after it.
+// missing. A Clear of s that is pending is replayed first, and the
+// removals failed writes owe s are made: every operation, exact or not,
+// sees the server after them.
 func (m *Memcached) loadGen(ctx context.Context, s *mcServer) (string, error) {
 	if err := m.usable(s); err != nil {
 		return "", err
+	}
+	if s.owing.Load() {
+		t0 := time.Now()
+		err := m.payOwed(ctx, s)
+		m.observe(ctx, s, t0, err)
+		if err != nil {
+			return "", err
+		}
 	}
 	if s.clearPending.Load() {
 		if err := m.clearServer(ctx, s); err != nil {

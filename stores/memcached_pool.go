@@ -41,6 +41,9 @@ type mcServer struct {
 
 	gen          atomic.Pointer[string] // the generation seen last; nil until known
 	clearPending atomic.Bool            // a Clear did not reach the server: replay it first
+	owing        atomic.Bool            // owed holds keys: remove them first
+	owedMu       sync.Mutex
+	owed         []string // data keys whose removal a failed write owes (memcached_write.go)
 
 	fails     atomic.Int32          // failures in a row
 	slowSince atomic.Int64          // UnixNano of the first of a run of slow calls; 0 after a quick one
@@ -161,7 +164,8 @@ func (m *Memcached) trip(s *mcServer, cause error) {
 }
 
 // probeLoop checks s on a new connection every memcachedProbeInterval until
-// it answers quickly, then replays a Clear it missed and closes its breaker.
+// it answers quickly, then replays a Clear it missed, makes the removals
+// failed writes owe it, and closes its breaker.
 // It ends early when the store is closed.
 func (m *Memcached) probeLoop(s *mcServer) {
 	defer m.probes.Done()
@@ -178,6 +182,9 @@ func (m *Memcached) probeLoop(s *mcServer) {
 		err := s.node.probe(ctx)
 		if err == nil && time.Since(t0) < m.slow && s.clearPending.Load() {
 			err = m.replayClear(ctx, s)
+		}
+		if err == nil && time.Since(t0) < m.slow && s.owing.Load() {
+			err = m.payOwed(ctx, s)
 		}
 		cancel()
 		if err == nil && time.Since(t0) < m.slow {

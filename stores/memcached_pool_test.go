@@ -651,3 +651,41 @@ func TestMemcachedPendingClearBeforeExactWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestMemcachedFailedWriteRemovalOwed checks that the removal a failed
+// write owes (see Failed writes in the package doc) is not lost when the
+// write's failure opens the server's breaker, which then refuses the
+// removal: it is made before the server is used again, so that the value
+// the write was meant to replace is never read. One key by Set, others by
+// SetMany, on both protocols.
+func TestMemcachedFailedWriteRemovalOwed(t *testing.T) {
+	for _, proto := range []string{stores.MemcachedBinary, stores.MemcachedASCII} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			srv := servertest.StartMemcached(t)
+			p := faultproxy.Start(t, srv.Addr())
+			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{p.Addr()}, Protocol: proto})
+			ctx := t.Context()
+			many := map[string][]byte{"m1": []byte("old"), "m2": []byte("old")}
+			require.NoError(t, s.Set(ctx, "k", []byte("old"), 0))
+			require.NoError(t, s.SetMany(ctx, many, 0))
+
+			p.Drop() // the server keeps what it holds; nothing reaches it
+			_, err := s.Get(ctx, "other")
+			require.Error(t, err)
+			require.Error(t, s.Set(ctx, "k", []byte("new"), 0))
+			require.Error(t, s.SetMany(ctx, map[string][]byte{"m1": []byte("new"), "m2": []byte("new")}, 0))
+			require.True(t, s.Servers()[0].Down, "the failed writes opened the breaker")
+			p.Pass()
+			require.Eventually(t, func() bool { return !s.Servers()[0].Down }, 10*time.Second, 5*time.Millisecond, "the server was not used again")
+			for _, k := range []string{"k", "m1", "m2"} {
+				v, err := s.Get(ctx, k)
+				if err == nil {
+					t.Errorf("Get(%q) = %q after a failed write; want a miss", k, v)
+				} else {
+					require.ErrorIs(t, err, stores.ErrNotFound)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/echocache/echocache/internal/mcbin"
@@ -61,6 +62,7 @@ func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl tim
 	refused := m.tooLarge(value)
 	gen, err := m.genFor(ctx, s)
 	if err != nil {
+		m.oweInLastGen(s, err, key)
 		if refused != nil {
 			// Refused, and the old value cannot be reached to remove it.
 			return fmt.Errorf("%w; removing the previous value: %v", refused, err)
@@ -86,14 +88,22 @@ func (m *Memcached) setOp(ctx context.Context, key string, value []byte, ttl tim
 // was cancelled half-way (bounded by the store's Timeout); the write waits
 // for it while its context allows (dropAfterFailedWrite). It returns err,
 // with the delete's own failure when there is one.
+//
+// When s cannot be reached (its breaker is open, or the delete fails on
+// the way), the removal is owed: it is made before s serves anything
+// again (by the prober, or by the next call that reads s's generation).
 func (m *Memcached) drop(ctx context.Context, s *mcServer, err error, dks ...string) error {
 	if m.usable(s) != nil {
+		m.owe(s, dks)
 		return err
 	}
 	derr := dropAfterFailedWrite(ctx, m.timeout, func(dctx context.Context) error {
 		t0 := time.Now()
 		derr := s.node.deleteMulti(dctx, dks)
 		m.observe(dctx, s, t0, derr)
+		if derr != nil && serverFault(derr) {
+			m.owe(s, dks)
+		}
 		return derr
 	})
 	if derr != nil {
@@ -126,6 +136,11 @@ func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl 
 	return m.eachServer("set many", m.group(keys), keys, func(g serverGroup) error {
 		gen, err := m.genFor(ctx, g.s)
 		if err != nil {
+			held := make([]string, len(g.idx))
+			for j, i := range g.idx {
+				held[j] = keys[i]
+			}
+			m.oweInLastGen(g.s, err, held...)
 			if refused != nil {
 				return fmt.Errorf("%w; removing the previous values: %v", refused, err)
 			}
@@ -148,7 +163,7 @@ func (m *Memcached) setManyOp(ctx context.Context, items map[string][]byte, ttl 
 			return m.drop(ctx, g.s, refused, dks...)
 		}
 		if err := m.usable(g.s); err != nil {
-			return err
+			return m.drop(ctx, g.s, err, dks...)
 		}
 		t0 := time.Now()
 		if len(chunks) > 0 {
@@ -224,4 +239,66 @@ func (m *Memcached) deleteManyOp(ctx context.Context, keys []string) error {
 		}
 	}
 	return err
+}
+
+// memcachedMaxOwed bounds the removals owed to one server; past it, the
+// server's Clear is pending instead (memcached_gen.go), which retires
+// every entry it holds.
+const memcachedMaxOwed = 4096
+
+// owe records that the data keys dks must be removed from s before s
+// serves anything again.
+func (m *Memcached) owe(s *mcServer, dks []string) {
+	s.owedMu.Lock()
+	defer s.owedMu.Unlock()
+	if len(s.owed)+len(dks) > memcachedMaxOwed {
+		s.clearPending.Store(true)
+		s.owed = nil
+		s.owing.Store(false)
+		return
+	}
+	s.owed = append(s.owed, dks...)
+	s.owing.Store(true)
+}
+
+// oweInLastGen records that keys, which a write could not store on s
+// because s could not be used (err), must be removed from s in the
+// generation seen last, when there is one. A server this process never
+// reached has none: what it holds stays (see Failed writes).
+func (m *Memcached) oweInLastGen(s *mcServer, err error, keys ...string) {
+	g := s.gen.Load()
+	if g == nil || !serverFault(err) {
+		return
+	}
+	dks := make([]string, len(keys))
+	for i, k := range keys {
+		dks[i] = m.dataKey(*g, k)
+	}
+	m.owe(s, dks)
+}
+
+// payOwed makes the removals owed to s, without the breaker (the caller
+// checks it, or is the prober). s keeps owing them until the delete
+// succeeds, so that no read comes in between.
+func (m *Memcached) payOwed(ctx context.Context, s *mcServer) error {
+	s.owedMu.Lock()
+	dks := slices.Clone(s.owed)
+	s.owedMu.Unlock()
+	if len(dks) == 0 {
+		return nil
+	}
+	if err := s.node.deleteMulti(ctx, dks); err != nil {
+		return err
+	}
+	s.owedMu.Lock()
+	defer s.owedMu.Unlock()
+	// Owed since the copy, or dropped for a pending Clear: keep what was added.
+	if len(s.owed) >= len(dks) {
+		s.owed = s.owed[len(dks):]
+	}
+	if len(s.owed) == 0 {
+		s.owed = nil
+		s.owing.Store(false)
+	}
+	return nil
 }

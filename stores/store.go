@@ -30,7 +30,9 @@
 // persisting in cache because we failed alloc", memcached's
 // process_update_command); a write that fails on its way (a network error,
 // a server that answers with an error) removes the keys it may not have
-// written, as far as the server can still be reached. A call refused before
+// written, as far as the server can still be reached; a memcached store
+// remembers the removals a server it cannot reach owes, and makes them
+// before that server serves anything again. A call refused before
 // it starts (ErrClosed, or a context already done) changes nothing. The
 // removal runs even when the write's context has ended; the write waits
 // for it only while that context allows (its deadline, its cancellation),

@@ -44,6 +44,7 @@ type mcServer struct {
 	owing        atomic.Bool            // owed holds keys: remove them first
 	owedMu       sync.Mutex
 	owed         []string // data keys whose removal a failed write owes (memcached_write.go)
+	owedResets   int      // times owed was dropped for a pending Clear
 
 	fails     atomic.Int32          // failures in a row
 	slowSince atomic.Int64          // UnixNano of the first of a run of slow calls; 0 after a quick one

@@ -254,6 +254,7 @@ func (m *Memcached) owe(s *mcServer, dks []string) {
 	if len(s.owed)+len(dks) > memcachedMaxOwed {
 		s.clearPending.Store(true)
 		s.owed = nil
+		s.owedResets++
 		s.owing.Store(false)
 		return
 	}
@@ -282,7 +283,7 @@ func (m *Memcached) oweInLastGen(s *mcServer, err error, keys ...string) {
 // succeeds, so that no read comes in between.
 func (m *Memcached) payOwed(ctx context.Context, s *mcServer) error {
 	s.owedMu.Lock()
-	dks := slices.Clone(s.owed)
+	dks, resets := slices.Clone(s.owed), s.owedResets
 	s.owedMu.Unlock()
 	if len(dks) == 0 {
 		return nil
@@ -292,8 +293,9 @@ func (m *Memcached) payOwed(ctx context.Context, s *mcServer) error {
 	}
 	s.owedMu.Lock()
 	defer s.owedMu.Unlock()
-	// Owed since the copy, or dropped for a pending Clear: keep what was added.
-	if len(s.owed) >= len(dks) {
+	// What was owed since the copy stays owed. After a reset (a pending
+	// Clear took over), the list holds only keys owed since: keep them all.
+	if s.owedResets == resets {
 		s.owed = s.owed[len(dks):]
 	}
 	if len(s.owed) == 0 {

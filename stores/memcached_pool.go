@@ -42,6 +42,7 @@ type mcServer struct {
 	gen          atomic.Pointer[string] // the generation seen last; nil until known
 	clearPending atomic.Bool            // a Clear did not reach the server: replay it first
 	owing        atomic.Bool            // owed holds keys: remove them first
+	payMu        sync.Mutex             // held by the one call paying what is owed
 	owedMu       sync.Mutex
 	owed         []string // data keys whose removal a failed write owes (memcached_write.go)
 	owedResets   int      // times owed was dropped for a pending Clear

@@ -280,8 +280,11 @@ func (m *Memcached) oweInLastGen(s *mcServer, err error, keys ...string) {
 
 // payOwed makes the removals owed to s, without the breaker (the caller
 // checks it, or is the prober). s keeps owing them until the delete
-// succeeds, so that no read comes in between.
+// succeeds, so that no read comes in between. One call at a time pays;
+// the others wait for it and find nothing left to pay.
 func (m *Memcached) payOwed(ctx context.Context, s *mcServer) error {
+	s.payMu.Lock()
+	defer s.payMu.Unlock()
 	s.owedMu.Lock()
 	dks, resets := slices.Clone(s.owed), s.owedResets
 	s.owedMu.Unlock()

@@ -79,6 +79,13 @@ const (
 	BypassTagError BypassReason = pagecache.BypassTagError
 	// BypassBadHeader: a header name or value that cannot be replayed.
 	BypassBadHeader BypassReason = pagecache.BypassBadHeader
+	// BypassInvalidated: DeletePage, DeletePageKey, InvalidateTag or Clear
+	// ran while the handler did; the response, which may predate the
+	// change, was not stored.
+	BypassInvalidated BypassReason = pagecache.BypassInvalidated
+	// BypassWriteBacklog: MaxPendingWrites page writes to the networked
+	// store were under way already; the response was sent and not stored.
+	BypassWriteBacklog BypassReason = pagecache.BypassWriteBacklog
 )
 
 // Bypass reasons of every part of the cache.

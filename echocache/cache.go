@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -243,4 +244,8 @@ func (c *Cache) DefaultTTL() time.Duration { return c.core().DefaultTTL() }
 // Clear removes every entry of the cache's store namespace: cached pages,
 // memoized results, values and fragments. Unlike the other calls it returns
 // the store's error, since a script that clears the cache wants to know.
-func (c *Cache) Clear(ctx context.Context) error { return c.core().Clear(ctx) }
+// Like DeletePage, it waits for the page writes under way and keeps this
+// process from storing the responses being computed.
+func (c *Cache) Clear(ctx context.Context) error {
+	return pagecache.Invalidate(ctx, c.core(), func() error { return c.core().Clear(ctx) })
+}

@@ -27,9 +27,11 @@ import (
 // with DeletePageKey. A process that built no route middleware (a script)
 // derives the key with the default route config.
 //
-// A response that was being computed when DeletePage ran may still be
-// stored after it, as with any cache invalidation; call DeletePage after
-// the change it reflects is visible to handlers.
+// A response whose handler began before DeletePage is not stored by this
+// process after it, and the page writes under way end before the delete;
+// another process may still store such a response, as with any cache
+// invalidation: call DeletePage after the change it reflects is visible to
+// handlers.
 //
 // Unlike route lookups, DeletePage returns the store's error, since the
 // caller wants to know that the page is still cached.
@@ -46,7 +48,7 @@ func (c *Cache) DeletePage(ctx context.Context, target string) error {
 	if !strings.HasPrefix(p, "/") {
 		return fmt.Errorf("echocache: DeletePage: target %q: want a path starting with / or an absolute URL", target)
 	}
-	return c.core().Delete(ctx, pagecache.PageKeys(c.core(), p, u.RawQuery)...)
+	return pagecache.DeletePages(ctx, c.core(), pagecache.PageKeys(c.core(), p, u.RawQuery)...)
 }
 
 // DeletePageKey removes the cached page of a route with a KeyFunc, given
@@ -55,7 +57,7 @@ func (c *Cache) DeletePageKey(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("echocache: DeletePageKey: empty key")
 	}
-	return c.core().Delete(ctx, pagecache.CustomPageKey(key))
+	return pagecache.DeletePages(ctx, c.core(), pagecache.CustomPageKey(key))
 }
 
 // InvalidateTag drops every cached page tagged with tag (see Tag), on every

@@ -88,6 +88,11 @@ func (env *routeEnv) do(method, target string, hdr ...string) *httptest.Response
 	}
 	rec := httptest.NewRecorder()
 	env.e.ServeHTTP(rec, req)
+	// A page goes to a networked store after its response: the tests that
+	// read the store or the statistics next see it written.
+	if err := env.c.Flush(env.t.Context()); err != nil {
+		env.t.Fatalf("Flush: %v", err)
+	}
 	return rec
 }
 

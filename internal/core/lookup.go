@@ -144,6 +144,13 @@ const (
 	DetailTagError = "tag-error"
 	// DetailBadHeader: a header name or value that cannot be replayed.
 	DetailBadHeader = "bad-header"
+	// DetailInvalidated: DeletePage, DeletePageKey, InvalidateTag or
+	// Clear ran while the handler did; what it computed may predate the
+	// change.
+	DetailInvalidated = "invalidated"
+	// DetailWriteBacklog: the most page writes a Cache runs in the
+	// background were under way; the response was sent and not stored.
+	DetailWriteBacklog = "write-backlog"
 
 	// Hits.
 

@@ -24,7 +24,7 @@ import (
 func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
 	m := r.Engine
 	ctx := m.cache.WithBudget(req.Context()) // the lookups share one StoreTimeout
-	raw, memo, err := m.cache.View(ctx, viewer, pageKey)
+	raw, memo, err := m.view(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
 			lk.state, lk.err = lookFailed, err
@@ -45,7 +45,7 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 		lk.vary = e.varyNames()
 		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, lk.vary)
 		variantKey := string(kb.b)
-		raw, memo, err = m.cache.View(ctx, viewer, variantKey)
+		raw, memo, err = m.view(ctx, viewer, variantKey)
 		if err != nil {
 			if !errors.Is(err, stores.ErrNotFound) {
 				lk.state, lk.err = lookFailed, err
@@ -147,6 +147,15 @@ func (r *Route[C]) appendHostPart(dst []byte, c C, req *http.Request) []byte {
 	dst = appendLower(dst, r.fe.Scheme(c, req))
 	dst = append(dst, "://"...)
 	return appendLower(dst, req.Host)
+}
+
+// view reads the record under key: from a background write under way (see
+// write.go), or else from the store.
+func (m *Engine) view(ctx context.Context, viewer inproc.ViewFunc, key string) ([]byte, *inproc.Memo, error) {
+	if rec := m.st.writes.page(key); rec != nil {
+		return rec, nil, nil
+	}
+	return m.cache.View(ctx, viewer, key)
 }
 
 func (m *Engine) dropCorrupt(ctx context.Context, key string) {

@@ -1,6 +1,7 @@
 package pagecache
 
 import (
+	"context"
 	"slices"
 
 	"github.com/echocache/echocache/internal/core"
@@ -25,4 +26,10 @@ func PageKeys(c *core.Cache, escPath, rawQuery string) []string {
 // the key it returned (echocache.DeletePageKey).
 func CustomPageKey(key string) string {
 	return string(appendCustomPageKey(nil, key))
+}
+
+// DeletePages deletes page keys (echocache.DeletePage, DeletePageKey),
+// ordered with the page writes (Invalidate).
+func DeletePages(ctx context.Context, c *core.Cache, keys ...string) error {
+	return Invalidate(ctx, c, func() error { return c.Delete(ctx, keys...) })
 }

@@ -31,6 +31,9 @@ type missParams struct {
 	pass     string // why noStore: BypassHead or BypassConditional
 	refresh  bool   // background refresh: errors are logged
 	fwd      string // Cache-Status's fwd: why the request went forward
+	// handoff, when not nil, holds what the miss lets go of once the page
+	// is written (see write.go).
+	handoff *handoff
 }
 
 // run runs the handler for a miss, streams its response to the client while
@@ -72,6 +75,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 			}
 		}
 	}()
+	epoch := m.st.writes.epoch.Load() // before the handler reads anything
 	after, err := fe.Run(c, req.WithContext(withRequest(ctx, rr)), cw)
 	finished = true
 	ended := contextEnded(ctx, after.Context())
@@ -131,20 +135,22 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		return nil
 	}
 	rec, variantKey, ttl := r.entryFor(c, req, p, cw, rr, ttl)
+	pw := &pageWrite{
+		// The page record and the variant record are the same bytes; see
+		// keys.go.
+		items:  map[string][]byte{p.pageKey: rec, variantKey: rec},
+		ttl:    ttl,
+		epoch:  epoch,
+		inline: p.refresh || inProcess(m.cache),
+	}
 	if t != nil {
 		t.Share(pageFlight{entry: rec, vary: cw.vary})
 	}
-	// The page record and the variant record are the same bytes; see keys.go.
-	m.store(ctx, map[string][]byte{p.pageKey: rec, variantKey: rec}, ttl)
-	return nil
-}
-
-// store writes a page's records, after the response was written; a failed
-// write has been counted and logged by the core.
-func (m *Engine) store(ctx context.Context, items map[string][]byte, ttl time.Duration) {
-	if err := m.cache.SetMany(context.WithoutCancel(ctx), items, ttl); err == nil {
-		m.cache.Counters().Stores.Add(1)
+	if p.handoff != nil {
+		pw.after = p.handoff.take()
 	}
+	m.store(pw)
+	return nil
 }
 
 // contextEnded reports whether a request's context ended while the handler
@@ -375,6 +381,10 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 	m := r.Engine
 	cc := m.cache
 	ctx := req.Context()
+	// What the miss holds until its page is written (or until it returns,
+	// when it writes none): the cross-process lock.
+	var ho handoff
+	defer ho.run()
 	var stale *entry
 	if lk.state == lookError {
 		// A copy: e may be lk.buf, on the caller's stack.
@@ -386,7 +396,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		// never stored, nor shared with other misses.
 		return r.bypass(c, BypassAuthorization)
 	}
-	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, fwd: missFwd(lk)}
+	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, fwd: missFwd(lk), handoff: &ho}
 	var pass string
 	switch {
 	case req.Method == http.MethodHead:
@@ -456,7 +466,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		if m.cfg.LockTimeout > 0 {
 			release, acquired := cc.Lock(ctx, flightKey, m.cfg.LockTimeout)
 			if acquired {
-				defer release()
+				ho.add(release)
 			} else if done, err := r.awaitOther(c, req, kb, pageKey, t); done {
 				return err
 			}

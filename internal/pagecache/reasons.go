@@ -33,4 +33,6 @@ const (
 	BypassTagError      = core.DetailTagError
 	BypassBadHeader     = core.DetailBadHeader
 	BypassTooLarge      = core.DetailTooLarge
+	BypassInvalidated   = core.DetailInvalidated
+	BypassWriteBacklog  = core.DetailWriteBacklog
 )

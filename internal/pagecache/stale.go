@@ -11,7 +11,8 @@ import (
 
 // refresh starts one background refresh of a stale page: the handler runs
 // on a copy of the request, detached from the client, with a recorder as
-// its response writer.
+// its response writer, and writes the page on its own goroutine (no client
+// waits for it); Flush waits for it.
 func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64, variantKey string) {
 	m := r.Engine
 	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
@@ -31,12 +32,14 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64,
 	// The framework's request value may be reused when this request ends,
 	// so Detach copies now what the refresh needs.
 	mk := r.fe.Detach(c)
+	tk := m.st.writes.beginRefresh() // Flush waits for it
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
 				m.cache.Logf("background refresh of %s panicked: %v", r2.URL, v)
 			}
 			m.st.refreshs.Delete(variantKey)
+			m.st.writes.end(tk, nil)
 			if m.st.hooks.RefreshDone != nil {
 				m.st.hooks.RefreshDone()
 			}

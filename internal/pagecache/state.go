@@ -9,13 +9,14 @@ import (
 )
 
 // state is the route caching state shared by every route of a Cache,
-// whatever its front end: in-flight misses, running refreshes, and the
-// keyings DeletePage must cover.
+// whatever its front end: in-flight misses, running refreshes, page writes
+// under way, and the keyings DeletePage must cover.
 type state struct {
 	mu       sync.Mutex
 	flights  flight.Turns[pageFlight] // misses of one page variant in this process
 	keyings  map[string]keying
 	refreshs sync.Map // variant key -> struct{}
+	writes   writes   // page writes and refreshes under way (write.go)
 
 	hooks Hooks
 }

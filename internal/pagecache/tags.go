@@ -18,14 +18,17 @@ import (
 // tag has moved on is a miss. InvalidateTag is one write; no key is
 // scanned.
 
-// InvalidateTag gives tag a new random version (echocache.InvalidateTag).
+// InvalidateTag gives tag a new random version (echocache.InvalidateTag),
+// ordered with the page writes (Invalidate).
 func InvalidateTag(ctx context.Context, c *core.Cache, tag string) error {
 	if tag == "" {
 		return errors.New("echocache: InvalidateTag: empty tag")
 	}
 	var v [8]byte
 	binary.LittleEndian.PutUint64(v[:], rand.Uint64())
-	return c.Set(ctx, keyspace.Tag+tag, v[:], stores.NoExpiry)
+	return Invalidate(ctx, c, func() error {
+		return c.Set(ctx, keyspace.Tag+tag, v[:], stores.NoExpiry)
+	})
 }
 
 // tagVersions reads the current versions of tags, giving a version to those

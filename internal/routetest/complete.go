@@ -71,6 +71,7 @@ func cutShort(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 			if rec.Header().Get("X-Cache") != "MISS" || rec.Body.String() != strings.Join(chunks, "") {
 				t.Errorf("the next request: X-Cache %q, body %q; want MISS and the whole page", rec.Header().Get("X-Cache"), rec.Body.String())
 			}
+			settle(t, c)
 			if got := c.Stats().Bypasses[tt.reason]; got != 1 {
 				t.Errorf("bypasses %v; want one of %s", c.Stats().Bypasses, tt.reason)
 			}

@@ -134,6 +134,15 @@ func openStore(t *testing.T, name string) stores.Store {
 	return s
 }
 
+// settle waits for the page writes of c under way (they follow their
+// responses), before a test reads the statistics or the store.
+func settle(t testing.TB, c *echocache.Cache) {
+	t.Helper()
+	if err := c.Flush(t.Context()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
 // clock is the suite's clock, installed in a cache's routes.
 type clock struct {
 	mu  sync.Mutex

@@ -144,6 +144,7 @@ func runRules(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 					t.Errorf("request %d: Cache-Status %q; want %q", i, got, wantCS)
 				}
 			}
+			settle(t, c)
 			st := c.Stats()
 			if tc.Stored {
 				if calls.Load() != 1 || st.Hits != 1 || st.Stores != 1 || st.TotalBypasses() != 0 {

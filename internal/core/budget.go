@@ -84,3 +84,23 @@ func (b *budgetCtx) spend(took time.Duration) {
 		b.left.Add(-int64(took))
 	}
 }
+
+// WithoutBudget returns ctx without the store budget it may carry, for
+// work that outlives the request's wait: a lock's release and a background
+// refresh, whose calls each get the store timeout of their own.
+func WithoutBudget(ctx context.Context) context.Context {
+	if budgetOf(ctx) == nil {
+		return ctx
+	}
+	return noBudget{ctx}
+}
+
+// noBudget hides the budget of the context it wraps.
+type noBudget struct{ context.Context }
+
+func (n noBudget) Value(key any) any {
+	if key == (budgetKey{}) {
+		return nil
+	}
+	return n.Context.Value(key)
+}

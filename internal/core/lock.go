@@ -47,9 +47,10 @@ func (c *Cache) Lock(ctx context.Context, key string, ttl time.Duration) (releas
 			return
 		}
 		released = true
-		// The caller's context may be cancelled by now; the lock must still
-		// go, bounded by the store timeout of the core.
-		rctx := context.WithoutCancel(ctx)
+		// The caller's context may be cancelled by now, and its store
+		// budget spent; the lock must still go, bounded by the store
+		// timeout of the core.
+		rctx := WithoutBudget(context.WithoutCancel(ctx))
 		v, err := c.Get(rctx, k)
 		if err != nil || !bytes.Equal(v, token[:]) {
 			return // expired, taken by someone else, or store trouble: it expires by itself

@@ -316,6 +316,14 @@ func (r *Route[C]) Handle(c C) error {
 		return r.bypass(c, BypassAuthorization)
 	}
 
+	// One store budget for the whole request: its lookups, its tags, the
+	// miss's lock and its wait for another process, and the handler's own
+	// calls to the Cache. (A page's write, after the response, has its own
+	// timeout.)
+	if ctx := cc.WithBudget(req.Context()); ctx != req.Context() {
+		req = req.WithContext(ctx)
+	}
+
 	kb := keyBufPool.Get().(*keyBuf)
 	defer keyBufPool.Put(kb)
 	if m.keying.custom {

@@ -23,7 +23,7 @@ import (
 // kept in the store's memo), or nil; lk.state says whether it is usable.
 func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
 	m := r.Engine
-	ctx := m.cache.WithBudget(req.Context()) // the lookups share one StoreTimeout
+	ctx := req.Context() // carries the request's store budget (Handle)
 	raw, memo, err := m.view(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {

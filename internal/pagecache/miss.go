@@ -138,10 +138,11 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	pw := &pageWrite{
 		// The page record and the variant record are the same bytes; see
 		// keys.go.
-		items:  map[string][]byte{p.pageKey: rec, variantKey: rec},
-		ttl:    ttl,
-		epoch:  epoch,
-		inline: p.refresh || inProcess(m.cache),
+		items:   map[string][]byte{p.pageKey: rec, variantKey: rec},
+		ttl:     ttl,
+		epoch:   epoch,
+		inline:  p.refresh || inProcess(m.cache),
+		visible: !inProcess(m.cache),
 	}
 	if t != nil {
 		t.Share(pageFlight{entry: rec, vary: cw.vary})
@@ -384,7 +385,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 	// What the miss holds until its page is written (or until it returns,
 	// when it writes none): the cross-process lock.
 	var ho handoff
-	defer ho.run()
+	defer func() { m.release(ho.take()) }()
 	var stale *entry
 	if lk.state == lookError {
 		// A copy: e may be lk.buf, on the caller's stack.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/keyspace"
 )
 
@@ -20,7 +21,7 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64,
 	}
 	// Detached from the client, and from the miss of any route this one
 	// runs inside: SetTTL and Tag in the refresh reach this route only.
-	base := withRequest(context.WithoutCancel(req.Context()), nil)
+	base := withRequest(core.WithoutBudget(context.WithoutCancel(req.Context())), nil)
 	r2 := req.Clone(base)
 	r2.Method = http.MethodGet
 	r2.Body, r2.ContentLength = http.NoBody, 0
@@ -39,7 +40,7 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64,
 				m.cache.Logf("background refresh of %s panicked: %v", r2.URL, v)
 			}
 			m.st.refreshs.Delete(variantKey)
-			m.st.writes.end(tk, nil)
+			m.st.writes.end(tk, nil, false)
 			if m.st.hooks.RefreshDone != nil {
 				m.st.hooks.RefreshDone()
 			}

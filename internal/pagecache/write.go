@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,19 +61,32 @@ type writes struct {
 	npages atomic.Int64  // len(pages), read by lookups without the lock
 
 	mu      sync.Mutex
-	pending map[*task]bool    // true for a write, false for a refresh
-	async   int               // background writes in pending
-	pages   map[string][]byte // the records of the background writes, by key
+	pending map[*task]bool         // true for a write, false for a refresh or a release
+	async   int                    // background tasks in pending
+	pages   map[string]pendingPage // the newest record being written, by key
 }
 
-// task is one write or refresh under way; done is closed when it ends.
-type task struct{ done chan struct{} }
+// task is one write, refresh or release under way; done is closed when it
+// ends.
+type task struct {
+	done chan struct{}
+	// follows are the writes under way of the same keys, begun before this
+	// one: it writes once they have ended, so that the store keeps the
+	// newest page whichever write would have been quicker.
+	follows []*task
+}
+
+// pendingPage is a record a write under way writes, readable by lookups.
+type pendingPage struct {
+	rec []byte
+	t   *task
+}
 
 // begin registers pw, a write of a page whose handler began at pw.epoch.
 // It returns nil and the bypass reason when the write must not be made: an
-// invalidation came since, or (a background write) MaxPendingWrites are
-// under way. A background write's records are readable with page until
-// end.
+// invalidation came since, or (a background write) MaxPendingWrites
+// background tasks are under way. The records of a write to a networked
+// store are readable with page until end.
 func (w *writes) begin(pw *pageWrite) (*task, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -82,54 +96,74 @@ func (w *writes) begin(pw *pageWrite) (*task, string) {
 	case !pw.inline && w.async >= MaxPendingWrites:
 		return nil, BypassWriteBacklog
 	}
-	if !pw.inline {
-		w.async++
+	t := w.add(true, !pw.inline)
+	if pw.visible {
 		if w.pages == nil {
-			w.pages = make(map[string][]byte)
+			w.pages = make(map[string]pendingPage)
 		}
 		for k, v := range pw.items {
-			w.pages[k] = v // a later write of the key is the newer page
+			if prev, ok := w.pages[k]; ok && !slices.Contains(t.follows, prev.t) {
+				t.follows = append(t.follows, prev.t)
+			}
+			w.pages[k] = pendingPage{rec: v, t: t} // the newer page
 		}
 		w.npages.Store(int64(len(w.pages)))
 	}
-	return w.add(true), ""
+	return t, ""
 }
 
-// page returns the record a background write under way writes under key,
-// or nil.
+// page returns the record a write under way writes under key, or nil.
 func (w *writes) page(key string) []byte {
 	if w.npages.Load() == 0 {
 		return nil
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.pages[key]
+	return w.pages[key].rec
 }
 
 // beginRefresh registers a background refresh.
 func (w *writes) beginRefresh() *task {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.add(false)
+	return w.add(false, false)
 }
 
-func (w *writes) add(write bool) *task {
+// beginRelease registers a background release of what a miss that stored
+// nothing held, or returns nil when MaxPendingWrites background tasks are
+// under way.
+func (w *writes) beginRelease() *task {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.async >= MaxPendingWrites {
+		return nil
+	}
+	return w.add(true, true) // waited for with the writes
+}
+
+func (w *writes) add(write, async bool) *task {
 	if w.pending == nil {
 		w.pending = make(map[*task]bool)
 	}
 	t := &task{done: make(chan struct{})}
 	w.pending[t] = write
+	if async {
+		w.async++
+	}
 	return t
 }
 
-// end ends t, which pw (nil for a refresh) began.
-func (w *writes) end(t *task, pw *pageWrite) {
+// end ends t, which pw began (nil for a refresh or a release) in the
+// background or not (async).
+func (w *writes) end(t *task, pw *pageWrite, async bool) {
 	w.mu.Lock()
 	delete(w.pending, t)
-	if pw != nil && !pw.inline {
+	if async {
 		w.async--
-		for k, v := range pw.items {
-			if cur, ok := w.pages[k]; ok && sameBytes(cur, v) {
+	}
+	if pw != nil && pw.visible {
+		for k := range pw.items {
+			if cur, ok := w.pages[k]; ok && cur.t == t {
 				delete(w.pages, k) // unless a later write replaced it
 			}
 		}
@@ -137,11 +171,6 @@ func (w *writes) end(t *task, pw *pageWrite) {
 	}
 	w.mu.Unlock()
 	close(t.done)
-}
-
-// sameBytes reports whether a and b are the same slice (not equal bytes).
-func sameBytes(a, b []byte) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // wait waits for the tasks under way (the writes alone with writesOnly)
@@ -178,8 +207,11 @@ type pageWrite struct {
 	// inline: write on the caller's goroutine (an in-process store, a
 	// background refresh).
 	inline bool
+	// visible: lookups read the records until the write ends (a networked
+	// store).
+	visible bool
 	// after is what the miss lets go of once the write has ended, whatever
-	// became of it: the flight's hold on the page, the cross-process lock.
+	// became of it: the cross-process lock.
 	after []func()
 }
 
@@ -196,30 +228,64 @@ func (m *Engine) store(pw *pageWrite) {
 	t, reason := w.begin(pw)
 	if t == nil {
 		m.cache.CountBypass(reason)
-		pw.finish()
+		m.release(pw.after)
 		return
 	}
 	if pw.inline {
-		m.write(context.Background(), pw)
+		m.write(context.Background(), t, pw)
 		pw.finish()
-		w.end(t, pw)
+		w.end(t, pw, false)
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 		defer cancel()
-		m.write(ctx, pw)
+		m.write(ctx, t, pw)
 		// The lock goes before the records stop being readable here: a
 		// process that polls for the page finds it in the store.
 		pw.finish()
-		w.end(t, pw)
+		w.end(t, pw, true)
 	}()
 }
 
-func (m *Engine) write(ctx context.Context, pw *pageWrite) {
+func (m *Engine) write(ctx context.Context, t *task, pw *pageWrite) {
+	for _, prev := range t.follows {
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if err := m.cache.SetMany(ctx, pw.items, pw.ttl); err == nil {
 		m.cache.Counters().Stores.Add(1)
 	}
+}
+
+// release lets go of what a miss held (the cross-process lock) once its
+// response is sent: on a networked store in the background, so that the
+// response does not wait for it, unless MaxPendingWrites background tasks
+// are under way (then the lock is left to expire, after LockTimeout).
+func (m *Engine) release(fns []func()) {
+	if len(fns) == 0 {
+		return
+	}
+	if inProcess(m.cache) {
+		for _, f := range fns {
+			f()
+		}
+		return
+	}
+	w := &m.st.writes
+	t := w.beginRelease()
+	if t == nil {
+		return
+	}
+	go func() {
+		defer w.end(t, nil, true)
+		for _, f := range fns {
+			f()
+		}
+	}()
 }
 
 // inProcess reports whether c's store lives in the process, where a write
@@ -240,18 +306,17 @@ func (h *handoff) take() []func() {
 	return fns
 }
 
-// run lets go of what h still holds.
-func (h *handoff) run() {
-	for _, f := range h.take() {
-		f()
-	}
-}
-
 // Flush waits until the page writes and background refreshes of c's
 // routes under way when it is called have ended, or ctx ends (then it
 // returns ctx's error). echocache.Cache.Flush documents it.
 func Flush(ctx context.Context, c *core.Cache) error {
 	return stateOf(c).writes.wait(ctx, false, false)
+}
+
+// FlushWrites is Flush without the background refreshes: it waits for
+// the page writes (and the releases of locks) under way.
+func FlushWrites(ctx context.Context, c *core.Cache) error {
+	return stateOf(c).writes.wait(ctx, true, false)
 }
 
 // Invalidate runs drop, an invalidation of pages (a delete, a new tag

@@ -230,17 +230,24 @@ func addMember(h http.Header, member string) {
 	}
 }
 
-// pass runs the handler uncached, its response carrying member (none when
-// it is "").
-func (r *Route[C]) pass(c C, member string) error {
-	if member == "" {
+// pass runs the handler uncached with req (nil: the framework's request,
+// as it came), its response carrying member (none when it is "").
+func (r *Route[C]) pass(c C, req *http.Request, member string) error {
+	if member == "" && req == nil {
 		return r.fe.Pass(c)
+	}
+	if req == nil {
+		req = r.fe.Request(c)
+	}
+	if member == "" {
+		_, err := r.fe.Run(c, req, r.fe.Inner(c))
+		return err
 	}
 	w := &memberWriter{ResponseWriter: r.fe.Inner(c), member: member}
 	// Also after an error or a panic: the header the framework's error
 	// handler writes carries the member.
 	defer w.addMember()
-	_, err := r.fe.Run(c, r.fe.Request(c), w)
+	_, err := r.fe.Run(c, req, w)
 	return err
 }
 

@@ -288,7 +288,7 @@ type lookup struct {
 // bypass runs the handler uncached for reason, a lookup not made.
 func (r *Route[C]) bypass(c C, reason string) error {
 	r.cache.CountLookup(r.fe.Request(c).Context(), core.FeaturePage, core.ResultBypass, reason)
-	return r.pass(c, r.cs.passed(core.ResultBypass, reason))
+	return r.pass(c, nil, r.cs.passed(core.ResultBypass, reason))
 }
 
 // Handle answers one request: the checks that bypass the cache, the key,
@@ -373,7 +373,7 @@ func (r *Route[C]) Handle(c C) error {
 		if m.statusHeader != "" {
 			fe.Writer(c).Header().Set(m.statusHeader, StatusMiss)
 		}
-		return r.pass(c, m.cs.passed(res, detail))
+		return r.pass(c, req, m.cs.passed(res, detail)) // with what the budget has left
 	}
 
 	return r.miss(c, req, kb, pageKey, &lk, e)

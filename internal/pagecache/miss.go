@@ -47,7 +47,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		h.Set(m.statusHeader, StatusMiss)
 	}
 	if p.noStore && p.stale == nil {
-		return r.pass(c, m.cs.missed(p.fwd, p.pass))
+		return r.pass(c, req, m.cs.missed(p.fwd, p.pass))
 	}
 	before := h.Clone()
 	ctx := req.Context()

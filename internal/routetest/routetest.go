@@ -108,6 +108,7 @@ func Run(t *testing.T, fe Frontend) {
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })
 	t.Run("compressed", func(t *testing.T) { compressed(t, fe) })
+	t.Run("writes", func(t *testing.T) { writes(t, fe) })
 }
 
 func openStore(t *testing.T, name string) stores.Store {

@@ -93,10 +93,15 @@ type Config struct {
 	DefaultTTL time.Duration
 
 	// StoreTimeout bounds every call to a networked store; on timeout the
-	// call fails open. A cached route's lookups (page, variant, tags)
-	// share one StoreTimeout between them: a request waits on the store
-	// for one StoreTimeout at most, in total. Stores in the process (null,
-	// memory) are called without a timeout.
+	// call fails open. The store calls a request makes through a cached
+	// route (its page, variant and tag lookups, the lock of a miss and
+	// the wait for another process's page, and the handler's own calls
+	// with the request's context) share one StoreTimeout between them: a
+	// request waits on the store for one StoreTimeout at most, in total,
+	// and the calls made once it is spent fail at once. The write of a
+	// missed page follows its response, with a StoreTimeout of its own
+	// (see MaxPendingWrites). Stores in the process (null, memory) are
+	// called without a timeout.
 	// Optional. Default value DefaultStoreTimeout (250ms).
 	StoreTimeout time.Duration
 

@@ -52,7 +52,7 @@ func TestDetailsAreTokens(t *testing.T) {
 		DetailBody, DetailAuthorization, DetailKey, DetailHead, DetailConditional, DetailError, DetailPanic,
 		DetailNoResponse, DetailHijacked, DetailContext, DetailWriteError, DetailLength, DetailTrailer,
 		DetailHeaderCase, DetailStatus, DetailSetCookie, DetailCacheControl, DetailVary, DetailTTL, DetailFilter,
-		DetailTagError, DetailBadHeader, DetailTooLarge, DetailZeroResult, DetailUnencodable, DetailUnkeyable} {
+		DetailTagError, DetailBadHeader, DetailInvalidated, DetailWriteBacklog, DetailTooLarge, DetailZeroResult, DetailUnencodable, DetailUnkeyable} {
 		if !isSFToken(d) {
 			t.Errorf("detail %q is not an sf-token", d)
 		}

@@ -36,7 +36,11 @@ import (
 //     Content-Length, the client leaving, SetTTL or Tag after the first
 //     write, the ResponseFilter, the store write itself) cannot change
 //     it: such a response says "stored" and is not, which Stats.Bypasses,
-//     the observers and the log tell;
+//     the observers and the log tell. "stored" means the page is handed
+//     to its write: on a networked store the write follows the response
+//     (write.go), so the member goes out before the write has begun, and
+//     a write dropped (write-backlog), refused after an invalidation
+//     (invalidated) or failed is one of those cases;
 //   - a handler that returns an error or panics before writing: in the
 //     header the framework's error handler then writes ("detail=error",
 //     "detail=panic"), and one that writes nothing: "detail=no-response";

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/echocache/echocache/internal/pagecache"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
@@ -43,6 +44,15 @@ func TestCacheStatusLocalHit(t *testing.T) {
 		}
 		c := newMWCache(t, s)
 		e := echo.New()
+		// The page's write follows its response: the next request reads
+		// the store only once it has ended.
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(ec echo.Context) error {
+				err := next(ec)
+				_ = pagecache.FlushWrites(ec.Request().Context(), c.core())
+				return err
+			}
+		})
 		e.GET("/page", c.Cached(time.Hour)(func(c echo.Context) error { return c.String(http.StatusOK, "page") }))
 		return e
 	}

@@ -283,6 +283,7 @@ type lookup struct {
 	expired  bool     // an entry was found but is past its lifetime or its tags'
 	otherURI bool     // the page record found is another scheme's or host's
 	local    bool     // the entry was read from a networked store's copy in the process (a local tier)
+	atPage   bool     // the entry found is the page record: the request's variant lives under the page key
 }
 
 // bypass runs the handler uncached for reason, a lookup not made.
@@ -360,7 +361,7 @@ func (r *Route[C]) Handle(c C) error {
 	switch lk.state {
 	case lookStale:
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
-		r.refresh(c, req, pageKey, e.nonce, string(e.key))
+		r.refresh(c, req, pageKey, e, lk.atPage)
 		return r.serve(req, fe.Writer(c), e, StatusStale, m.cs.hit(e, now, lk.local), now)
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error; the

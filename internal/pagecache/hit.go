@@ -40,7 +40,9 @@ func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer
 	// comes with a memo (core.Cache.View).
 	lk.local = viewer == nil && memo != nil
 	lk.nonce, lk.hasNonce = e.nonce, true
+	lk.atPage = true
 	if !r.matches(c, req, kb, pageKey, e) {
+		lk.atPage = false
 		lk.otherURI = r.otherURI(c, req, pageKey, e)
 		lk.vary = e.varyNames()
 		kb.b = r.appendVariant(kb.b[:0], c, req, pageKey, e.nonce, lk.vary)

@@ -22,9 +22,16 @@ import (
 //     nonce (a random per-page version) and the names of the response's Vary
 //     headers.
 //   - the variant key: page key + nonce + scheme and host + the values of
-//     the configured vary headers and of the response's Vary headers. Every
-//     variant is stored there; the one stored last is also stored under the
-//     page key, so a page with one variant is found with a single Get.
+//     the configured vary headers and of the response's Vary headers.
+//
+// A stored page costs one write of one key, with one copy of its body. The
+// first variant of a page (and every page without Vary, the common case)
+// is stored under the page key alone, and found with a single Get; the
+// other variants are stored under their variant keys alone, found with a
+// second Get after the page record gave the nonce and the Vary names. A
+// variant whose Vary names are not the page record's replaces the page
+// record (it is the newest word on what the page varies on). Entries
+// written when every page was stored under both keys read the same way.
 //
 // Every entry records its full variant key, and a lookup compares it with
 // the key the request builds, byte for byte. A store that hashes long keys

@@ -27,6 +27,10 @@ type missParams struct {
 	stale    *entry // served on a handler failure (stale-if-error)
 	nonce    uint64
 	hasNonce bool
+	// atPage: the page key holds this variant, or nothing; else another
+	// variant whose Vary names are pageVary.
+	atPage   bool
+	pageVary []string
 	noStore  bool   // run and pass through only (HEAD)
 	pass     string // why noStore: BypassHead or BypassConditional
 	refresh  bool   // background refresh: errors are logged
@@ -135,10 +139,16 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		return nil
 	}
 	rec, variantKey, ttl := r.entryFor(c, req, p, cw, rr, ttl)
+	// One key per page (keys.go): the page key when it holds this variant
+	// or nothing, or when the response's Vary names are not the page
+	// record's (the page record says what to vary on); else the variant
+	// key.
+	key := variantKey
+	if p.atPage || !slices.Equal(cw.vary, p.pageVary) {
+		key = p.pageKey
+	}
 	pw := &pageWrite{
-		// The page record and the variant record are the same bytes; see
-		// keys.go.
-		items:   map[string][]byte{p.pageKey: rec, variantKey: rec},
+		items:   map[string][]byte{key: rec},
 		ttl:     ttl,
 		epoch:   epoch,
 		inline:  p.refresh || inProcess(m.cache),
@@ -397,7 +407,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		// never stored, nor shared with other misses.
 		return r.bypass(c, BypassAuthorization)
 	}
-	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, fwd: missFwd(lk), handoff: &ho}
+	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, atPage: lk.atPage || !lk.hasNonce, pageVary: lk.vary, fwd: missFwd(lk), handoff: &ho}
 	var pass string
 	switch {
 	case req.Method == http.MethodHead:
@@ -461,6 +471,9 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 			if again.hasNonce {
 				// Store this variant beside the others of the page.
 				params.nonce, params.hasNonce = again.nonce, true
+				params.atPage, params.pageVary = again.atPage, again.vary
+			} else {
+				params.atPage = true // the page key holds nothing now
 			}
 		}
 

@@ -14,8 +14,9 @@ import (
 // on a copy of the request, detached from the client, with a recorder as
 // its response writer, and writes the page on its own goroutine (no client
 // waits for it); Flush waits for it.
-func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64, variantKey string) {
+func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, e *entry, atPage bool) {
 	m := r.Engine
+	nonce, variantKey, pageVary := e.nonce, string(e.key), e.varyNames()
 	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
 		return
 	}
@@ -57,7 +58,7 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, nonce uint64,
 		rec := &refreshRecorder{header: http.Header{}}
 		r3 := r2.WithContext(ctx)
 		nc := mk(r3, rec)
-		_ = r.run(nc, r3, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, refresh: true}, nil)
+		_ = r.run(nc, r3, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, atPage: atPage, pageVary: pageVary, refresh: true}, nil)
 	}()
 }
 

@@ -228,6 +228,9 @@ func (m *Engine) store(pw *pageWrite) {
 	t, reason := w.begin(pw)
 	if t == nil {
 		m.cache.CountBypass(reason)
+		if reason == BypassWriteBacklog {
+			m.cache.Logf("%d page writes to the store are under way; a page was sent and not stored (%s)", MaxPendingWrites, BypassWriteBacklog)
+		}
 		m.release(pw.after)
 		return
 	}

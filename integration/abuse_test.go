@@ -495,6 +495,7 @@ func TestAbuseCorruptEntries(t *testing.T) {
 					require.Equal(t, "HIT", r.header.Get("X-Cache"))
 					require.Equal(t, want(other, 1), fetch(t, ts.URL+other).body)
 
+					require.NoError(t, c.Flush(context.Background())) // the page is written after its response
 					all := as.entries(t)
 					mine := holding(all, want(path, 1))
 					require.NotEmpty(t, mine, "the page's entries are listed")
@@ -513,6 +514,7 @@ func TestAbuseCorruptEntries(t *testing.T) {
 					assert.Equal(t, "MISS", r.header.Get("X-Cache"), "a corrupt entry is a miss")
 					require.Equal(t, want(path, 2), r.body, "served fresh, never from the planted value")
 
+					require.NoError(t, c.Flush(context.Background())) // the page is written after its response
 					assert.NotEmpty(t, holding(as.entries(t), want(path, 2)), "the fresh page is stored again")
 					r = fetch(t, ts.URL+path)
 					assert.Equal(t, "HIT", r.header.Get("X-Cache"))
@@ -605,6 +607,7 @@ func TestAbuseOversizedBody(t *testing.T) {
 
 					again := fetch(t, ts.URL+path)
 					require.Equal(t, http.StatusOK, again.status)
+					require.NoError(t, c.Flush(context.Background())) // the page is written after its response
 					stored := holding(as.entries(t), fmt.Sprintf("path=%s run #", path))
 					if tt.stored(be.name) {
 						assert.Equal(t, "HIT", again.header.Get("X-Cache"))

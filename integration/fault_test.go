@@ -230,6 +230,7 @@ func TestFaultRouteServerKilled(t *testing.T) {
 			hit := fetch(t, base+"/page")
 			require.Equal(t, "HIT", hit.header.Get("X-Cache"), "warm: the page is cached")
 			require.Equal(t, first.body, hit.body)
+			require.NoError(t, c.Flush(context.Background())) // its write, after its response, has ended
 
 			srv.Kill()
 			callsBefore, failuresBefore := cs.calls.Load(), cs.failures.Load()

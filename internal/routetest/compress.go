@@ -48,6 +48,7 @@ func compressed(t *testing.T, fe Frontend) {
 					}
 				}
 			}
+			settle(t, c) // the page is written after its response
 			key := pagecache.PageKeys((*core.Cache)(c), "/big", "")[0]
 			raw, err := c.Store().Get(context.Background(), key)
 			if err != nil {

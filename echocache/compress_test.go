@@ -388,6 +388,9 @@ func TestCompressedLocalTier(t *testing.T) {
 	get := func() string {
 		w := newServerWriter(&buf)
 		e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/page", nil))
+		// The page's write follows its response: the next request reads
+		// the store once it has ended.
+		require.NoError(t, pagecache.FlushWrites(ctx, c.core()))
 		require.Equal(t, http.StatusOK, w.code)
 		require.True(t, bytes.Equal(buf.Bytes(), body), "the whole page: %d bytes, want %d", buf.Len(), len(body))
 		return ttlDigits.ReplaceAllString(w.sent.Get("Cache-Status"), "ttl=N")

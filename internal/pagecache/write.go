@@ -37,6 +37,12 @@ import (
 // the store to hold the page (they poll it) rather than run the handler
 // again.
 //
+// Two writes of one key in this process land in the order their pages were
+// computed: a write waits for the earlier writes of its key to end, and
+// lookups read the newer record meanwhile. A miss that stores nothing lets
+// go of its cross-process lock after its response too, in the background
+// on a networked store.
+//
 // Invalidations (DeletePage, DeletePageKey, InvalidateTag, Clear) are
 // ordered with the writes: a page whose handler began before an
 // invalidation is not written after it (counted as BypassInvalidated),

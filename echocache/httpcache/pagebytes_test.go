@@ -3,7 +3,6 @@ package httpcache_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/echocache/httpcache"
+	"github.com/echocache/echocache/internal/routetest"
 	"github.com/echocache/echocache/stores"
 )
 
@@ -39,16 +39,6 @@ func pageApp(tb testing.TB) (http.Handler, *stores.Memory) {
 	return h, s
 }
 
-func getPage(h http.Handler, target string, hdr ...string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, target, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
-}
-
 // TestOneEntryPerPage: a stored page is one entry of the store, one copy
 // of its body: a page without Vary under its page key alone, the first
 // variant of a page with Vary there too, each other variant under its
@@ -57,14 +47,14 @@ func TestOneEntryPerPage(t *testing.T) {
 	h, s := pageApp(t)
 	const n = 10
 	for i := range n {
-		getPage(h, "/plain/"+strconv.Itoa(i))
+		routetest.Do(h, "", "/plain/"+strconv.Itoa(i))
 	}
 	if got := s.Stats().Entries; got != n {
 		t.Fatalf("%d pages without Vary: %d store entries; want %d", n, got, n)
 	}
 	langs := []string{"en", "fr", "de"}
 	for _, l := range langs {
-		getPage(h, "/varied", "Accept-Language", l)
+		routetest.Do(h, "", "/varied", "Accept-Language", l)
 	}
 	if got, want := s.Stats().Entries, int64(n+len(langs)); got != want {
 		t.Errorf("a page in %d variants: %d store entries in all; want %d", len(langs), got, want)
@@ -73,13 +63,13 @@ func TestOneEntryPerPage(t *testing.T) {
 		t.Errorf("%d pages of 1 KiB take %d bytes of the store; want at most %d (one body each)", n+len(langs), b, max)
 	}
 	for _, l := range langs {
-		rec := getPage(h, "/varied", "Accept-Language", l)
+		rec := routetest.Do(h, "", "/varied", "Accept-Language", l)
 		if rec.Header().Get("Content-Language") != l || rec.Body.String() != pageBody || !strings.Contains(rec.Header().Get("Cache-Status"), "hit") {
 			t.Errorf("GET /varied in %s: Content-Language %q, Cache-Status %q; want a hit on its own variant", l, rec.Header().Get("Content-Language"), rec.Header().Get("Cache-Status"))
 		}
 	}
 	for i := range n {
-		if rec := getPage(h, "/plain/"+strconv.Itoa(i)); !strings.Contains(rec.Header().Get("Cache-Status"), "hit") {
+		if rec := routetest.Do(h, "", "/plain/"+strconv.Itoa(i)); !strings.Contains(rec.Header().Get("Cache-Status"), "hit") {
 			t.Errorf("GET /plain/%d: Cache-Status %q; want a hit", i, rec.Header().Get("Cache-Status"))
 		}
 	}
@@ -94,7 +84,7 @@ func heapPerPage(tb testing.TB, n int) float64 {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := range n {
-		getPage(h, "/page/"+strconv.Itoa(i))
+		routetest.Do(h, "", "/page/"+strconv.Itoa(i))
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

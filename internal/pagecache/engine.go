@@ -321,9 +321,7 @@ func (r *Route[C]) Handle(c C) error {
 	// miss's lock and its wait for another process, and the handler's own
 	// calls to the Cache. (A page's write, after the response, has its own
 	// timeout.)
-	if ctx := cc.WithBudget(req.Context()); ctx != req.Context() {
-		req = req.WithContext(ctx)
-	}
+	ctx := cc.WithBudget(req.Context())
 
 	kb := keyBufPool.Get().(*keyBuf)
 	defer keyBufPool.Put(kb)
@@ -350,10 +348,13 @@ func (r *Route[C]) Handle(c C) error {
 	now := m.clock()
 
 	var lk lookup
-	e := r.lookup(&lk, c, req, kb, viewer, pageKey, now)
+	e := r.lookup(&lk, ctx, c, req, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 		return r.serve(req, fe.Writer(c), e, StatusHit, m.cs.hit(e, now, lk.local), now)
+	}
+	if ctx != req.Context() {
+		req = req.WithContext(ctx) // the rest of the request spends the same budget
 	}
 	if viewed {
 		pageKey = strings.Clone(pageKey)

@@ -21,9 +21,9 @@ import (
 // lookup reads the page record and, when the request is another variant,
 // the variant record. It returns the entry it found (lk.buf, or an entry
 // kept in the store's memo), or nil; lk.state says whether it is usable.
-func (r *Route[C]) lookup(lk *lookup, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
+// ctx carries the request's store budget (Handle).
+func (r *Route[C]) lookup(lk *lookup, ctx context.Context, c C, req *http.Request, kb *keyBuf, viewer inproc.ViewFunc, pageKey string, now int64) *entry {
 	m := r.Engine
-	ctx := req.Context() // carries the request's store budget (Handle)
 	raw, memo, err := m.view(ctx, viewer, pageKey)
 	if err != nil {
 		if !errors.Is(err, stores.ErrNotFound) {
@@ -192,7 +192,7 @@ func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey string
 // and publishes it to t's flight.
 func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string, lk *lookup, t *flight.Turn[pageFlight]) (bool, error) {
 	now := r.clock()
-	e := r.lookup(lk, c, req, kb, r.cache.Viewer(), pageKey, now)
+	e := r.lookup(lk, req.Context(), c, req, kb, r.cache.Viewer(), pageKey, now)
 	if lk.state != lookFresh {
 		return false, nil
 	}

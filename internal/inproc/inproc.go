@@ -35,29 +35,40 @@ type Store struct {
 	View ViewFunc
 }
 
-var (
-	mu      sync.RWMutex
-	finders []func(store any) (Store, bool)
-)
+// inProcess recognises in-process stores.
+var inProcess registry[Store]
 
 // Register adds a function that recognises in-process stores.
-func Register(find func(store any) (Store, bool)) {
-	mu.Lock()
-	defer mu.Unlock()
-	finders = append(finders, find)
-}
+func Register(find func(store any) (Store, bool)) { inProcess.add(find) }
 
 // Lookup reports whether store lives in the process, and how to view it.
-func Lookup(store any) (Store, bool) {
-	mu.RLock()
-	fs := finders // appended to only, so this view stays valid
-	mu.RUnlock()
+func Lookup(store any) (Store, bool) { return inProcess.find(store) }
+
+// registry holds the functions that recognise one kind of store, added at
+// initialisation by the packages that define such stores.
+type registry[T any] struct {
+	mu      sync.RWMutex
+	finders []func(store any) (T, bool)
+}
+
+func (r *registry[T]) add(find func(store any) (T, bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finders = append(r.finders, find)
+}
+
+// find returns what the first function that recognises store says.
+func (r *registry[T]) find(store any) (T, bool) {
+	r.mu.RLock()
+	fs := r.finders // appended to only, so this view stays valid
+	r.mu.RUnlock()
 	for _, find := range fs {
-		if s, ok := find(store); ok {
-			return s, true
+		if v, ok := find(store); ok {
+			return v, true
 		}
 	}
-	return Store{}, false
+	var zero T
+	return zero, false
 }
 
 // Memo is a slot an in-process store keeps beside one stored value, where a

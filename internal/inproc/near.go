@@ -1,9 +1,6 @@
 package inproc
 
-import (
-	"sync"
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // NearFunc returns the copy of key that a networked store keeps in the
 // process (stores.LocalTier), without copying it, and its memo, when the
@@ -40,29 +37,13 @@ type Stamp struct {
 	Epoch   uint64
 }
 
-var (
-	nearMu      sync.RWMutex
-	nearFinders []func(store any) (Near, bool)
-)
+// nears recognises networked stores keeping copies in the process.
+var nears registry[Near]
 
 // RegisterNear adds a function that recognises networked stores keeping
 // copies in the process, and returns how to read them.
-func RegisterNear(find func(store any) (Near, bool)) {
-	nearMu.Lock()
-	defer nearMu.Unlock()
-	nearFinders = append(nearFinders, find)
-}
+func RegisterNear(find func(store any) (Near, bool)) { nears.add(find) }
 
 // LookupNear returns how to read the in-process copies of store; ok is
 // false when it keeps none.
-func LookupNear(store any) (Near, bool) {
-	nearMu.RLock()
-	fs := nearFinders // appended to only, so this view stays valid
-	nearMu.RUnlock()
-	for _, find := range fs {
-		if n, ok := find(store); ok {
-			return n, true
-		}
-	}
-	return Near{}, false
-}
+func LookupNear(store any) (Near, bool) { return nears.find(store) }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/echocache/echocache/internal/inproc"
+	"github.com/echocache/echocache/internal/record"
 	"github.com/maypok86/otter/v2"
 )
 
@@ -289,7 +291,16 @@ func (t *LocalTier) fill(tk ticket, key string, e expiring) {
 	if t.maxAge > 0 && (life == NoExpiry || life > t.maxAge) {
 		life = t.maxAge
 	}
-	ent, err := t.mem.entry(key, e.v, life)
+	// A compressed entry is kept decoded: its readers keep what they
+	// decode beside the copy (its memo), and MaxBytes must count those
+	// bytes, which compression does not bound. An entry that decodes to
+	// more than the tier holds, or does not decode, is not kept (the
+	// caller, which got the shared bytes, judges those).
+	v, err := record.Decompress(e.v, int(min(t.mem.maxBytes, math.MaxInt32)))
+	if err != nil {
+		return
+	}
+	ent, err := t.mem.entry(key, v, life)
 	if err != nil {
 		return // larger than the tier
 	}

@@ -150,15 +150,45 @@ func (p *Params) Duration(name string, def time.Duration) time.Duration {
 	if !ok {
 		return def
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n <= int64(1<<63-1)/int64(time.Second) {
-		return time.Duration(n) * time.Second
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		p.fail(name, v, "a non-negative duration such as 30s or 5m")
+	const maxSeconds = int64(1<<63-1) / int64(time.Second)
+	if digitsOnly(v) {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n <= maxSeconds {
+			return time.Duration(n) * time.Second
+		}
+		p.fail(name, v, "a duration of at most 2562047h (292 years)")
 		return def
 	}
-	return d
+	d, err := time.ParseDuration(v)
+	switch {
+	case strings.HasPrefix(v, "-"):
+		p.fail(name, v, "a duration that is not negative, such as 30s or 5m")
+	case err != nil && strings.Contains(err.Error(), "missing unit"):
+		p.fail(name, v, "a duration with a unit, such as 500ms or 30s (a bare integer counts seconds)")
+	case err != nil && v != "" && strings.IndexFunc(v[:1], func(r rune) bool { return r >= '0' && r <= '9' }) == 0 &&
+		!strings.Contains(err.Error(), "unknown unit"):
+		// Digits first and a known unit: time.ParseDuration's "invalid
+		// duration" is then an overflow.
+		p.fail(name, v, "a duration of at most 2562047h (292 years)")
+	case err != nil:
+		p.fail(name, v, "a duration such as 500ms, 30s or 5m")
+	default:
+		return d
+	}
+	return def
+}
+
+// digitsOnly reports whether s is one or more ASCII digits: no sign, no
+// space.
+func digitsOnly(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Int returns the value of name as a non-negative integer, or def when absent.
@@ -168,11 +198,15 @@ func (p *Params) Int(name string, def int) int {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		p.fail(name, v, "a non-negative integer")
-		return def
+	switch {
+	case !digitsOnly(v):
+		p.fail(name, v, "a non-negative integer, digits only")
+	case err != nil:
+		p.fail(name, v, "an integer of at most "+strconv.Itoa(math.MaxInt))
+	default:
+		return n
 	}
-	return n
+	return def
 }
 
 // Bool returns the value of name as a boolean (true/false/1/0), or def.
@@ -202,7 +236,11 @@ func (p *Params) Bytes(name string, def int64) int64 {
 	}
 	n, err := parseSize(v)
 	if err != nil {
-		p.fail(name, v, "a size such as 64MiB or 1048576")
+		if strings.HasPrefix(strings.TrimSpace(v), "-") {
+			p.fail(name, v, "a size that is not negative, such as 64MiB or 1048576")
+		} else {
+			p.fail(name, v, "a size such as 64MiB or 1048576")
+		}
 		return def
 	}
 	return n

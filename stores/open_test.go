@@ -202,3 +202,27 @@ func TestOpenFileRelative(t *testing.T) {
 		assert.True(t, info.IsDir())
 	}
 }
+
+// A refused parameter's message says what is wrong with it: a sign, a
+// missing unit, an overflow.
+func TestOpenParamMessages(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"memory://?default_ttl=1.5", "with a unit"},
+		{"memory://?default_ttl=-5s", "not negative"},
+		{"memory://?default_ttl=99999999999999h", "at most 2562047h"},
+		{"memory://?default_ttl=99999999999999999999", "at most 2562047h"},
+		{"memory://?default_ttl=5x", "such as 500ms"},
+		{"memory://?max_entries=+5", "digits only"},
+		{"memory://?max_entries=%205", "digits only"},
+		{"memory://?max_entries=-5", "digits only"},
+		{"memory://?max_entries=99999999999999999999", "at most"},
+		{"memory://?max_bytes=-1", "not negative"},
+		{"memory://?max_bytes=lots", "a size such as"},
+	}
+	for _, tt := range tests {
+		_, err := Open(context.Background(), tt.url)
+		if assert.Error(t, err, tt.url) {
+			assert.Contains(t, err.Error(), tt.want, tt.url)
+		}
+	}
+}

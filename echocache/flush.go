@@ -22,9 +22,11 @@ import (
 // compute the page again.
 const MaxPendingWrites = pagecache.MaxPendingWrites
 
-// Flush waits until the page writes and background refreshes
-// (RouteConfig.StaleWhileRevalidate) that are under way when it is called
-// have ended, or until ctx ends, and then returns ctx's error. Call it at
+// Flush waits until the page writes, background refreshes
+// (RouteConfig.StaleWhileRevalidate) and second deletes of DeletePage and
+// DeletePageKey (up to 2×StoreTimeout after the call) that are under way
+// when it is called have ended, or until ctx ends, and then returns ctx's
+// error. Call it at
 // shutdown, after the server has stopped taking requests, so that the
 // pages of the last misses reach the store:
 //
@@ -36,7 +38,8 @@ const MaxPendingWrites = pagecache.MaxPendingWrites
 //
 // Tests use it too, to read from the store what a request just stored.
 // Without Flush nothing leaks: a write ends by itself within its store
-// calls' timeouts; Flush only waits for it.
+// calls' timeouts, a second delete within 3×StoreTimeout; Flush only
+// waits for them.
 func (c *Cache) Flush(ctx context.Context) error {
 	return pagecache.Flush(ctx, c.core())
 }

@@ -28,13 +28,26 @@ import (
 // derives the key with the default route config.
 //
 // A response whose handler began before DeletePage is not stored by this
-// process after it, and the page writes under way end before the delete;
-// another process may still store such a response, as with any cache
-// invalidation: call DeletePage after the change it reflects is visible to
-// handlers.
+// process after it, and the page writes under way end before the delete.
+// Another process writes a missed page after its response, so its write
+// can land after the delete: on a networked store DeletePage therefore
+// deletes the page a second time, in the background, 2×StoreTimeout after
+// the first delete returned, by when a page write under way in another
+// process when DeletePage ran has landed (each store call of a page write
+// is bounded by StoreTimeout; the processes share one config). Such a page
+// does not survive DeletePage once the second delete has run; Flush waits
+// for it, so a script that calls DeletePage and then Flush before it exits
+// makes both deletes. A page whose handler is still running in another
+// process when DeletePage is called may be stored after both: call
+// DeletePage after the change it reflects is visible to handlers, and use
+// tags (Tag, InvalidateTag), which are versioned, where the invalidation
+// must also cover the pages being computed elsewhere at that moment. A
+// failed second delete is logged through the Cache's logger.
 //
-// Unlike route lookups, DeletePage returns the store's error, since the
-// caller wants to know that the page is still cached.
+// Unlike route lookups, DeletePage returns the store's error (of the first
+// delete, which it waits for; the second is made only when the first
+// succeeded), since the caller wants to know that the page is still
+// cached.
 func (c *Cache) DeletePage(ctx context.Context, target string) error {
 	u, err := url.Parse(target)
 	if err != nil {
@@ -52,7 +65,10 @@ func (c *Cache) DeletePage(ctx context.Context, target string) error {
 }
 
 // DeletePageKey removes the cached page of a route with a KeyFunc, given
-// the key the KeyFunc returned. Like DeletePage it drops every variant.
+// the key the KeyFunc returned. Like DeletePage it drops every variant,
+// returns the store's error, and on a networked store deletes the page a
+// second time 2×StoreTimeout later, for a write under way in another
+// process (see DeletePage for what that promises and what it does not).
 func (c *Cache) DeletePageKey(ctx context.Context, key string) error {
 	if key == "" {
 		return errors.New("echocache: DeletePageKey: empty key")

@@ -174,6 +174,10 @@ func (c *Cache) cooldown() time.Duration {
 	return c.cfg.BreakerCooldown
 }
 
+// StoreTimeout returns Config.StoreTimeout, or its default: the bound of
+// one store call to a networked store.
+func (c *Cache) StoreTimeout() time.Duration { return c.storeTimeout() }
+
 func (c *Cache) storeTimeout() time.Duration {
 	if c.cfg.StoreTimeout == 0 {
 		return DefaultStoreTimeout

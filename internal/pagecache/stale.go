@@ -34,7 +34,7 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, e *entry, atP
 	// The framework's request value may be reused when this request ends,
 	// so Detach copies now what the refresh needs.
 	mk := r.fe.Detach(c)
-	tk := m.st.writes.beginRefresh() // Flush waits for it
+	tk := m.st.writes.beginBackground() // Flush waits for it
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {

@@ -47,8 +47,11 @@ import (
 // ordered with the writes: a page whose handler began before an
 // invalidation is not written after it (counted as BypassInvalidated),
 // and an invalidation waits for the writes under way to end before it
-// deletes, so that no write lands after the delete. Flush waits for every
-// write and background refresh under way, for a clean shutdown.
+// deletes, so that no write lands after the delete. The writes of other
+// processes are not ordered with it: tags and Clear are versioned, and
+// DeletePage deletes a second time, after the writes under way elsewhere
+// have landed (invalidate.go). Flush waits for every write, background
+// refresh and second delete under way, for a clean shutdown.
 
 // MaxPendingWrites is how many page writes to a networked store a Cache
 // runs in the background at once (echocache.MaxPendingWrites).
@@ -128,8 +131,9 @@ func (w *writes) page(key string) []byte {
 	return w.pages[key].rec
 }
 
-// beginRefresh registers a background refresh.
-func (w *writes) beginRefresh() *task {
+// beginBackground registers a background task that Flush waits for and
+// invalidations do not: a refresh, or a second delete (invalidate.go).
+func (w *writes) beginBackground() *task {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.add(false, false)
@@ -315,9 +319,9 @@ func (h *handoff) take() []func() {
 	return fns
 }
 
-// Flush waits until the page writes and background refreshes of c's
-// routes under way when it is called have ended, or ctx ends (then it
-// returns ctx's error). echocache.Cache.Flush documents it.
+// Flush waits until the page writes, background refreshes and second
+// deletes (DeletePages) of c under way when it is called have ended, or
+// ctx ends (then it returns ctx's error). echocache.Cache.Flush documents it.
 func Flush(ctx context.Context, c *core.Cache) error {
 	return stateOf(c).writes.wait(ctx, false, false)
 }

@@ -207,22 +207,29 @@ func (f *File) install(tmp, path string) error {
 
 // Get returns the value under key, or ErrNotFound.
 func (f *File) Get(ctx context.Context, key string) ([]byte, error) {
+	val, _, err := f.get(ctx, key)
+	return val, err
+}
+
+// get returns the value under key and its expiry (Unix ns, 0 = never), or
+// ErrNotFound; it removes the file of an expired or corrupt entry.
+func (f *File) get(ctx context.Context, key string) ([]byte, int64, error) {
 	if err := f.check(ctx); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	h := keyHash(key)
 	path := f.path(h)
-	val, _, st, err := f.read(path, key)
+	val, exp, st, err := f.read(path, key)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	case st == stale:
 		f.removeStale(ctx, h, path, key)
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	case st == missing:
-		return nil, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
-	return val, nil
+	return val, exp, nil
 }
 
 // Set stores value under key.

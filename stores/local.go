@@ -48,7 +48,8 @@ type LocalConfig struct {
 	// of its keys (redis, a Redis Cluster, a Sentinel-managed master) a
 	// copy is dropped when the change is announced, so no bound is needed;
 	// in front of one that does not (memcached, file), MaxAge is how long
-	// another process's Set, Delete or Clear can go unseen here.
+	// another process's Set, Delete or Clear can go unseen here. Whatever
+	// MaxAge, a copy never outlives its entry.
 	// Optional. Default value DefaultLocalMaxAge (5s) in front of a store
 	// without announcements; 0 (no bound besides the entry's own expiry)
 	// in front of redis.
@@ -96,11 +97,16 @@ type LocalConfig struct {
 //     (DefaultLocalMaxAge, 5s): another process's change can go unseen
 //     for that long.
 //
-// A copy never outlives its entry: in front of redis the tier reads the
-// entry's remaining TTL with the value (PTTL, in the same round trip); in
-// front of memcached, the expiry the store records in each item's flags
-// (whole seconds: the copy ends a second before it); in front of a store
-// that cannot tell it (file), a copy lives at most MaxAge.
+// A copy never outlives its entry, whatever MaxAge: the tier reads the
+// entry's expiry with its value, at no extra cost. In front of redis it
+// reads the remaining TTL (PTTL, in the same round trip); in front of
+// memcached, the expiry the store records in each item's flags (whole
+// seconds: the copy ends a second before it); in front of the file store,
+// the expiry each entry file records (nanoseconds). A copy is served up to
+// 5ms past its end (the tier reads a coarse clock). MaxAge bounds only
+// what other processes change: in front of memcached or the file store,
+// another process's Set, Delete or Clear of a key that has a copy here is
+// seen when the copy ends, at most MaxAge after it was made.
 //
 // A read that races with another process's write cannot store a value
 // older than that write: each key belongs to one of 1024 invalidation
@@ -143,6 +149,15 @@ type expiringReader interface {
 	getExpiring(ctx context.Context, key string) (expiring, error)
 	getManyExpiring(ctx context.Context, keys []string) (map[string]expiring, error)
 }
+
+// Every store a tier can front reads expiries: redis (one server, a
+// Redis Cluster, a Sentinel-managed master), memcached (one server, a
+// pool, ASCII or SASL authentication) and the file store.
+var (
+	_ expiringReader = (*Redis)(nil)
+	_ expiringReader = (*Memcached)(nil)
+	_ expiringReader = (*File)(nil)
+)
 
 // expiring is a value and how long it has left.
 type expiring struct {

@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeShared is a store the tier accepts, for the tests of the tier's own
@@ -139,6 +142,43 @@ func TestMemcachedExpiring(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFileExpiring checks the time an entry of the file store has left as
+// a tier reads it, by getExpiring and getManyExpiring, on the store's
+// clock: what its file records, to the nanosecond.
+func TestFileExpiring(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	f := testFile(t, FileConfig{MaxEntries: -1})
+	f.now = clock.Now
+	ctx := context.Background()
+	require.NoError(t, f.Set(ctx, "short", []byte("s"), 1500*time.Millisecond))
+	require.NoError(t, f.Set(ctx, "forever", []byte("f"), NoExpiry))
+	clock.Add(time.Second)
+	tests := []struct {
+		name     string
+		key      string
+		wantLeft time.Duration
+	}{
+		{"ok, the rest of its ttl", "short", 500 * time.Millisecond},
+		{"ok, no expiry", "forever", NoExpiry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := f.getExpiring(ctx, tt.key)
+			require.NoError(t, err)
+			assert.Equal(t, expiring{v: e.v, left: tt.wantLeft, known: true}, e, "getExpiring")
+			many, err := f.getManyExpiring(ctx, []string{tt.key, "absent"})
+			require.NoError(t, err)
+			assert.Equal(t, map[string]expiring{tt.key: e}, many, "getManyExpiring")
+		})
+	}
+	clock.Add(500 * time.Millisecond)
+	_, err := f.getExpiring(ctx, "short")
+	assert.ErrorIs(t, err, ErrNotFound, "getExpiring once the entry expired")
+	many, err := f.getManyExpiring(ctx, []string{"short"})
+	require.NoError(t, err)
+	assert.Empty(t, many, "getManyExpiring once the entry expired")
 }
 
 // announcing is an invalidation channel that is always up, for the tests

@@ -201,6 +201,66 @@ func TestLocalTierMemcachedExpiry(t *testing.T) {
 	assert.Equal(t, "v", string(got["forever"]))
 }
 
+// TestLocalTierEntryExpiry checks, in front of every kind of store a tier
+// fronts, that a copy ends with its entry however long local_max_age is:
+// a value set with a short TTL and served from the tier's copy is a miss
+// through the tier, by Get and by GetMany, once its entry expired (within
+// a second of slack for a loaded machine), not when local_max_age (a
+// minute) ends.
+func TestLocalTierEntryExpiry(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	// memcached counts whole seconds: a TTL of 2s (an exptime of 3s) keeps
+	// the copy at least a second (it ends a second before the expiry the
+	// flags record) and the entry at most 3s.
+	const mcTTL = 2 * time.Second
+	forms := []struct {
+		name string
+		url  func(t *testing.T) string
+		ttl  time.Duration
+		ends time.Duration // the entry expires by then after the Set
+	}{
+		{"file", func(t *testing.T) string { return "file://" + t.TempDir() }, ttl, ttl},
+		{"redis", func(t *testing.T) string { return servertest.Redis(t) }, ttl, ttl},
+		{"cluster", func(t *testing.T) string { return clusterURL(servertest.RedisClusterAddrs(t), "") }, ttl, ttl},
+		{"sentinel", func(t *testing.T) string {
+			addrs, master := servertest.RedisSentinelAddrs(t)
+			return sentinelURL(addrs, master, "")
+		}, ttl, ttl},
+		{"memcached", func(t *testing.T) string { return "memcached://" + servertest.Memcached(t) }, mcTTL, mcTTL + time.Second},
+		{"memcached pool", func(t *testing.T) string {
+			return "memcached://" + strings.Join(servertest.MemcachedPool(t), ",")
+		}, mcTTL, mcTTL + time.Second},
+		{"memcached ascii auth", func(t *testing.T) string { return servertest.MemcachedAuth(t) }, mcTTL, mcTTL + time.Second},
+		{"saslmemcached", func(t *testing.T) string { return servertest.MemcachedSASL(t) }, mcTTL, mcTTL + time.Second},
+	}
+	for _, f := range forms {
+		t.Run(f.name, func(t *testing.T) {
+			tier := openTier(t, addQuery(f.url(t), "local=4MiB&local_max_age=1m&prefix="+url.QueryEscape(storetest.Namespace(t))))
+			ctx := t.Context()
+			getMany := func(key string) string {
+				t.Helper()
+				got, err := tier.GetMany(ctx, []string{key})
+				require.NoError(t, err)
+				return string(got[key])
+			}
+			set := time.Now()
+			require.NoError(t, tier.Set(ctx, "g", []byte("v"), f.ttl))
+			require.NoError(t, tier.Set(ctx, "m", []byte("v"), f.ttl))
+			servedLocally(t, tier, func() {
+				require.Equal(t, "v", getString(t, tier, "g"), "Get before the entry expired")
+				require.Equal(t, "v", getMany("m"), "GetMany before the entry expired")
+			})
+			var getMissed, manyMissed bool
+			pollUntil(t, time.Until(set.Add(f.ends+time.Second)), "a miss through the tier after the entry expired", func() bool {
+				getMissed = getMissed || getString(t, tier, "g") == ""
+				manyMissed = manyMissed || getMany("m") == ""
+				return getMissed && manyMissed
+			})
+			t.Logf("a miss through the tier %v after the Set with ttl %v", time.Since(set).Round(time.Millisecond), f.ttl)
+		})
+	}
+}
+
 // TestLocalTierURL checks the local and local_max_age parameters.
 func TestLocalTierURL(t *testing.T) {
 	redisURL := servertest.Redis(t)

@@ -7,7 +7,6 @@ package integration
 // another request's response.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -184,7 +182,7 @@ func openMemcachedAbuse(t *testing.T) *abuseStore {
 	a.entries = func(t *testing.T) []rawEntry {
 		t.Helper()
 		var keys []string
-		for _, k := range memcachedKeys(t, srv.Addr()) {
+		for _, k := range servertest.MemcachedKeys(t, srv.Addr()) {
 			// The namespace's generation counters are not entries.
 			if strings.HasPrefix(k, prefix) && !strings.HasPrefix(k, prefix+"gen@") {
 				keys = append(keys, k)
@@ -205,34 +203,6 @@ func openMemcachedAbuse(t *testing.T) *abuseStore {
 		require.NoError(t, mc.Set(&memcache.Item{Key: e.id, Value: value, Expiration: 60}))
 	}
 	return a
-}
-
-// memcachedKeys lists every key of a memcached server with
-// "lru_crawler metadump all".
-func memcachedKeys(t *testing.T, addr string) []string {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer conn.Close()
-	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-	_, err = io.WriteString(conn, "lru_crawler metadump all\r\n")
-	require.NoError(t, err)
-	var keys []string
-	r := bufio.NewReader(conn)
-	for {
-		line, err := r.ReadString('\n')
-		require.NoError(t, err, "metadump")
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return keys
-		}
-		field, _, _ := strings.Cut(line, " ")
-		enc, ok := strings.CutPrefix(field, "key=")
-		require.True(t, ok, "metadump line %q", line)
-		k, err := url.PathUnescape(enc)
-		require.NoError(t, err, "metadump key %q", enc)
-		keys = append(keys, k)
-	}
 }
 
 // holding returns the entries whose value contains s.

@@ -35,7 +35,7 @@ func pattern(seed byte, n int) []byte {
 func chunkKeys(t *testing.T, addr, prefix string) []string {
 	t.Helper()
 	var out []string
-	for _, k := range memcachedKeys(t, addr) {
+	for _, k := range servertest.MemcachedKeys(t, addr) {
 		if strings.HasPrefix(k, prefix) && strings.Contains(k, ":#c") {
 			out = append(out, k)
 		}
@@ -160,7 +160,7 @@ func TestMemcachedChunkCorrupt(t *testing.T) {
 	// The entry's own item, flagged as a manifest, with other contents.
 	require.NoError(t, s.Set(ctx, "small", []byte("v"), 0))
 	var entry string
-	for _, k := range memcachedKeys(t, srv.Addr()) {
+	for _, k := range servertest.MemcachedKeys(t, srv.Addr()) {
 		if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, ":small") {
 			entry = k
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/url"
@@ -344,7 +343,7 @@ func manyKeys(prefix string, n int) []string {
 func genKeysOf(t *testing.T, addr, prefix string) []string {
 	t.Helper()
 	var out []string
-	for _, k := range memcachedKeys(t, addr) {
+	for _, k := range servertest.MemcachedKeys(t, addr) {
 		if strings.HasPrefix(k, prefix+"gen@") {
 			out = append(out, k)
 		}
@@ -479,7 +478,7 @@ func TestMemcachedIncrCarriesTTL(t *testing.T) {
 			prefix := memcachedPrefix(t)
 			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{srv.Addr()}, Prefix: prefix, Protocol: protocol})
 			dataKey := func(key string) string {
-				for _, k := range memcachedKeys(t, srv.Addr()) {
+				for _, k := range servertest.MemcachedKeys(t, srv.Addr()) {
 					if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, ":"+key) {
 						return k
 					}
@@ -760,34 +759,6 @@ func TestMemcachedHungServer(t *testing.T) {
 			assert.NotErrorIs(t, err, stores.ErrNotFound)
 			assert.Less(t, time.Since(start), 2*time.Second, "Get from a hung server (%s, user %q) took too long", protocol, user)
 		}
-	}
-}
-
-// memcachedKeys lists every key of a memcached server with "lru_crawler
-// metadump all".
-func memcachedKeys(t *testing.T, addr string) []string {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer conn.Close()
-	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
-	_, err = io.WriteString(conn, "lru_crawler metadump all\r\n")
-	require.NoError(t, err)
-	var keys []string
-	r := bufio.NewReader(conn)
-	for {
-		line, err := r.ReadString('\n')
-		require.NoError(t, err, "metadump")
-		line = strings.TrimRight(line, "\r\n")
-		if line == "END" {
-			return keys
-		}
-		field, _, _ := strings.Cut(line, " ")
-		enc, ok := strings.CutPrefix(field, "key=")
-		require.True(t, ok, "metadump line %q", line)
-		k, err := url.PathUnescape(enc)
-		require.NoError(t, err, "metadump key %q", enc)
-		keys = append(keys, k)
 	}
 }
 

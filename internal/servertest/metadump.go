@@ -1,0 +1,51 @@
+package servertest
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MemcachedKeys lists every key a memcached server at addr holds, with
+// "lru_crawler metadump all" (memcached's protocol.txt), for tests that
+// check what a store left behind. It fails tb on any error.
+func MemcachedKeys(tb testing.TB, addr string) []string {
+	tb.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatalf("servertest: metadump: %v", err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		tb.Fatalf("servertest: metadump: %v", err)
+	}
+	if _, err := io.WriteString(conn, "lru_crawler metadump all\r\n"); err != nil {
+		tb.Fatalf("servertest: metadump: %v", err)
+	}
+	var keys []string
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			tb.Fatalf("servertest: metadump: %v", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			return keys
+		}
+		field, _, _ := strings.Cut(line, " ")
+		enc, ok := strings.CutPrefix(field, "key=")
+		if !ok {
+			tb.Fatalf("servertest: metadump line %q", line)
+		}
+		k, err := url.PathUnescape(enc)
+		if err != nil {
+			tb.Fatalf("servertest: metadump key %q: %v", enc, err)
+		}
+		keys = append(keys, k)
+	}
+}

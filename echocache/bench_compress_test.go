@@ -37,7 +37,7 @@ func BenchmarkHitRedisCompressed(b *testing.B) {
 			e.GET("/page", c.Cached(time.Hour)(func(c echo.Context) error {
 				return c.HTMLBlob(http.StatusOK, body)
 			}))
-			runRouteBenchBody(b, e, "/page", body)
+			runRouteBenchBody(b, e, c, "/page", body)
 			if got := c.Stats().Hits; got < uint64(b.N) {
 				b.Fatalf("Stats().Hits = %d; want at least %d", got, b.N)
 			}

@@ -49,7 +49,7 @@ func BenchmarkHitLocal(b *testing.B) {
 		for _, v := range vs {
 			b.Run(v.name, func(b *testing.B) {
 				hits := v.c.Stats().Hits
-				runRouteBench(b, v.e)
+				runRouteBench(b, v.e, v.c)
 				if got := v.c.Stats().Hits - hits; got < uint64(b.N) {
 					b.Fatalf("Stats().Hits grew by %d; want at least %d", got, b.N)
 				}

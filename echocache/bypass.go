@@ -37,7 +37,10 @@ const (
 	// BypassConditional: a miss with Range, If-Range or a precondition
 	// (If-None-Match, ...; RFC 9110, 13.1), whose answer is not the page.
 	BypassConditional BypassReason = pagecache.BypassConditional
-	// BypassError: the handler returned an error.
+	// BypassError: the handler returned an error, handed one to Echo's
+	// HTTPErrorHandler (c.Error; middleware.Recover inside the route does
+	// that with a panic), or a status other than the one already sent was
+	// written after it (a net/http recovering middleware's 500).
 	BypassError BypassReason = pagecache.BypassError
 	// BypassPanic: the handler panicked.
 	BypassPanic BypassReason = pagecache.BypassPanic

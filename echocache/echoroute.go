@@ -2,7 +2,10 @@ package echocache
 
 import (
 	"net/http"
+	"runtime"
 	"slices"
+	"sync"
+	"weak"
 
 	"github.com/labstack/echo/v4"
 
@@ -137,4 +140,41 @@ func scheme(c echo.Context, r *http.Request) string {
 		}
 	}
 	return c.Scheme()
+}
+
+// errorWatches holds, per Echo instance (held weakly: the entry goes with
+// it), the sync.Once of wrapping its HTTPErrorHandler.
+var errorWatches sync.Map // weak.Pointer[echo.Echo] -> *sync.Once
+
+// watchErrors wraps e.HTTPErrorHandler, once per Echo, so that an error
+// handed to it while a cached handler runs (c.Error, which
+// middleware.Recover calls with a panic it recovered) marks that response
+// failed (pagecache.Fail), and no route cache it runs under stores it.
+// Every request through a route cache calls it first: the sync.Once
+// orders the wrap before their own calls of the handler.
+func watchErrors(e *echo.Echo) {
+	if e == nil {
+		return
+	}
+	wp := weak.Make(e)
+	v, ok := errorWatches.Load(wp)
+	if !ok {
+		var loaded bool
+		v, loaded = errorWatches.LoadOrStore(wp, new(sync.Once))
+		if !loaded {
+			runtime.AddCleanup(e, func(k weak.Pointer[echo.Echo]) { errorWatches.Delete(k) }, wp)
+		}
+	}
+	v.(*sync.Once).Do(func() {
+		h := e.HTTPErrorHandler
+		if h == nil {
+			h = e.DefaultHTTPErrorHandler
+		}
+		e.HTTPErrorHandler = func(err error, c echo.Context) {
+			if r := c.Request(); r != nil {
+				pagecache.Fail(r.Context())
+			}
+			h(err, c)
+		}
+	})
 }

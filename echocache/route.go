@@ -62,9 +62,17 @@ const (
 // them per user with KeyFunc. Requests with Authorization are never shared
 // unless AllowAuthorization says so. Likewise a handler that turns a
 // failure of its own (a timeout it set on a query, say) into a normal
-// answer must say so with SetTTL(c, 0), and middleware.Recover belongs
-// outside the cache (e.Use it first): a panic it recovers inside the cache
-// after the handler wrote looks like a finished response.
+// answer must say so with SetTTL(c, 0).
+//
+// An error handed to Echo's HTTPErrorHandler while the handler runs
+// (c.Error, which middleware.Recover calls with a panic it recovers inside
+// the cache, after the handler may have written part of its page) keeps
+// the response out of the store (BypassError): the first request a route
+// cache sees on an Echo wraps e.HTTPErrorHandler, once, to hear it. Set
+// HTTPErrorHandler before the server starts, as Echo expects; one set
+// later replaces the wrapper. middleware.Recover still belongs outside
+// the cache too (e.Use it first), so that a panic in the cache's own code
+// path is recovered.
 type RouteConfig struct {
 	// Skipper defines a function to skip the middleware entirely: the
 	// request is neither answered from the cache nor stored, and is
@@ -132,11 +140,10 @@ type RouteConfig struct {
 	// use the cache. Only enable it for pages that are the same for every
 	// user.
 	// Optional. Default value false: such requests bypass the cache, and
-	// their responses are never stored (RFC 9111, 3.5). An Authorization
-	// that code set in the header map under a non-canonical name (which
-	// Header.Get does not read either) keeps the response out of the
-	// store too, though the hit path, which reads the canonical name only,
-	// may answer such a request from a stored page.
+	// their responses are never stored (RFC 9111, 3.5). The header is
+	// read in any spelling: one that code set in the header map under a
+	// non-canonical name (which Header.Get does not read) bypasses the
+	// cache too.
 	AllowAuthorization bool
 
 	// Unless, when it returns true, skips the middleware like Skipper.
@@ -206,6 +213,12 @@ type RouteConfig struct {
 	// parameters included) with a recorder for a client and a context
 	// detached from the original one; values that outer middleware stored
 	// in the echo.Context with Set are not carried over.
+	// A refresh stores only what a miss of the same request would: it
+	// runs as a plain GET (no Range or precondition, in any spelling), not
+	// at all for a request with Authorization, and starts from the
+	// response header the middleware outside the route had set (a
+	// Cache-Control: private or a Set-Cookie for a session keeps its
+	// response out, as it keeps the miss's).
 	// Optional. Default value 0 (off).
 	StaleWhileRevalidate time.Duration
 
@@ -342,6 +355,9 @@ func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		r := pagecache.NewRoute[echo.Context](eng, &echoRoute{cfg: &cfg, next: next})
-		return r.Handle
+		return func(c echo.Context) error {
+			watchErrors(c.Echo())
+			return r.Handle(c)
+		}
 	}, nil
 }

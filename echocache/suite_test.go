@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/internal/routetest"
@@ -67,13 +68,26 @@ func (a *v4App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	rc.StaleWhileRevalidate = cfg.StaleWhileRevalidate
 	rc.StaleIfError = cfg.StaleIfError
 	rc.LockTimeout = cfg.LockTimeout
+	var mws []echo.MiddlewareFunc
+	if cfg.Outer != nil {
+		mws = append(mws, func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				cfg.Outer(c.Response(), c.Request())
+				return next(c)
+			}
+		})
+	}
+	mws = append(mws, a.c.CachedWithConfig(rc))
+	if cfg.RecoverInside {
+		mws = append(mws, middleware.Recover())
+	}
 	a.Any(path, func(c echo.Context) error {
 		err := h(v4Ctx{c})
 		if se, ok := err.(routetest.StatusError); ok {
 			return echo.NewHTTPError(int(se))
 		}
 		return err
-	}, a.c.CachedWithConfig(rc))
+	}, mws...)
 }
 
 type v4Ctx struct{ c echo.Context }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
 
 	"github.com/echocache/echocache/echocache"
 	"github.com/echocache/echocache/echocache/echov5"
@@ -65,13 +66,26 @@ func (a *v5App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	rc.StaleWhileRevalidate = cfg.StaleWhileRevalidate
 	rc.StaleIfError = cfg.StaleIfError
 	rc.LockTimeout = cfg.LockTimeout
+	var mws []echo.MiddlewareFunc
+	if cfg.Outer != nil {
+		mws = append(mws, func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c *echo.Context) error {
+				cfg.Outer(c.Response(), c.Request())
+				return next(c)
+			}
+		})
+	}
+	mws = append(mws, echov5.CachedWithConfig(rc))
+	if cfg.RecoverInside {
+		mws = append(mws, middleware.Recover())
+	}
 	a.Any(path, func(c *echo.Context) error {
 		err := h(v5Ctx{c})
 		if se, ok := err.(routetest.StatusError); ok {
 			return echo.NewHTTPError(int(se), "")
 		}
 		return err
-	}, echov5.CachedWithConfig(rc))
+	}, mws...)
 }
 
 type v5Ctx struct{ c *echo.Context }

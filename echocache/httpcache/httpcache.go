@@ -111,6 +111,12 @@ type RouteConfig struct {
 
 	// StaleWhileRevalidate is how long after its TTL a page is still
 	// served, marked STALE, while one background request refreshes it.
+	// A refresh stores only what a miss of the same request would: it
+	// runs as a plain GET (no Range or precondition, in any spelling), not
+	// at all for a request with Authorization, and starts from the
+	// response header the middleware outside the route had set (a
+	// Cache-Control: private or a Set-Cookie for a session keeps its
+	// response out, as it keeps the miss's).
 	// Optional. Default value 0 (off).
 	StaleWhileRevalidate time.Duration
 

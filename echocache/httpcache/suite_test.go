@@ -47,7 +47,7 @@ func (a *httpApp) Route(path string, cfg routetest.Config, h routetest.Handler) 
 		StaleIfError:         cfg.StaleIfError,
 		LockTimeout:          cfg.LockTimeout,
 	})
-	a.Handle(strings.TrimSuffix(path, "*"), mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(httpCtx{w, r}); err != nil {
 			// What Echo's default error handler answers.
 			code := http.StatusInternalServerError
@@ -56,7 +56,35 @@ func (a *httpApp) Route(path string, cfg routetest.Config, h routetest.Handler) 
 			}
 			http.Error(w, http.StatusText(code), code)
 		}
-	})))
+	})
+	if cfg.RecoverInside {
+		handler = recoverer(handler)
+	}
+	handler = mw(handler)
+	if cfg.Outer != nil {
+		cached := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cfg.Outer(w, r)
+			cached.ServeHTTP(w, r)
+		})
+	}
+	a.Handle(strings.TrimSuffix(path, "*"), handler)
+}
+
+// recoverer answers a panic with a 500, as chi's middleware.Recoverer
+// does (after the handler wrote, that status can no longer go out).
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 type httpCtx struct {

@@ -104,7 +104,9 @@ const (
 	// DetailConditional: a miss with Range, If-Range or a precondition
 	// (RFC 9110, 13.1).
 	DetailConditional = "conditional"
-	// DetailError: the handler returned an error.
+	// DetailError: the handler returned an error or handed one to its
+	// framework's error handler, or a second status was written after
+	// the first (echocache.BypassError).
 	DetailError = "error"
 	// DetailPanic: the handler panicked.
 	DetailPanic = "panic"

@@ -313,7 +313,7 @@ func (r *Route[C]) Handle(c C) error {
 	if req.ContentLength != 0 {
 		return r.bypass(c, BypassBody)
 	}
-	if !m.cfg.AllowAuthorization && len(req.Header["Authorization"]) > 0 {
+	if m.authorized(req) {
 		return r.bypass(c, BypassAuthorization)
 	}
 

@@ -2,19 +2,20 @@ package pagecache
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
 // Header names in any case. net/http canonicalises the names it parses,
 // but code may assign a header map directly (h["cache-control"] = ...),
 // and net/http sends such a response header as it is. Every rule that
-// decides whether a response is stored reads names in any case, or a
-// response that says private, or one made for a request with credentials,
-// would be shared. The hit path reads request headers by their canonical
-// names, one map lookup each, as Header.Get does; a request that carries
-// one of them under another spelling may be answered from a stored page
-// (the one its canonical headers select), but its own response is never
-// stored.
+// reads a header reads its name in any case: those that decide whether a
+// response is stored, or a response that says private, or one made for a
+// request with credentials, would be shared; and those of the hit path
+// (Authorization, If-None-Match, the vary headers that select a variant),
+// or a request would get a page made for another. The common case, a
+// header map whose names are all canonical, costs one map lookup and one
+// pass over the names comparing lengths.
 
 // hasHeader reports whether h holds a non-empty header name (canonical) in
 // any spelling.
@@ -67,4 +68,39 @@ func isConditional(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// headerValues returns the values of a header name (canonical) in every
+// spelling: the canonical one's, then the others' in the order of their
+// names, so that one request always gives one list. ok reports whether
+// any spelling is present. It allocates only when another spelling is.
+func headerValues(h http.Header, name string) (vs []string, ok bool) {
+	vs, ok = h[name]
+	var others []string
+	for k := range h {
+		if len(k) == len(name) && k != name && strings.EqualFold(k, name) {
+			others = append(others, k)
+		}
+	}
+	if others == nil {
+		return vs, ok
+	}
+	slices.Sort(others)
+	vs = slices.Clone(vs)
+	for _, k := range others {
+		vs = append(vs, h[k]...)
+	}
+	return vs, true
+}
+
+// dropConditional deletes the Range, If-Range and precondition headers of
+// a request (conditionalHeaders), in every spelling.
+func dropConditional(h http.Header) {
+	for k := range h {
+		for _, name := range conditionalHeaders {
+			if strings.EqualFold(k, name) {
+				delete(h, k)
+			}
+		}
+	}
 }

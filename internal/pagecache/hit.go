@@ -207,7 +207,7 @@ func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string
 func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status, member string, now int64) error {
 	h := w.Header()
 	notModified := false
-	if inm := req.Header["If-None-Match"]; len(inm) > 0 && e.status >= 200 && e.status < 300 {
+	if inm, _ := headerValues(req.Header, "If-None-Match"); len(inm) > 0 && e.status >= 200 && e.status < 300 {
 		etag := e.etag()
 		notModified = etag != "" && etagMatch(inm, etag)
 	}

@@ -252,12 +252,13 @@ func appendLower(dst []byte, s string) []byte {
 }
 
 // appendVaryValue appends one request header named by a vary list, read
-// by its canonical name (see header.go for other spellings). An absent
-// header and an empty one give different keys.
+// in every spelling (headerValues): a request whose middleware set
+// h["accept-language"] selects the variant its handler would render. An
+// absent header and an empty one give different keys.
 func appendVaryValue(dst []byte, h http.Header, name string) []byte {
 	dst = append(dst, 0)
 	dst = append(dst, name...)
-	vs, ok := h[name]
+	vs, ok := headerValues(h, name)
 	if !ok {
 		return append(dst, '!')
 	}

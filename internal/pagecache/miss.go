@@ -179,7 +179,7 @@ func contextEnded(before, after context.Context) bool {
 // 404), as opposed to a failure (an error, a 5xx, a response cut short).
 func wholeAnswer(reason string, status int) bool {
 	switch reason {
-	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError:
+	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError, BypassError:
 		return false
 	case BypassStatus:
 		return status < 500
@@ -199,6 +199,35 @@ func resetHeader(h, before http.Header) {
 	}
 }
 
+// authorized reports whether a request carries credentials that keep it
+// out of the cache: an Authorization header, in any spelling, unless
+// AllowAuthorization (RFC 9111, 3.5).
+func (m *Engine) authorized(req *http.Request) bool {
+	return !m.cfg.AllowAuthorization && hasHeader(req.Header, "Authorization")
+}
+
+// requestRefusal returns why no response to req may be stored, whatever
+// the handler answers, or "": the request's rules, which the miss path and
+// a background refresh share (the response's are in storable).
+func (m *Engine) requestRefusal(req *http.Request) string {
+	switch {
+	case req.ContentLength != 0:
+		return BypassBody
+	case m.authorized(req):
+		return BypassAuthorization
+	case req.Method == http.MethodHead:
+		// A HEAD response has no body to store, and a handler may answer
+		// HEAD differently; only GET fills the cache.
+		return BypassHead
+	case isConditional(req.Header):
+		// Its answer (206, 304, or a 200 chosen by the condition) is not
+		// the page a plain request gets. Hits answer If-None-Match from
+		// the page, and Range with the whole page.
+		return BypassConditional
+	}
+	return ""
+}
+
 // storable returns why a captured response must not be stored, or "" and
 // the TTL to store it for. ended tells that the request's context ended
 // while the handler ran.
@@ -213,6 +242,10 @@ func (r *Route[C]) storable(c C, req *http.Request, cw *captureWriter, rr *reque
 		return BypassContext, 0
 	case cw.failed:
 		return BypassWriteError, 0
+	case rr.failed.Load(), cw.restatus:
+		// An error handled inside the route, or a second status (a
+		// recovering middleware's 500 after the handler had written).
+		return BypassError, 0
 	}
 	if reason := r.refusal(req, cw, rr, true); reason != "" {
 		return reason, 0
@@ -402,25 +435,8 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		stale = new(entry)
 		*stale = *e
 	}
-	if !m.cfg.AllowAuthorization && hasHeader(req.Header, "Authorization") {
-		// Authorization under a non-canonical name: a response to it is
-		// never stored, nor shared with other misses.
-		return r.bypass(c, BypassAuthorization)
-	}
 	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, atPage: lk.atPage || !lk.hasNonce, pageVary: lk.vary, fwd: missFwd(lk), handoff: &ho}
-	var pass string
-	switch {
-	case req.Method == http.MethodHead:
-		// A HEAD response has no body to store, and a handler may answer
-		// HEAD differently; only GET fills the cache.
-		pass = BypassHead
-	case isConditional(req.Header):
-		// Its answer (206, 304, or a 200 chosen by the condition) is not
-		// the page a plain request gets. Hits answer If-None-Match from
-		// the page, and Range with the whole page.
-		pass = BypassConditional
-	}
-	if pass != "" {
+	if pass := m.requestRefusal(req); pass != "" {
 		m.countMiss(ctx, params)
 		cc.CountBypass(pass)
 		params.noStore, params.pass = true, pass

@@ -2,6 +2,7 @@ package pagecache
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/echocache/echocache/internal/core"
@@ -23,6 +24,10 @@ type request struct {
 	ttlSet bool
 	tags   []tagVersion
 	tagErr bool
+	// failed: an error was handed to the framework's error handler while
+	// the handler ran (Fail), so its response is an error's, or one cut
+	// short by a panic a middleware inside the route recovered.
+	failed atomic.Bool
 }
 
 // requestKey is the context key of a miss's request.
@@ -57,5 +62,16 @@ func Tag(ctx context.Context, tags ...string) {
 			continue
 		}
 		rr.tags = append(rr.tags, tv...)
+	}
+}
+
+// Fail marks the response being built by the handler whose request has
+// ctx as failed: it is not stored by any route it runs under (BypassError).
+// A front end calls it when its framework's error handler is given an
+// error during the handler (Echo v4's middleware.Recover hands a panic
+// there and returns nil). Outside a cached miss it does nothing.
+func Fail(ctx context.Context) {
+	for rr := requestOf(ctx); rr != nil; rr = rr.parent {
+		rr.failed.Store(true)
 	}
 }

@@ -14,12 +14,18 @@ import (
 // on a copy of the request, detached from the client, with a recorder as
 // its response writer, and writes the page on its own goroutine (no client
 // waits for it); Flush waits for it.
+//
+// A refresh stores only what a miss of the same request, under the same
+// outer middleware, would store: the copy is made a plain GET (no body, no
+// Range or precondition, in any spelling), and is not run at all when the
+// miss path would refuse it anyway (requestRefusal: Authorization in any
+// spelling); the recorder starts with the response header the middleware
+// outside the route had set (a Cache-Control: private for a session, say),
+// as the miss's capture writer does; and its response goes through the
+// miss's rules (run, storable).
 func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, e *entry, atPage bool) {
 	m := r.Engine
 	nonce, variantKey, pageVary := e.nonce, string(e.key), e.varyNames()
-	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
-		return
-	}
 	// Detached from the client, and from the miss of any route this one
 	// runs inside: SetTTL and Tag in the refresh reach this route only.
 	base := withRequest(core.WithoutBudget(context.WithoutCancel(req.Context())), nil)
@@ -28,8 +34,17 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, e *entry, atP
 	r2.Body, r2.ContentLength = http.NoBody, 0
 	// The refresh wants the whole page: a 304 or 206 answer to this
 	// client's conditional or range headers could not be stored.
-	for _, h := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"} {
-		r2.Header.Del(h)
+	dropConditional(r2.Header)
+	if reason := m.requestRefusal(r2); reason != "" {
+		m.cache.CountBypass(reason)
+		return
+	}
+	if _, running := m.st.refreshs.LoadOrStore(variantKey, struct{}{}); running {
+		return
+	}
+	outer := r.fe.Inner(c).Header().Clone()
+	if outer == nil {
+		outer = http.Header{}
 	}
 	// The framework's request value may be reused when this request ends,
 	// so Detach copies now what the refresh needs.
@@ -55,7 +70,7 @@ func (r *Route[C]) refresh(c C, req *http.Request, pageKey string, e *entry, atP
 			}
 			defer release()
 		}
-		rec := &refreshRecorder{header: http.Header{}}
+		rec := &refreshRecorder{header: outer}
 		r3 := r2.WithContext(ctx)
 		nc := mk(r3, rec)
 		_ = r.run(nc, r3, missParams{pageKey: pageKey, nonce: nonce, hasNonce: true, atPage: atPage, pageVary: pageVary, refresh: true}, nil)

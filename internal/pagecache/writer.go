@@ -33,6 +33,7 @@ type captureWriter struct {
 	hijacked    bool
 	overflow    bool
 	failed      bool // a write or flush to the client failed or was short
+	restatus    bool // a final status other than status was written after it
 	status      int
 	body        []byte
 
@@ -56,6 +57,12 @@ var notStored = map[string]bool{
 
 func (w *captureWriter) WriteHeader(code int) {
 	if w.wroteHeader {
+		if code >= 200 && code != w.status {
+			// Another final status once one went out: what net/http's
+			// recovering middleware (and code like it) writes after a
+			// panic, which cannot reach the client any more.
+			w.restatus = true
+		}
 		w.ResponseWriter.WriteHeader(code)
 		return
 	}

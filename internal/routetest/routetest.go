@@ -74,6 +74,15 @@ type Config struct {
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
 	LockTimeout          time.Duration
+
+	// Outer is middleware outside the route cache, run before it on every
+	// request: it may set response headers on w and change r's headers in
+	// place.
+	Outer func(w http.ResponseWriter, r *http.Request)
+	// RecoverInside puts the front end's recovering middleware between the
+	// route cache and the handler: Echo's middleware.Recover; for net/http
+	// one that answers 500 as chi's Recoverer does.
+	RecoverInside bool
 }
 
 // Frontend builds apps of one front end.
@@ -186,6 +195,9 @@ type Step struct {
 	NoBody bool              // the body must be empty
 	Want   map[string]string // response headers that must have these values ("" for absent)
 	Calls  int64             // handler runs so far; 0 skips the check
+	// Settle waits, after the request, for the page writes and background
+	// refreshes it started (Cache.Flush).
+	Settle bool
 }
 
 // Case is a route and the requests sent to it, in order.
@@ -434,7 +446,7 @@ var handlerError = notStored(echocache.BypassError) + " | " + notStored(echocach
 
 // runTable runs every case on a fresh app of fe.
 func runTable(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
-	for _, tc := range Cases {
+	for _, tc := range slices.Concat(Cases, asMissCases()) {
 		t.Run(tc.Name, func(t *testing.T) {
 			c := open(t)
 			k := newClock(c)
@@ -444,6 +456,9 @@ func runTable(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cach
 			for i, s := range tc.Steps {
 				k.Advance(s.Advance)
 				rec := Do(app, s.Method, s.Target, s.Header...)
+				if s.Settle {
+					settle(t, c)
+				}
 				method, target := or(s.Method, http.MethodGet), or(s.Target, "/p")
 				what := fmt.Sprintf("step %d, %s %s %v", i+1, method, target, s.Header)
 				if got, want := rec.Code, or(s.Status, http.StatusOK); got != want {

@@ -157,7 +157,7 @@ func fillValue[T any](ctx context.Context, c *Cache, skey string, v T, ttl time.
 	if err != nil {
 		c.countBypass(BypassUnencodable)
 		c.core().Logf("not caching %q: %v", skey, err)
-		return err
+		return c.unencodable(ctx, err, skey)
 	}
 	if err := c.core().Set(ctx, skey, data, c.core().TTL(ttl)); err != nil {
 		return err

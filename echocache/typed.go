@@ -149,13 +149,17 @@ func Get[T any](ctx context.Context, c *Cache, key string, opts ...CallOption) (
 
 // Set stores v under key for ttl: zero means the cache's default TTL, a
 // negative ttl (stores.NoExpiry) means no expiry. A zero v is stored too and
-// read back as a hit. An error encoding v is returned; a store error is
-// logged and counted but not returned, unless the call is [Strict].
+// read back as a hit. An error encoding v (a channel or a func the codec
+// refuses, a value that refers to itself: [ErrValueTooDeep]) is returned,
+// and the key is deleted: like every write that did not store its value,
+// it leaves a miss, never the value it was meant to replace. A store
+// error is logged and counted but not returned, unless the call is
+// [Strict].
 func Set[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duration, opts ...CallOption) error {
 	o := applyOptions(opts)
 	data, err := encodeValue(c.codecOrDefault(), v)
 	if err != nil {
-		return err
+		return c.unencodable(ctx, err, keyspace.Value+key)
 	}
 	if !c.core().HasStore() {
 		return failOpenErr(ErrNoStore, o)
@@ -165,6 +169,17 @@ func Set[T any](ctx context.Context, c *Cache, key string, v T, ttl time.Duratio
 	}
 	c.core().Counters().Stores.Add(1)
 	return nil
+}
+
+// unencodable deletes the store keys of a write whose value did not
+// encode, so that they read as misses rather than as the values the write
+// was meant to replace (a failed delete leaves them unsettled: misses in
+// this process, removed once the store takes writes), and returns err.
+func (c *Cache) unencodable(ctx context.Context, err error, skeys ...string) error {
+	if c.core().HasStore() {
+		_ = c.core().Delete(ctx, skeys...)
+	}
+	return err
 }
 
 // codecOrDefault is codec for a Cache that may be nil.
@@ -282,8 +297,9 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 }
 
 // SetMany stores every item for ttl, like [Set]. An error encoding any value
-// is returned before anything is stored; a store error is logged and counted
-// but not returned, unless the call is [Strict].
+// is returned before anything is stored, and every key of items is deleted
+// (none got its new value); a store error is logged and counted but not
+// returned, unless the call is [Strict].
 func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.Duration, opts ...CallOption) error {
 	o := applyOptions(opts)
 	if len(items) == 0 {
@@ -294,7 +310,11 @@ func SetMany[T any](ctx context.Context, c *Cache, items map[string]T, ttl time.
 	for k, v := range items {
 		data, err := encodeValue(codec, v)
 		if err != nil {
-			return fmt.Errorf("echocache: SetMany key %q: %w", k, err)
+			skeys := make([]string, 0, len(items))
+			for k := range items {
+				skeys = append(skeys, keyspace.Value+k)
+			}
+			return c.unencodable(ctx, fmt.Errorf("echocache: SetMany key %q: %w", k, err), skeys...)
 		}
 		enc[keyspace.Value+k] = data
 	}

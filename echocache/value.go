@@ -85,6 +85,9 @@ func encodeValue[T any](codec Codec, v T) ([]byte, error) {
 	if rv.IsZero() {
 		return frameValue(fmtZero, ""), nil
 	}
+	if err := checkNesting(rv); err != nil {
+		return nil, fmt.Errorf("echocache: encoding %T: %w", v, err)
+	}
 	b, err := codec.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("echocache: encoding %T: %w", v, err)

@@ -2,6 +2,7 @@ package echocache
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -353,10 +354,16 @@ func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The Echo whose error handler this middleware last saw wrapped: the
+	// common case, one Echo, costs an atomic load per request.
+	var watched atomic.Pointer[echo.Echo]
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		r := pagecache.NewRoute[echo.Context](eng, &echoRoute{cfg: &cfg, next: next})
 		return func(c echo.Context) error {
-			watchErrors(c.Echo())
+			if e := c.Echo(); watched.Load() != e {
+				watchErrors(e)
+				watched.Store(e)
+			}
 			return r.Handle(c)
 		}
 	}, nil

@@ -313,7 +313,8 @@ func (r *Route[C]) Handle(c C) error {
 	if req.ContentLength != 0 {
 		return r.bypass(c, BypassBody)
 	}
-	if m.authorized(req) {
+	auth, inm := hitHeaders(req.Header)
+	if auth && !m.cfg.AllowAuthorization {
 		return r.bypass(c, BypassAuthorization)
 	}
 
@@ -351,7 +352,7 @@ func (r *Route[C]) Handle(c C) error {
 	e := r.lookup(&lk, ctx, c, req, kb, viewer, pageKey, now)
 	if lk.state == lookFresh {
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
-		return r.serve(req, fe.Writer(c), e, StatusHit, m.cs.hit(e, now, lk.local), now)
+		return r.serve(req, inm, fe.Writer(c), e, StatusHit, m.cs.hit(e, now, lk.local), now)
 	}
 	if ctx != req.Context() {
 		req = req.WithContext(ctx) // the rest of the request spends the same budget
@@ -363,7 +364,7 @@ func (r *Route[C]) Handle(c C) error {
 	case lookStale:
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
 		r.refresh(c, req, pageKey, e, lk.atPage)
-		return r.serve(req, fe.Writer(c), e, StatusStale, m.cs.hit(e, now, lk.local), now)
+		return r.serve(req, inm, fe.Writer(c), e, StatusStale, m.cs.hit(e, now, lk.local), now)
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error; the
 		// lookup counts as a miss and an error.

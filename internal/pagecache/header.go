@@ -104,3 +104,39 @@ func dropConditional(h http.Header) {
 		}
 	}
 }
+
+// hitHeaders reads, in one pass over a request's header names, what the
+// hit path needs of every request, each in any spelling: whether it
+// carries Authorization, and its If-None-Match values (as headerValues
+// lists them). Both names are 13 bytes long, so one length test passes
+// over every other name.
+func hitHeaders(h http.Header) (auth bool, inm []string) {
+	auth = len(h["Authorization"]) > 0
+	inm = h["If-None-Match"]
+	var others []string
+	for k, vs := range h {
+		if len(k) != len("Authorization") || len(vs) == 0 || k == "Authorization" || k == "If-None-Match" {
+			continue
+		}
+		switch {
+		case strings.EqualFold(k, "Authorization"):
+			auth = true
+		case strings.EqualFold(k, "If-None-Match"):
+			others = append(others, k)
+		}
+	}
+	if others != nil {
+		slices.Sort(others)
+		inm = slices.Clone(inm)
+		for _, k := range others {
+			inm = append(inm, h[k]...)
+		}
+	}
+	return auth, inm
+}
+
+// ifNoneMatch returns a request's If-None-Match values, in any spelling.
+func ifNoneMatch(h http.Header) []string {
+	vs, _ := headerValues(h, "If-None-Match")
+	return vs
+}

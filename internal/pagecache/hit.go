@@ -198,16 +198,17 @@ func (r *Route[C]) serveFresh(c C, req *http.Request, kb *keyBuf, pageKey string
 	}
 	r.cache.CountLookup(req.Context(), core.FeaturePage, core.ResultHit, "")
 	t.Share(pageFlight{entry: e.raw, vary: e.varyNames()})
-	return true, r.serve(req, r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now, lk.local), now)
+	return true, r.serve(req, ifNoneMatch(req.Header), r.fe.Writer(c), e, StatusHit, r.cs.hit(e, now, lk.local), now)
 }
 
 // serve writes a cached entry to w: its status, headers and body (none for
-// HEAD, 304 for a matching If-None-Match), plus the status header, Age and
-// the Cache-Status member (none when it is "").
-func (m *Engine) serve(req *http.Request, w http.ResponseWriter, e *entry, status, member string, now int64) error {
+// HEAD, 304 for a matching If-None-Match: inm, the request's values in any
+// spelling), plus the status header, Age and the Cache-Status member (none
+// when it is "").
+func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e *entry, status, member string, now int64) error {
 	h := w.Header()
 	notModified := false
-	if inm, _ := headerValues(req.Header, "If-None-Match"); len(inm) > 0 && e.status >= 200 && e.status < 300 {
+	if len(inm) > 0 && e.status >= 200 && e.status < 300 {
 		etag := e.etag()
 		notModified = etag != "" && etagMatch(inm, etag)
 	}

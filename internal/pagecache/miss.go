@@ -94,7 +94,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 		}
 		w := fe.StaleWriter(c, p.stale.status, int64(len(p.stale.body)))
 		now := m.clock()
-		return m.serve(req, w, p.stale, StatusStale, m.cs.staleOnError(p.stale, now, fwdStatus), now)
+		return m.serve(req, ifNoneMatch(req.Header), w, p.stale, StatusStale, m.cs.staleOnError(p.stale, now, fwdStatus), now)
 	}
 	if p.stale != nil {
 		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "") // the failure, if any, was not replaced
@@ -465,7 +465,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 				// A miss served by the page another request computed.
 				cc.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
 				cc.CountCoalesced(core.FeaturePage)
-				return m.serve(req, r.fe.Writer(c), &e, StatusHit, m.cs.collapsed(params.fwd), m.clock())
+				return m.serve(req, ifNoneMatch(req.Header), r.fe.Writer(c), &e, StatusHit, m.cs.collapsed(params.fwd), m.clock())
 			}
 			if !moved && !slices.Equal(pub.vary, vary) {
 				// Another variant, whose Vary names are now known:

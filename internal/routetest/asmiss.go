@@ -147,6 +147,21 @@ func asMissCases() []Case {
 			{Cache: "STALE", CS: staleHour, Body: "part 1;part 2", Settle: true, Calls: 3},
 			{Cache: "HIT", CS: hitMinute, Body: "part 1;part 2", Calls: 3},
 		}},
+		{Name: "nok, a refresh answered with a status the route does not store, or cut short, leaves the stale page", Config: Config{TTL: minute, StaleWhileRevalidate: hour}, Handler: func(calls int64, c Ctx) error {
+			switch calls {
+			case 2:
+				return status(http.StatusInternalServerError)(calls, c)
+			case 3:
+				c.Response().Header().Set("Content-Length", "100")
+			}
+			return page(calls, c)
+		}, Steps: []Step{
+			{Cache: "MISS", CS: storedMinute, Body: "page /p #1"},
+			{Advance: 2 * minute, Cache: "STALE", CS: staleHour, Body: "page /p #1", Settle: true, Calls: 2},
+			{Cache: "STALE", CS: staleHour, Body: "page /p #1", Settle: true, Calls: 3},
+			{Cache: "STALE", CS: staleHour, Body: "page /p #1", Settle: true, Calls: 4},
+			{Cache: "HIT", CS: hitMinute, Body: "page /p #4", Calls: 4},
+		}},
 	}
 	for _, name := range shapers {
 		// Authorization bypasses the cache, in any spelling: no stale page,

@@ -85,12 +85,18 @@ func headerValues(h http.Header, name string) (vs []string, ok bool) {
 	if others == nil {
 		return vs, ok
 	}
+	return withSpellings(h, vs, others), true
+}
+
+// withSpellings returns a copy of vs followed by the values of others,
+// names of other spellings in h, in the order of the names.
+func withSpellings(h http.Header, vs, others []string) []string {
 	slices.Sort(others)
 	vs = slices.Clone(vs)
 	for _, k := range others {
 		vs = append(vs, h[k]...)
 	}
-	return vs, true
+	return vs
 }
 
 // dropConditional deletes the Range, If-Range and precondition headers of
@@ -126,11 +132,7 @@ func hitHeaders(h http.Header) (auth bool, inm []string) {
 		}
 	}
 	if others != nil {
-		slices.Sort(others)
-		inm = slices.Clone(inm)
-		for _, k := range others {
-			inm = append(inm, h[k]...)
-		}
+		inm = withSpellings(h, inm, others)
 	}
 	return auth, inm
 }

@@ -249,3 +249,36 @@ func TestCachedStaleIfError(t *testing.T) {
 		}
 	})
 }
+
+// A refresh is judged as a miss is: one whose handler answered after the
+// refresh's context ended (RefreshTimeout), turning it into a "no results"
+// page, is not stored, and the stale page stays.
+func TestCachedStaleWhileRevalidateRefreshTimeout(t *testing.T) {
+	c := New(openMWStore(t, "memory"))
+	env := newRouteEnv(t, c)
+	refreshed := make(chan struct{}, 1)
+	pagecache.HooksOf(c.core()).RefreshDone = func() { refreshed <- struct{}{} }
+	env.e.GET("/p", env.counted(func(c echo.Context) error {
+		if env.calls.Load() == 2 {
+			<-c.Request().Context().Done() // the refresh's deadline
+			return c.String(http.StatusOK, "no results")
+		}
+		return c.String(http.StatusOK, "v"+strconv.FormatInt(env.calls.Load(), 10))
+	}), c.CachedWithConfig(func() RouteConfig {
+		cfg := env.cfg(10 * time.Second)
+		cfg.StaleWhileRevalidate = time.Minute
+		cfg.RefreshTimeout = 20 * time.Millisecond
+		return cfg
+	}()))
+	env.do(http.MethodGet, "/p")
+	env.clock.Advance(20 * time.Second)
+	assert.Equal(t, StatusStale, env.do(http.MethodGet, "/p").Header().Get("X-Cache"))
+	<-refreshed
+	rec := env.do(http.MethodGet, "/p")
+	assert.Equal(t, StatusStale, rec.Header().Get("X-Cache"), "the refresh that timed out was stored")
+	assert.Equal(t, "v1", rec.Body.String())
+	<-refreshed
+	rec = env.do(http.MethodGet, "/p")
+	assert.Equal(t, StatusHit, rec.Header().Get("X-Cache"))
+	assert.Equal(t, "v3", rec.Body.String())
+}

@@ -7,13 +7,15 @@ import (
 
 // BypassReason says why a request or a call was not answered from the
 // cache or its result not stored. [Stats.Bypasses] counts them; the
-// values are the "detail" tokens of lookups (LookupEvent.Detail) and of
-// Cache-Status (RFC 9211, 2.8).
-type BypassReason string
+// values are the "detail" tokens of lookups ([LookupEvent].Detail, which
+// has this type) and of Cache-Status (RFC 9211, 2.8).
+type BypassReason = core.BypassReason
 
 // Bypass reasons of the route middleware ([Cache.Cached]).
 const (
-	// BypassNoStore: the Cache has no store yet (before Init).
+	// BypassNoStore: the Cache has no store yet (New(nil) before Init).
+	// Its token is "uninitialized" (Cache-Status detail=uninitialized),
+	// so that it does not read as Cache-Control: no-store.
 	BypassNoStore BypassReason = pagecache.BypassNoStore
 	// BypassSkipper: RouteConfig.Skipper (or the deprecated Unless)
 	// returned true.

@@ -24,9 +24,11 @@ type Observer = core.Observer
 // the methods you need.
 type NopObserver = core.NopObserver
 
-// LookupEvent is one lookup's outcome: Feature, Result, and Detail, the
-// reason of a ResultBypass or ResultError (a [BypassReason] value, or
-// DetailStoreError / DetailStoreUnavailable), "" otherwise.
+// LookupEvent is one lookup's outcome: Feature, Result, and Detail, a
+// [BypassReason]: the reason of a ResultBypass (BypassMethod,
+// BypassAuthorization...) or of a ResultError (DetailStoreError,
+// DetailStoreUnavailable, DetailContext), DetailCorrupt on a page's
+// ResultMiss whose entry did not open, "" otherwise.
 type LookupEvent = core.LookupEvent
 
 // StoreCallEvent is one store call's outcome: Duration (wall time, the
@@ -69,13 +71,19 @@ const (
 	ResultError = core.ResultError
 )
 
-// The Detail of a ResultError lookup.
+// The Detail of a ResultError lookup, and of a ResultMiss whose entry did
+// not open.
 const (
 	// DetailStoreError: the store failed or timed out.
-	DetailStoreError = core.DetailStoreError
+	DetailStoreError BypassReason = core.DetailStoreError
 	// DetailStoreUnavailable: the circuit breaker skipped the store.
-	DetailStoreUnavailable = core.DetailStoreUnavailable
+	DetailStoreUnavailable BypassReason = core.DetailStoreUnavailable
 	// DetailContext: the caller's context ended before the store
 	// answered.
-	DetailContext = core.DetailContext
+	DetailContext BypassReason = core.DetailContext
+	// DetailCorrupt: a ResultMiss whose stored entry did not open
+	// (damaged, forged, or written in another format); it was logged,
+	// counted in Stats.CorruptEntries and deleted. Cached routes also say
+	// it in Cache-Status (detail=corrupt).
+	DetailCorrupt BypassReason = core.DetailCorrupt
 )

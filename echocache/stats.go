@@ -42,6 +42,12 @@ type Stats struct {
 	// caller's handler, loader or render instead of running their own
 	// (stampede protection at work).
 	Coalesced uint64
+	// CorruptEntries counts stored entries that did not open (damaged,
+	// forged, or written in another format): pages, values, compressed
+	// entries and fragments. Each is logged (rate-limited), deleted where
+	// the store allows it, and its lookup is a miss; a page's miss says
+	// detail=corrupt in Cache-Status and in its LookupEvent.
+	CorruptEntries uint64
 
 	// Pages, Values, Memoize and Fragments are the counts of each
 	// feature: cached routes; Get, GetMany, GetOrSet and Function;
@@ -119,10 +125,11 @@ func (c *Cache) Stats() Stats {
 	cc := c.core()
 	n := cc.Counters()
 	s := Stats{
-		Stores:      n.Stores.Load(),
-		StoreErrors: n.StoreErrors.Load(),
-		Bypasses:    map[BypassReason]uint64{},
-		BreakerOpen: cc.BreakerOpen(),
+		Stores:         n.Stores.Load(),
+		StoreErrors:    n.StoreErrors.Load(),
+		CorruptEntries: n.Corrupt.Load(),
+		Bypasses:       map[BypassReason]uint64{},
+		BreakerOpen:    cc.BreakerOpen(),
 	}
 	for _, f := range core.Features {
 		fs := FeatureStats{

@@ -62,14 +62,14 @@ func TestStatsFailedLookupIsMissAndError(t *testing.T) {
 	assert.Zero(t, st.Hits)
 	assert.True(t, st.BreakerOpen)
 
-	var details []string
+	var details []BypassReason
 	for _, ev := range obs.events() {
 		require.Equal(t, ResultError, ev.Result)
 		details = append(details, ev.Detail)
 	}
 	// The lookup of a page reads the store once; the breaker opens after
 	// the second failure.
-	assert.Equal(t, []string{DetailStoreError, DetailStoreError, DetailStoreUnavailable, DetailStoreUnavailable}, details)
+	assert.Equal(t, []BypassReason{DetailStoreError, DetailStoreError, DetailStoreUnavailable, DetailStoreUnavailable}, details)
 }
 
 // Every feature counts its own lookups, one result each, and the totals

@@ -78,8 +78,7 @@ func lookupValue[T any](ctx context.Context, c *Cache, f Feature, skey string) (
 			c.core().Logf("reading %v; the entry is kept", mm)
 			return v, false, mm
 		}
-		c.core().Logf("dropping %q: %v", skey, err)
-		_ = c.core().Delete(ctx, skey)
+		c.core().DropCorrupt(ctx, "value", skey, err)
 		return v, false, nil
 	}
 	if counted {
@@ -280,7 +279,8 @@ func GetMany[T any](ctx context.Context, c *Cache, keys []string, opts ...CallOp
 				mismatches = append(mismatches, mm)
 				continue
 			}
-			c.core().Logf("dropping %q: %v", sk, err)
+			c.core().Counters().Corrupt.Add(1)
+			c.core().Logf("dropping corrupt value %q: %v", sk, err)
 			corrupt = append(corrupt, sk)
 			continue
 		}

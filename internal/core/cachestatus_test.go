@@ -31,7 +31,7 @@ func TestAppendCacheStatus(t *testing.T) {
 		{"ok, bypass", "echocache", CacheStatus{Result: ResultBypass, Detail: DetailAuthorization}, "echocache; fwd=bypass; detail=authorization"},
 		{"ok, method", "echocache", CacheStatus{Result: ResultBypass, Detail: DetailMethod}, "echocache; fwd=method; detail=method"},
 		{"ok, store error", "echocache", CacheStatus{Result: ResultError, Detail: DetailStoreError}, "echocache; fwd=miss; detail=store-error"},
-		{"ok, no store yet", "echocache", CacheStatus{Result: ResultBypass, Detail: DetailNoStore}, "echocache; fwd=bypass; detail=no-store"},
+		{"ok, no store yet", "echocache", CacheStatus{Result: ResultBypass, Detail: DetailNoStore}, "echocache; fwd=bypass; detail=uninitialized"},
 		{"ok, breaker open", "echocache", CacheStatus{Result: ResultError, Detail: DetailStoreUnavailable}, "echocache; fwd=miss; detail=store-unavailable"},
 		{"ok, a name that is not a token is quoted", `app cache "1"`, CacheStatus{Result: ResultHit}, `"app cache \"1\""; hit; ttl=0`},
 		{"ok, a token name with punctuation", "cdn.example/app", CacheStatus{Result: ResultHit}, "cdn.example/app; hit; ttl=0"},

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"maps"
-	"strings"
 
 	"github.com/echocache/echocache/internal/inproc"
 	"github.com/echocache/echocache/internal/record"
@@ -101,9 +100,7 @@ func (c *Cache) decompress(ctx context.Context, key string, value []byte) ([]byt
 	}
 	rec, err := record.Decompress(value, MaxCompressSize)
 	if err != nil {
-		key = strings.Clone(key) // it may view a caller's buffer
-		c.Logf("dropping compressed entry %q: %v", key, err)
-		_ = c.Delete(context.WithoutCancel(ctx), key)
+		c.DropCorrupt(ctx, "compressed entry", key, err)
 		return nil, stores.ErrNotFound
 	}
 	return rec, nil
@@ -146,7 +143,8 @@ func (c *Cache) decompressAll(ctx context.Context, values map[string][]byte) {
 		}
 		rec, err := record.Decompress(v, MaxCompressSize)
 		if err != nil {
-			c.Logf("dropping compressed entry %q: %v", k, err)
+			c.stats.Corrupt.Add(1)
+			c.Logf("dropping corrupt compressed entry %q: %v", k, err)
 			delete(values, k)
 			bad = append(bad, k)
 			continue

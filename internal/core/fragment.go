@@ -109,6 +109,7 @@ func (c *Cache) fragment(ctx context.Context, key string) ([]byte, error) {
 	}
 	body, err := record.Open(b, record.Fragment, fragmentVersion, c.Verifies())
 	if err != nil {
+		c.stats.Corrupt.Add(1)
 		c.Logf("fragment %q does not open (%v): rendering it again", key, err)
 		return nil, stores.ErrNotFound
 	}

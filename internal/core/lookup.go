@@ -71,6 +71,11 @@ func (r Result) String() string {
 	return "unknown"
 }
 
+// BypassReason is a detail reason (echocache.BypassReason): one of the
+// Detail constants below, as the observer hook (LookupEvent.Detail) and
+// the statistics (echocache.Stats.Bypasses) carry it.
+type BypassReason string
+
 // Detail reasons: why a lookup was bypassed or failed, or why what a miss
 // computed was not stored. They are the values of echocache.BypassReason
 // and of the "detail" parameter of Cache-Status (RFC 9211, 2.8), tokens
@@ -84,8 +89,10 @@ const (
 
 	// Bypasses of a route (ResultBypass).
 
-	// DetailNoStore: the Cache has no store yet (before Init).
-	DetailNoStore = "no-store"
+	// DetailNoStore: the Cache has no store yet (echocache.New(nil)
+	// before Init). Its token is "uninitialized", not "no-store", which
+	// would read as the Cache-Control directive (RFC 9111, 5.2.2.5).
+	DetailNoStore = "uninitialized"
 	// DetailSkipper: the route's Skipper returned true.
 	DetailSkipper = "skipper"
 	// DetailMethod: not GET or HEAD, or a HEAD the route does not serve.
@@ -162,6 +169,11 @@ const (
 	DetailLocal = "local"
 
 	// Every feature.
+
+	// DetailCorrupt: a stored entry did not open (damaged, forged, or
+	// written in another format); it was logged and deleted, and the
+	// lookup is a miss (ResultMiss, whose event carries this detail).
+	DetailCorrupt = "corrupt"
 
 	// DetailTooLarge: over the route's body cap, or refused by the store
 	// as too large (stores.ErrTooLarge).

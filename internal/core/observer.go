@@ -30,8 +30,9 @@ type LookupEvent struct {
 	Feature Feature
 	Result  Result
 	// Detail says why for ResultBypass and ResultError (a Detail
-	// constant); "" otherwise.
-	Detail string
+	// constant), and for a ResultMiss whose entry did not open
+	// (DetailCorrupt); "" otherwise.
+	Detail BypassReason
 }
 
 // StoreCallEvent is one store call's outcome.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 )
 
@@ -22,6 +23,9 @@ type Counters struct {
 	coalesced [numFeatures]atomic.Uint64
 
 	Stores, StoreErrors atomic.Uint64
+	// Corrupt counts stored entries that did not open and were dropped
+	// (DetailCorrupt), every feature.
+	Corrupt atomic.Uint64
 }
 
 // Counters returns c's counters, for the callers to add to.
@@ -47,7 +51,7 @@ func (c *Cache) CountLookup(ctx context.Context, f Feature, r Result, detail str
 		c.CountBypass(detail)
 	}
 	if p := c.obs.Load(); p != nil {
-		p.Lookup(ctx, LookupEvent{Feature: f, Result: r, Detail: detail})
+		p.Lookup(ctx, LookupEvent{Feature: f, Result: r, Detail: BypassReason(detail)})
 	}
 }
 
@@ -73,6 +77,17 @@ func LookupFailure(ctx context.Context, err error) (Result, string) {
 		return ResultError, DetailStoreUnavailable
 	}
 	return ResultError, DetailStoreError
+}
+
+// DropCorrupt drops the entry under key, which did not open (err says
+// why): it logs it (rate-limited, Logf), counts it (Counters.Corrupt) and
+// deletes it, even after ctx ends, so that the next lookup misses and
+// stores a good one. key may view a caller's buffer; it is copied.
+func (c *Cache) DropCorrupt(ctx context.Context, what, key string, err error) {
+	key = strings.Clone(key)
+	c.stats.Corrupt.Add(1)
+	c.Logf("dropping corrupt %s %q: %v", what, key, err)
+	_ = c.Delete(context.WithoutCancel(ctx), key)
 }
 
 // CountCoalesced counts a lookup of f that waited for another caller's

@@ -223,7 +223,7 @@ func (r *Route[C]) missMember(req *http.Request, cw *captureWriter, rr *request,
 	if ttl == 0 {
 		return m.cs.missed(p.fwd, BypassTTL)
 	}
-	return m.cs.build(core.CacheStatus{Result: core.ResultMiss, Fwd: p.fwd, Stored: true, TTL: ttl, NoExpiry: ttl == stores.NoExpiry})
+	return m.cs.build(core.CacheStatus{Result: core.ResultMiss, Fwd: p.fwd, Stored: true, TTL: ttl, NoExpiry: ttl == stores.NoExpiry, Detail: p.detail})
 }
 
 // addMember adds a member at the end of h's Cache-Status.

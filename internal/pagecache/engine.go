@@ -284,6 +284,7 @@ type lookup struct {
 	otherURI bool     // the page record found is another scheme's or host's
 	local    bool     // the entry was read from a networked store's copy in the process (a local tier)
 	atPage   bool     // the entry found is the page record: the request's variant lives under the page key
+	corrupt  bool     // a record found did not decode and was dropped (DetailCorrupt)
 }
 
 // bypass runs the handler uncached for reason, a lookup not made.

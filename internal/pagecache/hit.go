@@ -33,7 +33,7 @@ func (r *Route[C]) lookup(lk *lookup, ctx context.Context, c C, req *http.Reques
 	}
 	e, err := decodeViewed(&lk.buf, raw, memo, viewer == nil)
 	if err != nil {
-		m.dropCorrupt(ctx, pageKey)
+		m.dropCorrupt(ctx, lk, pageKey, err)
 		return nil
 	}
 	// Without a viewer, only a networked store's copy in the process
@@ -55,7 +55,7 @@ func (r *Route[C]) lookup(lk *lookup, ctx context.Context, c C, req *http.Reques
 			return nil
 		}
 		if e, err = decodeViewed(&lk.buf, raw, memo, viewer == nil); err != nil {
-			m.dropCorrupt(ctx, variantKey)
+			m.dropCorrupt(ctx, lk, variantKey, err)
 			return nil
 		}
 		lk.local = viewer == nil && memo != nil
@@ -160,8 +160,13 @@ func (m *Engine) view(ctx context.Context, viewer inproc.ViewFunc, key string) (
 	return m.cache.View(ctx, viewer, key)
 }
 
-func (m *Engine) dropCorrupt(ctx context.Context, key string) {
-	_ = m.cache.Delete(context.WithoutCancel(ctx), strings.Clone(key))
+// dropCorrupt drops the record under key, which did not decode (err): it
+// is logged, counted and deleted (core.Cache.DropCorrupt), and the lookup
+// is a miss that says so (DetailCorrupt in its Cache-Status member and
+// its lookup event).
+func (m *Engine) dropCorrupt(ctx context.Context, lk *lookup, key string, err error) {
+	lk.corrupt = true
+	m.cache.DropCorrupt(ctx, "page entry", key, err)
 }
 
 // awaitOther waits, after another process took the page's lock, for the

@@ -35,6 +35,10 @@ type missParams struct {
 	pass     string // why noStore: BypassHead or BypassConditional
 	refresh  bool   // background refresh: errors are logged
 	fwd      string // Cache-Status's fwd: why the request went forward
+	// detail is what the lookup found wrong, when it found something:
+	// DetailCorrupt for a record that did not decode. It goes into the
+	// miss's lookup event and, when nothing else is said, its member.
+	detail string
 	// handoff, when not nil, holds what the miss lets go of once the page
 	// is written (see write.go).
 	handoff *handoff
@@ -414,7 +418,7 @@ func addSat(a, b int64) int64 {
 // knows whether the stale page replaced a failure.
 func (m *Engine) countMiss(ctx context.Context, p missParams) {
 	if p.stale == nil {
-		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+		m.cache.CountLookup(ctx, core.FeaturePage, core.ResultMiss, p.detail)
 	}
 }
 
@@ -436,6 +440,9 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		*stale = *e
 	}
 	params := missParams{pageKey: pageKey, stale: stale, nonce: lk.nonce, hasNonce: lk.hasNonce, atPage: lk.atPage || !lk.hasNonce, pageVary: lk.vary, fwd: missFwd(lk), handoff: &ho}
+	if lk.corrupt {
+		params.detail = core.DetailCorrupt
+	}
 	if pass := m.requestRefusal(req); pass != "" {
 		m.countMiss(ctx, params)
 		cc.CountBypass(pass)
@@ -463,7 +470,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 			// The runner's own encoding, handed over in-process.
 			if e, err := decodeEntry(pub.entry, false); err == nil && r.matches(c, req, kb, pageKey, &e) {
 				// A miss served by the page another request computed.
-				cc.CountLookup(ctx, core.FeaturePage, core.ResultMiss, "")
+				cc.CountLookup(ctx, core.FeaturePage, core.ResultMiss, params.detail)
 				cc.CountCoalesced(core.FeaturePage)
 				return m.serve(req, ifNoneMatch(req.Header), r.fe.Writer(c), &e, StatusHit, m.cs.collapsed(params.fwd), m.clock())
 			}

@@ -118,6 +118,8 @@ func Run(t *testing.T, fe Frontend) {
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })
 	t.Run("compressed", func(t *testing.T) { compressed(t, fe) })
 	t.Run("writes", func(t *testing.T) { writes(t, fe) })
+	t.Run("corrupt-entries", func(t *testing.T) { corruptEntries(t, fe) })
+	t.Run("failed-refreshes", func(t *testing.T) { failedRefreshes(t, fe) })
 }
 
 func openStore(t *testing.T, name string) stores.Store {
@@ -670,7 +672,7 @@ func storeFailures(t *testing.T, fe Frontend) {
 	t.Run("nok, no store before Init", func(t *testing.T) {
 		app := fe.NewApp(t, echocache.New(nil))
 		route(app)
-		check(t, app, "", cs("fwd=bypass; detail=no-store"))
+		check(t, app, "", cs("fwd=bypass; detail=uninitialized"))
 	})
 	t.Run("nok, the store is down, then the breaker open", func(t *testing.T) {
 		u, err := url.Parse(servertest.Redis(t))

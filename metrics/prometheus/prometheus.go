@@ -11,7 +11,10 @@
 //
 //	echocache_lookups_total{feature,result}          counter: each lookup once; feature is page, value,
 //	                                                 memoize or fragment, result hit, miss, stale, bypass
-//	                                                 or error (a failed lookup is "error", not "miss")
+//	                                                 or error; each lookup has one result, so a failed
+//	                                                 lookup is "error", not "miss" (Stats.Misses
+//	                                                 counts it in both: Misses = miss + error)
+//	echocache_corrupt_entries_total                  counter: stored entries that did not open and were dropped
 //	echocache_coalesced_total{feature}               counter: misses that waited for another caller's computation
 //	echocache_bypasses_total{reason}                 counter: requests and results the cache left alone, by reason
 //	echocache_stores_total                           counter: entries written
@@ -64,10 +67,10 @@ type Collector struct {
 	echocache.NopObserver
 	cache *echocache.Cache
 
-	lookups, coalesced, bypasses        *prom.Desc
-	stores, storeErrors, breaker        *prom.Desc
-	entries, bytes, maxBytes, evictions *prom.Desc
-	callDuration                        *prom.HistogramVec
+	lookups, corrupt, coalesced, bypasses *prom.Desc
+	stores, storeErrors, breaker          *prom.Desc
+	entries, bytes, maxBytes, evictions   *prom.Desc
+	callDuration                          *prom.HistogramVec
 }
 
 // NewCollector returns the collector of cache's metrics and makes it an
@@ -87,7 +90,8 @@ func NewCollector(cache *echocache.Cache, opts CollectorOpts) *Collector {
 	}
 	c := &Collector{
 		cache:       cache,
-		lookups:     desc("lookups_total", "Lookups of the cache, by feature (page, value, memoize, fragment) and result (hit, miss, stale, bypass, error).", "feature", "result"),
+		lookups:     desc("lookups_total", "Lookups of the cache, by feature (page, value, memoize, fragment) and result (hit, miss, stale, bypass, error). Each lookup has one result: a lookup the store could not answer is error, not miss (echocache.Stats.Misses counts it as both, so Misses = miss + error).", "feature", "result"),
+		corrupt:     desc("corrupt_entries_total", "Stored entries that did not open (damaged, forged, another format) and were dropped; each lookup was a miss."),
 		coalesced:   desc("coalesced_total", "Misses that waited for another caller's handler, loader or render instead of running their own, by feature.", "feature"),
 		bypasses:    desc("bypasses_total", "Requests that did not consult the cache and results that were not stored, by reason.", "reason"),
 		stores:      desc("stores_total", "Entries written to the store."),
@@ -120,7 +124,7 @@ func (c *Collector) StoreCall(_ context.Context, ev echocache.StoreCallEvent) {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prom.Desc) {
-	for _, d := range []*prom.Desc{c.lookups, c.coalesced, c.bypasses, c.stores, c.storeErrors, c.breaker, c.entries, c.bytes, c.maxBytes, c.evictions} {
+	for _, d := range []*prom.Desc{c.lookups, c.corrupt, c.coalesced, c.bypasses, c.stores, c.storeErrors, c.breaker, c.entries, c.bytes, c.maxBytes, c.evictions} {
 		ch <- d
 	}
 	c.callDuration.Describe(ch)
@@ -159,6 +163,7 @@ func (c *Collector) Collect(ch chan<- prom.Metric) {
 	for _, r := range st.BypassReasons() {
 		counter(c.bypasses, st.Bypasses[r], string(r))
 	}
+	counter(c.corrupt, st.CorruptEntries)
 	counter(c.stores, st.Stores)
 	counter(c.storeErrors, st.StoreErrors)
 	open := 0.0

@@ -83,7 +83,7 @@ func TestCollector(t *testing.T) {
 	do(http.MethodGet) // error: the store fails, the breaker opens
 
 	const want = `
-# HELP echocache_lookups_total Lookups of the cache, by feature (page, value, memoize, fragment) and result (hit, miss, stale, bypass, error).
+# HELP echocache_lookups_total Lookups of the cache, by feature (page, value, memoize, fragment) and result (hit, miss, stale, bypass, error). Each lookup has one result: a lookup the store could not answer is error, not miss (echocache.Stats.Misses counts it as both, so Misses = miss + error).
 # TYPE echocache_lookups_total counter
 echocache_lookups_total{cache="app",feature="fragment",result="bypass"} 0
 echocache_lookups_total{cache="app",feature="fragment",result="error"} 0

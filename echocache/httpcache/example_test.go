@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"github.com/echocache/echocache/echocache"
@@ -18,13 +19,13 @@ func ExampleCached() {
 	cache := echocache.New(store)
 	cached := httpcache.Cached(cache, 5*time.Minute)
 	mux := http.NewServeMux()
-	renders := 0
+	var renders atomic.Int64 // handlers run concurrently
 	mux.Handle("GET /", cached(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		renders++
+		n := renders.Add(1)
 		if r.URL.Query().Has("draft") {
 			httpcache.SetTTL(r, 0)
 		}
-		fmt.Fprintf(w, "rendered %d time(s)", renders)
+		fmt.Fprintf(w, "rendered %d time(s)", n)
 	})))
 
 	for _, target := range []string{"/", "/", "/?draft", "/?draft"} {

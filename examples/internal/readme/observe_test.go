@@ -3,6 +3,7 @@ package readme_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -70,7 +71,10 @@ func Example_observer() {
 	store, _ := stores.Open(ctx, "memory://")
 	defer store.Close()
 	obs := &lookupCounter{counts: map[string]int{}}
-	cache, _ := echocache.NewWithConfig(store, echocache.Config{Observer: obs})
+	cache, err := echocache.NewWithConfig(store, echocache.Config{Observer: obs})
+	if err != nil {
+		log.Fatal(err) // a Config it refuses: say so at start-up
+	}
 	for range 2 {
 		_, _ = echocache.GetOrSet(ctx, cache, "k", time.Minute, func(context.Context) (string, error) { return "v", nil })
 	}

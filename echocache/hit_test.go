@@ -165,8 +165,8 @@ func TestCachedNoExpiry(t *testing.T) {
 func TestCachedStoreExpiry(t *testing.T) {
 	forEachMWStore(t, func(t *testing.T, c *Cache) {
 		env := newRouteEnv(t, c)
+		env.realClock()
 		cfg := env.cfg(time.Second)
-		cfg.now = nil
 		env.e.GET("/t", env.textHandler(), c.CachedWithConfig(cfg))
 		env.do(http.MethodGet, "/t")
 		require.Eventually(t, func() bool {

@@ -32,8 +32,8 @@ func twoProcesses(t *testing.T, a, b *Cache, lockTimeout time.Duration) (envA, e
 	}
 	envA, envB = newRouteEnv(t, a), newRouteEnv(t, b)
 	for _, env := range []*routeEnv{envA, envB} {
+		env.realClock() // the lock wait uses real time
 		cfg := env.cfg(time.Minute)
-		cfg.now = nil // the lock wait uses real time
 		cfg.LockTimeout = lockTimeout
 		env.e.GET("/l", h, env.c.CachedWithConfig(cfg))
 	}

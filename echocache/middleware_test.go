@@ -52,15 +52,20 @@ func newRouteEnv(t *testing.T, c *Cache) *routeEnv {
 	e := echo.New()
 	e.HideBanner = true
 	e.Logger.SetOutput(io.Discard)
-	return &routeEnv{t: t, c: c, e: e, clock: newRouteClock()}
+	env := &routeEnv{t: t, c: c, e: e, clock: newRouteClock()}
+	pagecache.HooksOf(c.core()).Now = env.clock.Now // the clock of c's routes
+	return env
 }
+
+// realClock makes the routes of env's cache compare entries with the
+// real time, for tests of what the store itself does over time.
+func (env *routeEnv) realClock() { pagecache.HooksOf(env.c.core()).Now = nil }
 
 // cfg returns the default config on env's cache and clock with ttl.
 func (env *routeEnv) cfg(ttl time.Duration) RouteConfig {
 	cfg := DefaultRouteConfig
 	cfg.Cache = env.c
 	cfg.TTL = ttl
-	cfg.now = env.clock.Now
 	return cfg
 }
 

@@ -255,8 +255,6 @@ type RouteConfig struct {
 	// RefreshTimeout bounds a background stale-while-revalidate refresh.
 	// Optional. Default value DefaultRefreshTimeout (30s).
 	RefreshTimeout time.Duration
-
-	now func() time.Time // tests
 }
 
 // DefaultRouteConfig is the default route caching config.
@@ -323,34 +321,11 @@ func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		cfg.Skipper = func(c echo.Context) bool { return skip(c) || unless(c) }
 		cfg.Unless = nil
 	}
-	if cfg.IgnoreQueryParams == nil {
-		cfg.IgnoreQueryParams = DefaultIgnoreQueryParams
-	}
 	var cc *core.Cache
 	if cfg.Cache != nil {
 		cc = cfg.Cache.core()
 	}
-	eng, err := pagecache.New(pagecache.Config{
-		Cache:                cc,
-		TTL:                  cfg.TTL,
-		KeyPrefix:            cfg.KeyPrefix,
-		CustomKey:            cfg.KeyFunc != nil,
-		IgnoreQueryParams:    cfg.IgnoreQueryParams,
-		DropQuery:            cfg.DropQuery,
-		VaryHeaders:          cfg.VaryHeaders,
-		AllowedStatuses:      cfg.AllowedStatuses,
-		MaxBodySize:          cfg.MaxBodySize,
-		AllowAuthorization:   cfg.AllowAuthorization,
-		Filter:               cfg.ResponseFilter != nil,
-		TTLFromCacheControl:  cfg.TTLFromCacheControl,
-		StatusHeader:         cfg.StatusHeader,
-		CacheStatusName:      cfg.CacheStatusName,
-		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
-		StaleIfError:         cfg.StaleIfError,
-		LockTimeout:          cfg.LockTimeout,
-		RefreshTimeout:       cfg.RefreshTimeout,
-		Now:                  cfg.now,
-	})
+	eng, err := pagecache.New(pagecache.ConfigFrom(cc, &cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -185,26 +185,7 @@ func (cfg RouteConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Cache != nil {
 		cc = (*core.Cache)(cfg.Cache)
 	}
-	eng, err := pagecache.New(pagecache.Config{
-		Cache:                cc,
-		TTL:                  cfg.TTL,
-		KeyPrefix:            cfg.KeyPrefix,
-		CustomKey:            cfg.KeyFunc != nil,
-		IgnoreQueryParams:    cfg.IgnoreQueryParams,
-		DropQuery:            cfg.DropQuery,
-		VaryHeaders:          cfg.VaryHeaders,
-		AllowedStatuses:      cfg.AllowedStatuses,
-		MaxBodySize:          cfg.MaxBodySize,
-		AllowAuthorization:   cfg.AllowAuthorization,
-		Filter:               cfg.ResponseFilter != nil,
-		TTLFromCacheControl:  cfg.TTLFromCacheControl,
-		StatusHeader:         cfg.StatusHeader,
-		CacheStatusName:      cfg.CacheStatusName,
-		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
-		StaleIfError:         cfg.StaleIfError,
-		LockTimeout:          cfg.LockTimeout,
-		RefreshTimeout:       cfg.RefreshTimeout,
-	})
+	eng, err := pagecache.New(pagecache.ConfigFrom(cc, &cfg))
 	if err != nil {
 		return nil, err
 	}

@@ -75,8 +75,6 @@ type Config struct {
 	StaleIfError         time.Duration
 	LockTimeout          time.Duration
 	RefreshTimeout       time.Duration
-
-	Now func() time.Time // tests: the clock entries are compared with
 }
 
 // Frontend is what the engine needs of a framework, for requests of type
@@ -248,9 +246,6 @@ func New(cfg Config) (*Engine, error) {
 // clock returns the time a lookup compares entries with, in unix
 // nanoseconds (the test clock when one is set).
 func (m *Engine) clock() int64 {
-	if m.cfg.Now != nil {
-		return m.cfg.Now().UnixNano()
-	}
 	if now := m.st.hooks.Now; now != nil {
 		return now().UnixNano()
 	}

@@ -26,7 +26,7 @@ type state struct {
 type Hooks struct {
 	RefreshDone func()           // a background refresh ended
 	OnWait      func()           // a request started waiting for another's miss
-	Now         func() time.Time // the clock, for routes without Config.Now
+	Now         func() time.Time // the clock of the cache's routes (tests)
 }
 
 func stateOf(c *core.Cache) *state {

@@ -113,6 +113,12 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("stale-while-revalidate", func(t *testing.T) { staleWhileRevalidate(t, fe, open(t)) })
 			t.Run("invalidation", func(t *testing.T) { invalidation(t, fe, open(t)) })
 			t.Run("stampede", func(t *testing.T) { stampede(t, fe, open(t)) })
+			t.Run("stampede-share", func(t *testing.T) { stampedeShare(t, fe, open) })
+			t.Run("stampede-handoff", func(t *testing.T) { stampedeHandoff(t, fe, open) })
+			t.Run("stampede-leader-gone", func(t *testing.T) { stampedeLeaderGone(t, fe, open) })
+			t.Run("stampede-per-variant", func(t *testing.T) { stampedePerVariant(t, fe, open) })
+			t.Run("stampede-waiter-cancelled", func(t *testing.T) { stampedeWaiterCancelled(t, fe, open) })
+			t.Run("stampede-authorization", func(t *testing.T) { stampedeAuthorization(t, fe, open) })
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })

@@ -17,6 +17,10 @@ func TestRouteSuite(t *testing.T) { routetest.Run(t, httpFrontend{}) }
 
 type httpFrontend struct{}
 
+// ErrorsInside: a net/http handler returns no error; the adapter answers
+// a suite handler's error inside the route (routetest.ErrorsInside).
+func (httpFrontend) ErrorsInside() {}
+
 func (httpFrontend) NewApp(t testing.TB, c *echocache.Cache) routetest.App {
 	return &httpApp{ServeMux: http.NewServeMux(), c: c}
 }

@@ -119,6 +119,11 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("stampede-per-variant", func(t *testing.T) { stampedePerVariant(t, fe, open) })
 			t.Run("stampede-waiter-cancelled", func(t *testing.T) { stampedeWaiterCancelled(t, fe, open) })
 			t.Run("stampede-authorization", func(t *testing.T) { stampedeAuthorization(t, fe, open) })
+			t.Run("declared-length", func(t *testing.T) { declaredLength(t, fe, open) })
+			t.Run("failure-after-writing", func(t *testing.T) { failureAfterWriting(t, fe, open) })
+			t.Run("trailers", func(t *testing.T) { trailers(t, fe, open) })
+			t.Run("header-case", func(t *testing.T) { headerCase(t, fe, open) })
+			t.Run("context-ended", func(t *testing.T) { contextEnded(t, fe, open) })
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })

@@ -2,12 +2,8 @@ package echocache
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,49 +231,4 @@ func TestCachedMemoEntry(t *testing.T) {
 	require.Equal(t, StatusHit, rec.Result().Header.Get("X-Cache"))
 	assert.Equal(t, "page v2", rec.Body.String(), "nok, a memo outlived its page")
 	assert.Equal(t, "v2", rec.Result().Header.Get("X-Version"))
-}
-
-// TestCachedMemoConcurrent serves hits from many goroutines while the page
-// is deleted and stored again with new contents: every response must be
-// one whole version (its body and its header agree), under the race
-// detector, while the decoded entries kept in memos are shared.
-func TestCachedMemoConcurrent(t *testing.T) {
-	store, err := stores.NewMemory(stores.MemoryConfig{})
-	require.NoError(t, err)
-	t.Cleanup(func() { store.Close() })
-	c := New(store)
-	e := echo.New()
-	var version atomic.Int64
-	e.GET("/c", func(c echo.Context) error {
-		v := strconv.FormatInt(version.Load(), 10)
-		c.Response().Header().Set("X-Version", v)
-		return c.String(http.StatusOK, "version "+v)
-	}, c.Cached(time.Hour))
-
-	const readers, rounds = 4, 200
-	var wg sync.WaitGroup
-	errs := make(chan string, readers)
-	for range readers {
-		wg.Go(func() {
-			for range rounds {
-				rec := httptest.NewRecorder()
-				e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/c", nil))
-				h := rec.Result().Header
-				if rec.Code != http.StatusOK || rec.Body.String() != "version "+h.Get("X-Version") {
-					errs <- fmt.Sprintf("status %d, body %q with X-Version %q", rec.Code, rec.Body.String(), h.Get("X-Version"))
-					return
-				}
-			}
-		})
-	}
-	for range rounds / 10 {
-		version.Add(1)
-		require.NoError(t, c.DeletePage(context.Background(), "/c"))
-	}
-	wg.Wait()
-	close(errs)
-	for msg := range errs {
-		t.Error("nok, a response mixed versions:", msg)
-	}
-	assert.Positive(t, c.Stats().Hits, "the readers hit the cache")
 }

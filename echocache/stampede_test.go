@@ -142,4 +142,3 @@ func TestCachedStampedePerVariantGzip(t *testing.T) {
 		}
 	})
 }
-

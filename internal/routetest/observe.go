@@ -163,6 +163,7 @@ func failedRefreshes(t *testing.T, fe Frontend) {
 		{"nok, the handler returns an error", func(Ctx) error { return errors.New("backend down") },
 			"background refresh of /p: backend down | background refresh of /p not stored: status (status 500)"},
 		{"nok, the answer is not stored", func(c Ctx) error { return status(http.StatusBadGateway)(0, c) }, "background refresh of /p not stored: status (status 502)"},
+		{"nok, the handler panics", func(Ctx) error { panic("refresh panics") }, "background refresh of /p panicked: refresh panics"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem, err := stores.NewMemory(stores.MemoryConfig{})

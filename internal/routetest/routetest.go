@@ -130,6 +130,9 @@ func Run(t *testing.T, fe Frontend) {
 	t.Run("compressed", func(t *testing.T) { compressed(t, fe) })
 	t.Run("writes", func(t *testing.T) { writes(t, fe) })
 	t.Run("corrupt-entries", func(t *testing.T) { corruptEntries(t, fe) })
+	t.Run("writer-flush", func(t *testing.T) { writerFlush(t, fe) })
+	t.Run("writer-hijack", func(t *testing.T) { writerHijack(t, fe) })
+	t.Run("memo-concurrent", func(t *testing.T) { memoConcurrent(t, fe) })
 	t.Run("failed-refreshes", func(t *testing.T) { failedRefreshes(t, fe) })
 }
 

@@ -14,6 +14,11 @@ import (
 // The cache never changes what a route answers to HEAD: a route Echo
 // serves HEAD on gets the GET's page from the cache, a GET-only route gets
 // Echo's 405 whether the page is cached or not.
+//
+// It stays an Echo v4 test: which registrations (GET, Match, Any, a
+// group's) Echo routes HEAD to, and its 405, are Echo's routing. A HEAD
+// answered from the GET's page is the route suite's (routetest,
+// head-from-get), on every front end.
 func TestCachedHead(t *testing.T) {
 	both := []string{http.MethodGet, http.MethodHead}
 	tests := []struct {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -220,44 +219,6 @@ func TestCachedConditionalRequests(t *testing.T) {
 			assert.Equal(t, http.StatusNotModified, hit.Code, "ok, the stored page answers If-None-Match")
 			assert.Equal(t, StatusHit, hit.Header().Get("X-Cache"))
 		})
-	})
-}
-
-// An informational response (103 Early Hints) before the final one: the
-// final response is the page. It stays an Echo v4 test: Echo v4's
-// *echo.Response takes a first WriteHeader as the final one, so a handler
-// sends a 1xx through Response().Writer, which the route suite's neutral
-// handlers cannot name.
-func TestCachedInformational(t *testing.T) {
-	forEachMWBackend(t, func(t *testing.T, open func(t *testing.T) *Cache) {
-		env := newRouteEnv(t, open(t))
-		env.e.GET("/hints", env.counted(func(c echo.Context) error {
-			c.Response().Header().Set("Link", "</app.css>; rel=preload")
-			c.Response().Writer.WriteHeader(http.StatusEarlyHints)
-			return c.String(http.StatusOK, "hinted")
-		}), env.c.CachedWithConfig(env.cfg(time.Minute)))
-		srv := httptest.NewServer(env.e)
-		defer srv.Close()
-
-		var hints []int
-		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
-			hints = append(hints, code)
-			return nil
-		}}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, srv.URL+"/hints", nil)
-		require.NoError(t, err)
-		resp, err := srv.Client().Do(req)
-		require.NoError(t, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		require.Equal(t, []int{http.StatusEarlyHints}, hints, "the hints reached the client")
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-
-		code, hdr, body := httpGet(t, srv.URL+"/hints")
-		assert.Equal(t, http.StatusOK, code)
-		assert.Equal(t, StatusHit, hdr.Get("X-Cache"), "ok, the final response is stored")
-		assert.Equal(t, "hinted", body)
-		assert.Equal(t, "</app.css>; rel=preload", hdr.Get("Link"))
 	})
 }
 

@@ -96,3 +96,7 @@ func (x v4Ctx) Request() *http.Request        { return x.c.Request() }
 func (x v4Ctx) Response() http.ResponseWriter { return x.c.Response() }
 func (x v4Ctx) SetTTL(ttl time.Duration)      { echocache.SetTTL(x.c, ttl) }
 func (x v4Ctx) Tag(tags ...string)            { echocache.Tag(x.c, tags...) }
+
+// Inform sends a 1xx through the writer under the *echo.Response, which
+// would take it for the final status (routetest.Informer).
+func (x v4Ctx) Inform(code int) { x.c.Response().Writer.WriteHeader(code) }

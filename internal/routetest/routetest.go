@@ -125,6 +125,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("header-case", func(t *testing.T) { headerCase(t, fe, open) })
 			t.Run("context-ended", func(t *testing.T) { contextEnded(t, fe, open) })
 			t.Run("head-from-get", func(t *testing.T) { headFromGet(t, fe, open) })
+			t.Run("informational", func(t *testing.T) { informational(t, fe, open) })
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })

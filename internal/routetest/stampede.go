@@ -120,7 +120,7 @@ func (c *concurrency) max() int {
 	return c.peak
 }
 
-// text writes body with code.
+// writeText writes body with code, as text/plain.
 func writeText(c Ctx, code int, body string) error {
 	c.Response().Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	c.Response().WriteHeader(code)

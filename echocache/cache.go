@@ -50,6 +50,10 @@ const (
 	// DefaultBreakerCooldown is how often the Cache probes a store that
 	// an open breaker skips.
 	DefaultBreakerCooldown = core.DefaultBreakerCooldown
+	// MaxBreakerCooldown is the longest BreakerCooldown NewWithConfig
+	// accepts (500ms): a store that comes back must be used again within
+	// a second of its return, whatever the configuration.
+	MaxBreakerCooldown = core.MaxBreakerCooldown
 	// DefaultLogInterval is the shortest time between two log lines of
 	// one message (store errors, say).
 	DefaultLogInterval = core.DefaultLogInterval
@@ -119,7 +123,12 @@ type Config struct {
 	// BreakerCooldown is how often the Cache probes a store that an open
 	// breaker skips (a Get, or for writes a Set, of the key "h:probe"
 	// that expires after a second). A store that comes back is used again
-	// within about one BreakerCooldown, whatever the traffic.
+	// within about one BreakerCooldown, whatever the traffic. Unlike the
+	// open period of breakers that let requests through to test a
+	// server (sony/gobreaker's Settings.Timeout, 60 s), it only spaces
+	// one small background call per Cache, and it is bounded so that a
+	// store that comes back is used again within a second: NewWithConfig
+	// refuses a value over MaxBreakerCooldown (500ms).
 	// Optional. Default value DefaultBreakerCooldown (200ms).
 	BreakerCooldown time.Duration
 
@@ -208,6 +217,9 @@ func NewWithConfig(store stores.Store, cfg Config) (*Cache, error) {
 	}
 	if cfg.BreakerCooldown < 0 {
 		return nil, fmt.Errorf("echocache: Config.BreakerCooldown %v is negative", cfg.BreakerCooldown)
+	}
+	if cfg.BreakerCooldown > MaxBreakerCooldown {
+		return nil, fmt.Errorf("echocache: Config.BreakerCooldown %v is over MaxBreakerCooldown (%v): a store that comes back must be used again within a second", cfg.BreakerCooldown, MaxBreakerCooldown)
 	}
 	if cfg.LogInterval < 0 {
 		return nil, fmt.Errorf("echocache: Config.LogInterval %v is negative", cfg.LogInterval)

@@ -41,6 +41,7 @@ func TestNewWithConfigRejectsBadValues(t *testing.T) {
 		{"nok, negative DefaultTTL", Config{DefaultTTL: -2 * time.Second}, "DefaultTTL"},
 		{"nok, negative StoreTimeout", Config{StoreTimeout: -1}, "StoreTimeout"},
 		{"nok, negative BreakerCooldown", Config{BreakerCooldown: -1}, "BreakerCooldown"},
+		{"nok, BreakerCooldown over MaxBreakerCooldown", Config{BreakerCooldown: MaxBreakerCooldown + time.Millisecond}, "over MaxBreakerCooldown"},
 		{"nok, negative LogInterval", Config{LogInterval: -1}, "LogInterval"},
 	}
 	for _, tc := range cases {
@@ -74,8 +75,9 @@ func TestBreakerOpensAfterThresholdAndClosesWhenStoreAnswers(t *testing.T) {
 	s := newMWTestStore()
 	s.local = false // a networked store: timeouts and the breaker apply
 	logs := &logRecorder{}
-	c, err := NewWithConfig(s, Config{BreakerThreshold: 3, BreakerCooldown: time.Hour, Logger: logs, LogInterval: time.Hour})
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 3, Logger: logs, LogInterval: time.Hour})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 	ctx := context.Background()
 
 	s.setFail(errMWStoreDown)
@@ -179,8 +181,9 @@ func TestHungRedisIsBoundedByStoreTimeout(t *testing.T) {
 	s, err := stores.Open(context.Background(), "redis://"+l.Addr().String()+"/0?prefix=hung:")
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	c, err := NewWithConfig(s, Config{StoreTimeout: 50 * time.Millisecond, BreakerThreshold: 2, BreakerCooldown: time.Hour})
+	c, err := NewWithConfig(s, Config{StoreTimeout: 50 * time.Millisecond, BreakerThreshold: 2})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 
 	for i := 0; i < 2; i++ {
 		_, err := c.core().Get(context.Background(), "k")
@@ -194,8 +197,9 @@ func TestHungRedisIsBoundedByStoreTimeout(t *testing.T) {
 func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 	s := newMWTestStore()
 	s.local = false
-	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour})
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 2})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 	ctx := context.Background()
 	for _, refusal := range []error{stores.ErrTooLarge, stores.ErrNotInteger} {
 		s.setFail(fmt.Errorf("test store: %w", refusal))
@@ -216,8 +220,9 @@ func TestRefusalsDoNotOpenBreaker(t *testing.T) {
 func TestBreakerIgnoresNodeErrors(t *testing.T) {
 	s := newMWTestStore()
 	s.local = false
-	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour, LogInterval: time.Hour})
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, LogInterval: time.Hour})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 	ctx := context.Background()
 
 	s.setFail(&stores.NodeError{Node: "127.0.0.1:1", Err: errMWStoreDown})

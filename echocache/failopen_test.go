@@ -64,8 +64,9 @@ func TestCachedBreaker(t *testing.T) {
 	s := newMWTestStore()
 	s.local = false
 	s.setFail(errMWStoreDown)
-	c, err := NewWithConfig(s, Config{BreakerThreshold: 3, BreakerCooldown: time.Hour})
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 3})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 	env := newRouteEnv(t, c)
 	env.e.GET("/b", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
 	for range 10 {

@@ -108,7 +108,8 @@ func TestFragmentWithoutStore(t *testing.T) {
 // must not open the circuit breaker for everything else.
 func TestFragmentTooLargeKeepsBreakerClosed(t *testing.T) {
 	ctx := context.Background()
-	c, s := newFragCache(t, echocache.Config{BreakerThreshold: 1, BreakerCooldown: time.Hour})
+	c, s := newFragCache(t, echocache.Config{BreakerThreshold: 1})
+	(*core.Cache)(c).SetProbeInterval(time.Hour)
 	s.tooLarge.Store(true)
 	for range 3 {
 		if err := (*core.Cache)(c).SetFragment(ctx, "f:big", make([]byte, 10), 0); !errors.Is(err, stores.ErrTooLarge) {

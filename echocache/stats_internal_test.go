@@ -42,8 +42,9 @@ func TestStatsFailedLookupIsMissAndError(t *testing.T) {
 	s.local = false
 	s.setFail(errMWStoreDown)
 	obs := &lookupLog{}
-	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, BreakerCooldown: time.Hour, Observer: obs, Logger: LoggerFunc(func(string, ...any) {})})
+	c, err := NewWithConfig(s, Config{BreakerThreshold: 2, Observer: obs, Logger: LoggerFunc(func(string, ...any) {})})
 	require.NoError(t, err)
+	c.core().SetProbeInterval(time.Hour)
 	env := newRouteEnv(t, c)
 	env.e.GET("/f", env.textHandler(), c.CachedWithConfig(env.cfg(time.Minute)))
 	ctx := context.Background()

@@ -34,6 +34,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/record"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
@@ -669,8 +670,9 @@ func TestAbuseTypedTooLarge(t *testing.T) {
 	t.Run("refusals do not open the breaker", func(t *testing.T) {
 		ctx := t.Context()
 		c, err := echocache.NewWithConfig(openStore(t, "memcached://"+srv.Addr()+"?prefix="+namespace("big-breaker")),
-			echocache.Config{StoreTimeout: 5 * time.Second, BreakerThreshold: 3, BreakerCooldown: time.Hour, Logger: quietLogger})
+			echocache.Config{StoreTimeout: 5 * time.Second, BreakerThreshold: 3, Logger: quietLogger})
 		require.NoError(t, err)
+		(*core.Cache)(c).SetProbeInterval(time.Hour)
 		for range 3 {
 			require.NoError(t, echocache.Set(ctx, c, "big", big, time.Minute))
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
@@ -404,10 +405,10 @@ func TestFaultHungServer(t *testing.T) {
 			c, err := echocache.NewWithConfig(cs, echocache.Config{
 				StoreTimeout:     storeTimeout,
 				BreakerThreshold: threshold,
-				BreakerCooldown:  time.Hour,
 				Logger:           quietLogger,
 			})
 			require.NoError(t, err)
+			(*core.Cache)(c).SetProbeInterval(time.Hour)
 			base, _ := pageServer(t, c)
 
 			for i := 1; i <= requests; i++ {

@@ -38,7 +38,12 @@ const (
 	DefaultStoreTimeout     = 250 * time.Millisecond
 	DefaultBreakerThreshold = 5
 	DefaultBreakerCooldown  = 200 * time.Millisecond
-	DefaultLogInterval      = 10 * time.Second
+	// MaxBreakerCooldown is the longest BreakerCooldown: a store that
+	// comes back is used again within a second of its return, which
+	// takes a probe within half a second of it (then a miss stores a
+	// page and the next request hits it).
+	MaxBreakerCooldown = 500 * time.Millisecond
+	DefaultLogInterval = 10 * time.Second
 )
 
 // Errors of the guarded calls; echocache exports the first two.
@@ -165,6 +170,12 @@ func (c *Cache) TTL(ttl time.Duration) time.Duration {
 	}
 	return ttl
 }
+
+// SetProbeInterval sets how often an open breaker probes the store past
+// the bound that echocache's Config sets on BreakerCooldown. It is for
+// tests that hold a breaker open (time.Hour) and probe with ProbeNow; call
+// it before the Cache is used.
+func (c *Cache) SetProbeInterval(d time.Duration) { c.cfg.BreakerCooldown = d }
 
 // cooldown is how long an open breaker waits between two probes.
 func (c *Cache) cooldown() time.Duration {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
 	echocacheprom "github.com/echocache/echocache/metrics/prometheus"
 	"github.com/echocache/echocache/stores"
 )
@@ -54,12 +55,13 @@ func newRemote(t *testing.T) *remote {
 func TestCollector(t *testing.T) {
 	store := newRemote(t)
 	cache, err := echocache.NewWithConfig(store, echocache.Config{
-		BreakerThreshold: 1, BreakerCooldown: time.Hour,
-		Logger: echocache.LoggerFunc(func(string, ...any) {}),
+		BreakerThreshold: 1,
+		Logger:           echocache.LoggerFunc(func(string, ...any) {}),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	(*core.Cache)(cache).SetProbeInterval(time.Hour) // the breaker stays open
 	reg := prom.NewRegistry()
 	reg.MustRegister(echocacheprom.NewCollector(cache, echocacheprom.CollectorOpts{ConstLabels: prom.Labels{"cache": "app"}}))
 

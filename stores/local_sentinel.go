@@ -46,13 +46,19 @@ import (
 //     again.
 
 // setSentinel records fo, the options of the sentinel-backed client the
-// store built, and counts that client's connections by server (for a
-// local tier: see masterConns).
+// store built, counts that client's connections by server (for a local
+// tier: see masterConns), and has the client replaced by a new one once a
+// master answers again after a failed dial (redis_redial.go).
 func (r *Redis) setSentinel(fo *redis.FailoverOptions) {
 	r.sentinel = fo
 	r.conns = &masterConns{live: map[string]int{}}
 	if c, ok := r.client.(*redis.Client); ok {
 		c.AddHook(r.conns)
+		r.redial = newRedisRedial(c, func(*redis.Options) *redis.Client {
+			n := redis.NewFailoverClient(fo)
+			n.AddHook(r.conns)
+			return n
+		})
 	}
 }
 

@@ -117,7 +117,9 @@ type RedisConfig struct {
 // the server accepts connections again: a restarted server is used again
 // within about 50 ms of its return, where go-redis's pool, once it has
 // failed to connect PoolSize times, would try again only once a second
-// (redis_redial.go).
+// (redis_redial.go). A store on a Sentinel-managed master does the same
+// with its sentinel-backed client: a master that comes back, or the
+// replica a sentinel announces in its place, is used again at once.
 //
 // # Redis Cluster
 //
@@ -148,7 +150,7 @@ type Redis struct {
 	maxValue   int64
 	closed     atomic.Bool
 	timerless  bool         // calls end by their context's deadline alone (deadline.go)
-	redial     *redisRedial // the client, replaced after its server comes back; nil: client is it (redis_redial.go)
+	redial     *redisRedial // the client, replaced after its server (or a sentinel's master) comes back; nil: client is it (redis_redial.go)
 }
 
 var _ interface {
@@ -203,7 +205,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		r, err := newRedisStore(cfg, client, true)
 		if c, single := client.(*redis.Client); err == nil && single && opts.MasterName == "" {
 			r.timerless = true
-			r.redial = newRedisRedial(c)
+			r.redial = newRedisRedial(c, nil)
 		}
 		if err == nil && opts.MasterName != "" {
 			fo := opts.Failover()

@@ -21,6 +21,12 @@ import (
 // accepts a connection it replaces its client with a new one, whose pool
 // has given up nothing. The old client is closed redisRetireAfter later,
 // when the calls it was serving are over.
+//
+// A store on a Sentinel-managed master does the same: its client dials
+// whatever master the sentinels name, so once a dial succeeds (the killed
+// master is back, or a sentinel announced its promoted replica) the store
+// replaces its client with a new sentinel-backed one. Without it, the
+// promoted replica went unused for up to a second after the announcement.
 const (
 	redisRedialInterval = 50 * time.Millisecond
 	redisRetireAfter    = 5 * time.Second
@@ -32,6 +38,7 @@ const (
 type redisRedial struct {
 	cur      atomic.Pointer[redis.Client]
 	watching atomic.Bool
+	build    func(*redis.Options) *redis.Client // a new client like cur, from cur's options
 
 	mu      sync.Mutex
 	closed  bool
@@ -40,8 +47,14 @@ type redisRedial struct {
 	retired map[*redis.Client]*time.Timer // replaced clients, and the timers that close them
 }
 
-func newRedisRedial(c *redis.Client) *redisRedial {
-	w := &redisRedial{quit: make(chan struct{}), retired: map[*redis.Client]*time.Timer{}}
+// newRedisRedial watches c, a client of one server; build, when not nil,
+// builds its replacement (a sentinel-backed client), else redis.NewClient
+// does with c's options.
+func newRedisRedial(c *redis.Client, build func(*redis.Options) *redis.Client) *redisRedial {
+	if build == nil {
+		build = redis.NewClient
+	}
+	w := &redisRedial{quit: make(chan struct{}), retired: map[*redis.Client]*time.Timer{}, build: build}
 	w.cur.Store(c)
 	return w
 }
@@ -92,7 +105,7 @@ func (w *redisRedial) replace(o *redis.Options) {
 	if w.closed {
 		return
 	}
-	old := w.cur.Swap(redis.NewClient(o))
+	old := w.cur.Swap(w.build(o))
 	w.retired[old] = time.AfterFunc(redisRetireAfter, func() { w.retire(old) })
 }
 

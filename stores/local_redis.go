@@ -86,6 +86,10 @@ type tracker struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // cuts a pause between attempts short: the target changed
 
+	// backoff is the pause before the next attempt after a failed one
+	// (0 after a subscription); only run's goroutine uses it.
+	backoff time.Duration
+
 	mu       sync.Mutex
 	ps       *redis.PubSub // the current subscription
 	up       bool          // subscribed; otherwise counted in tier.down
@@ -251,7 +255,6 @@ func (tr *tracker) setTarget(addr string, none error) {
 func (tr *tracker) serve(ps *redis.PubSub) {
 	ctx := tr.ctx
 	last := time.Now()
-	var backoff time.Duration
 	for ctx.Err() == nil {
 		msg, err := ps.ReceiveTimeout(ctx, trackPing)
 		if err != nil {
@@ -274,10 +277,18 @@ func (tr *tracker) serve(ps *redis.PubSub) {
 			// which go-redis dials again too. Announcements may be lost
 			// in each case.
 			tr.setDown(err)
-			if !tr.pause(backoff) {
+			if !tr.pause(tr.backoff) {
 				return
 			}
-			backoff = min(max(2*backoff, 50*time.Millisecond), trackBackoffMax)
+			tr.backoff = min(max(2*tr.backoff, 50*time.Millisecond), trackBackoffMax)
+			var refused redis.Error
+			if errors.As(err, &refused) {
+				// A refusal (LOADING from a server still loading its
+				// data, NOPERM under an ACL): go-redis keeps the
+				// connection and never subscribes on it again, so the
+				// tier would stay down for good. run subscribes anew.
+				return
+			}
 			continue
 		}
 		last = time.Now()
@@ -287,7 +298,7 @@ func (tr *tracker) serve(ps *redis.PubSub) {
 				if !tr.setUp() {
 					return // dialled before the target changed: dial it
 				}
-				backoff = 0
+				tr.backoff = 0
 			}
 		case *redis.Message:
 			if m.PayloadSlice == nil {

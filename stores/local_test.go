@@ -491,6 +491,7 @@ func TestLocalTierRestartedRedis(t *testing.T) {
 		return a.LocalStats().Coherent && b.LocalStats().Coherent
 	})
 	t.Logf("tiers coherent %v after the restarted redis answered", took)
+	assert.LessOrEqual(t, took, localReconnectBound, "tiers coherent again after the restart")
 	// The restarted redis is empty: k is a miss, then a new value, served
 	// locally.
 	assert.Equal(t, "", getString(t, b, "k"))
@@ -500,6 +501,88 @@ func TestLocalTierRestartedRedis(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	assert.Zero(t, stale.Load(), "reads that started after the restart returned the value from before it")
+}
+
+// localReconnectBound is how soon after its invalidation connection can
+// be made again a tier is coherent: connected, subscribed and flushed.
+const localReconnectBound = time.Second
+
+// TestLocalTierTrackingConnectionLost drops a tier's invalidation
+// connection while redis stays up and keeps serving the store's own
+// connections: the connection is killed (CLIENT KILL TYPE pubsub) and
+// kept from coming back (an ACL takes SUBSCRIBE away) while a plain
+// go-redis client, not echocache, writes two keys the tier holds copies
+// of; nobody hears those announcements. Under concurrent readers:
+//   - while the connection is down, no read is answered from the tier's
+//     copies (every read returns what redis holds);
+//   - once SUBSCRIBE is allowed again the tier is coherent within
+//     localReconnectBound, its copies from before the loss flushed: no
+//     read that starts after that returns a value overwritten meanwhile;
+//   - and it hears announcements again.
+func TestLocalTierTrackingConnectionLost(t *testing.T) {
+	srv := servertest.StartRedis(t)
+	const prefix = "lost:"
+	tier := openTier(t, "redis://"+srv.Addr()+"/0?prefix="+prefix+"&local=4MiB")
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer raw.Close()
+	ctx := t.Context()
+	// read is read by the concurrent readers; held is read only before
+	// the loss and after the reconnect, so that its copy from before the
+	// loss is still there when the connection comes back.
+	for _, k := range []string{"read", "held"} {
+		require.NoError(t, tier.Set(ctx, k, []byte("v1"), stores.NoExpiry))
+		servedLocally(t, tier, func() { require.Equal(t, "v1", getString(t, tier, k)) })
+	}
+
+	var wrote atomic.Int64 // unix nanos when the plain client's write of read ended
+	var stale atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now().UnixNano()
+				v, err := tier.Get(context.Background(), "read")
+				if w := wrote.Load(); err == nil && w != 0 && start > w && string(v) != "v2" {
+					stale.Add(1)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		})
+	}
+
+	require.NoError(t, raw.Do(ctx, "ACL", "SETUSER", "default", "-subscribe").Err())
+	require.NoError(t, raw.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err())
+	pollUntil(t, time.Second, "the tier knows its connection is lost", func() bool { return !tier.LocalStats().Coherent })
+	require.NoError(t, raw.Set(ctx, prefix+"held", "v2", 0).Err())
+	require.NoError(t, raw.Set(ctx, prefix+"read", "v2", 0).Err())
+	wrote.Store(time.Now().UnixNano())
+
+	// Down: reads go to redis, none to the copies.
+	before := tier.LocalStats()
+	for range 50 {
+		require.Equal(t, "v2", getString(t, tier, "read"), "a read while the connection is down")
+	}
+	during := tier.LocalStats()
+	require.False(t, during.Coherent, "the connection came back under an ACL without SUBSCRIBE")
+	assert.Equal(t, before.Hits, during.Hits, "reads answered from the tier's copies while its connection was down")
+
+	require.NoError(t, raw.Do(ctx, "ACL", "SETUSER", "default", "+subscribe").Err())
+	took := pollUntil(t, 5*time.Second, "the tier coherent again", func() bool { return tier.LocalStats().Coherent })
+	t.Logf("tier coherent %v after its connection could be made again; %d flushes in all", took, tier.LocalStats().Flushes)
+	assert.LessOrEqual(t, took, localReconnectBound, "coherent again after the reconnect")
+	assert.Equal(t, "v2", getString(t, tier, "held"), "a copy from before the loss, overwritten meanwhile, was served after the reconnect")
+	servedLocally(t, tier, func() { require.Equal(t, "v2", getString(t, tier, "held")) })
+	require.NoError(t, raw.Set(ctx, prefix+"held", "v3", 0).Err())
+	pollUntil(t, time.Second, "an announcement heard after the reconnect", func() bool { return getString(t, tier, "held") == "v3" })
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, stale.Load(), "reads that started after the plain client's write returned the value from before it")
 }
 
 // TestLocalTierFlushAll checks that FLUSHALL, which Redis announces with a

@@ -5,10 +5,13 @@
 // Delete, Forget, ForgetAll, DeletePage, InvalidateTag, Clear), and watch
 // for a change made by another process.
 //
-//	GET  /read?what=value|memo|page   the current value
+//	GET  /read?what=value|memo|page   the current value; X-Local-Tier: local when
+//	                                  the local tier answered every read it made
 //	POST /op?do=set|delete|forget|forgetall|deletepage|tag|clear
 //	                                  the change; answers the Unix time in ns when it returned
-//	GET  /watch?what=...&old=...      streams "ready", then, once a read no
+//	GET  /watch?what=...&old=...      reads once and streams "ready" if the local
+//	                                  tier answered that read with old ("ready remote" or
+//	                                  "ready changed" if not), then, once a read no
 //	                                  longer returns old, the Unix time in ns of that read
 //	GET  /stats                       the local tier's hits and misses
 package main
@@ -81,12 +84,29 @@ func run() error {
 		return "", fmt.Errorf("unknown what=%q", what)
 	}
 
+	// readLocal reads what and reports whether the local tier answered
+	// every store read it made (the test sends one request at a time).
+	tier, _ := store.(*stores.LocalTier)
+	readLocal := func(ctx context.Context, what string) (string, bool, error) {
+		if tier == nil {
+			v, err := read(ctx, what)
+			return v, false, err
+		}
+		before := tier.LocalStats()
+		v, err := read(ctx, what)
+		after := tier.LocalStats()
+		return v, after.Hits > before.Hits && after.Misses == before.Misses, err
+	}
+
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.GET("/read", func(ec echo.Context) error {
-		v, err := read(ec.Request().Context(), ec.QueryParam("what"))
+		v, local, err := readLocal(ec.Request().Context(), ec.QueryParam("what"))
 		if err != nil {
 			return err
+		}
+		if local {
+			ec.Response().Header().Set("X-Local-Tier", "local")
 		}
 		return ec.String(http.StatusOK, v)
 	})
@@ -119,8 +139,20 @@ func run() error {
 	e.GET("/watch", func(ec echo.Context) error {
 		ctx := ec.Request().Context()
 		what, old := ec.QueryParam("what"), ec.QueryParam("old")
+		v, local, err := readLocal(ctx, what)
+		if err != nil {
+			return err
+		}
 		w := ec.Response()
 		w.WriteHeader(http.StatusOK)
+		switch {
+		case v != old:
+			fmt.Fprintln(w, "ready changed")
+			return nil
+		case !local:
+			fmt.Fprintln(w, "ready remote")
+			return nil
+		}
 		fmt.Fprintln(w, "ready")
 		w.Flush()
 		deadline := time.Now().Add(10 * time.Second)

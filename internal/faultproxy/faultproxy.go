@@ -144,6 +144,13 @@ func (p *Proxy) set(m Mode, d time.Duration) {
 	p.changed = make(chan struct{})
 }
 
+// Conns returns the number of client connections open through the proxy.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.links)
+}
+
 func (p *Proxy) openLinks() []*link {
 	p.mu.Lock()
 	defer p.mu.Unlock()

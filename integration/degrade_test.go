@@ -97,6 +97,20 @@ func (l *steadyLoad) firstHit(t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// firstHitSent returns when the first request sent at or after t that
+// was a hit was sent, once it has been answered.
+func (l *steadyLoad) firstHitSent(t time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first time.Time
+	for _, r := range l.reqs {
+		if sent := r.at.Add(-r.took); r.hit && !sent.Before(t) && (first.IsZero() || sent.Before(first)) {
+			first = sent
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // finish stops the load, waits for the requests under way and returns
 // every request. It may be called more than once.
 func (l *steadyLoad) finish() []pageRequest {
@@ -178,14 +192,16 @@ func requestBound(storeTimeout time.Duration, healthy []pageRequest) time.Durati
 }
 
 // checkRestart checks what the load saw around a store's return at back:
-// the first hit within restartHitBound, every request answered whole
-// within requestBound. healthy are the requests before the fault.
+// a request sent within restartHitBound of it was a hit (the time is the
+// request's sending, so that the client's own latency under load does not
+// count), every request answered whole within requestBound. healthy are
+// the requests before the fault.
 func checkRestart(t *testing.T, name string, l *steadyLoad, back time.Time, healthy []pageRequest) {
 	t.Helper()
-	pollUntil(t, 10*time.Second, "a hit after the store's return", func(context.Context) bool { _, ok := l.firstHit(back); return ok })
-	first, _ := l.firstHit(back)
+	pollUntil(t, 10*time.Second, "a hit after the store's return", func(context.Context) bool { _, ok := l.firstHitSent(back); return ok })
+	reqs := l.finish() // every request sent has been answered
+	first, _ := l.firstHitSent(back)
 	d := first.Sub(back)
-	reqs := l.finish()
 	bound := requestBound(restartStoreTimeout, healthy)
 	slowed := 0
 	var worst time.Duration

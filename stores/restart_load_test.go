@@ -24,8 +24,9 @@ type restartLoad struct {
 }
 
 type callResult struct {
-	at  time.Time
-	err error
+	start time.Time // when the call was made
+	at    time.Time // when it returned
+	err   error
 }
 
 // startRestartLoad starts workers goroutines that each call s every tick,
@@ -49,6 +50,7 @@ func startRestartLoad(t *testing.T, s stores.Store, key string, workers int, tic
 					return
 				case <-tk.C:
 				}
+				start := time.Now()
 				cctx, cancel := ctx, context.CancelFunc(func() {})
 				if timeout > 0 {
 					cctx, cancel = context.WithTimeout(ctx, timeout)
@@ -63,7 +65,7 @@ func startRestartLoad(t *testing.T, s stores.Store, key string, workers int, tic
 				if err != nil {
 					l.failed.Store(true)
 				}
-				l.results <- callResult{time.Now(), err}
+				l.results <- callResult{start, time.Now(), err}
 			}
 		})
 	}
@@ -71,21 +73,23 @@ func startRestartLoad(t *testing.T, s stores.Store, key string, workers int, tic
 	return l
 }
 
-// usedAgain checks that a call succeeds within a second of back (the
-// restart) and that none of the 20 calls after it fails; then it ends the
-// load.
+// usedAgain checks that a call made within a second of back (the restart)
+// succeeds and that none of the 20 calls after it fails; then it ends the
+// load. A call is timed by when it was made, so that its own latency on a
+// loaded machine does not count: the store was used again when it was
+// made.
 func (l *restartLoad) usedAgain(t *testing.T, back time.Time) {
 	t.Helper()
 	time.AfterFunc(5*time.Second, l.stop)
 	var first time.Time
 	after := 0
 	for r := range l.results {
-		if r.at.Before(back) {
+		if r.start.Before(back) {
 			continue
 		}
 		if first.IsZero() {
 			if r.err == nil {
-				first = r.at
+				first = r.start
 			}
 			continue
 		}
@@ -95,6 +99,6 @@ func (l *restartLoad) usedAgain(t *testing.T, back time.Time) {
 		}
 	}
 	require.False(t, first.IsZero(), "no call succeeded after the restart")
-	t.Logf("first success %v after the restart", first.Sub(back).Round(time.Millisecond))
-	assert.LessOrEqual(t, first.Sub(back), time.Second, "first success after the restart")
+	t.Logf("first successful call made %v after the restart", first.Sub(back).Round(time.Millisecond))
+	assert.LessOrEqual(t, first.Sub(back), time.Second, "first successful call after the restart")
 }

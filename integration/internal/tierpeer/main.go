@@ -9,11 +9,15 @@
 //	                                  the local tier answered every read it made
 //	POST /op?do=set|delete|forget|forgetall|deletepage|tag|clear
 //	                                  the change; answers the Unix time in ns when it returned
-//	GET  /watch?what=...&old=...      reads once and streams "ready" if the local
-//	                                  tier answered that read with old ("ready remote" or
-//	                                  "ready changed" if not), then, once a read no
-//	                                  longer returns old, the Unix time in ns of that read
+//	GET  /watch?what=...&old=...      streams "ready" once the local tier answered a
+//	                                  read with old ("ready remote" if not within 5 s,
+//	                                  "ready changed" if old changed), then, once a read
+//	                                  no longer returns old, the Unix time in ns of that
+//	                                  read and "local" or "remote": how the read before
+//	                                  it was answered
 //	GET  /stats                       the local tier's hits and misses
+//	POST /flush                       waits for the cache's work in the background
+//	                                  (the second delete of DeletePage, 2×StoreTimeout later)
 package main
 
 import (
@@ -139,36 +143,61 @@ func run() error {
 	e.GET("/watch", func(ec echo.Context) error {
 		ctx := ec.Request().Context()
 		what, old := ec.QueryParam("what"), ec.QueryParam("old")
-		v, local, err := readLocal(ctx, what)
-		if err != nil {
-			return err
-		}
 		w := ec.Response()
 		w.WriteHeader(http.StatusOK)
-		switch {
-		case v != old:
-			fmt.Fprintln(w, "ready changed")
-			return nil
-		case !local:
-			fmt.Fprintln(w, "ready remote")
-			return nil
-		}
-		fmt.Fprintln(w, "ready")
-		w.Flush()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			v, err := read(ctx, what)
+		// Ready once a read of old is answered by the local tier (the
+		// announcement of this process's own write of it, just before,
+		// may drop a copy once more).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, local, err := readLocal(ctx, what)
 			if err != nil {
 				return err
 			}
 			if v != old {
-				fmt.Fprintln(w, time.Now().UnixNano())
+				fmt.Fprintln(w, "ready changed")
+				return nil
+			}
+			if local {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintln(w, "ready remote")
 				return nil
 			}
 			time.Sleep(100 * time.Microsecond)
 		}
+		fmt.Fprintln(w, "ready")
+		w.Flush()
+		deadline = time.Now().Add(10 * time.Second)
+		lastLocal := true
+		for time.Now().Before(deadline) {
+			v, local, err := readLocal(ctx, what)
+			if err != nil {
+				return err
+			}
+			if v != old {
+				// How the read before it was answered: by the local
+				// tier when the change was seen because its copy was
+				// dropped.
+				how := "remote"
+				if lastLocal {
+					how = "local"
+				}
+				fmt.Fprintln(w, time.Now().UnixNano(), how)
+				return nil
+			}
+			lastLocal = local
+			time.Sleep(100 * time.Microsecond)
+		}
 		fmt.Fprintln(w, "timeout")
 		return nil
+	})
+	e.POST("/flush", func(ec echo.Context) error {
+		if err := c.Flush(ec.Request().Context()); err != nil {
+			return err
+		}
+		return ec.String(http.StatusOK, "flushed")
 	})
 	e.GET("/stats", func(ec echo.Context) error {
 		t, ok := store.(*stores.LocalTier)

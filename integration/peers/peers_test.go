@@ -33,6 +33,10 @@ func TestSystems(t *testing.T) {
 					t.Skipf("no %s server; run under scripts/with-servers.sh", sys.Store)
 				}
 				client := &http.Client{}
+				// A prefix of its own: a page's key holds the server's
+				// host:port, which a later subtest's server may get again.
+				env := env
+				env.Prefix += fmt.Sprintf("%s-%d:", sys.Key, size)
 				r, err := Start(sys, size, env)
 				if err != nil {
 					t.Fatal(err)

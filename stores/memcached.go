@@ -151,8 +151,10 @@ type MemcachedConfig struct {
 //
 // # Incr
 //
-// Incr has Redis's signed 64-bit semantics and, like INCRBY, keeps the
-// entry's expiry (memcached_incr.go).
+// Incr has Redis's signed 64-bit semantics and counter form (see
+// [Incrementer]) and, like INCRBY, keeps the entry's expiry; a value read
+// back after it is the plain decimal, never memcached's space-padded one
+// (memcached_incr.go).
 //
 // # Contexts
 //

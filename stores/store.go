@@ -104,7 +104,9 @@ var (
 	// ErrNotFound is returned by Get when the key is absent or expired.
 	ErrNotFound = errors.New("stores: cache miss")
 	// ErrNotInteger is returned by Incr when the stored value is not a
-	// decimal integer, or when the result would overflow int64.
+	// counter in the form [Incrementer] defines (Redis's: an optional '-'
+	// and digits, no leading zeros, no '+', no spaces, within int64), or
+	// when the result would overflow int64.
 	ErrNotInteger = errors.New("stores: value is not an integer")
 	// ErrTooLarge is returned when a value is larger than the backend can
 	// store (memcached's item size limit, for example). The key's previous

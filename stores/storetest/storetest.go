@@ -509,7 +509,35 @@ func (s *suite) testIncr(t *testing.T) {
 	require.ErrorIs(t, err, stores.ErrNotInteger, "Incr past MaxInt64 must not wrap")
 	assert.Equal(t, []byte(strconv.FormatInt(math.MaxInt64, 10)), mustGet(t, st, "big"), "a failed Incr changed the value")
 
-	for _, bad := range []string{"abc", "1.5", "12abc", "\x00"} {
+	// The counter form every store accepts (stores.Incrementer): Redis's.
+	for _, c := range []struct {
+		val   string
+		delta int64
+		want  int64
+	}{
+		{"-9223372036854775808", 1, math.MinInt64 + 1},
+		{"0", -1, -1},
+		{"100", -1, 99},
+		{"-10", 5, -5},
+		{"10", -5, 5},
+	} {
+		key := "form-" + hex.EncodeToString([]byte(c.val))
+		require.NoError(t, st.Set(ctx, key, []byte(c.val), stores.DefaultTTL))
+		n, err := stores.Incr(ctx, st, key, c.delta)
+		require.NoError(t, err, "Incr of %q by %d", c.val, c.delta)
+		assert.Equal(t, c.want, n, "Incr of %q by %d", c.val, c.delta)
+		assert.Equal(t, strconv.FormatInt(c.want, 10), string(mustGet(t, st, key)),
+			"Get after Incr of %q by %d must read the plain decimal (no padding)", c.val, c.delta)
+	}
+
+	for _, bad := range []string{
+		"abc", "1.5", "12abc", "\x00",
+		// Not Redis's form, though some parsers take them.
+		"05", "+5", "-0", "00", " 5", "5 ", "5\n", "\t5", "", "-", "+",
+		"0x10", "1e3", "1_000", "\u0665",
+		// Outside int64.
+		"9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616",
+	} {
 		key := "bad-" + hex.EncodeToString([]byte(bad))
 		require.NoError(t, st.Set(ctx, key, []byte(bad), stores.DefaultTTL))
 		_, err := stores.Incr(ctx, st, key, 1)

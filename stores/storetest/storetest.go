@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +56,18 @@ type Options struct {
 	// stores. A larger value must fail with an error wrapping
 	// stores.ErrTooLarge and leave nothing stored under its key.
 	// Optional. Default value 0 (no limit: the suite stores a 5 MiB value and
-	// reads it back whole).
+	// reads it back whole, and cannot check refused writes; see
+	// NoSizeLimit).
 	MaxValueSize int
+
+	// NoSizeLimit says why this run has no MaxValueSize: the backend has no
+	// size limit of its own, or another run of the suite on the same
+	// backend sets one. With MaxValueSize 0 and no NoSizeLimit, the suite's
+	// RefusedWrite check fails under CI (the environment variable CI set to
+	// "true") and is only logged elsewhere, so that a backend that can
+	// refuse a value is never let off the refused-write rule by omission.
+	// Optional. Default value "" (no reason given).
+	NoSizeLimit string
 
 	// ShortTTL is the TTL of the entries the suite waits to see expire. A
 	// backend with a coarse clock needs a longer one than a backend that
@@ -377,7 +388,14 @@ func (s *suite) testLargeValue(t *testing.T) {
 func (s *suite) testRefusedWrite(t *testing.T) {
 	max := s.opt.MaxValueSize
 	if max <= 0 {
-		t.Log("storetest: Options.MaxValueSize is 0; the store refuses no value, so refused writes are not checked")
+		switch {
+		case s.opt.NoSizeLimit != "":
+			t.Logf("storetest: no MaxValueSize (%s); refused writes are not checked in this run", s.opt.NoSizeLimit)
+		case os.Getenv("CI") == "true":
+			t.Fatal("storetest: Options.MaxValueSize is 0 and Options.NoSizeLimit gives no reason: run the suite with the backend's size limit (or say why it has none) so that refused writes are checked")
+		default:
+			t.Log("storetest: Options.MaxValueSize is 0 and Options.NoSizeLimit gives no reason; refused writes are not checked (under CI=true this fails)")
+		}
 		return
 	}
 	st := s.store(t)

@@ -45,7 +45,8 @@ type RedisConfig struct {
 	// a *redis.Client, *redis.ClusterClient, *redis.Ring or sentinel-backed
 	// client (redis.NewFailoverClient). The store never closes it; its
 	// timeouts are left as they are. A client with go-redis's client-side
-	// caching is refused with ErrClientSideCaching, and one that reads
+	// caching is refused with ErrClientSideCaching (see it for when a
+	// cluster's node clients are checked), and one that reads
 	// from replicas (ReadOnly, RouteByLatency, RouteRandomly) with an error
 	// naming the option: both can answer a read with a value older than
 	// the store's own last write.
@@ -147,6 +148,7 @@ type Redis struct {
 	defaultTTL time.Duration
 	maxValue   int64
 	closed     atomic.Bool
+	csc        atomic.Bool  // a node client of a handed-in cluster or ring has client-side caching
 	timerless  bool         // calls end by their context's deadline alone (deadline.go)
 	redial     *redisRedial // the client, replaced after its server comes back; nil: client is it (redis_redial.go)
 }
@@ -179,7 +181,12 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 				return nil, err
 			}
 		}
-		return newRedisStore(cfg, cfg.Client, false)
+		r, err := newRedisStore(cfg, cfg.Client, false)
+		if err != nil {
+			return nil, err
+		}
+		r.watchClientSideCaching(cfg.Client)
+		return r, nil
 	default:
 		var opts redis.UniversalOptions
 		if cfg.Options != nil {
@@ -270,6 +277,9 @@ func (r *Redis) check(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
+	if r.csc.Load() {
+		return ErrClientSideCaching
+	}
 	return ctx.Err()
 }
 
@@ -337,6 +347,9 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	v, err := r.cli().Get(ctx, full).Bytes()
 	err = r.done(ctx, node, full, err)
+	if r.csc.Load() { // found while this read loaded the slot map
+		return nil, ErrClientSideCaching
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -455,6 +468,9 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 			}
 			return err
 		})
+		if r.csc.Load() { // found while this read loaded the slot map
+			return nil, ErrClientSideCaching
+		}
 		if err != nil {
 			if errors.Is(err, ErrNodeDown) {
 				return out, r.fail(ctx, "get many", err)
@@ -823,7 +839,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	case *redis.Ring:
 		_ = c.ForEachShard(ctx, check)
 	}
-	if csc.Load() {
+	if csc.Load() || r.csc.Load() {
 		return ErrClientSideCaching
 	}
 	return nil

@@ -443,7 +443,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// GetMany implements [Store] with one MGET, or a pipeline of GETs on a
+// GetMany implements [MultiGetter] with one MGET, or a pipeline of GETs on a
 // cluster or ring. On a cluster whose masters do not all answer, it
 // returns the values of those that did together with a NodeError per
 // master that did not.
@@ -563,7 +563,7 @@ func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipe
 	return r.nodes.manyError(ctx, failed, r.key)
 }
 
-// SetMany implements [Store] with one pipeline.
+// SetMany implements [MultiSetter] with one pipeline.
 func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := r.check(ctx); err != nil {
 		return err
@@ -620,7 +620,7 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	return nil
 }
 
-// DeleteMany implements [Store] with one UNLINK (a pipeline of UNLINKs on a
+// DeleteMany implements [MultiDeleter] with one UNLINK (a pipeline of UNLINKs on a
 // cluster or ring).
 func (r *Redis) DeleteMany(ctx context.Context, keys []string) error {
 	if err := r.check(ctx); err != nil {
@@ -681,7 +681,7 @@ func unlink(ctx context.Context, c redis.Cmdable, keys []string, perKey bool) er
 	return err
 }
 
-// Incr implements [Store] with INCRBY. A new counter has no expiry; an
+// Incr implements [Incrementer] with INCRBY. A new counter has no expiry; an
 // existing one keeps its expiry.
 func (r *Redis) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	if err := r.check(ctx); err != nil {

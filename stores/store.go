@@ -8,8 +8,8 @@
 //
 // # Expiry
 //
-// The ttl argument of [Store.Set], [Store.Add] and [Store.SetMany] follows
-// one rule on every backend:
+// The ttl argument of [Store.Set], [Store.Add] and [MultiSetter.SetMany]
+// follows one rule on every backend:
 //
 //   - ttl > 0: the entry expires after ttl. Backends with a coarser clock
 //     round up (memcached counts whole seconds; a ttl over 30 days is sent to

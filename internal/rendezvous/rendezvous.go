@@ -17,17 +17,17 @@
 //
 // # Why our own code
 //
-// The modules available to this project (go-partial.tsv of the module proxy
-// listing) hold no maintained rendezvous or consistent-hashing library:
-// github.com/dgryski/go-rendezvous, github.com/buraksezer/consistent and
-// github.com/serialx/hashring are not among them, and the one that is,
+// No maintained rendezvous or consistent-hashing module is available to
+// this project: github.com/dgryski/go-rendezvous,
+// github.com/buraksezer/consistent and github.com/serialx/hashring are not
+// among the modules it can use, and the one that is,
 // github.com/golang/groupcache's consistenthash, has had no release (only
-// untagged commits), hashes with crc32 and cannot remove a node, and would
+// untagged commits), hashes with crc32, cannot remove a node, and would
 // bring all of groupcache for sixty lines. go-redis's Ring has rendezvous
-// hashing of its own, in a package it keeps internal (internal/hashtag),
-// not importable. The algorithm is short and fully specified
-// by the paper; this package is it, over xxhash (already a dependency),
-// with tests that measure how many keys move and how evenly they spread.
+// hashing of its own, in a package it keeps internal (internal/hashtag).
+// The algorithm is short and fully specified by the paper; this package is
+// it, over xxhash (already a dependency), with tests that measure how many
+// keys move and how evenly they spread.
 package rendezvous
 
 import (

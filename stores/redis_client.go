@@ -182,7 +182,9 @@ func checkClientSideCaching(c redis.UniversalClient) error {
 		}
 		var csc atomic.Bool
 		_ = c.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
-			csc.Store(csc.Load() || hasClientSideCaching(node))
+			if hasClientSideCaching(node) {
+				csc.Store(true)
+			}
 			return nil
 		})
 		if csc.Load() {

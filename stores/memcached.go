@@ -67,7 +67,8 @@ type MemcachedConfig struct {
 	// never the password.
 	// Optional. Default value: no authentication.
 	Username string
-	// Password goes with Username.
+	// Password goes with Username: each needs the other (NewMemcached
+	// refuses one without the other).
 	// Optional. Default value "".
 	Password string
 

@@ -10,7 +10,7 @@
 //				t.Fatal(err)
 //			}
 //			return s
-//		}, storetest.Options{})
+//		}, storetest.Options{MaxValueSize: 1 << 20})
 //	}
 //
 // The suite checks the contract written in package stores: hits, misses and
@@ -22,8 +22,12 @@
 // read: a refused Set or SetMany leaves the key a miss, never its previous
 // value (see Failed writes in package stores); Incr keeps the entry's
 // expiry whatever the signs of the value and the delta; and reading a value
-// as a counter that is not one (Incr of "eggs") fails with ErrNotInteger
-// and leaves the entry, its value and its expiry, as they were.
+// as a counter that is not one (Incr of "eggs", or of "05", "+5", "-0",
+// " 5" and other forms that are not Redis's; see stores.Incrementer) fails
+// with ErrNotInteger and leaves the entry, its value and its expiry, as
+// they were. Give [Options.MaxValueSize] the backend's size limit (1 MiB
+// in the example), or [Options.NoSizeLimit] the reason it has none: under
+// CI=true a run with neither fails its refused-write check.
 // It uses real time (the expiry checks wait about [Options.ShortTTL]), so it
 // also runs against real servers.
 package storetest

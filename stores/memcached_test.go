@@ -753,7 +753,11 @@ func ExampleNewMemcached() {
 func TestMemcachedHungServer(t *testing.T) {
 	for _, protocol := range []string{stores.MemcachedBinary, stores.MemcachedASCII} {
 		for _, user := range []string{"", "someone"} {
-			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{silentServer(t)}, Timeout: 200 * time.Millisecond, Username: user, Protocol: protocol})
+			pass := ""
+			if user != "" {
+				pass = "pw"
+			}
+			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{silentServer(t)}, Timeout: 200 * time.Millisecond, Username: user, Password: pass, Protocol: protocol})
 			start := time.Now()
 			_, err := s.Get(context.Background(), "k")
 			require.Error(t, err)

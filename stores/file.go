@@ -401,7 +401,7 @@ func (f *File) Incr(ctx context.Context, key string, delta int64) (int64, error)
 	}
 	n := delta
 	if st == found {
-		if n, err = addDecimal(val, delta); err != nil {
+		if n, err = addCounter(val, delta); err != nil {
 			return 0, fmt.Errorf("stores: file: incr %q: %w", key, err)
 		}
 	} else {

@@ -31,7 +31,8 @@ func TestFileConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) stores.Store {
 		return newFile(t, stores.FileConfig{Dir: dir, Prefix: storetest.Namespace(t), MaxEntries: 10000})
 	}, storetest.Options{
-		ShortTTL: 200 * time.Millisecond,
+		NoSizeLimit: "the file store has no value size limit",
+		ShortTTL:    200 * time.Millisecond,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return newFile(t, stores.FileConfig{Dir: dir, Prefix: storetest.Namespace(t), DefaultTTL: def})
 		},

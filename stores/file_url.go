@@ -14,9 +14,21 @@ func init() {
 }
 
 func openFile(_ context.Context, u *url.URL) (Store, error) {
-	dir, err := fileURLDir(u)
+	cfg, err := parseFileURL(u)
 	if err != nil {
 		return nil, err
+	}
+	return NewFile(cfg)
+}
+
+// parseFileURL reads a file URL into the store's config without touching
+// the file system (NewFile creates the directory):
+//
+//	file:///abs/dir?prefix=app:&max_entries=500&default_ttl=5m
+func parseFileURL(u *url.URL) (FileConfig, error) {
+	dir, err := fileURLDir(u)
+	if err != nil {
+		return FileConfig{}, err
 	}
 	p := NewParams(u)
 	cfg := FileConfig{
@@ -26,12 +38,12 @@ func openFile(_ context.Context, u *url.URL) (Store, error) {
 		Prefix:     p.String("prefix", ""),
 	}
 	if err := p.Err(); err != nil {
-		return nil, err
+		return FileConfig{}, err
 	}
 	if cfg.MaxEntries == 0 { // max_entries=0 in a URL turns pruning off
 		cfg.MaxEntries = -1
 	}
-	return NewFile(cfg)
+	return cfg, nil
 }
 
 // fileURLDir returns the directory of a file URL:

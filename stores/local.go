@@ -456,7 +456,7 @@ func (t *LocalTier) Get(ctx context.Context, key string) ([]byte, error) {
 	return e.v, nil
 }
 
-// GetMany implements [Store]: the keys the process holds are answered
+// GetMany implements [MultiGetter]: the keys the process holds are answered
 // from it, the others with one call to the shared store. With an error
 // wrapping ErrNodeDown the map holds the values that were read.
 func (t *LocalTier) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
@@ -541,7 +541,7 @@ func (t *LocalTier) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// SetMany implements [Store].
+// SetMany implements [MultiSetter].
 func (t *LocalTier) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := t.check(ctx); err != nil {
 		return err
@@ -553,7 +553,7 @@ func (t *LocalTier) SetMany(ctx context.Context, items map[string][]byte, ttl ti
 	return err
 }
 
-// DeleteMany implements [Store].
+// DeleteMany implements [MultiDeleter].
 func (t *LocalTier) DeleteMany(ctx context.Context, keys []string) error {
 	if err := t.check(ctx); err != nil {
 		return err
@@ -563,7 +563,7 @@ func (t *LocalTier) DeleteMany(ctx context.Context, keys []string) error {
 	return err
 }
 
-// Incr implements [Store].
+// Incr implements [Incrementer].
 func (t *LocalTier) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	if err := t.check(ctx); err != nil {
 		return 0, err

@@ -45,8 +45,13 @@ func addQuery(rawURL, query string) string {
 }
 
 // TestLocalTierConformance runs the store suite on local tiers in front of
-// each redis form and memcached.
+// each redis form, the file store and every memcached configuration. Every
+// networked form runs with max_value_size=2MiB: below the suite's 5 MiB
+// value, so that refused writes go through the tier, and (on memcached)
+// above one item, so that chunked values do too; timeout=5s: a 2 MiB value
+// on a loaded machine is slow.
 func TestLocalTierConformance(t *testing.T) {
+	const limit = "max_value_size=2MiB&"
 	type form struct {
 		name  string
 		url   func(t *testing.T) string
@@ -68,49 +73,73 @@ func TestLocalTierConformance(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			base := f.url(t)
 			open := func(t *testing.T, extra string) stores.Store {
-				return openTier(t, addQuery(base, "local=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
+				return openTier(t, addQuery(base, limit+"local=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
 			}
 			storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, conformanceOptions{
+				MaxValueSize: 2 << 20,
 				OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 					return open(t, "&default_ttl="+def.String())
 				},
 			}.plantIn(f.raw(t)))
 		})
 	}
-	t.Run("memcached", func(t *testing.T) {
-		addr := servertest.Memcached(t)
+	t.Run("file", func(t *testing.T) {
 		// The copies live the default local_max_age (5s), longer than the
-		// suite's 2s entries: its expiry checks pass only if a copy ends
-		// with its entry (the expiry recorded in the item's flags).
-		// max_value_size=2MiB: below the suite's 5 MiB value, so that
-		// refused writes go through the tier, and above one item, so that
-		// chunked values do too; timeout=5s: a 2 MiB value on a loaded
-		// machine is slow.
+		// suite's entries: its expiry checks pass only if a copy ends with
+		// its entry (the expiry each entry file records). max_entries=10000:
+		// the default 500 would prune the suite's 1,200-key batch.
+		dir := t.TempDir()
 		open := func(t *testing.T, def time.Duration) stores.Store {
-			return openTier(t, "memcached://"+addr+"?local=8MiB&max_value_size=2MiB&timeout=5s&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+			return openTier(t, "file://"+dir+"?max_entries=10000&local=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 		}
-		// The suite's limit is the one the store behind the tier enforces.
-		maxValue := open(t, 0).(*stores.LocalTier).Shared().(*stores.Memcached).MaxValueSize()
-		require.Equal(t, 2<<20, maxValue, "max_value_size=2MiB behind local=")
-		other, err := stores.Open(t.Context(), "memcached://"+addr+"?prefix=other"+randomHex(6)+":")
-		require.NoError(t, err)
-		defer other.Close()
+		neighbour := newFile(t, stores.FileConfig{Dir: dir, Prefix: "neighbour:"})
 		storetest.Run(t, func(t *testing.T) stores.Store { return open(t, 0) }, storetest.Options{
-			MaxValueSize:       maxValue,
+			NoSizeLimit:        "the file store has no value size limit",
+			ShortTTL:           200 * time.Millisecond,
 			OpenWithDefaultTTL: open,
 			Plant: func(t *testing.T, key string) {
-				require.NoError(t, other.Set(t.Context(), key, []byte("planted"), stores.NoExpiry))
+				require.NoError(t, neighbour.Set(t.Context(), key, []byte("planted"), stores.NoExpiry))
 			},
 			PlantedExists: func(t *testing.T, key string) bool {
-				_, err := other.Get(t.Context(), key)
-				if errors.Is(err, stores.ErrNotFound) {
-					return false
-				}
-				require.NoError(t, err)
-				return true
+				_, err := neighbour.Get(t.Context(), key)
+				return err == nil
 			},
 		})
 	})
+	for _, mc := range memcachedConfigs() {
+		t.Run("memcached-"+mc.name, func(t *testing.T) {
+			// The copies live the default local_max_age (5s), longer than
+			// the suite's 2s entries: its expiry checks pass only if a copy
+			// ends with its entry (the expiry recorded in the item's flags).
+			base := mc.url(t) + limit + "timeout=5s&"
+			open := func(t *testing.T, def time.Duration) stores.Store {
+				return openTier(t, base+"local=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+			}
+			// The suite's limit is the one the store behind the tier enforces.
+			maxValue := open(t, 0).(*stores.LocalTier).Shared().(*stores.Memcached).MaxValueSize()
+			require.Equal(t, 2<<20, maxValue, "max_value_size=2MiB behind local=")
+			// Keys of another namespace are planted through a store of its
+			// own: the authenticated servers take no plain client.
+			other, err := stores.Open(t.Context(), base+"prefix=other"+randomHex(6)+":")
+			require.NoError(t, err)
+			defer other.Close()
+			storetest.Run(t, func(t *testing.T) stores.Store { return open(t, 0) }, storetest.Options{
+				MaxValueSize:       maxValue,
+				OpenWithDefaultTTL: open,
+				Plant: func(t *testing.T, key string) {
+					require.NoError(t, other.Set(t.Context(), key, []byte("planted"), stores.NoExpiry))
+				},
+				PlantedExists: func(t *testing.T, key string) bool {
+					_, err := other.Get(t.Context(), key)
+					if errors.Is(err, stores.ErrNotFound) {
+						return false
+					}
+					require.NoError(t, err)
+					return true
+				},
+			})
+		})
+	}
 }
 
 // TestLocalTierRefusedWrite checks, in front of redis and memcached, that

@@ -67,7 +67,8 @@ type MemcachedConfig struct {
 	// never the password.
 	// Optional. Default value: no authentication.
 	Username string
-	// Password goes with Username.
+	// Password goes with Username: each needs the other (NewMemcached
+	// refuses one without the other).
 	// Optional. Default value "".
 	Password string
 
@@ -151,8 +152,10 @@ type MemcachedConfig struct {
 //
 // # Incr
 //
-// Incr has Redis's signed 64-bit semantics and, like INCRBY, keeps the
-// entry's expiry (memcached_incr.go).
+// Incr has Redis's signed 64-bit semantics and counter form (see
+// [Incrementer]) and, like INCRBY, keeps the entry's expiry; a value read
+// back after it is the plain decimal, never memcached's space-padded one
+// (memcached_incr.go).
 //
 // # Contexts
 //
@@ -322,7 +325,7 @@ func (m *Memcached) Get(ctx context.Context, key string) ([]byte, error) {
 	return m.getOp(ctx, key)
 }
 
-// GetMany implements [Store] like Get, with one round trip per server,
+// GetMany implements [MultiGetter] like Get, with one round trip per server,
 // servers concurrently. When some servers fail while others answer, it
 // returns the values of those that answered together with an error
 // wrapping ErrNodeDown (one *NodeError per failed server, naming its
@@ -337,7 +340,7 @@ func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.
 	return m.setOp(ctx, key, value, ttl)
 }
 
-// SetMany implements [Store], in the generation seen last, with one round
+// SetMany implements [MultiSetter], in the generation seen last, with one round
 // trip per server (two with chunked values). Every value is checked
 // against MaxValueSize before anything is written.
 func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
@@ -354,14 +357,14 @@ func (m *Memcached) Delete(ctx context.Context, key string) error {
 	return m.deleteManyOp(ctx, []string{key})
 }
 
-// DeleteMany implements [Store] with one round trip of deletes per server
+// DeleteMany implements [MultiDeleter] with one round trip of deletes per server
 // (binary protocol; a few deletes in flight at once on the ASCII one), in
 // the current generation.
 func (m *Memcached) DeleteMany(ctx context.Context, keys []string) error {
 	return m.deleteManyOp(ctx, keys)
 }
 
-// Incr implements [Store] with Redis's signed 64-bit semantics (see the
+// Incr implements [Incrementer] with Redis's signed 64-bit semantics (see the
 // type's doc).
 func (m *Memcached) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	return m.incrOp(ctx, key, delta)

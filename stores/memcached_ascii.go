@@ -197,10 +197,6 @@ func (n asciiNode) incr(ctx context.Context, key string, delta, initial uint64) 
 	return 0, fmt.Errorf("stores: memcached: counter %s keeps disappearing", key)
 }
 
-func (n asciiNode) decr(ctx context.Context, key string, delta uint64) (uint64, error) {
-	return asciiCall(ctx, n, false, func(c *memcache.Client) (uint64, error) { return c.Decrement(key, delta) })
-}
-
 func (n asciiNode) probe(ctx context.Context) error {
 	_ = n.c.Close()
 	_, err := asciiCall(ctx, n, false, func(c *memcache.Client) (struct{}, error) { return struct{}{}, c.Ping() })

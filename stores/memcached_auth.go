@@ -87,6 +87,10 @@ func checkCredentials(protocol, user, pass string) error {
 	if user == "" {
 		return fmt.Errorf("stores: memcached: a password needs a username")
 	}
+	if pass == "" {
+		// A server with authentication has no user without a password.
+		return fmt.Errorf("stores: memcached: username %q has no password", user)
+	}
 	if protocol == MemcachedBinary {
 		if strings.ContainsRune(user, 0) || strings.ContainsRune(pass, 0) {
 			return fmt.Errorf("stores: memcached: username %q or its password holds a NUL byte, which SASL PLAIN cannot carry", user)

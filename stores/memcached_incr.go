@@ -4,32 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/echocache/echocache/internal/mcbin"
 )
 
-// Incr has Redis's signed 64-bit semantics (INCRBY) on memcached's
-// unsigned counters. A non-negative delta below nativeIncrMax uses
-// memcached's incr, which keeps the item's expiry and flags itself and, on
-// the binary protocol, creates a missing counter in the same request.
-// Negative values and deltas go through a compare-and-swap loop that
-// writes the counter back with the expiry its flags record (see
-// memcached_expiry.go), to the second.
-const (
-	// nativeIncrMax bounds the deltas sent to memcached's incr. Below it, a
-	// sum that leaves the int64 range has as many digits as the counter
-	// had, so taking the delta back restores the counter byte for byte
-	// (memcached pads a counter it shrinks in place with spaces). Larger
-	// deltas go through the compare-and-swap loop, which checks first.
-	nativeIncrMax = 1 << 59
-	// casAttempts bounds the compare-and-swap loop of a negative Incr.
-	casAttempts = 1000
-)
+// Incr has Redis's signed 64-bit semantics (INCRBY) and its counter form
+// (parseCounter) on memcached, whose own incr is unsigned, wraps around,
+// takes "05", "+5" and " 5" as numbers and pads a counter it shrinks in
+// place with spaces ("05"+1 reads back "6 "). So the store never sends
+// memcached's incr for a caller's counter: it reads the item, checks its
+// form, and writes the sum back with a compare-and-swap that keeps the
+// entry's flags and the expiry they record (memcached_expiry.go), to the
+// second, retrying when another client wrote in between. A refused value is
+// left as it was.
+
+// casAttempts bounds the compare-and-swap loop of Incr.
+const casAttempts = 1000
 
 // incrOp is Incr, in the current generation of the key's server.
 func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64, error) {
@@ -60,21 +53,6 @@ func (m *Memcached) incrOp(ctx context.Context, key string, delta int64) (int64,
 // under way, for the breaker: a compare-and-swap loop that waits for other
 // writers is not a slow server.
 func (m *Memcached) incr(ctx context.Context, s *mcServer, k string, delta int64, t0 *time.Time) (int64, error) {
-	if delta >= 0 && delta < nativeIncrMax {
-		n, err := s.node.incr(ctx, k, uint64(delta), uint64(delta))
-		switch {
-		case err == nil && n > math.MaxInt64:
-			// The counter left the signed range: take the delta back, as
-			// Redis would have refused it.
-			_, _ = s.node.decr(ctx, k, uint64(delta))
-			return 0, fmt.Errorf("%w: incrementing by %d would overflow", ErrNotInteger, delta)
-		case err == nil:
-			return int64(n), nil
-		case !errors.Is(err, errMCNonNumeric):
-			return 0, err
-		}
-		// A negative counter, or not a number: the CAS loop decides.
-	}
 	return m.casIncr(ctx, s, k, delta, t0)
 }
 
@@ -103,14 +81,10 @@ func (m *Memcached) casIncr(ctx context.Context, s *mcServer, k string, delta in
 		if it.Flags&mcManifestFlag != 0 {
 			return 0, fmt.Errorf("%w: a value of more than one item", ErrNotInteger)
 		}
-		cur, err := parseCounter(it.Value)
+		next, err := addCounter(it.Value, delta)
 		if err != nil {
 			return 0, err
 		}
-		if (delta > 0 && cur > math.MaxInt64-delta) || (delta < 0 && cur < math.MinInt64-delta) {
-			return 0, fmt.Errorf("%w: %d%+d would overflow", ErrNotInteger, cur, delta)
-		}
-		next := cur + delta
 		err = s.node.set(ctx, mcbin.Item{
 			Key:        k,
 			Value:      strconv.AppendInt(nil, next, 10),
@@ -135,17 +109,4 @@ func (m *Memcached) casIncr(ctx context.Context, s *mcServer, k string, delta in
 func casBackoff(attempt int) {
 	limit := time.Duration(min(attempt+1, 20)) * 100 * time.Microsecond
 	time.Sleep(rand.N(limit))
-}
-
-// parseCounter reads a counter the way Redis does: a decimal int64 in
-// canonical form (no sign on positives, no leading zeros or spaces). It
-// tolerates the trailing spaces memcached leaves when it shrinks a counter
-// in place.
-func parseCounter(v []byte) (int64, error) {
-	s := strings.TrimRight(string(v), " ")
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || strconv.FormatInt(n, 10) != s {
-		return 0, fmt.Errorf("%w: %.32q", ErrNotInteger, v)
-	}
-	return n, nil
 }

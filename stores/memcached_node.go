@@ -36,10 +36,10 @@ type mcNode interface {
 	deleteMulti(ctx context.Context, keys []string) error
 	// incr adds delta to the counter under key, creating it holding
 	// initial, without expiry, when it is absent, and returns the new
-	// value. memcached's counters are unsigned 64-bit and wrap around.
+	// value. memcached's counters are unsigned 64-bit and wrap around: it
+	// serves the store's own counters (namespace generations), never a
+	// caller's Incr (memcached_incr.go).
 	incr(ctx context.Context, key string, delta, initial uint64) (uint64, error)
-	// decr subtracts delta from the counter under key (not below 0).
-	decr(ctx context.Context, key string, delta uint64) (uint64, error)
 	// probe checks the server on a new connection (dial, authentication,
 	// a version request), after dropping the idle ones: the health check
 	// of a server skipped by its circuit breaker.
@@ -148,11 +148,6 @@ func (n binaryNode) incr(ctx context.Context, key string, delta, initial uint64)
 		}
 	}
 	return 0, fmt.Errorf("stores: memcached: counter %s keeps disappearing", key)
-}
-
-func (n binaryNode) decr(ctx context.Context, key string, delta uint64) (uint64, error) {
-	v, err := n.c.Decr(ctx, key, delta, 0, mcbin.NoCreate)
-	return v, binaryErr(err)
 }
 
 func (n binaryNode) probe(ctx context.Context) error {

@@ -638,6 +638,7 @@ func TestMemcachedConfigErrors(t *testing.T) {
 		{"nok, prefix with a space", stores.MemcachedConfig{Servers: one, Prefix: "a b:"}, "prefix"},
 		{"nok, prefix too long", stores.MemcachedConfig{Servers: one, Prefix: strings.Repeat("p", 129)}, "prefix"},
 		{"nok, password without user", stores.MemcachedConfig{Servers: one, Password: "x"}, "username"},
+		{"nok, user without password", stores.MemcachedConfig{Servers: one, Username: "app"}, `username "app" has no password`},
 		{"nok, user with a space (ASCII)", stores.MemcachedConfig{Servers: one, Username: "a b", Password: "x"}, "space"},
 		{"nok, NUL in password (SASL)", stores.MemcachedConfig{Servers: one, Protocol: stores.MemcachedBinary, Username: "a", Password: "x\x00"}, "NUL"},
 		{"nok, unknown protocol", stores.MemcachedConfig{Servers: one, Protocol: "meta"}, "Protocol"},
@@ -752,7 +753,11 @@ func ExampleNewMemcached() {
 func TestMemcachedHungServer(t *testing.T) {
 	for _, protocol := range []string{stores.MemcachedBinary, stores.MemcachedASCII} {
 		for _, user := range []string{"", "someone"} {
-			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{silentServer(t)}, Timeout: 200 * time.Millisecond, Username: user, Protocol: protocol})
+			pass := ""
+			if user != "" {
+				pass = "pw"
+			}
+			s := newMemcached(t, stores.MemcachedConfig{Servers: []string{silentServer(t)}, Timeout: 200 * time.Millisecond, Username: user, Password: pass, Protocol: protocol})
 			start := time.Now()
 			_, err := s.Get(context.Background(), "k")
 			require.Error(t, err)

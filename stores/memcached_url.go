@@ -53,6 +53,9 @@ func openMemcached(_ context.Context, u *url.URL) (Store, error) {
 	if u.User != nil {
 		cfg.Username = u.User.Username()
 		cfg.Password, _ = u.User.Password()
+		if cfg.Username != "" && cfg.Password == "" {
+			return nil, fmt.Errorf("stores: %s URL: user %q has no password; want %s://user:password@host:port", scheme, cfg.Username, scheme)
+		}
 	}
 	p := NewParams(u)
 	prefix, hasPrefix := p.lookup("prefix")

@@ -334,7 +334,7 @@ func (m *Memory) Incr(ctx context.Context, key string, delta int64) (int64, erro
 			n = delta
 			return memEntry{val: strconv.AppendInt(nil, n, 10)}, otter.WriteOp
 		}
-		n, incErr = addDecimal(old.val, delta)
+		n, incErr = addCounter(old.val, delta)
 		if incErr != nil {
 			return old, otter.CancelOp
 		}
@@ -344,19 +344,6 @@ func (m *Memory) Incr(ctx context.Context, key string, delta int64) (int64, erro
 		return 0, fmt.Errorf("stores: memory: incr %q: %w", key, incErr)
 	}
 	return n, nil
-}
-
-// addDecimal parses v as a decimal int64 and adds delta. A value that is not
-// a decimal integer, or a sum that overflows, gives ErrNotInteger.
-func addDecimal(v []byte, delta int64) (int64, error) {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
-		return 0, ErrNotInteger
-	}
-	if delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
-		return 0, fmt.Errorf("%d%+d overflows int64: %w", n, delta, ErrNotInteger)
-	}
-	return n + delta, nil
 }
 
 // Clear removes every entry.

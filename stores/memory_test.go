@@ -27,7 +27,8 @@ func TestMemoryConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) stores.Store {
 		return newMemory(t, stores.MemoryConfig{Prefix: storetest.Namespace(t)})
 	}, storetest.Options{
-		ShortTTL: 150 * time.Millisecond,
+		NoSizeLimit: "the default 64 MiB limit; refused writes run in TestMemoryConformanceMaxBytes",
+		ShortTTL:    150 * time.Millisecond,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return newMemory(t, stores.MemoryConfig{DefaultTTL: def})
 		},

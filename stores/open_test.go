@@ -45,6 +45,9 @@ func TestOpenRejects(t *testing.T) {
 		{"nok, file repeated max_entries", "file://" + dir + "?max_entries=1&max_entries=2", []string{"max_entries", "given 2 times"}},
 		{"nok, file with user", "file://user@/" + dir, []string{"file URL takes no user"}},
 		{"nok, file NUL byte", "file:///tmp/a%00b", []string{"NUL"}},
+		{"nok, saslmemcached user without password", "saslmemcached://app@127.0.0.1:11211", []string{`user "app" has no password`, "saslmemcached://user:password@"}},
+		{"nok, saslmemcached empty password", "saslmemcached://app:@127.0.0.1:11211", []string{`user "app" has no password`}},
+		{"nok, memcached -Y user without password", "memcached://app@127.0.0.1:11211", []string{`user "app" has no password`, "memcached://user:password@"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

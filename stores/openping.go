@@ -24,10 +24,12 @@ const startupCheckKey = "echocache-startup-check"
 // missing password or a server that is down stops the app with a message
 // naming the problem rather than turning into a silent stream of uncached
 // requests. Stores without a server (null, memory, file) are opened and
-// read (a file store's directory must be readable). Its errors never show the URL's password: one
-// from Open is Open's; one from the check, "stores: store does not
-// answer: ..." (errors.Is(err, ErrAuth) for refused credentials), after
-// the store is closed.
+// read (a file store's directory must be readable). Its errors never show
+// the URL's password: one from Open is Open's; one from the check, after
+// the store is closed, is "stores: the store's server refused the
+// credentials: stores: authentication failed: ..." for refused credentials
+// (errors.Is(err, ErrAuth)), and "stores: store does not answer: ..."
+// otherwise.
 //
 // A store spread over several servers starts when some of them answer, as
 // a Redis Cluster starts with one of its seed addresses down: a memcached
@@ -65,5 +67,9 @@ func OpenAndPing(ctx context.Context, rawURL string) (Store, error) {
 		return store, nil
 	}
 	store.Close()
+	if errors.Is(err, ErrAuth) {
+		// The server answered: it refused the credentials.
+		return nil, fmt.Errorf("stores: the store's server refused the credentials: %w", err)
+	}
 	return nil, fmt.Errorf("stores: store does not answer: %w", err)
 }

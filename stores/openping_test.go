@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/echocache/echocache/internal/servertest"
 	"github.com/echocache/echocache/stores"
 )
@@ -35,11 +37,27 @@ func TestOpenAndPing(t *testing.T) {
 	// A redis whose default user may read only keys of another namespace:
 	// PING works, every call of the store is refused (NOPERM).
 	acl := servertest.StartRedis(t, "--user", "default", "on", "nopass", "~other:*", "+@all")
+	// A redis with a password (set once it runs: the launcher checks it
+	// answers without one).
+	locked := servertest.StartRedis(t)
+	func() {
+		c := redis.NewClient(&redis.Options{Addr: locked.Addr()})
+		defer c.Close()
+		if err := c.ConfigSet(t.Context(), "requirepass", "right-pass").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	asciiWrong, err := url.Parse(servertest.MemcachedAuth(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asciiWrong.User = url.UserPassword(asciiWrong.User.Username(), "Wr0ng-pa55word")
 	const needCreds = "credentials are probably needed"
 	tests := []struct {
 		name string
 		url  string
 		want []string // substrings of the error; nil: a store
+		not  string   // a substring the error must not contain
 		is   error
 	}{
 		{name: "ok, memory", url: "memory://"},
@@ -49,7 +67,10 @@ func TestOpenAndPing(t *testing.T) {
 		{name: "ok, redis cluster with one seed down", url: "redis+cluster://" + dead + "," + strings.Join(servertest.RedisClusterAddrs(t), ",") + "/"},
 		{name: "nok, memcached pool with every server down", url: "memcached://" + dead + "," + deadAddr(t), want: []string{"stores: store does not answer"}},
 		{name: "nok, redis down", url: "redis://u:hunter2@" + dead + "/0", want: []string{"stores: store does not answer", dead}},
-		{name: "nok, wrong SASL password", url: sasl.String(), want: []string{"authentication failed"}, is: stores.ErrAuth},
+		{name: "nok, wrong SASL password", url: sasl.String(), want: []string{"refused the credentials", "authentication failed"}, not: "does not answer", is: stores.ErrAuth},
+		{name: "nok, wrong -Y password", url: asciiWrong.String(), want: []string{"refused the credentials", "authentication failed"}, not: "does not answer", is: stores.ErrAuth},
+		{name: "nok, wrong redis password", url: "redis://:hunter2@" + locked.Addr() + "/0", want: []string{"refused the credentials", "authentication failed", "WRONGPASS"}, not: "does not answer", is: stores.ErrAuth},
+		{name: "nok, redis password missing", url: "redis://" + locked.Addr() + "/0", want: []string{"refused the credentials", "NOAUTH"}, not: "does not answer", is: stores.ErrAuth},
 		{name: "nok, unknown scheme", url: "bogus://", want: []string{`unknown store scheme "bogus"`}},
 		{name: "nok, memcached without credentials on a SASL server", url: "memcached://" + saslAddr, want: []string{"requires SASL authentication"}, is: stores.ErrAuth},
 		{name: "nok, memcached pool with a server requiring SASL", url: "memcached://" + pool[0] + "," + saslAddr, want: []string{"requires SASL authentication"}, is: stores.ErrAuth},
@@ -76,6 +97,9 @@ func TestOpenAndPing(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("OpenAndPing(%s) = %q; want it to contain %q", tt.url, err, w)
 				}
+			}
+			if tt.not != "" && strings.Contains(err.Error(), tt.not) {
+				t.Errorf("OpenAndPing(%s) = %q; must not say %q", tt.url, err, tt.not)
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("OpenAndPing(%s) = %v; want errors.Is %v", tt.url, err, tt.is)

@@ -35,9 +35,16 @@ type MultiDeleter interface {
 // Incrementer is implemented by stores with an atomic counter. Incr adds
 // delta (which may be negative) to the decimal integer stored under key and
 // returns the new value, keeping the entry's expiry (Redis's INCRBY). An
-// absent key is created holding delta, with no expiry. A value that is not
-// a decimal integer gives ErrNotInteger and is left as it was, expiry
-// included.
+// absent key is created holding delta, with no expiry.
+//
+// Every store accepts one counter form, Redis's: an optional '-', then
+// decimal digits with no leading zero except the number 0 itself, within
+// int64 (-9223372036854775808 to 9223372036854775807), and nothing else.
+// "05", "+5", "-0", " 5", "5 ", "" and "18446744073709551615" are not
+// counters. A stored value not in that form, or a sum that would leave
+// int64, gives ErrNotInteger and the entry is left as it was, expiry
+// included. The value written by Incr is in that form: Get after Incr
+// returns strconv.FormatInt of the result.
 type Incrementer interface {
 	Incr(ctx context.Context, key string, delta int64) (int64, error)
 }

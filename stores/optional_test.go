@@ -34,12 +34,15 @@ func TestFallbacksConformance(t *testing.T) {
 	if _, ok := any(essential{}).(stores.MultiGetter); ok {
 		t.Fatal("essential has GetMany; the test would not reach the fallback")
 	}
+	// MaxBytes 1 MiB, so that a refused write goes through the SetMany
+	// fallback too (see TestMemoryConformanceMaxBytes for the limit).
 	storetest.Run(t, func(t *testing.T) stores.Store {
-		return essential{newMemory(t, stores.MemoryConfig{Prefix: storetest.Namespace(t)})}
+		return essential{newMemory(t, stores.MemoryConfig{Prefix: storetest.Namespace(t), MaxBytes: 1 << 20})}
 	}, storetest.Options{
-		ShortTTL: 150 * time.Millisecond,
+		MaxValueSize: 1<<20 - 128,
+		ShortTTL:     150 * time.Millisecond,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
-			return essential{newMemory(t, stores.MemoryConfig{DefaultTTL: def})}
+			return essential{newMemory(t, stores.MemoryConfig{DefaultTTL: def, MaxBytes: 1 << 20})}
 		},
 	})
 }

@@ -45,7 +45,8 @@ type RedisConfig struct {
 	// a *redis.Client, *redis.ClusterClient, *redis.Ring or sentinel-backed
 	// client (redis.NewFailoverClient). The store never closes it; its
 	// timeouts are left as they are. A client with go-redis's client-side
-	// caching is refused with ErrClientSideCaching, and one that reads
+	// caching is refused with ErrClientSideCaching (see it for when a
+	// cluster's node clients are checked), and one that reads
 	// from replicas (ReadOnly, RouteByLatency, RouteRandomly) with an error
 	// naming the option: both can answer a read with a value older than
 	// the store's own last write.
@@ -149,6 +150,7 @@ type Redis struct {
 	defaultTTL time.Duration
 	maxValue   int64
 	closed     atomic.Bool
+	csc        atomic.Bool  // a node client of a handed-in cluster or ring has client-side caching
 	timerless  bool         // calls end by their context's deadline alone (deadline.go)
 	redial     *redisRedial // the client, replaced after its server (or a sentinel's master) comes back; nil: client is it (redis_redial.go)
 }
@@ -181,7 +183,12 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 				return nil, err
 			}
 		}
-		return newRedisStore(cfg, cfg.Client, false)
+		r, err := newRedisStore(cfg, cfg.Client, false)
+		if err != nil {
+			return nil, err
+		}
+		r.watchClientSideCaching(cfg.Client)
+		return r, nil
 	default:
 		var opts redis.UniversalOptions
 		if cfg.Options != nil {
@@ -272,6 +279,9 @@ func (r *Redis) check(ctx context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
+	if r.csc.Load() {
+		return ErrClientSideCaching
+	}
 	return ctx.Err()
 }
 
@@ -339,6 +349,9 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	v, err := r.cli().Get(ctx, full).Bytes()
 	err = r.done(ctx, node, full, err)
+	if r.csc.Load() { // found while this read loaded the slot map
+		return nil, ErrClientSideCaching
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -432,7 +445,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// GetMany implements [Store] with one MGET, or a pipeline of GETs on a
+// GetMany implements [MultiGetter] with one MGET, or a pipeline of GETs on a
 // cluster or ring. On a cluster whose masters do not all answer, it
 // returns the values of those that did together with a NodeError per
 // master that did not.
@@ -457,6 +470,9 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 			}
 			return err
 		})
+		if r.csc.Load() { // found while this read loaded the slot map
+			return nil, ErrClientSideCaching
+		}
 		if err != nil {
 			if errors.Is(err, ErrNodeDown) {
 				return out, r.fail(ctx, "get many", err)
@@ -549,7 +565,7 @@ func (r *Redis) perKey(ctx context.Context, keys []string, add func(p redis.Pipe
 	return r.nodes.manyError(ctx, failed, r.key)
 }
 
-// SetMany implements [Store] with one pipeline.
+// SetMany implements [MultiSetter] with one pipeline.
 func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := r.check(ctx); err != nil {
 		return err
@@ -606,7 +622,7 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	return nil
 }
 
-// DeleteMany implements [Store] with one UNLINK (a pipeline of UNLINKs on a
+// DeleteMany implements [MultiDeleter] with one UNLINK (a pipeline of UNLINKs on a
 // cluster or ring).
 func (r *Redis) DeleteMany(ctx context.Context, keys []string) error {
 	if err := r.check(ctx); err != nil {
@@ -667,7 +683,7 @@ func unlink(ctx context.Context, c redis.Cmdable, keys []string, perKey bool) er
 	return err
 }
 
-// Incr implements [Store] with INCRBY. A new counter has no expiry; an
+// Incr implements [Incrementer] with INCRBY. A new counter has no expiry; an
 // existing one keeps its expiry.
 func (r *Redis) Incr(ctx context.Context, key string, delta int64) (int64, error) {
 	if err := r.check(ctx); err != nil {
@@ -825,7 +841,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 	case *redis.Ring:
 		_ = c.ForEachShard(ctx, check)
 	}
-	if csc.Load() {
+	if csc.Load() || r.csc.Load() {
 		return ErrClientSideCaching
 	}
 	return nil

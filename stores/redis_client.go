@@ -1,8 +1,10 @@
 package stores
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,10 +26,16 @@ const (
 	DefaultRedisClusterMaxRetryBackoff = 50 * time.Millisecond
 )
 
-// ErrClientSideCaching is returned by [NewRedis] (or, for a cluster or ring
-// whose node clients have it, by Ping) for a go-redis client with
-// client-side caching configured (Options.ClientSideCache or
-// Options.ClientSideCacheConfig). Such a client may answer a Get from its
+// ErrClientSideCaching is returned for a go-redis client with client-side
+// caching configured (Options.ClientSideCache or
+// Options.ClientSideCacheConfig). [NewRedis] returns it for such a
+// *redis.Client or UniversalOptions, and for a cluster or ring client
+// whose NewClient hook builds node clients with it (checked by building
+// one, never dialled). A node client with it that a cluster or ring
+// creates later (a hook that caches for some addresses only) is seen as
+// the slot map loads (go-redis's OnNewNode): from then on every call of
+// the store returns ErrClientSideCaching. [Ping] also checks the node
+// clients the client already had. Such a client may answer a Get from its
 // own memory with a value older than this store's last Set, Delete or
 // Clear: go-redis applies an invalidation only when it next reads the
 // connection that carries it, so a store on it cannot promise to read its
@@ -147,14 +155,80 @@ func refuseReplicaReads(readOnly, byLatency, randomly bool) error {
 }
 
 // checkClientSideCaching returns ErrClientSideCaching when a client handed
-// to the store has client-side caching configured. The node clients of a
-// cluster or ring are checked by Ping (checkNodesClientSideCaching), as a
-// cluster creates them as it discovers the nodes.
+// to the store has client-side caching configured: a *redis.Client (a
+// sentinel-backed one included) by its options; a cluster or ring by the
+// client its NewClient hook builds for a node (built here for a seed
+// address, never dialled, and closed), and a ring by its shards too. A
+// node client made otherwise later is caught by watchClientSideCaching.
 func checkClientSideCaching(c redis.UniversalClient) error {
-	if c, ok := c.(*redis.Client); ok && hasClientSideCaching(c) {
-		return ErrClientSideCaching
+	switch c := c.(type) {
+	case *redis.Client:
+		if hasClientSideCaching(c) {
+			return ErrClientSideCaching
+		}
+	case *redis.ClusterClient:
+		o := c.Options()
+		if nodeHookCaches(o.NewClient, o.Addrs) {
+			return fmt.Errorf("%w (ClusterOptions.NewClient builds node clients with it)", ErrClientSideCaching)
+		}
+	case *redis.Ring:
+		o := c.Options()
+		addrs := make([]string, 0, len(o.Addrs))
+		for _, a := range o.Addrs {
+			addrs = append(addrs, a)
+		}
+		if nodeHookCaches(o.NewClient, addrs) {
+			return fmt.Errorf("%w (RingOptions.NewClient builds shard clients with it)", ErrClientSideCaching)
+		}
+		var csc atomic.Bool
+		_ = c.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+			if hasClientSideCaching(node) {
+				csc.Store(true)
+			}
+			return nil
+		})
+		if csc.Load() {
+			return ErrClientSideCaching
+		}
 	}
 	return nil
+}
+
+// nodeHookCaches reports whether newClient, a cluster's or ring's hook that
+// builds its node clients, gives them client-side caching. It builds one
+// for the first seed address (go-redis dials lazily, so nothing connects)
+// and closes it.
+func nodeHookCaches(newClient func(*redis.Options) *redis.Client, addrs []string) bool {
+	if newClient == nil {
+		return false // go-redis's default node client has no client-side cache
+	}
+	addr := "127.0.0.1:6379"
+	if len(addrs) > 0 {
+		addr = addrs[0]
+	}
+	c := newClient(&redis.Options{Addr: addr})
+	if c == nil {
+		return false
+	}
+	defer c.Close()
+	return hasClientSideCaching(c)
+}
+
+// watchClientSideCaching makes a cluster or ring client handed to r report
+// each node client it creates from now on (go-redis's OnNewNode, called as
+// the slot map or the shard list loads): one with client-side caching
+// makes every later call of r fail with ErrClientSideCaching, and Ping
+// too.
+func (r *Redis) watchClientSideCaching(c redis.UniversalClient) {
+	hook, ok := c.(interface{ OnNewNode(func(*redis.Client)) })
+	if !ok {
+		return
+	}
+	hook.OnNewNode(func(node *redis.Client) {
+		if hasClientSideCaching(node) {
+			r.csc.Store(true)
+		}
+	})
 }
 
 func hasClientSideCaching(c *redis.Client) bool {

@@ -15,7 +15,9 @@ import (
 
 // TestRedisClientSideCachingRefused checks that a go-redis client with
 // client-side caching is refused, wherever it comes in: handed in, built
-// from Options, or as the node clients of a cluster (at Ping).
+// from Options, or as the node clients of a cluster or ring (at NewRedis
+// when its NewClient hook gives them a cache; at the first call that
+// creates such a node otherwise).
 func TestRedisClientSideCachingRefused(t *testing.T) {
 	addr := rawRedis(t).Options().Addr
 	csc := redis.NewClient(&redis.Options{Addr: addr, Protocol: 3, ClientSideCacheConfig: &redis.ClientSideCacheConfig{}})
@@ -27,8 +29,9 @@ func TestRedisClientSideCachingRefused(t *testing.T) {
 	_, err = stores.NewRedis(stores.RedisConfig{Options: &redis.UniversalOptions{Addrs: []string{addr}, Protocol: 3, ClientSideCacheConfig: &redis.ClientSideCacheConfig{}}})
 	require.ErrorIs(t, err, stores.ErrClientSideCaching, "Options with ClientSideCacheConfig")
 
+	addrs := servertest.RedisClusterAddrs(t)
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: servertest.RedisClusterAddrs(t),
+		Addrs: addrs,
 		NewClient: func(o *redis.Options) *redis.Client {
 			o.Protocol = 3
 			o.ClientSideCacheConfig = &redis.ClientSideCacheConfig{}
@@ -36,9 +39,46 @@ func TestRedisClientSideCachingRefused(t *testing.T) {
 		},
 	})
 	t.Cleanup(func() { cluster.Close() })
-	s, err := stores.NewRedis(stores.RedisConfig{Client: cluster, Prefix: storetest.Namespace(t)})
-	require.NoError(t, err, "NewRedis does not contact the cluster; Ping checks its nodes")
-	require.ErrorIs(t, stores.Ping(t.Context(), s), stores.ErrClientSideCaching, "Ping of a cluster whose nodes cache")
+	_, err = stores.NewRedis(stores.RedisConfig{Client: cluster, Prefix: storetest.Namespace(t)})
+	require.ErrorIs(t, err, stores.ErrClientSideCaching, "NewRedis of a cluster whose NewClient hook caches")
+	assert.Contains(t, err.Error(), "ClusterOptions.NewClient", "the error names the hook")
+
+	// Through echocache.New nobody pings: a hook that caches only for the
+	// nodes other than the first seed passes NewRedis, and the store's
+	// calls fail from the one that loads the slot map on.
+	partial := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: addrs,
+		NewClient: func(o *redis.Options) *redis.Client {
+			if o.Addr != addrs[0] {
+				o.Protocol = 3
+				o.ClientSideCacheConfig = &redis.ClientSideCacheConfig{}
+			}
+			return redis.NewClient(o)
+		},
+	})
+	t.Cleanup(func() { partial.Close() })
+	s, err := stores.NewRedis(stores.RedisConfig{Client: partial, Prefix: storetest.Namespace(t)})
+	require.NoError(t, err, "the first seed's node client has no cache")
+	ctx := t.Context()
+	_, err = s.Get(ctx, "k")
+	require.ErrorIs(t, err, stores.ErrClientSideCaching, "the Get that loaded the slot map")
+	require.ErrorIs(t, s.Set(ctx, "k", []byte("v"), time.Minute), stores.ErrClientSideCaching, "a later Set")
+	_, err = stores.GetMany(ctx, s, []string{"a", "b"})
+	require.ErrorIs(t, err, stores.ErrClientSideCaching, "a later GetMany")
+	require.ErrorIs(t, stores.Ping(ctx, s), stores.ErrClientSideCaching, "Ping")
+
+	// A ring whose hook caches is refused too.
+	ring := redis.NewRing(&redis.RingOptions{
+		Addrs: map[string]string{"a": addr},
+		NewClient: func(o *redis.Options) *redis.Client {
+			o.Protocol = 3
+			o.ClientSideCacheConfig = &redis.ClientSideCacheConfig{}
+			return redis.NewClient(o)
+		},
+	})
+	t.Cleanup(func() { ring.Close() })
+	_, err = stores.NewRedis(stores.RedisConfig{Client: ring})
+	require.ErrorIs(t, err, stores.ErrClientSideCaching, "NewRedis of a ring whose shards cache")
 
 	// The same clients without it are accepted.
 	plain := redis.NewClient(&redis.Options{Addr: addr})

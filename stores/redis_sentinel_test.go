@@ -35,15 +35,18 @@ func rawFailover(t testing.TB, addrs []string, master string) *redis.Client {
 	return c
 }
 
+// TestRedisSentinelConformance runs the suite on redis+sentinel:// with
+// max_value_size=1MiB, so that refused writes run on it too.
 func TestRedisSentinelConformance(t *testing.T) {
 	addrs, master := servertest.RedisSentinelAddrs(t)
 	raw := rawFailover(t, addrs, master)
 	open := func(t *testing.T, extra string) stores.Store {
-		s, err := stores.Open(t.Context(), sentinelURL(addrs, master, "prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
+		s, err := stores.Open(t.Context(), sentinelURL(addrs, master, "max_value_size=1MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+extra))
 		require.NoError(t, err)
 		return s
 	}
 	storetest.Run(t, func(t *testing.T) stores.Store { return open(t, "") }, conformanceOptions{
+		MaxValueSize: 1 << 20,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
 			return open(t, "&default_ttl="+def.String())
 		},

@@ -14,15 +14,33 @@ import (
 // [OpenAndPing] runs them through Ping.
 
 // explainPing rewords the error of a PING that says more than go-redis
-// tells: sentinels that answer but do not know the master's name (go-redis
+// tells: refused credentials (an error wrapping ErrAuth); sentinels that answer but do not know the master's name (go-redis
 // says "all sentinels specified in configuration are unreachable: redis:
 // nil").
 func (r *Redis) explainPing(err error) error {
+	if isRedisAuthError(err) {
+		// The server's own words name the user, never the password.
+		return fmt.Errorf("%w: %v", ErrAuth, err)
+	}
 	if r.sentinel != nil && errors.Is(err, redis.Nil) {
 		return fmt.Errorf("the sentinels that answered know no master named %q (SENTINEL GET-MASTER-ADDR-BY-NAME returned nothing): check the master name, the URL's path /MASTER_NAME (%v)",
 			r.sentinel.MasterName, err)
 	}
 	return err
+}
+
+// isRedisAuthError reports whether err is a server's refusal of the
+// credentials: WRONGPASS (a wrong user or password, Redis 6 and later),
+// NOAUTH (a password required and none given) or an AUTH of a server
+// without a password (Redis before 6).
+func isRedisAuthError(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") ||
+		strings.Contains(msg, "AUTH <password> called without any password configured")
 }
 
 // checkNotClusterNode refuses a single-server store whose server is a

@@ -47,13 +47,17 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// TestRedisConformance runs the suite on redis:// with max_value_size=8MiB:
+// above the suite's 5 MiB value, which is stored whole, and a limit the
+// refused writes check.
 func TestRedisConformance(t *testing.T) {
 	raw := rawRedis(t)
 	storetest.Run(t, func(t *testing.T) stores.Store {
-		return openRedisURL(t, "prefix="+url.QueryEscape(storetest.Namespace(t)))
+		return openRedisURL(t, "max_value_size=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t)))
 	}, conformanceOptions{
+		MaxValueSize: 8 << 20,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store {
-			return openRedisURL(t, "prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
+			return openRedisURL(t, "max_value_size=8MiB&prefix="+url.QueryEscape(storetest.Namespace(t))+"&default_ttl="+def.String())
 		},
 	}.plantIn(raw))
 }

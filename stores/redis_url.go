@@ -26,7 +26,9 @@ import (
 //	rediss+sentinel://...                               (TLS)
 //
 // Every form reads prefix, default_ttl, max_value_size, dial_timeout,
-// read_timeout, write_timeout and pool_size itself, with one meaning
+// read_timeout, write_timeout (each at most 1h), pool_size and, for the
+// TLS forms (rediss...), skip_verify (true: TLS without verifying the
+// server's certificate; refused without TLS) itself, with one meaning
 // everywhere. The cluster and sentinel forms hand their other parameters
 // to go-redis's own URL parsing (redis.ParseClusterURL,
 // redis.ParseFailoverURL), which names any it does not know, except those
@@ -45,9 +47,9 @@ func init() {
 //	redis://[user:pass@]host[:port][/db]?prefix=app:&default_ttl=5m
 //
 // Parameters: prefix, default_ttl, dial_timeout, read_timeout,
-// write_timeout, pool_size, max_value_size (RedisConfig.MaxValueSize).
-// rediss:// connects with TLS, verifying the server's certificate against
-// host.
+// write_timeout, pool_size, max_value_size (RedisConfig.MaxValueSize),
+// skip_verify (rediss:// only). rediss:// connects with TLS, verifying the
+// server's certificate against host unless skip_verify=true.
 func openRedis(_ context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	if err := checkRedisURLShape(u, scheme, "host:port/db"); err != nil {
@@ -80,12 +82,11 @@ func openRedis(_ context.Context, u *url.URL) (Store, error) {
 		}
 		opts.DB = n
 	}
-	if scheme == "rediss" {
-		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-
 	p := NewParams(u)
 	rp := readRedisParams(p)
+	if scheme == "rediss" {
+		opts.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: rp.skipVerify} //nolint:gosec // only when the URL asks (skip_verify)
+	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolSize = rp.dial, rp.read, rp.write, rp.poolSize
 	if err := p.Err(); err != nil {
 		return nil, err
@@ -103,6 +104,8 @@ type redisParams struct {
 	hasPrefix         bool
 	dial, read, write time.Duration
 	poolSize          int
+	skipVerify        bool // skip_verify: TLS without checking the certificate
+	hasSkipVerify     bool
 }
 
 func readRedisParams(p *Params) redisParams {
@@ -110,16 +113,21 @@ func readRedisParams(p *Params) redisParams {
 	rp.cfg.Prefix, rp.hasPrefix = p.lookup("prefix")
 	rp.cfg.DefaultTTL = p.Duration("default_ttl", 0)
 	rp.cfg.MaxValueSize = p.bytesIn("max_value_size", 0, 1, math.MaxInt64)
-	rp.dial = p.positiveDuration("dial_timeout", 0)
-	rp.read = p.positiveDuration("read_timeout", 0)
-	rp.write = p.positiveDuration("write_timeout", 0)
+	rp.dial = p.durationIn("dial_timeout", 0, maxRedisTimeout)
+	rp.read = p.durationIn("read_timeout", 0, maxRedisTimeout)
+	rp.write = p.durationIn("write_timeout", 0, maxRedisTimeout)
 	rp.poolSize = p.intIn("pool_size", 0, 1, maxConns)
+	_, rp.hasSkipVerify = p.q["skip_verify"]
+	rp.skipVerify = p.Bool("skip_verify", false)
 	return rp
 }
 
 func (rp redisParams) check(scheme string) error {
 	if rp.hasPrefix && rp.cfg.Prefix == "" {
 		return fmt.Errorf("stores: %s URL: parameter prefix is empty: Clear needs a namespace", scheme)
+	}
+	if rp.hasSkipVerify && !strings.HasPrefix(scheme, "rediss") {
+		return fmt.Errorf("stores: %s URL: parameter skip_verify is for TLS: use rediss%s://", scheme, strings.TrimPrefix(scheme, "redis"))
 	}
 	return nil
 }
@@ -159,7 +167,7 @@ var replicaReads = func() map[string]string {
 // route_by_latency, route_by_latency_tolerance and route_randomly, which
 // would read from replicas. rediss+cluster:// connects to every node with
 // TLS, verifying each node's certificate against the address it is
-// reached at.
+// reached at (unless skip_verify=true).
 func openRedisCluster(_ context.Context, u *url.URL) (Store, error) {
 	scheme := strings.ToLower(u.Scheme)
 	if err := checkRedisURLShape(u, scheme, "host:port,host:port/"); err != nil {
@@ -196,7 +204,7 @@ func openRedisCluster(_ context.Context, u *url.URL) (Store, error) {
 		co.Username = u.User.Username()
 		co.Password, _ = u.User.Password()
 	}
-	co.TLSConfig = redisTLS(scheme, false)
+	co.TLSConfig = redisTLS(scheme, rp.skipVerify)
 	co.DialTimeout, co.ReadTimeout, co.WriteTimeout, co.PoolSize = rp.dial, rp.read, rp.write, rp.poolSize
 	applyClusterDefaults(co)
 	return newRedisStore(rp.cfg, redis.NewClusterClient(co), true)
@@ -214,7 +222,7 @@ func openRedisCluster(_ context.Context, u *url.URL) (Store, error) {
 // and later refuse AUTH on a server without a password, and sentinels
 // often have none). Parameters: those of openRedis, sentinel_username,
 // sentinel_password, and go-redis's failover parameters (pool_timeout,
-// min_retry_backoff, skip_verify for rediss+sentinel, ...), except
+// min_retry_backoff, ...), except
 // replica_only, use_disconnected_replicas, route_by_latency,
 // route_by_latency_tolerance and route_randomly, which would read from
 // replicas, and master_name, username, password and db, which the URL
@@ -262,11 +270,7 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 		rest.Add("addr", s)
 	}
 	rest.Set("master_name", master)
-	base := "redis"
-	if scheme == "rediss+sentinel" {
-		base = "rediss" // so that go-redis reads skip_verify
-	}
-	fo, err := redis.ParseFailoverURL((&url.URL{Scheme: base, Host: seeds[0], Path: "/" + strconv.Itoa(db), RawQuery: rest.Encode()}).String())
+	fo, err := redis.ParseFailoverURL((&url.URL{Scheme: "redis", Host: seeds[0], Path: "/" + strconv.Itoa(db), RawQuery: rest.Encode()}).String())
 	if err != nil {
 		return nil, goRedisURLError(scheme, err)
 	}
@@ -275,7 +279,7 @@ func openRedisSentinel(_ context.Context, u *url.URL) (Store, error) {
 		fo.Username = u.User.Username()
 		fo.Password, _ = u.User.Password()
 	}
-	fo.TLSConfig = redisTLS(scheme, fo.TLSConfig != nil && fo.TLSConfig.InsecureSkipVerify)
+	fo.TLSConfig = redisTLS(scheme, rp.skipVerify)
 	fo.DialTimeout, fo.ReadTimeout, fo.WriteTimeout, fo.PoolSize = rp.dial, rp.read, rp.write, rp.poolSize
 	applyFailoverDefaults(fo)
 	r, err := newRedisStore(rp.cfg, redis.NewFailoverClient(fo), true)

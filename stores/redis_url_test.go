@@ -40,7 +40,9 @@ func TestRedisClusterSentinelURLErrors(t *testing.T) {
 		{"nok, cluster bad go-redis integer", c + "/?max_redirects=many", []string{"max_redirects"}},
 		{"nok, cluster repeated go-redis parameter", c + "/?max_redirects=1&max_redirects=2", []string{"max_redirects", "given 2 times"}},
 		{"nok, cluster bad addr parameter", c + "/?addr=nowhere", []string{"addr", `"nowhere"`, "host:port"}},
-		{"nok, cluster skip_verify", "rediss+cluster://127.0.0.1:7000/?skip_verify=true", []string{`unknown parameter "skip_verify"`}},
+		{"nok, cluster skip_verify without TLS", c + "/?skip_verify=true", []string{"skip_verify is for TLS", "rediss+cluster://"}},
+		{"nok, cluster bad skip_verify", "rediss+cluster://127.0.0.1:7000/?skip_verify=maybe", []string{"skip_verify", `"maybe"`}},
+		{"nok, redis skip_verify without TLS", "redis://127.0.0.1:6379/0?skip_verify=true", []string{"skip_verify is for TLS", "rediss://"}},
 		{"nok, cluster fragment", c + "/#x", []string{"fragment"}},
 		{"nok, cluster opaque", "redis+cluster:127.0.0.1:7000", []string{"opaque"}},
 		{"nok, cluster hash tag prefix", c + "/?prefix=%7Bapp%7D:", []string{"hash tag {app}"}},
@@ -62,7 +64,7 @@ func TestRedisClusterSentinelURLErrors(t *testing.T) {
 		{"nok, sentinel unknown parameter", s + "/mymaster?sentinel_pass=x", []string{`unknown parameter "sentinel_pass"`}},
 		{"nok, sentinel username without password", s + "/mymaster?sentinel_username=u", []string{"sentinel_username without sentinel_password"}},
 		{"nok, sentinel repeated sentinel_password", s + "/mymaster?sentinel_password=a&sentinel_password=b", []string{"sentinel_password given 2 times"}},
-		{"nok, sentinel skip_verify without TLS", s + "/mymaster?skip_verify=true", []string{`unknown parameter "skip_verify"`}},
+		{"nok, sentinel skip_verify without TLS", s + "/mymaster?skip_verify=true", []string{"skip_verify is for TLS", "rediss+sentinel://"}},
 		{"nok, sentinel bad go-redis boolean", "rediss+sentinel://127.0.0.1:26379/mymaster?skip_verify=maybe", []string{"skip_verify"}},
 		{"nok, sentinel bad pool_size", s + "/mymaster?pool_size=-3", []string{"pool_size", `"-3"`}},
 	}
@@ -92,6 +94,9 @@ func TestRedisClusterSentinelURLErrors(t *testing.T) {
 		"redis+sentinel://user:pass@127.0.0.1:26379/my%20master?sentinel_username=s&sentinel_password=p",
 		"redis+sentinel://127.0.0.1:26379/mymaster?sentinel_password=p",
 		"rediss+sentinel://sentinel.example.com:26379/mymaster?skip_verify=true",
+		"rediss+cluster://cache-0.example.com:6380/?skip_verify=true",
+		"rediss://cache.example.com:6380/0?skip_verify=true",
+		"rediss+cluster://127.0.0.1:7000/?pool_timeout=1h&conn_max_lifetime=24h&max_retry_backoff=1m",
 	} {
 		t.Run("ok, "+ok, func(t *testing.T) {
 			st, err := stores.Open(t.Context(), ok)

@@ -8,8 +8,8 @@
 //
 // # Expiry
 //
-// The ttl argument of [Store.Set], [Store.Add] and [Store.SetMany] follows
-// one rule on every backend:
+// The ttl argument of [Store.Set], [Store.Add] and [MultiSetter.SetMany]
+// follows one rule on every backend:
 //
 //   - ttl > 0: the entry expires after ttl. Backends with a coarser clock
 //     round up (memcached counts whole seconds; a ttl over 30 days is sent to
@@ -104,7 +104,9 @@ var (
 	// ErrNotFound is returned by Get when the key is absent or expired.
 	ErrNotFound = errors.New("stores: cache miss")
 	// ErrNotInteger is returned by Incr when the stored value is not a
-	// decimal integer, or when the result would overflow int64.
+	// counter in the form [Incrementer] defines (Redis's: an optional '-'
+	// and digits, no leading zeros, no '+', no spaces, within int64), or
+	// when the result would overflow int64.
 	ErrNotInteger = errors.New("stores: value is not an integer")
 	// ErrTooLarge is returned when a value is larger than the backend can
 	// store (memcached's item size limit, for example). The key's previous

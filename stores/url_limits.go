@@ -28,6 +28,15 @@ const (
 	// maxRedisBuffer bounds go-redis's pipeline buffer sizes, allocated
 	// per connection: 64 MiB.
 	maxRedisBuffer = 64 << 20
+	// maxRedisTimeout bounds the timeouts handed to go-redis (dial, read,
+	// write, pool, dialer retry): an hour, past which a call that waits is
+	// a hung app, not a slow network.
+	maxRedisTimeout = time.Hour
+	// maxRedisBackoff bounds go-redis's pauses between retries: a minute.
+	maxRedisBackoff = time.Minute
+	// maxRedisConnAge bounds the connection ages and idle times handed to
+	// go-redis: a day.
+	maxRedisConnAge = 24 * time.Hour
 )
 
 // positiveDuration returns the value of name, which must be above zero, or
@@ -37,6 +46,18 @@ func (p *Params) positiveDuration(name string, def time.Duration) time.Duration 
 	d := p.Duration(name, def)
 	if given && d == 0 && p.err == nil {
 		p.fail(name, v[0], "a duration above zero such as 500ms or 2s (leave the parameter out for the default)")
+	}
+	return d
+}
+
+// durationIn returns the value of name, which must be above zero and at
+// most hi, or def when absent.
+func (p *Params) durationIn(name string, def, hi time.Duration) time.Duration {
+	v, given := p.q[name]
+	d := p.positiveDuration(name, def)
+	if given && p.err == nil && d > hi {
+		p.fail(name, v[0], "a duration above zero of at most "+hi.String())
+		return def
 	}
 	return d
 }
@@ -94,20 +115,28 @@ var goRedisInts = map[string]goRedisInt{
 	"failing_timeout_seconds":    {lo: 1, hi: 86400},
 }
 
+// goRedisDuration is the range of a duration parameter the cluster and
+// sentinel forms hand to go-redis: noZero refuses 0, which go-redis reads
+// (as any value below it) as -1, "disabled", and which for some leaves
+// nothing sensible (a pool that never waits, dial retries without pause);
+// max is the longest accepted.
+type goRedisDuration struct {
+	noZero bool
+	max    time.Duration
+}
+
 // goRedisDurations are the duration parameters of go-redis's cluster and
-// failover URL parsing, with whether 0 is refused: go-redis reads 0 (and
-// any value below it) as -1, "disabled", which for these two leaves
-// nothing sensible (a pool that never waits, dial retries without pause).
-var goRedisDurations = map[string]bool{
-	"min_retry_backoff":        false,
-	"max_retry_backoff":        false,
-	"dialer_retry_timeout":     true,
-	"pool_timeout":             true,
-	"conn_max_lifetime":        false,
-	"conn_max_lifetime_jitter": false,
-	"conn_max_idle_time":       false,
-	"idle_timeout":             false,
-	"max_conn_age":             false,
+// failover URL parsing.
+var goRedisDurations = map[string]goRedisDuration{
+	"min_retry_backoff":        {max: maxRedisBackoff},
+	"max_retry_backoff":        {max: maxRedisBackoff},
+	"dialer_retry_timeout":     {noZero: true, max: maxRedisTimeout},
+	"pool_timeout":             {noZero: true, max: maxRedisTimeout},
+	"conn_max_lifetime":        {max: maxRedisConnAge},
+	"conn_max_lifetime_jitter": {max: maxRedisConnAge},
+	"conn_max_idle_time":       {max: maxRedisConnAge},
+	"idle_timeout":             {max: maxRedisConnAge},
+	"max_conn_age":             {max: maxRedisConnAge},
 }
 
 // checkGoRedisNumbers checks the numeric parameters in rest, which the
@@ -138,11 +167,15 @@ func checkGoRedisNumbers(scheme string, rest map[string][]string) error {
 			}
 			continue
 		}
-		if noZero, ok := goRedisDurations[name]; ok {
+		if r, ok := goRedisDurations[name]; ok {
 			p := &Params{scheme: scheme, q: map[string][]string{name: {v}}, used: map[string]bool{}}
 			d := p.Duration(name, 0)
-			if p.err == nil && noZero && d == 0 {
+			switch {
+			case p.err != nil:
+			case r.noZero && d == 0:
 				p.fail(name, v, "a duration above zero such as 100ms (leave it out for go-redis's default)")
+			case d > r.max:
+				p.fail(name, v, "a duration of at most "+r.max.String()+" (leave it out for go-redis's default)")
 			}
 			if p.err != nil {
 				return p.err

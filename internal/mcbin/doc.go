@@ -26,4 +26,15 @@
 //
 // The binary protocol is deprecated by memcached since 1.6 but still
 // shipped, and it is memcached's only SASL path.
+//
+// # Why a client of our own
+//
+// No maintained Go library fits. github.com/memcachier/mc/v3, the Go
+// client that speaks SASL over the binary protocol, is available here only
+// at v3.0.3, last tagged in 2021; it takes no context (a call cannot be
+// bounded or cancelled by the request's) and has no multi-get (a page with
+// many keys would cost a round trip per key). github.com/bradfitz/gomemcache,
+// which the store uses for the ASCII protocol, speaks no binary protocol
+// and no SASL. So this package implements the part of the binary protocol
+// the store needs, and fuzzes its reply parser (fuzz_test.go).
 package mcbin

@@ -14,6 +14,20 @@
 //
 // Picking costs one hash of the key plus N multiplications: meant for pools of
 // up to a few dozen servers.
+//
+// # Why our own code
+//
+// No maintained rendezvous or consistent-hashing module is available to
+// this project: github.com/dgryski/go-rendezvous,
+// github.com/buraksezer/consistent and github.com/serialx/hashring are not
+// among the modules it can use, and the one that is,
+// github.com/golang/groupcache's consistenthash, has had no release (only
+// untagged commits), hashes with crc32, cannot remove a node, and would
+// bring all of groupcache for sixty lines. go-redis's Ring has rendezvous
+// hashing of its own, in a package it keeps internal (internal/hashtag).
+// The algorithm is short and fully specified by the paper; this package is
+// it, over xxhash (already a dependency), with tests that measure how many
+// keys move and how evenly they spread.
 package rendezvous
 
 import (

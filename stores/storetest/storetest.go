@@ -10,7 +10,7 @@
 //				t.Fatal(err)
 //			}
 //			return s
-//		}, storetest.Options{})
+//		}, storetest.Options{MaxValueSize: 1 << 20})
 //	}
 //
 // The suite checks the contract written in package stores: hits, misses and
@@ -22,8 +22,12 @@
 // read: a refused Set or SetMany leaves the key a miss, never its previous
 // value (see Failed writes in package stores); Incr keeps the entry's
 // expiry whatever the signs of the value and the delta; and reading a value
-// as a counter that is not one (Incr of "eggs") fails with ErrNotInteger
-// and leaves the entry, its value and its expiry, as they were.
+// as a counter that is not one (Incr of "eggs", or of "05", "+5", "-0",
+// " 5" and other forms that are not Redis's; see stores.Incrementer) fails
+// with ErrNotInteger and leaves the entry, its value and its expiry, as
+// they were. Give [Options.MaxValueSize] the backend's size limit (1 MiB
+// in the example), or [Options.NoSizeLimit] the reason it has none: under
+// CI=true a run with neither fails its refused-write check.
 // It uses real time (the expiry checks wait about [Options.ShortTTL]), so it
 // also runs against real servers.
 package storetest
@@ -36,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,8 +60,18 @@ type Options struct {
 	// stores. A larger value must fail with an error wrapping
 	// stores.ErrTooLarge and leave nothing stored under its key.
 	// Optional. Default value 0 (no limit: the suite stores a 5 MiB value and
-	// reads it back whole).
+	// reads it back whole, and cannot check refused writes; see
+	// NoSizeLimit).
 	MaxValueSize int
+
+	// NoSizeLimit says why this run has no MaxValueSize: the backend has no
+	// size limit of its own, or another run of the suite on the same
+	// backend sets one. With MaxValueSize 0 and no NoSizeLimit, the suite's
+	// RefusedWrite check fails under CI (the environment variable CI set to
+	// "true") and is only logged elsewhere, so that a backend that can
+	// refuse a value is never let off the refused-write rule by omission.
+	// Optional. Default value "" (no reason given).
+	NoSizeLimit string
 
 	// ShortTTL is the TTL of the entries the suite waits to see expire. A
 	// backend with a coarse clock needs a longer one than a backend that
@@ -377,7 +392,14 @@ func (s *suite) testLargeValue(t *testing.T) {
 func (s *suite) testRefusedWrite(t *testing.T) {
 	max := s.opt.MaxValueSize
 	if max <= 0 {
-		t.Log("storetest: Options.MaxValueSize is 0; the store refuses no value, so refused writes are not checked")
+		switch {
+		case s.opt.NoSizeLimit != "":
+			t.Logf("storetest: no MaxValueSize (%s); refused writes are not checked in this run", s.opt.NoSizeLimit)
+		case os.Getenv("CI") == "true":
+			t.Fatal("storetest: Options.MaxValueSize is 0 and Options.NoSizeLimit gives no reason: run the suite with the backend's size limit (or say why it has none) so that refused writes are checked")
+		default:
+			t.Log("storetest: Options.MaxValueSize is 0 and Options.NoSizeLimit gives no reason; refused writes are not checked (under CI=true this fails)")
+		}
 		return
 	}
 	st := s.store(t)
@@ -509,7 +531,35 @@ func (s *suite) testIncr(t *testing.T) {
 	require.ErrorIs(t, err, stores.ErrNotInteger, "Incr past MaxInt64 must not wrap")
 	assert.Equal(t, []byte(strconv.FormatInt(math.MaxInt64, 10)), mustGet(t, st, "big"), "a failed Incr changed the value")
 
-	for _, bad := range []string{"abc", "1.5", "12abc", "\x00"} {
+	// The counter form every store accepts (stores.Incrementer): Redis's.
+	for _, c := range []struct {
+		val   string
+		delta int64
+		want  int64
+	}{
+		{"-9223372036854775808", 1, math.MinInt64 + 1},
+		{"0", -1, -1},
+		{"100", -1, 99},
+		{"-10", 5, -5},
+		{"10", -5, 5},
+	} {
+		key := "form-" + hex.EncodeToString([]byte(c.val))
+		require.NoError(t, st.Set(ctx, key, []byte(c.val), stores.DefaultTTL))
+		n, err := stores.Incr(ctx, st, key, c.delta)
+		require.NoError(t, err, "Incr of %q by %d", c.val, c.delta)
+		assert.Equal(t, c.want, n, "Incr of %q by %d", c.val, c.delta)
+		assert.Equal(t, strconv.FormatInt(c.want, 10), string(mustGet(t, st, key)),
+			"Get after Incr of %q by %d must read the plain decimal (no padding)", c.val, c.delta)
+	}
+
+	for _, bad := range []string{
+		"abc", "1.5", "12abc", "\x00",
+		// Not Redis's form, though some parsers take them.
+		"05", "+5", "-0", "00", " 5", "5 ", "5\n", "\t5", "", "-", "+",
+		"0x10", "1e3", "1_000", "\u0665",
+		// Outside int64.
+		"9223372036854775808", "-9223372036854775809", "18446744073709551615", "18446744073709551616",
+	} {
 		key := "bad-" + hex.EncodeToString([]byte(bad))
 		require.NoError(t, st.Set(ctx, key, []byte(bad), stores.DefaultTTL))
 		_, err := stores.Incr(ctx, st, key, 1)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,8 +149,9 @@ func (s *mapStore) Incr(ctx context.Context, key string, delta int64) (int64, er
 		s.set(key, []byte(strconv.FormatInt(delta, 10)), stores.NoExpiry)
 		return delta, nil
 	}
+	// Redis's counter form: strconv.FormatInt's output and nothing else.
 	n, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil || delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
+	if err != nil || strconv.FormatInt(n, 10) != string(v) || delta > 0 && n > math.MaxInt64-delta || delta < 0 && n < math.MinInt64-delta {
 		return 0, stores.ErrNotInteger
 	}
 	n += delta
@@ -176,6 +180,7 @@ func (s *mapStore) Close() error {
 
 func TestSuiteAgainstMapStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) stores.Store { return newMapStore(0) }, storetest.Options{
+		NoSizeLimit:        "the map store has no size limit",
 		ShortTTL:           100 * time.Millisecond,
 		OpenWithDefaultTTL: func(t *testing.T, def time.Duration) stores.Store { return newMapStore(def) },
 	})
@@ -226,7 +231,8 @@ func TestSuiteWithPlant(t *testing.T) {
 	// Another namespace of the same "backend": a store the suite never sees.
 	neighbour := newMapStore(0)
 	storetest.Run(t, func(t *testing.T) stores.Store { return newMapStore(0) }, storetest.Options{
-		ShortTTL: 100 * time.Millisecond,
+		NoSizeLimit: "the map store has no size limit",
+		ShortTTL:    100 * time.Millisecond,
 		Plant: func(t *testing.T, key string) {
 			if err := neighbour.Set(t.Context(), key, []byte("planted"), stores.NoExpiry); err != nil {
 				t.Fatal(err)
@@ -247,5 +253,30 @@ func TestNamespaceIsUnique(t *testing.T) {
 			t.Fatalf("Namespace returned %q twice", ns)
 		}
 		seen[ns] = true
+	}
+}
+
+// TestSuiteRequiresSizeLimitUnderCI runs a suite without MaxValueSize or
+// NoSizeLimit in a child process with CI=true: its RefusedWrite check must
+// fail rather than be skipped.
+func TestSuiteRequiresSizeLimitUnderCI(t *testing.T) {
+	if os.Getenv("STORETEST_CHILD") == "1" {
+		storetest.Run(t, func(t *testing.T) stores.Store { return newMapStore(0) }, storetest.Options{
+			ShortTTL: 100 * time.Millisecond,
+		})
+		return
+	}
+	run := func(ci string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSuiteRequiresSizeLimitUnderCI$/^RefusedWrite$", "-test.v")
+		cmd.Env = append(os.Environ(), "STORETEST_CHILD=1", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("true")
+	if err == nil || !strings.Contains(out, "--- FAIL: TestSuiteRequiresSizeLimitUnderCI/RefusedWrite") || !strings.Contains(out, "Options.MaxValueSize is 0") {
+		t.Fatalf("under CI=true a suite without a size limit did not fail its RefusedWrite check (err %v):\n%s", err, out)
+	}
+	if out, err := run(""); err != nil {
+		t.Fatalf("outside CI the missing limit must only be logged (err %v):\n%s", err, out)
 	}
 }

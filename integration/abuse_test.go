@@ -176,7 +176,10 @@ func openRedisAbuse(t *testing.T) *abuseStore {
 func openMemcachedAbuse(t *testing.T) *abuseStore {
 	srv := servertest.StartMemcached(t)
 	prefix := namespace("abuse")
-	s := openStore(t, "memcached://"+srv.Addr()+"?prefix="+prefix)
+	// The store's own i/o timeout as long as abuseCache's StoreTimeout: on
+	// a loaded machine a write that outlives the default is lost, and the
+	// tests that look for what was stored would not find it.
+	s := openStore(t, "memcached://"+srv.Addr()+"?timeout=5s&prefix="+prefix)
 	mc := memcache.New(srv.Addr())
 	mc.Timeout = 5 * time.Second
 	a := &abuseStore{store: s}

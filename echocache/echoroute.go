@@ -45,6 +45,12 @@ func (f *echoRoute) Run(ec echo.Context, r *http.Request, w http.ResponseWriter)
 	res := ec.Response()
 	orig, origReq := res.Writer, ec.Request()
 	res.Writer = w
+	if r.URL.RawQuery != origReq.URL.RawQuery {
+		// Echo keeps the query it parsed across SetRequest: the handler's
+		// QueryParam and QueryParams follow r (without ignored
+		// parameters), as QueryString does.
+		defer pagecache.NarrowQuery(ec.QueryParams(), r)()
+	}
 	ec.SetRequest(r)
 	defer func() {
 		res.Writer = orig

@@ -111,6 +111,13 @@ type RouteConfig struct {
 
 	// IgnoreQueryParams lists query parameter names left out of the key,
 	// as path.Match globs ("utm_*").
+	// The handler of a miss or of a stale page's refresh runs with
+	// these parameters removed from the request (URL.RawQuery,
+	// RequestURI, the form, c.QueryParam, c.QueryParams and
+	// c.QueryString), so that the page stored for "?a=1&utm_source=x"
+	// is byte for byte the page of "?a=1", which it is served for;
+	// middleware outside the route cache sees the request as it came. A request the cache passes through without
+	// storing its answer (a bypass) keeps its query.
 	// Optional. Default value DefaultIgnoreQueryParams; an empty, non-nil
 	// slice keeps every parameter.
 	IgnoreQueryParams []string

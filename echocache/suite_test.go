@@ -3,6 +3,7 @@ package echocache_test
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -72,6 +73,7 @@ func (a *v4App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	if cfg.Outer != nil {
 		mws = append(mws, func(next echo.HandlerFunc) echo.HandlerFunc {
 			return func(c echo.Context) error {
+				_ = c.QueryParams()
 				cfg.Outer(c.Response(), c.Request())
 				return next(c)
 			}
@@ -92,6 +94,9 @@ func (a *v4App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 
 type v4Ctx struct{ c echo.Context }
 
+func (x v4Ctx) QueryParam(name string) string { return x.c.QueryParam(name) }
+func (x v4Ctx) QueryParams() url.Values       { return x.c.QueryParams() }
+func (x v4Ctx) QueryString() string           { return x.c.QueryString() }
 func (x v4Ctx) Request() *http.Request        { return x.c.Request() }
 func (x v4Ctx) Response() http.ResponseWriter { return x.c.Response() }
 func (x v4Ctx) SetTTL(ttl time.Duration)      { echocache.SetTTL(x.c, ttl) }

@@ -64,6 +64,13 @@ type RouteConfig struct {
 
 	// IgnoreQueryParams lists query parameter names (path.Match globs)
 	// left out of the key.
+	// The handler of a miss or of a stale page's refresh runs with
+	// these parameters removed from the request (URL.RawQuery,
+	// RequestURI, the form, c.QueryParam, c.QueryParams and
+	// c.QueryString), so that the page stored for "?a=1&utm_source=x"
+	// is byte for byte the page of "?a=1", which it is served for;
+	// middleware outside the route cache sees the request as it came. A request the cache passes through without
+	// storing its answer (a bypass) keeps its query.
 	// Optional. Default value echocache.DefaultIgnoreQueryParams.
 	IgnoreQueryParams []string
 
@@ -255,6 +262,12 @@ func (r responseFlusher) Unwrap() http.ResponseWriter { return r.Response }
 func (f *route) Run(c *echo.Context, r *http.Request, w http.ResponseWriter) (*http.Request, error) {
 	orig, origReq := c.Response(), c.Request()
 	c.SetResponse(w)
+	if r.URL.RawQuery != origReq.URL.RawQuery {
+		// Echo keeps the query it parsed across SetRequest: the handler's
+		// QueryParam and QueryParams follow r (without ignored
+		// parameters), as QueryString does.
+		defer pagecache.NarrowQuery(c.QueryParams(), r)()
+	}
 	c.SetRequest(r)
 	defer func() {
 		c.SetResponse(orig)

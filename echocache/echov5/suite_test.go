@@ -2,6 +2,7 @@ package echov5_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -70,6 +71,7 @@ func (a *v5App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 	if cfg.Outer != nil {
 		mws = append(mws, func(next echo.HandlerFunc) echo.HandlerFunc {
 			return func(c *echo.Context) error {
+				_ = c.QueryParams()
 				cfg.Outer(c.Response(), c.Request())
 				return next(c)
 			}
@@ -90,6 +92,9 @@ func (a *v5App) Route(path string, cfg routetest.Config, h routetest.Handler) {
 
 type v5Ctx struct{ c *echo.Context }
 
+func (x v5Ctx) QueryParam(name string) string { return x.c.QueryParam(name) }
+func (x v5Ctx) QueryParams() url.Values       { return x.c.QueryParams() }
+func (x v5Ctx) QueryString() string           { return x.c.QueryString() }
 func (x v5Ctx) Request() *http.Request        { return x.c.Request() }
 func (x v5Ctx) Response() http.ResponseWriter { return x.c.Response() }
 func (x v5Ctx) SetTTL(ttl time.Duration)      { echov5.SetTTL(x.c, ttl) }

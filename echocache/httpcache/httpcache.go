@@ -63,6 +63,13 @@ type RouteConfig struct {
 
 	// IgnoreQueryParams lists query parameter names (path.Match globs)
 	// left out of the key.
+	// The handler of a miss or of a stale page's refresh runs with
+	// these parameters removed from the request (URL.RawQuery,
+	// RequestURI, the form), so that the page stored for
+	// "?a=1&utm_source=x" is byte for byte the page of "?a=1", which
+	// it is served for; middleware outside the route cache sees the
+	// request as it came. A request the cache passes through without
+	// storing its answer (a bypass) keeps its query.
 	// Optional. Default value echocache.DefaultIgnoreQueryParams.
 	IgnoreQueryParams []string
 

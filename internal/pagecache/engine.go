@@ -359,7 +359,7 @@ func (r *Route[C]) Handle(c C) error {
 	switch lk.state {
 	case lookStale:
 		cc.CountLookup(req.Context(), core.FeaturePage, core.ResultStale, "")
-		r.refresh(c, req, pageKey, e, lk.atPage)
+		r.refresh(c, m.keying.withoutIgnored(req), pageKey, e, lk.atPage)
 		return r.serve(req, inm, fe.Writer(c), e, StatusStale, m.cs.hit(e, now, lk.local), now)
 	case lookFailed:
 		// Fail open: the core has counted and logged the store error; the
@@ -375,5 +375,7 @@ func (r *Route[C]) Handle(c C) error {
 		return r.pass(c, req, m.cs.passed(res, detail)) // with what the budget has left
 	}
 
-	return r.miss(c, req, kb, pageKey, &lk, e)
+	// The handler of a page to be stored sees the request without the
+	// query parameters its key ignores (keys.go, withoutIgnored).
+	return r.miss(c, m.keying.withoutIgnored(req), kb, pageKey, &lk, e)
 }

@@ -337,3 +337,85 @@ func appendVaryValues(dst []byte, h http.Header, a, b []string) []byte {
 	}
 	return dst
 }
+
+// withoutIgnored returns req as the handler of a miss or a refresh sees it:
+// without the query parameters the page key ignores (IgnoreQueryParams),
+// removed from URL.RawQuery and RequestURI, the others kept as written and
+// in their order, so that the page stored is what a request without them
+// would get. It returns req itself when the key ignores nothing of its
+// query (also for KeyFunc and DropQuery routes, whose keys do not follow
+// the query). The copy shares req's context and header; its Form is
+// reset so that a form parsed before from the full query is parsed again.
+func (k *keying) withoutIgnored(req *http.Request) *http.Request {
+	if k.custom || k.dropQuery || req.URL == nil || req.URL.RawQuery == "" {
+		return req
+	}
+	raw, ok := stripIgnored(req.URL.RawQuery, k.ignore)
+	if !ok {
+		return req
+	}
+	r2 := new(http.Request)
+	*r2 = *req
+	u := *req.URL
+	u.RawQuery = raw
+	r2.URL = &u
+	if i := strings.IndexByte(req.RequestURI, '?'); i >= 0 {
+		r2.RequestURI = req.RequestURI[:i]
+		if raw != "" {
+			r2.RequestURI += "?" + raw
+		}
+	}
+	r2.Form, r2.PostForm, r2.MultipartForm = nil, nil, nil
+	return r2
+}
+
+// stripIgnored returns raw without its parameters whose (decoded) names
+// ignore matches, and whether it left any out.
+func stripIgnored(raw string, ignore *ignoreList) (string, bool) {
+	if ignore == nil || len(ignore.globs) == 0 {
+		return raw, false
+	}
+	var b strings.Builder
+	dropped := false
+	for part := range strings.SplitSeq(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil && name != "" && ignore.match(n) {
+			dropped = true
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	if !dropped {
+		return raw, false
+	}
+	return b.String(), true
+}
+
+// NarrowQuery makes q, the parsed query an Echo context keeps for its
+// request (Echo v4 and v5 parse it once per request and keep it across
+// SetRequest), agree with r, the request without ignored parameters a
+// handler is run with (withoutIgnored): it removes from q the names r's
+// query lacks, and returns the function that puts them back. A front end
+// calls it only when r's raw query differs from that of the context's
+// request.
+func NarrowQuery(q url.Values, r *http.Request) (restore func()) {
+	keep := r.URL.Query()
+	var removed url.Values
+	for name, vs := range q {
+		if _, ok := keep[name]; !ok {
+			if removed == nil {
+				removed = url.Values{}
+			}
+			removed[name] = vs
+			delete(q, name)
+		}
+	}
+	return func() {
+		for name, vs := range removed {
+			q[name] = vs
+		}
+	}
+}

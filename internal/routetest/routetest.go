@@ -77,7 +77,8 @@ type Config struct {
 
 	// Outer is middleware outside the route cache, run before it on every
 	// request: it may set response headers on w and change r's headers in
-	// place.
+	// place. The Echo front ends parse the query (c.QueryParams) before
+	// calling it, as analytics middleware would: Echo keeps it.
 	Outer func(w http.ResponseWriter, r *http.Request)
 	// RecoverInside puts the front end's recovering middleware between the
 	// route cache and the handler: Echo's middleware.Recover; for net/http
@@ -126,6 +127,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("context-ended", func(t *testing.T) { contextEnded(t, fe, open) })
 			t.Run("head-from-get", func(t *testing.T) { headFromGet(t, fe, open) })
 			t.Run("informational", func(t *testing.T) { informational(t, fe, open) })
+			t.Run("ignored-query", func(t *testing.T) { ignoredQuery(t, fe, open) })
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })

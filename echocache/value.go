@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/echocache/echocache/internal/record"
 )
@@ -227,11 +228,20 @@ type TypeMismatchError struct {
 
 // Error implements error.
 func (e *TypeMismatchError) Error() string {
-	msg := fmt.Sprintf("echocache: %q holds a %s, which a %s cannot hold", e.Key, e.Stored, e.Want)
+	msg := fmt.Sprintf("echocache: %q holds %s, which %s cannot hold", e.Key, withArticle(e.Stored), withArticle(e.Want))
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
 	return msg
+}
+
+// withArticle puts "a" or "an" before a noun or a Go type's name: "an
+// integer 7", "an encoded value", "an int", "a uint8", "a []byte".
+func withArticle(s string) string {
+	if s != "" && strings.IndexByte("aeioAEIO", s[0]) >= 0 {
+		return "an " + s
+	}
+	return "a " + s
 }
 
 // Is reports whether target is ErrTypeMismatch.

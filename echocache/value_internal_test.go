@@ -194,3 +194,19 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 	})
 }
+
+// TestTypeMismatchErrorWording: the message puts the right article before
+// what the entry holds and the type asked for.
+func TestTypeMismatchErrorWording(t *testing.T) {
+	for _, tc := range []struct {
+		stored, want, msg string
+	}{
+		{"encoded value", "int", `echocache: "k" holds an encoded value, which an int cannot hold`},
+		{"integer 1000", "int8", `echocache: "k" holds an integer 1000, which an int8 cannot hold`},
+		{"string", "uint8", `echocache: "k" holds a string, which a uint8 cannot hold`},
+		{"[]byte", "echocache.pair", `echocache: "k" holds a []byte, which an echocache.pair cannot hold`},
+	} {
+		err := &TypeMismatchError{Key: "k", Stored: tc.stored, Want: tc.want}
+		assert.Equal(t, tc.msg, err.Error())
+	}
+}

@@ -385,7 +385,10 @@ func (m *Memcached) Clear(ctx context.Context) error {
 // ErrAuth; a server that does not answer while others do, a *NodeError.
 // A store without credentials whose server accepts the connection and then
 // says nothing (a memcached -Y server spoken to in binary, or a -S one in
-// ASCII) gets an error saying that credentials are probably needed.
+// ASCII) gets an error saying that credentials are probably needed; one
+// with SASL credentials whose server does not answer the SASL handshake
+// (a memcached -Y server), one saying that the server may expect ASCII
+// authentication.
 func (m *Memcached) Ping(ctx context.Context) error {
 	if err := m.check(ctx); err != nil {
 		return err
@@ -401,8 +404,13 @@ func (m *Memcached) Ping(ctx context.Context) error {
 				err = nil
 			}
 		}
-		if err != nil && !m.auth && silentAfterConnect(err) {
+		var te *mcbin.TransportError
+		switch {
+		case err == nil || !silentAfterConnect(err):
+		case !m.auth:
 			err = fmt.Errorf("%w; the server took the connection but did not answer: credentials are probably needed (memcached -Y: memcached://user:pass@host; memcached -S: saslmemcached://user:pass@host)", err)
+		case m.binary && errors.As(err, &te) && te.Op == "auth":
+			err = fmt.Errorf("%w; the server took the connection but did not answer the SASL handshake: it may expect memcached's ASCII authentication (memcached -Y: memcached://user:pass@host)", err)
 		}
 		return err
 	})

@@ -2,7 +2,9 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -48,7 +50,13 @@ func authenticate(ctx context.Context, c net.Conn, addr, user, pass string, time
 	}
 	line, err := readLine(c, 256)
 	if err != nil {
-		return fmt.Errorf("stores: memcached at %s: reading the answer to user %q's credentials: %w", addr, user, err)
+		hint := ""
+		if errors.Is(err, io.EOF) || isTimeout(err) {
+			// A memcached -S server reads the ASCII set as a binary
+			// request it cannot parse, and closes the connection or waits.
+			hint = "; the server closed the connection or did not answer memcached's ASCII authentication: it may expect SASL (memcached -S: saslmemcached://user:pass@host)"
+		}
+		return fmt.Errorf("stores: memcached at %s: reading the answer to user %q's credentials: %w%s", addr, user, err, hint)
 	}
 	switch {
 	case line == "STORED":

@@ -2,10 +2,13 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +45,27 @@ func installRedisLogger() bool {
 	return true
 }
 
+// quietRedisLine reports whether a go-redis line goes to slog.Default()
+// at debug level rather than to stderr: the sentinel client's note of the
+// sentinel it selected (informational, on every start), and its lines
+// about a master name the sentinels do not know (redis.Nil), one per
+// sentinel and one per failed dial, which the store's caller gets as the store's error
+// (OpenAndPing: "the sentinels answered but know no master named ...").
+func quietRedisLine(format string, v []any) bool {
+	switch {
+	case strings.HasPrefix(format, "sentinel: selected addr="):
+		return true
+	case strings.HasPrefix(format, "sentinel: GetMasterAddrByName "),
+		strings.HasPrefix(format, "redis: connection pool: failed to dial"):
+		for _, a := range v {
+			if err, ok := a.(error); ok && errors.Is(err, redis.Nil) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // redisLogger is go-redis's default logger, rate-limited per format.
 type redisLogger struct {
 	log      *log.Logger
@@ -73,7 +97,13 @@ func newRedisLogger(w io.Writer, interval time.Duration) *redisLogger {
 const redisLoggerCalldepth = 3
 
 // Printf implements go-redis's logging interface.
-func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
+func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if quietRedisLine(format, v) {
+		if lg := slog.Default(); lg.Enabled(ctx, slog.LevelDebug) {
+			lg.DebugContext(ctx, "stores: go-redis: "+fmt.Sprintf(format, v...))
+		}
+		return
+	}
 	now := l.now()
 	l.mu.Lock()
 	st := l.state[format]

@@ -18,8 +18,10 @@ import (
 // skipped for nodeSkipFor; then one call probes it (the others are skipped
 // for another nodeSkipFor, or until it answers), and a success ends the
 // skip. Skipped calls fail at once with a NodeError whose cause is
-// ErrNodeSkipped, so a wedged master costs each request nothing once it is
-// known, and a failover moves its slots to a node that is not skipped. A
+// ErrNodeSkipped, so once a wedged master is known it costs nothing to the
+// calls skipped, and one timeout to the call that probes it every
+// nodeSkipFor (a caller's call: there is no background probe), and a
+// failover moves its slots to a node that is not skipped. A
 // node that has not failed for nodeForget is forgotten: after a failover
 // nothing calls the old master, and the store's calls go back to the fast
 // path that looks nothing up.

@@ -4,10 +4,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/echocache/echocache/echocache"
+	"github.com/echocache/echocache/internal/core"
+	"github.com/echocache/echocache/internal/pagecache"
 )
 
 // QueryReader is implemented by a Ctx whose framework reads the query
@@ -81,5 +84,30 @@ func ignoredQuery(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.
 				t.Errorf("the shared page holds an ignored parameter: %q", hit.Body.String())
 			}
 		})
+	}
+}
+
+// ignoredQueryRefresh: the background refresh of a stale page, started by
+// a request with an ignored parameter, runs the handler without it too.
+func ignoredQueryRefresh(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
+	c := open(t)
+	k := newClock(c)
+	refreshed := make(chan struct{}, 1)
+	pagecache.HooksOf((*core.Cache)(c)).RefreshDone = func() { refreshed <- struct{}{} }
+	app := fe.NewApp(t, c)
+	var calls atomic.Int64
+	app.Route("/p", Config{TTL: minute, StaleWhileRevalidate: time.Hour}, func(x Ctx) error {
+		calls.Add(1)
+		return reflectQuery(x)
+	})
+	want := Do(app, "", "/p?a=1").Body.String()
+	k.Advance(2 * minute)
+	if rec := Do(app, "", "/p?a=1&utm_source=evil"); rec.Header().Get("X-Cache") != "STALE" {
+		t.Fatalf("after the TTL: X-Cache %q; want STALE", rec.Header().Get("X-Cache"))
+	}
+	<-refreshed
+	rec := Do(app, "", "/p?a=1")
+	if rec.Header().Get("X-Cache") != "HIT" || calls.Load() != 2 || rec.Body.String() != want {
+		t.Errorf("after a refresh started by a campaign link: X-Cache %q, %d runs, body %q; want HIT, 2, %q", rec.Header().Get("X-Cache"), calls.Load(), rec.Body.String(), want)
 	}
 }

@@ -128,6 +128,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("head-from-get", func(t *testing.T) { headFromGet(t, fe, open) })
 			t.Run("informational", func(t *testing.T) { informational(t, fe, open) })
 			t.Run("ignored-query", func(t *testing.T) { ignoredQuery(t, fe, open) })
+			t.Run("ignored-query-refresh", func(t *testing.T) { ignoredQueryRefresh(t, fe, open) })
 		})
 	}
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })

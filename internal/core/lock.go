@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"time"
 
 	"github.com/echocache/echocache/internal/keyspace"
+	"github.com/echocache/echocache/stores"
 )
 
 // Lock takes the cross-process lock named key (stored as "l:"+key) for at
@@ -84,4 +86,36 @@ func PollStore(ctx context.Context, wait time.Duration, try func() bool) bool {
 		pause = min(2*pause, 100*time.Millisecond, left)
 		t.Reset(pause)
 	}
+}
+
+// passMark is the value of a lock key marked pass (MarkPass): no lock
+// token is this short.
+var passMark = []byte("pass")
+
+// MarkPass replaces the lock named key, whoever holds it, with a mark
+// that tells the processes waiting for it, and those that come for ttl,
+// not to wait: the work it guarded gave an answer that cannot be shared
+// (Varnish's hit-for-pass, across processes). A store error is ignored:
+// the waiters then see the lock go, or expire.
+func (c *Cache) MarkPass(ctx context.Context, key string, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	_ = c.Set(WithoutBudget(context.WithoutCancel(ctx)), keyspace.Lock+key, passMark, ttl)
+}
+
+// LockState reports on the lock named key: whether it is held, and
+// whether it is a pass mark (MarkPass), which is not held. err is the
+// store's error; the caller then cannot tell.
+func (c *Cache) LockState(ctx context.Context, key string) (held, pass bool, err error) {
+	v, err := c.Get(ctx, keyspace.Lock+key)
+	switch {
+	case errors.Is(err, stores.ErrNotFound):
+		return false, false, nil
+	case err != nil:
+		return false, false, err
+	case bytes.Equal(v, passMark):
+		return false, true, nil
+	}
+	return true, false, nil
 }

@@ -30,10 +30,13 @@ import (
 //     "fwd=method", "fwd=miss; detail=store-error");
 //   - a miss: when the handler writes its header, through the capture
 //     writer, judged by every rule the status and the header decide
-//     ("fwd=uri-miss; ttl=N; stored", or "detail=set-cookie" ...). What
+//     ("fwd=uri-miss; ttl=N; stored", or "detail=set-cookie" ...; a
+//     request whose context has already ended then, the client gone or
+//     a deadline of inner middleware such as echo's ContextTimeout
+//     passed, says "detail=context": it is never stored). What
 //     is only known after the header went out (a body over MaxBodySize
 //     without a Content-Length that says so, a body shorter than its
-//     Content-Length, the client leaving, SetTTL or Tag after the first
+//     Content-Length, the client leaving afterwards, SetTTL or Tag after the first
 //     write, the ResponseFilter, the store write itself) cannot change
 //     it: such a response says "stored" and is not, which Stats.Bypasses,
 //     the observers and the log tell. "stored" means the page is handed
@@ -210,11 +213,18 @@ func (r *Route[C]) otherURI(c C, req *http.Request, pageKey string, e *entry) bo
 
 // missMember returns the member of a miss whose response header is being
 // written: stored, with its ttl, when every rule the status and the header
-// decide allows it, else the reason of the first that does not.
-func (r *Route[C]) missMember(req *http.Request, cw *captureWriter, rr *request, p *missParams) string {
+// decide allows it, else the reason of the first that does not. ended
+// tells that the request's context has ended by then (the client left,
+// or a deadline inner middleware set passed): detail=context.
+func (r *Route[C]) missMember(req *http.Request, cw *captureWriter, rr *request, p *missParams, ended bool) string {
 	m := r.Engine
 	if p.noStore {
 		return m.cs.missed(p.fwd, p.pass)
+	}
+	if ended {
+		// Not stored, whatever the response: an ended context may have
+		// shaped it (storable).
+		return m.cs.missed(p.fwd, BypassContext)
 	}
 	if reason := r.refusal(req, cw, rr, false); reason != "" {
 		return m.cs.missed(p.fwd, reason)

@@ -169,10 +169,14 @@ func (m *Engine) dropCorrupt(ctx context.Context, lk *lookup, key string, err er
 	m.cache.DropCorrupt(ctx, "page entry", key, err)
 }
 
-// awaitOther waits, after another process took the page's lock, for the
-// page to appear in the store, until LockTimeout. done reports whether the
-// request was answered (from the store, or with ctx's error).
-func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
+// awaitOther waits, after another process took the page's lock
+// (flightKey's), for the page to appear in the store, until LockTimeout.
+// It stops waiting as soon as the lock is released without the page
+// (the other process did not store its answer) or marked pass (MarkPass:
+// its answer could not be shared), and the request then runs the
+// handler itself. done reports whether the request was answered (from the
+// store, or with ctx's error).
+func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey, flightKey string, t *flight.Turn[pageFlight]) (done bool, err error) {
 	m := r.Engine
 	ctx := req.Context()
 	if m.st.hooks.OnWait != nil {
@@ -180,9 +184,14 @@ func (r *Route[C]) awaitOther(c C, req *http.Request, kb *keyBuf, pageKey string
 	}
 	served := false
 	core.PollStore(ctx, m.cfg.LockTimeout, func() bool {
+		// The lock first: the page is written before the lock goes, so
+		// a lock found gone means the lookup that follows sees the page
+		// if there is one.
+		held, _, lerr := m.cache.LockState(ctx, flightKey)
 		var lk lookup
 		served, err = r.serveFresh(c, req, kb, pageKey, &lk, t)
-		return served || lk.state == lookFailed // failed: the store cannot tell, run the handler
+		// failed: the store cannot tell, run the handler
+		return served || lk.state == lookFailed || lerr != nil || !held
 	})
 	if served {
 		return true, err

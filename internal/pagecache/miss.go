@@ -42,6 +42,9 @@ type missParams struct {
 	// handoff, when not nil, holds what the miss lets go of once the page
 	// is written (see write.go).
 	handoff *handoff
+	// passLock, when not nil, marks the lock the miss holds pass
+	// (core.Cache.MarkPass), for an answer that cannot be shared.
+	passLock func()
 }
 
 // run runs the handler for a miss, streams its response to the client while
@@ -69,7 +72,12 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	}
 	member := m.cs != nil && !p.refresh // the response gets a Cache-Status member
 	if member {
-		cw.onHeader = func() { addMember(h, r.missMember(req, cw, rr, &p)) }
+		cw.onHeader = func() {
+			// The request as the handler left it when it wrote: inner
+			// middleware such as echo's ContextTimeout replaces it.
+			ended := ctx.Err() != nil || fe.Request(c).Context().Err() != nil
+			addMember(h, r.missMember(req, cw, rr, &p, ended))
+		}
 	}
 	finished := false
 	defer func() {
@@ -121,7 +129,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	if err != nil {
 		m.cache.CountBypass(BypassError)
 		if t != nil && !fe.Failure(err) {
-			t.Answered() // a 404, say, is the request's answer
+			r.passed(t, &p) // a 404, say, is the request's answer
 		}
 		if p.refresh {
 			m.cache.Logf("background refresh of %s: %v", req.URL, err)
@@ -138,7 +146,7 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 			m.cache.Logf("background refresh of %s not stored: %s (status %d)", req.URL, reason, cw.status)
 		}
 		if t != nil && wholeAnswer(reason, cw.status) {
-			t.Answered()
+			r.passed(t, &p)
 		}
 		return nil
 	}
@@ -168,6 +176,17 @@ func (r *Route[C]) run(c C, req *http.Request, p missParams, t *flight.Turn[page
 	return nil
 }
 
+// passed records that a miss's answer cannot be shared by its nature: the
+// requests waiting for it in the process are released (t), and those of
+// other processes through the lock, which is marked pass in place of
+// being released (after the response, with the release).
+func (r *Route[C]) passed(t *flight.Turn[pageFlight], p *missParams) {
+	t.Pass()
+	if p.passLock != nil && p.handoff != nil {
+		p.handoff.fns = append([]func(){p.passLock}, p.handoff.fns...)
+	}
+}
+
 // contextEnded reports whether a request's context ended while the handler
 // ran: the client went away, or a deadline passed, and the handler may
 // have cut its answer short. before is the context the handler was given;
@@ -181,6 +200,10 @@ func contextEnded(before, after context.Context) bool {
 // wholeAnswer reports whether a response not stored for reason was still
 // a complete answer, one that its own request needed (a cookie, private, a
 // 404), as opposed to a failure (an error, a 5xx, a response cut short).
+// A whole answer cannot be shared by its nature: the requests waiting for
+// it are released to run for themselves, and the page is passed for a
+// while (passFor). A failure is retried by one waiter first, so that a
+// failing backend does not get every waiter at once.
 func wholeAnswer(reason string, status int) bool {
 	switch reason {
 	case BypassNoResponse, BypassContext, BypassWriteError, BypassLength, BypassTagError, BypassError:
@@ -463,6 +486,13 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 		kb.b = appendVaryValues(kb.b, req.Header, m.vary, vary)
 		flightKey := string(kb.b)
 		t, pub, err := m.st.flights.Join(ctx, flightKey, m.st.hooks.OnWait)
+		if errors.Is(err, flight.ErrPass) {
+			// The page's last answer could not be shared: run the
+			// handler at once, neither waiting nor waited for, and
+			// without the lock.
+			m.countMiss(ctx, params)
+			return r.run(c, req, params, nil)
+		}
 		if err != nil {
 			return err
 		}
@@ -484,6 +514,7 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 			return r.run(c, req, params, nil)
 		}
 		defer t.End()
+		t.PassFor(m.passFor())
 		if moved {
 			// The runner of this variant may have stored it and left
 			// before this request joined.
@@ -504,11 +535,27 @@ func (r *Route[C]) miss(c C, req *http.Request, kb *keyBuf, pageKey string, lk *
 			release, acquired := cc.Lock(ctx, flightKey, m.cfg.LockTimeout)
 			if acquired {
 				ho.add(release)
-			} else if done, err := r.awaitOther(c, req, kb, pageKey, t); done {
+				params.passLock = func() { cc.MarkPass(ctx, flightKey, m.passFor()) }
+			} else if done, err := r.awaitOther(c, req, kb, pageKey, flightKey, t); done {
 				return err
 			}
 		}
 		m.countMiss(ctx, params)
 		return r.run(c, req, params, t)
 	}
+}
+
+// maxPass is the longest a page whose answer could not be shared is
+// passed: its concurrent misses neither wait for one another nor take the
+// lock (Varnish's hit-for-pass).
+const maxPass = 5 * time.Second
+
+// passFor returns how long a page whose answer could not be shared is
+// passed: the route's TTL, at most maxPass.
+func (m *Engine) passFor() time.Duration {
+	ttl := m.cache.TTL(m.cfg.TTL)
+	if ttl <= 0 || ttl > maxPass {
+		return maxPass
+	}
+	return ttl
 }

@@ -309,6 +309,9 @@ func contextEnded(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.
 				if first.Body.String() != "no results" {
 					t.Errorf("first request: body %q; want no results", first.Body.String())
 				}
+				if cs := first.Header().Get("Cache-Status"); strings.Contains(cs, "stored") || !strings.Contains(cs, "detail="+string(echocache.BypassContext)) {
+					t.Errorf("first request: Cache-Status %q; want detail=%s, not stored", cs, echocache.BypassContext)
+				}
 				if got := second.Header().Get("X-Cache"); got != "MISS" {
 					t.Errorf("second request: X-Cache %q; want MISS: the answer after the deadline was stored", got)
 				}

@@ -120,6 +120,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("stampede-per-variant", func(t *testing.T) { stampedePerVariant(t, fe, open) })
 			t.Run("stampede-waiter-cancelled", func(t *testing.T) { stampedeWaiterCancelled(t, fe, open) })
 			t.Run("stampede-authorization", func(t *testing.T) { stampedeAuthorization(t, fe, open) })
+			t.Run("stampede-pass-mark", func(t *testing.T) { stampedePassMark(t, fe, open) })
 			t.Run("declared-length", func(t *testing.T) { declaredLength(t, fe, open) })
 			t.Run("failure-after-writing", func(t *testing.T) { failureAfterWriting(t, fe, open) })
 			t.Run("trailers", func(t *testing.T) { trailers(t, fe, open) })
@@ -131,6 +132,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("ignored-query-refresh", func(t *testing.T) { ignoredQueryRefresh(t, fe, open) })
 		})
 	}
+	t.Run("lock-pass", func(t *testing.T) { lockPass(t, fe) })
 	t.Run("store-failures", func(t *testing.T) { storeFailures(t, fe) })
 	t.Run("compressed", func(t *testing.T) { compressed(t, fe) })
 	t.Run("writes", func(t *testing.T) { writes(t, fe) })

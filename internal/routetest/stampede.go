@@ -129,9 +129,10 @@ func writeText(c Ctx, code int, body string) error {
 }
 
 // stampedeShare: the leader's answer is shared with its waiters when it
-// can be; when it cannot (a cookie, a 500, an error, a panic), the turn
-// passes to one waiter (two after a private answer), whose page the
-// others get, and no waiter gets the leader's answer.
+// can be; when it cannot, no waiter gets it: after a failure (a 500, an
+// error, a panic) the turn passes to one waiter, whose page the others
+// get; after an answer that is not shared by its nature (a cookie) every
+// waiter runs for itself.
 func stampedeShare(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
 	const n = 8
 	for _, tt := range []struct {
@@ -139,8 +140,8 @@ func stampedeShare(t *testing.T, fe Frontend, open func(t *testing.T) *echocache
 		leader     func(c Ctx) error // the first call's behaviour after it is released
 		shared     bool
 		leaderCode int
-		// private: the leader's answer was whole but its own, so the turn
-		// goes to up to two waiters at once (slow start) rather than one.
+		// private: the leader's answer was whole but its own, so every
+		// waiter is released to run for itself.
 		private bool
 	}{
 		{name: "ok, a cacheable response is shared", leader: func(c Ctx) error { return writeText(c, http.StatusOK, "leader") }, shared: true, leaderCode: 200},
@@ -181,12 +182,12 @@ func stampedeShare(t *testing.T, fe Frontend, open func(t *testing.T) *echocache
 				}
 				return
 			}
-			maxCalls := int64(2)
+			want := int64(2)
 			if tt.private {
-				maxCalls = 3
+				want = n
 			}
-			if got := calls.Load(); got < 2 || got > maxCalls {
-				t.Errorf("the handler ran %d times; want a waiter's run and at most %d in all", got, maxCalls)
+			if got := calls.Load(); got != want {
+				t.Errorf("the handler ran %d times; want %d", got, want)
 			}
 			for i, rec := range recs[1:] {
 				if rec.Code != http.StatusOK || rec.Body.String() != "own" || rec.Header().Get("X-Own") != "1" {
@@ -201,59 +202,75 @@ func stampedeShare(t *testing.T, fe Frontend, open func(t *testing.T) *echocache
 }
 
 // stampedeHandoff: after a leader whose answer cannot be shared, its
-// waiters do not all run the handler at once: a failure (a panic behind
-// recovery middleware, an error, a 5xx) hands the turn to one waiter at a
-// time; a whole answer of the request's own (a 404 error, a cookie,
-// private) lets one more run per answer. Nobody ever gets another
-// request's cookie.
+// waiters do not queue behind one another. A failure (a panic behind
+// recovery middleware, an error, a 5xx) hands the turn to one waiter, so
+// that a failing backend does not get them all at once; when that one
+// fails too, the rest are released together. A whole answer of the
+// request's own (a 404 error, a cookie, private) releases every waiter at
+// once. Nobody ever gets another request's cookie.
 func stampedeHandoff(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
 	const n = 50
 	for _, tt := range []struct {
 		name      string
 		run       func(c Ctx, i int64) error // call number i's behaviour (the leader is call 1)
 		wantCalls int64                      // 0: n
-		maxAtOnce int
-		own       bool // every request gets an answer of its own
+		// serial is how many runs come one after the other (the leader's
+		// and the waiter's the turn is handed to); the runs after them
+		// must all be under way at once.
+		serial int64
+		own    bool // every request gets an answer of its own
 	}{
 		{name: "ok, the leader panics, the next runner's page is shared", run: func(c Ctx, i int64) error {
 			if i == 1 {
 				panic("leader panics")
 			}
 			return writeText(c, http.StatusOK, "page")
-		}, wantCalls: 2, maxAtOnce: 1},
+		}, wantCalls: 2, serial: 2},
 		{name: "ok, the leader errs, the next runner's page is shared", run: func(c Ctx, i int64) error {
 			if i == 1 {
 				return errHandler
 			}
 			return writeText(c, http.StatusOK, "page")
-		}, wantCalls: 2, maxAtOnce: 1},
-		{name: "nok, every run panics: one at a time", run: func(Ctx, int64) error { panic("down") }, maxAtOnce: 1},
-		{name: "nok, every run answers 503: one at a time", run: func(c Ctx, _ int64) error {
+		}, wantCalls: 2, serial: 2},
+		{name: "nok, every run panics: one waiter, then the rest at once", run: func(Ctx, int64) error { panic("down") }, serial: 2},
+		{name: "nok, every run answers 503: one waiter, then the rest at once", run: func(c Ctx, _ int64) error {
 			return writeText(c, http.StatusServiceUnavailable, "down")
-		}, maxAtOnce: 1},
-		{name: "nok, every run answers a 404 error: slow start", run: func(Ctx, int64) error { return StatusError(http.StatusNotFound) }, maxAtOnce: n / 2},
-		{name: "nok, every answer sets its own cookie: slow start", run: func(c Ctx, i int64) error {
+		}, serial: 2},
+		{name: "nok, every run answers a 404 error: all at once", run: func(Ctx, int64) error { return StatusError(http.StatusNotFound) }, serial: 1},
+		{name: "nok, every answer sets its own cookie: all at once", run: func(c Ctx, i int64) error {
 			c.Response().Header().Add("Set-Cookie", "sid="+strconv.FormatInt(i, 10))
 			return writeText(c, http.StatusOK, strconv.FormatInt(i, 10))
-		}, maxAtOnce: n / 2, own: true}, // a turn is added per answer: at most half run at once
-		{name: "nok, every answer is private: slow start", run: func(c Ctx, i int64) error {
+		}, serial: 1, own: true},
+		{name: "nok, every answer is private: all at once", run: func(c Ctx, i int64) error {
 			c.Response().Header().Set("Cache-Control", "private")
 			return writeText(c, http.StatusOK, strconv.FormatInt(i, 10))
-		}, maxAtOnce: n / 2, own: true},
+		}, serial: 1, own: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := open(t)
 			app := fe.NewApp(t, c)
 			entered, release := make(chan struct{}), make(chan struct{})
-			var running concurrency
+			serialDone, together := make(chan struct{}), newBarrier(n-int(tt.serial))
 			var seq atomic.Int64
 			app.Route("/s", Config{TTL: minute}, func(x Ctx) error {
-				running.enter()
-				defer running.leave()
 				i := seq.Add(1)
 				if i == 1 {
 					close(entered)
 					<-release
+				}
+				if i <= tt.serial {
+					if i == tt.serial {
+						defer close(serialDone)
+					}
+					return tt.run(x, i)
+				}
+				select {
+				case <-serialDone:
+				default:
+					t.Errorf("run %d began before run %d ended", i, tt.serial)
+				}
+				if !together.arrive() {
+					t.Errorf("run %d: the %d runs after the first %d were not under way at once", i, n-tt.serial, tt.serial)
 				}
 				return tt.run(x, i)
 			})
@@ -264,9 +281,6 @@ func stampedeHandoff(t *testing.T, fe Frontend, open func(t *testing.T) *echocac
 			}
 			if got := seq.Load(); got != want {
 				t.Errorf("the handler ran %d times; want %d", got, want)
-			}
-			if got := running.max(); got > tt.maxAtOnce {
-				t.Errorf("%d runs at once; want at most %d", got, tt.maxAtOnce)
 			}
 			bodies := map[string]bool{}
 			for i, rec := range recs {
@@ -279,6 +293,41 @@ func stampedeHandoff(t *testing.T, fe Frontend, open func(t *testing.T) *echocac
 				t.Errorf("%d answers told apart for %d requests; want every request's own", len(bodies), n)
 			}
 		})
+	}
+}
+
+// barrier lets n callers through once all of them have arrived.
+type barrier struct {
+	n    atomic.Int64
+	all  chan struct{}
+	once sync.Once
+}
+
+func newBarrier(n int) *barrier {
+	b := &barrier{all: make(chan struct{})}
+	b.n.Store(int64(n))
+	if n <= 0 {
+		close(b.all)
+	}
+	return b
+}
+
+// barrierBound bounds the wait at a barrier: far above the time the
+// callers take to arrive on a loaded machine, it only ends a test whose
+// callers cannot all arrive (they queue behind one another).
+const barrierBound = 20 * time.Second
+
+// arrive counts the caller in and waits for the others; it reports false
+// when they did not all arrive within barrierBound.
+func (b *barrier) arrive() bool {
+	if b.n.Add(-1) == 0 {
+		b.once.Do(func() { close(b.all) })
+	}
+	select {
+	case <-b.all:
+		return true
+	case <-time.After(barrierBound):
+		return false
 	}
 }
 
@@ -437,5 +486,117 @@ func stampedeAuthorization(t *testing.T, fe Frontend, open func(t *testing.T) *e
 	settle(t, c)
 	if rec := Do(app, "", "/s", "Authorization", "Bearer a"); rec.Body.String() != "for Bearer a" {
 		t.Errorf("with Authorization after the page was stored: body %q; want its own answer, never the stored page", rec.Body.String())
+	}
+}
+
+// stampedePassMark: once a page's answer could not be shared by its nature
+// (private), concurrent misses of the page neither wait for one another
+// nor are waited for, for a while (hit-for-pass): k requests all run the
+// handler at once, and none waits.
+func stampedePassMark(t *testing.T, fe Frontend, open func(t *testing.T) *echocache.Cache) {
+	const k = 8
+	c := open(t)
+	app := fe.NewApp(t, c)
+	var calls atomic.Int64
+	together := newBarrier(k)
+	app.Route("/s", Config{TTL: minute}, func(x Ctx) error {
+		if calls.Add(1) > 1 && !together.arrive() {
+			t.Errorf("the %d requests after a private answer did not run at once", k)
+		}
+		x.Response().Header().Set("Cache-Control", "private")
+		return writeText(x, http.StatusOK, "own")
+	})
+	if rec := Do(app, "", "/s"); rec.Body.String() != "own" {
+		t.Fatalf("first request: body %q; want own", rec.Body.String())
+	}
+	hooks := pagecache.HooksOf((*core.Cache)(c))
+	var waited atomic.Int64
+	hooks.OnWait = func() { waited.Add(1) }
+	t.Cleanup(func() { hooks.OnWait = nil })
+	var wg sync.WaitGroup
+	for range k {
+		wg.Go(func() {
+			if rec := Do(app, "", "/s"); rec.Body.String() != "own" {
+				t.Errorf("body %q; want own", rec.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	if got := waited.Load(); got != 0 {
+		t.Errorf("%d requests waited for another's private answer; want none", got)
+	}
+	if got := calls.Load(); got != k+1 {
+		t.Errorf("the handler ran %d times; want %d", got, k+1)
+	}
+}
+
+// lockPass: with LockTimeout, a request of another process (another Cache
+// on the same store) waiting for the lock's holder stops waiting as soon
+// as the holder's answer is known not to be stored, and runs the handler
+// itself, rather than waiting the whole LockTimeout.
+func lockPass(t *testing.T, fe Frontend) {
+	const lockTimeout = time.Minute // the wait the requests must not sit out
+	for _, tt := range []struct {
+		name   string
+		answer func(c Ctx) error
+		code   int
+	}{
+		{name: "nok, private", answer: func(c Ctx) error {
+			c.Response().Header().Set("Cache-Control", "private")
+			return writeText(c, http.StatusOK, "leader")
+		}, code: http.StatusOK},
+		{name: "nok, 500", answer: func(c Ctx) error { return writeText(c, http.StatusInternalServerError, "leader") }, code: http.StatusInternalServerError},
+		{name: "nok, a 404 error", answer: func(Ctx) error { return StatusError(http.StatusNotFound) }, code: http.StatusNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openStore(t, "redis")
+			procs := []*echocache.Cache{echocache.New(s), echocache.New(s)}
+			entered, release := make(chan struct{}), make(chan struct{})
+			var calls atomic.Int64
+			apps := make([]App, len(procs))
+			for i, c := range procs {
+				apps[i] = fe.NewApp(t, c)
+				apps[i].Route("/s", Config{TTL: minute, StaleIfError: minute, LockTimeout: lockTimeout}, func(x Ctx) error {
+					if calls.Add(1) == 1 {
+						close(entered)
+						<-release
+						return tt.answer(x)
+					}
+					x.Response().Header().Set("Cache-Control", "private")
+					return writeText(x, http.StatusOK, "own")
+				})
+			}
+			waiting := make(chan struct{}, 1)
+			hooks := pagecache.HooksOf((*core.Cache)(procs[1]))
+			hooks.OnWait = func() { waiting <- struct{}{} }
+			t.Cleanup(func() { hooks.OnWait = nil })
+
+			leader := make(chan *httptest.ResponseRecorder)
+			go func() { leader <- Do(apps[0], "", "/s") }()
+			<-entered
+			other := make(chan *httptest.ResponseRecorder)
+			var took time.Duration
+			go func() {
+				start := time.Now()
+				rec := Do(apps[1], "", "/s")
+				took = time.Since(start)
+				other <- rec
+			}()
+			<-waiting // the other process waits for the lock's holder
+			close(release)
+			if rec := <-leader; rec.Code != tt.code {
+				t.Errorf("the leader's status %d; want %d", rec.Code, tt.code)
+			}
+			rec := <-other
+			if rec.Body.String() != "own" {
+				t.Errorf("the other process's request: body %q; want its own answer", rec.Body.String())
+			}
+			if took >= lockTimeout/2 {
+				t.Errorf("the other process's request took %v; want it to stop waiting once the holder's answer was not stored, not sit out LockTimeout (%v)", took, lockTimeout)
+			}
+			if got := calls.Load(); got != 2 {
+				t.Errorf("the handler ran %d times; want 2", got)
+			}
+		})
 	}
 }

@@ -62,7 +62,8 @@ func newServer(store stores.Store) (*echo.Echo, error) {
 		StaleWhileRevalidate: 30 * time.Second,
 		// Served in place of a 5xx or an error for up to 10 minutes.
 		StaleIfError: 10 * time.Minute,
-		// Processes sharing the store render a missing page once.
+		// Processes sharing the store render a missing page once; an answer
+		// that is not stored does not make the others wait.
 		LockTimeout: 5 * time.Second,
 		Skipper: func(c echo.Context) bool {
 			return c.Path() == "/metrics"

@@ -298,9 +298,10 @@ func stampedeHandoff(t *testing.T, fe Frontend, open func(t *testing.T) *echocac
 
 // barrier lets n callers through once all of them have arrived.
 type barrier struct {
-	n    atomic.Int64
-	all  chan struct{}
-	once sync.Once
+	n      atomic.Int64
+	all    chan struct{}
+	once   sync.Once
+	broken atomic.Bool
 }
 
 func newBarrier(n int) *barrier {
@@ -318,17 +319,20 @@ func newBarrier(n int) *barrier {
 const barrierBound = 20 * time.Second
 
 // arrive counts the caller in and waits for the others; it reports false
-// when they did not all arrive within barrierBound.
+// when they did not all arrive within barrierBound, after which the
+// barrier is broken and lets every caller through at once, reporting
+// false.
 func (b *barrier) arrive() bool {
 	if b.n.Add(-1) == 0 {
 		b.once.Do(func() { close(b.all) })
 	}
 	select {
 	case <-b.all:
-		return true
 	case <-time.After(barrierBound):
-		return false
+		b.broken.Store(true)
+		b.once.Do(func() { close(b.all) })
 	}
+	return !b.broken.Load()
 }
 
 // stampedeLeaderGone: a leader whose client goes away hands the turn to a

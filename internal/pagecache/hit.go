@@ -228,8 +228,8 @@ func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e
 	}
 
 	// One allocation holds every header value: the status header's, Age's,
-	// Cache-Status's and the entry's.
-	vals := make([]string, 3+e.nVals)
+	// Cache-Status's, the entry's and Content-Length's.
+	vals := make([]string, 4+e.nVals)
 	if notModified {
 		e.applyHeaders(h, vals[3:], keepOn304)
 	} else {
@@ -255,11 +255,9 @@ func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	if req.Method == http.MethodHead {
-		// No body follows to let net/http count it.
-		if len(h["Content-Length"]) == 0 {
-			h.Set("Content-Length", strconv.Itoa(len(e.body)))
-		}
+	if declareLength(req.Method, e.status, len(e.body)) && len(h["Content-Length"]) == 0 {
+		vals[3+e.nVals] = strconv.Itoa(len(e.body))
+		h["Content-Length"] = vals[3+e.nVals : 4+e.nVals : 4+e.nVals]
 	}
 	w.WriteHeader(e.status)
 	if req.Method != http.MethodHead && len(e.body) > 0 {
@@ -268,6 +266,25 @@ func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e
 		}
 	}
 	return nil
+}
+
+// chunkedOver is the body size above which net/http sends a response
+// whose length is not declared with chunked transfer coding (its
+// bufferBeforeChunkingSize): below it, net/http buffers the body and
+// declares the length itself.
+const chunkedOver = 2048
+
+// declareLength reports whether a hit declares its Content-Length: for
+// HEAD, where no body follows for net/http to count, and for a body too
+// large for net/http to buffer, which would otherwise go chunked (more
+// bytes and a write more per response, and a client that cannot tell the
+// size). Never for a status that has no content (RFC 9110 §8.6: 1xx, 204;
+// 304 is answered before this).
+func declareLength(method string, status, n int) bool {
+	if status < 200 || status == http.StatusNoContent || status == http.StatusNotModified {
+		return false
+	}
+	return method == http.MethodHead || n > chunkedOver
 }
 
 // keepOn304 selects the headers a 304 carries (RFC 9110, 15.4.5).

@@ -127,6 +127,7 @@ func Run(t *testing.T, fe Frontend) {
 			t.Run("header-case", func(t *testing.T) { headerCase(t, fe, open) })
 			t.Run("context-ended", func(t *testing.T) { contextEnded(t, fe, open) })
 			t.Run("head-from-get", func(t *testing.T) { headFromGet(t, fe, open) })
+			t.Run("declared-hit-length", func(t *testing.T) { declaredHitLength(t, fe, open) })
 			t.Run("informational", func(t *testing.T) { informational(t, fe, open) })
 			t.Run("ignored-query", func(t *testing.T) { ignoredQuery(t, fe, open) })
 			t.Run("ignored-query-refresh", func(t *testing.T) { ignoredQueryRefresh(t, fe, open) })

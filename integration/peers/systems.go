@@ -93,6 +93,8 @@ func everyTime(n int) int { return n }
 var Systems = []System{
 	{Key: "echo", Module: "github.com/labstack/echo/v4", What: "static Echo handler (the limit)",
 		Store: StoreNone, Builds: everyTime, start: startEchoStatic},
+	{Key: "echo-hit-headers", Module: "github.com/labstack/echo/v4", What: "static Echo handler that also writes the four headers of a hit (Age, Cache-Status, ETag, X-Cache)",
+		Store: StoreNone, Limit: "echo", Builds: everyTime, start: startEchoHitHeaders},
 	{Key: "echocache-memory", Module: "github.com/echocache/echocache", What: "route cache, memory store",
 		Store: StoreMemory, Limit: "echo", Builds: once, start: echocacheOn(StoreMemory, openMemory)},
 	{Key: "go-redis", Module: "github.com/redis/go-redis/v9", What: "handler doing a bare GET (the redis limit)",
@@ -149,6 +151,23 @@ func newEcho(h echo.HandlerFunc, closers ...func() error) *echoServer {
 
 func startEchoStatic(o *origin, _ Env) (server, error) {
 	s := newEcho(o.echoHandler)
+	s.e.GET(RunsPath, o.runsHandler)
+	return s, nil
+}
+
+// startEchoHitHeaders is the static handler writing, besides the page,
+// the headers echocache's route cache adds to a hit by default, with
+// values of the same lengths: what a hit costs before the cache does
+// anything (each header is a map entry net/http clones, sorts and writes).
+func startEchoHitHeaders(o *origin, _ Env) (server, error) {
+	s := newEcho(func(c echo.Context) error {
+		h := c.Response().Header()
+		h["Age"] = []string{"0"}
+		h["Cache-Status"] = []string{"echocache; hit; ttl=3599"}
+		h["Etag"] = []string{`"92s2dSmPZLrO-2Io8yJYFQ"`}
+		h["X-Cache"] = []string{"HIT"}
+		return o.echoHandler(c)
+	})
 	s.e.GET(RunsPath, o.runsHandler)
 	return s, nil
 }

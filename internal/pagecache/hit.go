@@ -229,7 +229,12 @@ func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e
 
 	// One allocation holds every header value: the status header's, Age's,
 	// Cache-Status's, the entry's and Content-Length's.
-	vals := make([]string, 4+e.nVals)
+	declare := !notModified && declareLength(req.Method, e.status, len(e.body)) && len(h["Content-Length"]) == 0
+	n := 3 + e.nVals
+	if declare {
+		n++
+	}
+	vals := make([]string, n)
 	if notModified {
 		e.applyHeaders(h, vals[3:], keepOn304)
 	} else {
@@ -255,9 +260,9 @@ func (m *Engine) serve(req *http.Request, inm []string, w http.ResponseWriter, e
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	if declareLength(req.Method, e.status, len(e.body)) && len(h["Content-Length"]) == 0 {
-		vals[3+e.nVals] = strconv.Itoa(len(e.body))
-		h["Content-Length"] = vals[3+e.nVals : 4+e.nVals : 4+e.nVals]
+	if declare {
+		vals[n-1] = strconv.Itoa(len(e.body))
+		h["Content-Length"] = vals[n-1 : n : n]
 	}
 	w.WriteHeader(e.status)
 	if req.Method != http.MethodHead && len(e.body) > 0 {

@@ -34,6 +34,23 @@ func (r Row) CPUPerRequest() time.Duration {
 	}))
 }
 
+// Ratio is r's req/s as a ratio to l's: the median over the rounds of the
+// ratio within each round, where the two ran one after the other (the
+// machine's load moves whole rounds), or, when their rounds differ in
+// number, the ratio of their medians.
+func Ratio(r, l Row) float64 {
+	if len(r.Samples) != len(l.Samples) || len(r.Samples) == 0 {
+		return r.ReqPerSec() / l.ReqPerSec()
+	}
+	per := make([]Sample, len(r.Samples))
+	for i, s := range r.Samples {
+		if l.Samples[i].ReqPerSec > 0 {
+			per[i].ReqPerSec = s.ReqPerSec / l.Samples[i].ReqPerSec
+		}
+	}
+	return median(per, func(s Sample) float64 { return s.ReqPerSec })
+}
+
 func median(samples []Sample, f func(Sample) float64) float64 {
 	if len(samples) == 0 {
 		return 0
@@ -54,7 +71,8 @@ func median(samples []Sample, f func(Sample) float64) float64 {
 // its module path) and page size, the medians over the rounds of req/s,
 // p50 and p99 latency and server CPU per request, and req/s as a ratio to
 // the static Echo handler and to the system's limit (its store's bare
-// client, or its server's static handler). Runs where wrk saw errors, and
+// client, or its server's static handler), each the median of the rounds'
+// ratios (see Ratio). Runs where wrk saw errors, and
 // caches that built the page more than once, are listed under the table.
 func WriteTable(w io.Writer, rows []Row) error {
 	find := func(key string, size int) (Row, bool) {
@@ -73,7 +91,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 		if !ok || l.ReqPerSec() == 0 {
 			return "–"
 		}
-		return fmt.Sprintf("%.2f", r.ReqPerSec()/l.ReqPerSec())
+		return fmt.Sprintf("%.2f", Ratio(r, l))
 	}
 	var b strings.Builder
 	b.WriteString("| body | system | what | req/s | p50 | p99 | server CPU µs/req | × static | × limit |\n")

@@ -160,7 +160,7 @@ type MemcachedConfig struct {
 // # Contexts
 //
 // Over the binary protocol, a call's context bounds all of its I/O and
-// cancelling it interrupts the call. gomemcache (the ASCII protocol) takes
+// cancelling it interrupts the call (within 5 ms, see internal/mcbin). gomemcache (the ASCII protocol) takes
 // no context: the store returns the context's error as soon as the context
 // ends, and the round trip under way goes on in the background until it
 // completes or Timeout ends it. A call abandoned this way may still take

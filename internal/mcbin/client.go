@@ -199,16 +199,18 @@ func (c *Client) acquire(ctx context.Context, fresh bool) (cn *conn, reused bool
 		c.mu.Unlock()
 		now := time.Now()
 		// The deadline goes first: the check fails at once on a past one.
-		if cn.setDeadline(ctx, now, c.timeout) == nil && (now.Sub(cn.idle) < skipCheck || cn.peek.check() == nil) {
+		if cn.start(ctx, now, c.timeout) == nil && (now.Sub(cn.idle) < skipCheck || cn.peek.check() == nil) {
 			return cn, true, nil
 		}
+		cn.finish()
 		cn.close() // closed by the server (a restart), or out of step
 	}
 	cn, err = c.dialConn(ctx)
 	return cn, false, err
 }
 
-// dialConn opens and authenticates a connection.
+// dialConn opens and authenticates a connection, and starts the call on it
+// (see conn.start).
 func (c *Client) dialConn(ctx context.Context) (*conn, error) {
 	d := time.Now().Add(c.timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
@@ -221,19 +223,20 @@ func (c *Client) dialConn(ctx context.Context) (*conn, error) {
 		return nil, c.ioErr(ctx, "dial", err)
 	}
 	cn := newConn(nc)
-	if err := cn.setDeadline(ctx, time.Now(), c.timeout); err != nil {
+	if err := cn.start(ctx, time.Now(), c.timeout); err != nil {
+		cn.finish()
 		cn.close()
 		return nil, c.ioErr(ctx, "dial", err)
 	}
 	if c.user == "" {
 		return cn, nil
 	}
-	stop := cn.watch(ctx)
 	err = c.authenticate(cn)
-	if stop != nil && !stop() && err == nil {
+	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	if err != nil {
+		cn.finish()
 		cn.close()
 		if IsServerError(err) {
 			return nil, err
@@ -334,10 +337,9 @@ func (c *Client) do(ctx context.Context, op string, idempotent bool, exchange fu
 		if err != nil {
 			return err
 		}
-		stop := cn.watch(ctx)
 		before := cn.nread
 		err = exchange(cn)
-		interrupted := stop != nil && !stop()
+		interrupted := cn.finish()
 		if err == nil {
 			if interrupted {
 				cn.close() // its deadline is spoilt

@@ -718,6 +718,83 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 	})
 }
 
+// TestLongCalls covers calls under a cancellable context that outlast
+// watchAfter, the early deadline after which their context is watched:
+// their I/O goes on where it stopped, and a cancellation from then on
+// interrupts it at once.
+func TestLongCalls(t *testing.T) {
+	value := bytes.Repeat([]byte("late "), 1000)
+	t.Run("ok, an answer after watchAfter", func(t *testing.T) {
+		addr := serve(t, func(nc net.Conn) {
+			req := make([]byte, 4096)
+			n, err := nc.Read(req)
+			if err != nil || n < headerLen {
+				return
+			}
+			out := reply(req[:n], StatusOK, []byte{0, 0, 0, 7}, nil, value)
+			time.Sleep(2 * watchAfter) // past the client's early deadline
+			_, _ = nc.Write(out[:headerLen+2])
+			time.Sleep(2 * watchAfter) // and past it again within the reply
+			_, _ = nc.Write(out[headerLen+2:])
+			_, _ = nc.Read(req) // until the client closes
+		})
+		c := newClient(t, Config{Addr: addr, Timeout: time.Minute})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		it, err := c.Get(ctx, "k")
+		if err != nil || !bytes.Equal(it.Value, value) || it.Flags != 7 {
+			t.Fatalf("Get of an answer sent after %v = %d bytes, flags %d, %v; want the %d bytes, flags 7", 2*watchAfter, len(it.Value), it.Flags, err, len(value))
+		}
+	})
+	t.Run("ok, a write blocked past watchAfter", func(t *testing.T) {
+		big := bytes.Repeat([]byte{'b'}, 32<<20) // more than the sockets' buffers hold
+		got := make(chan int, 1)
+		addr := serve(t, func(nc net.Conn) {
+			time.Sleep(2 * watchAfter) // the client's write blocks meanwhile
+			br := bufio.NewReader(nc)
+			var hdr [headerLen]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return
+			}
+			n, _ := br.Discard(int(binary.BigEndian.Uint32(hdr[8:12])))
+			got <- n
+			_, _ = nc.Write(reply(hdr[:], StatusOK, nil, nil, nil))
+			_, _ = br.ReadByte() // until the client closes
+		})
+		c := newClient(t, Config{Addr: addr, Timeout: time.Minute})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if _, err := c.Set(ctx, Item{Key: "big", Value: big}); err != nil {
+			t.Fatalf("Set of %d bytes to a server that reads late: %v", len(big), err)
+		}
+		if n := <-got; n != 8+3+len(big) {
+			t.Fatalf("the server read a body of %d bytes; want %d", n, 8+3+len(big))
+		}
+	})
+	t.Run("nok, cancelled after watchAfter", func(t *testing.T) {
+		addr, got := blackHole(t)
+		c := newClient(t, Config{Addr: addr, Timeout: time.Hour})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Get(ctx, "k")
+			done <- err
+		}()
+		<-got                      // the request reached the server
+		time.Sleep(2 * watchAfter) // the context is watched from now on
+		cancel()
+		// Unwatched, the call would end only by its one-hour deadline.
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) || IsTransport(err) {
+				t.Fatalf("Get cancelled after %v error = %v; want context.Canceled, not a transport error", 2*watchAfter, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("Get cancelled after %v still waits a minute later", 2*watchAfter)
+		}
+	})
+}
+
 // scripted is a loopback server that reads one request and answers with
 // reply(request).
 func scripted(t *testing.T, reply func(req []byte) []byte) string {

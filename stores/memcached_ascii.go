@@ -99,16 +99,16 @@ func (n asciiNode) get(ctx context.Context, key string) (mcbin.Item, error) {
 	})
 }
 
-func (n asciiNode) getMulti(ctx context.Context, keys []string, fn func(i int, it mcbin.Item)) error {
-	items, err := asciiCall(ctx, n, true, func(c *memcache.Client) (map[string]*memcache.Item, error) {
+func (n asciiNode) getMulti(ctx context.Context, keys []string, items []mcbin.Item) error {
+	got, err := asciiCall(ctx, n, true, func(c *memcache.Client) (map[string]*memcache.Item, error) {
 		return c.GetMulti(keys)
 	})
 	if err != nil {
 		return err
 	}
 	for i, k := range keys {
-		if it, ok := items[k]; ok {
-			fn(i, mcbin.Item{Key: k, Value: it.Value, Flags: it.Flags, CAS: it.CasID})
+		if it, ok := got[k]; ok {
+			items[i] = mcbin.Item{Key: k, Value: it.Value, Flags: it.Flags, CAS: it.CasID}
 		}
 	}
 	return nil

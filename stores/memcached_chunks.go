@@ -124,12 +124,12 @@ func (m *Memcached) readChunked(ctx context.Context, s *mcServer, gen string, b 
 	for i := range keys {
 		keys[i] = m.chunkKey(gen, mf.id[:], i)
 	}
-	parts := make([][]byte, mf.chunks)
+	parts := make([]mcbin.Item, mf.chunks)
 	if err := m.usable(s); err != nil {
 		return nil, false, err
 	}
 	t0 := time.Now()
-	err := s.node.getMulti(ctx, keys, func(i int, it mcbin.Item) { parts[i] = it.Value })
+	err := s.node.getMulti(ctx, keys, parts)
 	m.observe(ctx, s, t0, err)
 	if err != nil {
 		return nil, false, err
@@ -140,13 +140,13 @@ func (m *Memcached) readChunked(ctx context.Context, s *mcServer, gen string, b 
 		if i == len(parts)-1 {
 			want = last
 		}
-		if p == nil || len(p) != want {
+		if p.Key == "" || len(p.Value) != want {
 			return nil, false, nil // evicted, deleted, or not ours: a miss
 		}
 	}
 	value := make([]byte, 0, mf.length)
 	for _, p := range parts {
-		value = append(value, p...)
+		value = append(value, p.Value...)
 	}
 	if xxhash.Sum64(value) != mf.sum {
 		m.logf("stores: memcached %s: a chunked entry's checksum does not match its chunks; read as a miss", s.addr)

@@ -21,9 +21,12 @@ import (
 type mcNode interface {
 	// get reads one item; errMCMiss when it is absent.
 	get(ctx context.Context, key string) (mcbin.Item, error)
-	// getMulti reads keys in one round trip and calls fn for each hit, i
-	// being the key's index in keys, before it returns.
-	getMulti(ctx context.Context, keys []string, fn func(i int, it mcbin.Item)) error
+	// getMulti reads keys in one round trip into items (as long as keys):
+	// the item of keys[i], when the server holds it, goes to items[i]; a
+	// miss leaves items[i] as it was. (A slice to fill rather than a
+	// callback: what a call through an interface captures escapes, and a
+	// hit would cost allocations.)
+	getMulti(ctx context.Context, keys []string, items []mcbin.Item) error
 	// set stores it. With it.CAS set it is a compare-and-swap: errMCExists
 	// when the item changed since, errMCMiss when it is gone.
 	set(ctx context.Context, it mcbin.Item) error
@@ -104,8 +107,8 @@ func (n binaryNode) get(ctx context.Context, key string) (mcbin.Item, error) {
 	return it, binaryErr(err)
 }
 
-func (n binaryNode) getMulti(ctx context.Context, keys []string, fn func(i int, it mcbin.Item)) error {
-	return binaryErr(n.c.GetMulti(ctx, keys, fn))
+func (n binaryNode) getMulti(ctx context.Context, keys []string, items []mcbin.Item) error {
+	return binaryErr(n.c.GetMulti(ctx, keys, func(i int, it mcbin.Item) { items[i] = it }))
 }
 
 func (n binaryNode) set(ctx context.Context, it mcbin.Item) error {

@@ -3,6 +3,7 @@ package stores
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/echocache/echocache/internal/mcbin"
@@ -119,37 +120,29 @@ func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, 
 		return err
 	}
 	n := len(keys)
-	names := make([]string, n+1)
+	r := getReadScratch(n + 1)
+	defer r.release()
+	names, items := r.names, r.items
 	names[n] = s.genKey
-	items := make([]mcbin.Item, n)
-	hit := make([]bool, n)
 	for attempt := 0; ; attempt++ {
 		for i, k := range keys {
 			names[i] = m.dataKey(gen, k)
 		}
-		clear(hit)
-		var cur []byte
-		haveGen := false
+		clear(items)
 		if err := m.usable(s); err != nil {
 			return err
 		}
 		t0 := time.Now()
-		err := s.node.getMulti(ctx, names, func(i int, it mcbin.Item) {
-			if i == n {
-				cur, haveGen = it.Value, true
-				return
-			}
-			items[i], hit[i] = it, true
-		})
+		err := s.node.getMulti(ctx, names, items)
 		m.observe(ctx, s, t0, err)
 		if err != nil {
 			return err
 		}
-		if !haveGen {
+		if items[n].Key == "" {
 			_, err := m.createGen(ctx, s)
 			return err
 		}
-		if string(cur) != gen {
+		if cur := items[n].Value; string(cur) != gen {
 			g, ok := m.storeGen(s, cur)
 			if !ok {
 				_, err := m.createGen(ctx, s)
@@ -163,11 +156,10 @@ func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, 
 				continue
 			}
 		}
-		for i := range keys {
-			if !hit[i] {
-				continue
+		for i, it := range items[:n] {
+			if it.Key == "" {
+				continue // a miss
 			}
-			it := items[i]
 			exp := it.Flags & mcExpiryMask
 			if it.Flags&mcManifestFlag == 0 {
 				found(i, it.Value, exp)
@@ -182,5 +174,41 @@ func (m *Memcached) readServer(ctx context.Context, s *mcServer, keys []string, 
 			}
 		}
 		return nil
+	}
+}
+
+// readScratch is the key names and items of one readServer call, reused
+// across calls (through readScratches) so that a read allocates only its
+// names and values.
+type readScratch struct {
+	names []string
+	items []mcbin.Item
+}
+
+// maxKeptScratch is the most keys a readScratch keeps room for once
+// released: a larger one (a GetMany of many keys) is left to the GC.
+const maxKeptScratch = 64
+
+var readScratches = sync.Pool{New: func() any { return new(readScratch) }}
+
+// getReadScratch returns a readScratch with room for n names and n zero
+// items.
+func getReadScratch(n int) *readScratch {
+	r := readScratches.Get().(*readScratch)
+	if cap(r.names) < n {
+		r.names = make([]string, n)
+		r.items = make([]mcbin.Item, n)
+	}
+	r.names, r.items = r.names[:n], r.items[:n]
+	return r
+}
+
+// release clears r, so that it keeps no key or value alive, and returns it
+// for reuse.
+func (r *readScratch) release() {
+	clear(r.names)
+	clear(r.items)
+	if cap(r.names) <= maxKeptScratch {
+		readScratches.Put(r)
 	}
 }

@@ -88,7 +88,7 @@ func FuzzGetMultiReplies(f *testing.F) {
 		m := multiReader{r: br, hdr: &hdr, maxBody: fuzzMaxBody, op: opGetKQ, base: base, n: len(keys), keys: keys}
 		last := -1
 		var noopSeen bool
-		err := m.read(func(i int, resp *response) error {
+		err := m.read(func(i int, resp response) error {
 			if i <= last || i >= len(keys) {
 				t.Fatalf("reply for index %d after %d, of %d keys", i, last, len(keys))
 			}

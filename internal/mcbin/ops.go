@@ -64,7 +64,7 @@ func (c *Client) GetMulti(ctx context.Context, keys []string, fn func(i int, it 
 				return err
 			}
 			m := multiReader{r: cn.br, hdr: &cn.hdr, maxBody: c.maxBody, op: opGetKQ, base: base, n: len(batch), keys: batch}
-			return m.read(func(i int, resp *response) error {
+			return m.read(func(i int, resp response) error {
 				switch resp.status {
 				case StatusOK:
 					fn(start+i, Item{Key: batch[i], Value: resp.value(), Flags: binary.BigEndian.Uint32(resp.extras()), CAS: resp.cas})
@@ -164,7 +164,7 @@ func (c *Client) SetMulti(ctx context.Context, items []Item) error {
 				return err
 			}
 			m := multiReader{r: cn.br, hdr: &cn.hdr, maxBody: c.maxBody, op: opSetQ, base: base, n: len(batch)}
-			return m.read(func(i int, resp *response) error {
+			return m.read(func(i int, resp response) error {
 				if resp.status == StatusAuthError {
 					return c.status(resp.status) // and the server closes the connection
 				}
@@ -219,7 +219,7 @@ func (c *Client) DeleteMulti(ctx context.Context, keys []string) error {
 				return err
 			}
 			m := multiReader{r: cn.br, hdr: &cn.hdr, maxBody: c.maxBody, op: opDeleteQ, base: base, n: len(batch)}
-			return m.read(func(i int, resp *response) error {
+			return m.read(func(i int, resp response) error {
 				switch resp.status {
 				case StatusOK, StatusKeyNotFound:
 				case StatusAuthError:

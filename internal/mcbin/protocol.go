@@ -143,7 +143,7 @@ type multiReader struct {
 // and is returned. Any reply that is not the answer to a request of the
 // pipeline, comes out of order, or carries another key than the one
 // requested is an error wrapping ErrProtocol.
-func (m *multiReader) read(fn func(i int, resp *response) error) error {
+func (m *multiReader) read(fn func(i int, resp response) error) error {
 	next := 0
 	for {
 		resp, err := readResponse(m.r, m.hdr, m.maxBody)
@@ -174,7 +174,7 @@ func (m *multiReader) read(fn func(i int, resp *response) error) error {
 			}
 		}
 		next = i + 1
-		if err := fn(i, &resp); err != nil {
+		if err := fn(i, resp); err != nil {
 			return err
 		}
 	}

@@ -98,7 +98,7 @@ func TestMultiReader(t *testing.T) {
 			var hdr [headerLen]byte
 			m := multiReader{r: bufio.NewReader(bytes.NewReader(tt.data)), hdr: &hdr, maxBody: 1024, op: opGetKQ, base: 100, n: len(keys), keys: keys}
 			var got []int
-			err := m.read(func(i int, resp *response) error {
+			err := m.read(func(i int, resp response) error {
 				got = append(got, i)
 				return nil
 			})

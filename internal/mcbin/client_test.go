@@ -725,25 +725,36 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 func TestLongCalls(t *testing.T) {
 	value := bytes.Repeat([]byte("late "), 1000)
 	t.Run("ok, an answer after watchAfter", func(t *testing.T) {
+		// The first request is answered at once, the second late, on the
+		// same connection: the second call starts with the first one's
+		// early deadline.
 		addr := serve(t, func(nc net.Conn) {
 			req := make([]byte, 4096)
-			n, err := nc.Read(req)
-			if err != nil || n < headerLen {
-				return
+			for late := false; ; late = true {
+				n, err := nc.Read(req)
+				if err != nil || n < headerLen {
+					return
+				}
+				out := reply(req[:n], StatusOK, []byte{0, 0, 0, 7}, nil, value)
+				if late {
+					time.Sleep(2 * watchAfter) // past the client's early deadline
+					_, _ = nc.Write(out[:headerLen+2])
+					time.Sleep(2 * watchAfter) // and past it again within the reply
+					out = out[headerLen+2:]
+				}
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
 			}
-			out := reply(req[:n], StatusOK, []byte{0, 0, 0, 7}, nil, value)
-			time.Sleep(2 * watchAfter) // past the client's early deadline
-			_, _ = nc.Write(out[:headerLen+2])
-			time.Sleep(2 * watchAfter) // and past it again within the reply
-			_, _ = nc.Write(out[headerLen+2:])
-			_, _ = nc.Read(req) // until the client closes
 		})
 		c := newClient(t, Config{Addr: addr, Timeout: time.Minute})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		it, err := c.Get(ctx, "k")
-		if err != nil || !bytes.Equal(it.Value, value) || it.Flags != 7 {
-			t.Fatalf("Get of an answer sent after %v = %d bytes, flags %d, %v; want the %d bytes, flags 7", 2*watchAfter, len(it.Value), it.Flags, err, len(value))
+		for _, when := range []string{"at once", "late"} {
+			it, err := c.Get(ctx, "k")
+			if err != nil || !bytes.Equal(it.Value, value) || it.Flags != 7 {
+				t.Fatalf("Get of an answer sent %s = %d bytes, flags %d, %v; want the %d bytes, flags 7", when, len(it.Value), it.Flags, err, len(value))
+			}
 		}
 	})
 	t.Run("ok, a write blocked past watchAfter", func(t *testing.T) {

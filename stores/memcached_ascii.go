@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,8 +101,11 @@ func (n asciiNode) get(ctx context.Context, key string) (mcbin.Item, error) {
 }
 
 func (n asciiNode) getMulti(ctx context.Context, keys []string, items []mcbin.Item) error {
+	// The round trip may go on after getMulti has returned (bounded), and
+	// the caller reuses keys then (readScratch): it gets names of its own.
+	own := slices.Clone(keys)
 	got, err := asciiCall(ctx, n, true, func(c *memcache.Client) (map[string]*memcache.Item, error) {
-		return c.GetMulti(keys)
+		return c.GetMulti(own)
 	})
 	if err != nil {
 		return err

@@ -23,7 +23,9 @@ type mcNode interface {
 	get(ctx context.Context, key string) (mcbin.Item, error)
 	// getMulti reads keys in one round trip into items (as long as keys):
 	// the item of keys[i], when the server holds it, goes to items[i]; a
-	// miss leaves items[i] as it was. (A slice to fill rather than a
+	// miss leaves items[i] as it was. Nothing may use keys or items once
+	// it has returned, not even a round trip left going on in the
+	// background: the caller reuses them. (A slice to fill rather than a
 	// callback: what a call through an interface captures escapes, and a
 	// hit would cost allocations.)
 	getMulti(ctx context.Context, keys []string, items []mcbin.Item) error

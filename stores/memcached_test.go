@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -765,6 +766,46 @@ func TestMemcachedHungServer(t *testing.T) {
 			assert.Less(t, time.Since(start), 2*time.Second, "Get from a hung server (%s, user %q) took too long", protocol, user)
 		}
 	}
+}
+
+// TestMemcachedASCIIAbandonedRead checks that reads over the ASCII protocol
+// that their callers abandon (the client went away, under concurrent load)
+// leave the round trips going on in the background key names of their
+// own: gomemcache takes no context, so such a round trip still reads the
+// names after the read has returned, and again when it finds its
+// connection reset, while the store reuses a read's names for the next
+// read. Under -race, names shared with the background are a data race.
+func TestMemcachedASCIIAbandonedRead(t *testing.T) {
+	p := faultproxy.Start(t, servertest.Memcached(t))
+	s := newMemcached(t, stores.MemcachedConfig{Servers: []string{p.Addr()}, Protocol: stores.MemcachedASCII, Timeout: 5 * time.Second})
+	require.NoError(t, s.Set(t.Context(), "k", []byte("v"), 0))
+	p.Stall()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			// The client goes away while its read waits on the stalled server.
+			timer := time.AfterFunc(20*time.Millisecond, cancel)
+			defer timer.Stop()
+			_, err := s.Get(ctx, "k")
+			assert.ErrorIs(t, err, context.Canceled)
+		})
+	}
+	wg.Wait()
+	p.Drop() // the abandoned round trips find their connections reset and run once more
+	p.Pass()
+	for range 8 {
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			v, err := s.Get(ctx, "k")
+			if assert.NoError(t, err) {
+				assert.Equal(t, "v", string(v))
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // rawBinary returns an mcbin client on addr, for items the ASCII protocol

@@ -782,6 +782,35 @@ func TestLongCalls(t *testing.T) {
 			t.Fatalf("the server read a body of %d bytes; want %d", n, 8+3+len(big))
 		}
 	})
+	t.Run("ok, a write blocked past watchAfter, on a connection that cannot resume", func(t *testing.T) {
+		// A wrapped connection (TLS, say) is not resumed after a
+		// deadline: its call gets its real deadline at once.
+		big := bytes.Repeat([]byte{'b'}, 32<<20)
+		addr := serve(t, func(nc net.Conn) {
+			time.Sleep(2 * watchAfter)
+			br := bufio.NewReader(nc)
+			var hdr [headerLen]byte
+			if _, err := io.ReadFull(br, hdr[:]); err != nil {
+				return
+			}
+			_, _ = br.Discard(int(binary.BigEndian.Uint32(hdr[8:12])))
+			_, _ = nc.Write(reply(hdr[:], StatusOK, nil, nil, nil))
+			_, _ = br.ReadByte()
+		})
+		var d net.Dialer
+		c := newClient(t, Config{Addr: addr, Timeout: time.Minute, DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			nc, err := d.DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			return &stickyConn{Conn: nc}, nil
+		}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if _, err := c.Set(ctx, Item{Key: "big", Value: big}); err != nil {
+			t.Fatalf("Set of %d bytes over a wrapped connection to a server that reads late: %v", len(big), err)
+		}
+	})
 	t.Run("nok, cancelled after watchAfter", func(t *testing.T) {
 		addr, got := blackHole(t)
 		c := newClient(t, Config{Addr: addr, Timeout: time.Hour})
@@ -923,4 +952,20 @@ func TestClose(t *testing.T) {
 	if c.Close() != nil {
 		t.Error("second Close returned an error")
 	}
+}
+
+// stickyConn is a connection whose writes, once one has failed, all fail
+// with that error, as crypto/tls's do after a write timed out.
+type stickyConn struct {
+	net.Conn
+	err error
+}
+
+func (c *stickyConn) Write(b []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.Conn.Write(b)
+	c.err = err
+	return n, err
 }

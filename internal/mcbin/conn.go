@@ -26,7 +26,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // deadline at most watchAfter away, and only a call still under way when
 // that passes checks its context, watches it and sets its real deadline
 // (conn.extend). A cancelled call ends at most watchAfter after the
-// cancellation.
+// cancellation. Only on a plain TCP or Unix socket (conn.resumable): a
+// wrapped connection (TLS) is watched at once.
 const watchAfter = 5 * time.Millisecond
 
 // conn is one connection to the server. It is used by one call at a time.
@@ -51,10 +52,19 @@ type conn struct {
 	early    bool        // the deadline set is an early one (earlyAt), before deadline
 	earlyAt  time.Time   // the early deadline set on nc; zero when it has another
 	stop     func() bool // ends the watch of ctx; nil when not watched
+	// resumable: nc is a plain socket, whose I/O goes on after an early
+	// deadline; other connections get the real deadline and a watch at once.
+	resumable bool
 }
 
 func newConn(nc net.Conn) *conn {
 	cn := &conn{nc: nc, peek: newPeeker(nc)}
+	// I/O past a deadline resumes on a socket; crypto/tls and other
+	// wrappers may not resume a write that timed out.
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		cn.resumable = true
+	}
 	cn.br = bufio.NewReaderSize(cn, 4096)
 	cn.interrupt = func() { _ = nc.SetDeadline(aLongTimeAgo) }
 	return cn
@@ -181,7 +191,15 @@ func (cn *conn) start(ctx context.Context, now time.Time, timeout time.Duration)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
 		d = dl
 	}
-	cn.ctx, cn.deadline, cn.stop = ctx, d, nil
+	cn.ctx, cn.deadline, cn.stop, cn.early = ctx, d, nil, false
+	if ctx.Done() != nil && !cn.resumable {
+		cn.earlyAt = time.Time{}
+		if err := cn.nc.SetDeadline(d); err != nil {
+			return err
+		}
+		cn.stop = context.AfterFunc(ctx, cn.interrupt)
+		return nil
+	}
 	cn.early = ctx.Done() != nil && d.Sub(now) > watchAfter
 	if !cn.early {
 		cn.earlyAt = time.Time{}
